@@ -1,0 +1,124 @@
+# qnext - a terminal chat for Qwen3-Next-80B-A3B on the CPU.
+# GNU make.  `make` builds ./qnext, `make check` runs every test, `make deps`
+# installs the Debian packages, `make bench` prints speed figures.
+VERSION = 0.1
+PREFIX = /usr/local
+MANPREFIX = $(PREFIX)/share/man
+DATADIR = $(PREFIX)/share/qnext
+PKG_CONFIG = pkg-config
+# BUILD: release | debug | asan | tsan
+BUILD = release
+-include config.mk
+
+O    = build/$(BUILD)
+PKGS = ncursesw readline openblas sqlite3 libpcre2-8 libutf8proc jansson libcrypto
+DEB_PKGS = build-essential pkg-config clang groff-base tmux libncurses-dev libreadline-dev \
+	libopenblas-dev libsqlite3-dev libpcre2-dev libutf8proc-dev libjansson-dev libssl-dev
+
+ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+MISSING := $(shell for p in $(PKGS); do $(PKG_CONFIG) --exists $$p || echo $$p; done)
+ifneq ($(MISSING),)
+$(error missing libraries: $(MISSING); run `make deps` (installs: $(DEB_PKGS)))
+endif
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS))
+endif
+
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+       -Wpointer-arith -Wwrite-strings -Wvla -Wformat=2 -Wno-unused-parameter
+OPT_release = -O2 -g -DNDEBUG
+OPT_debug   = -O0 -g3
+OPT_asan    = -O1 -g3 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+OPT_tsan    = -O1 -g3 -fsanitize=thread
+ARCH       = -march=x86-64-v2 -mtune=generic
+ISA_avx2   = -mavx2 -mfma -mf16c
+ISA_avx512 = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+CPPFLAGS = -D_GNU_SOURCE -DVERSION=\"$(VERSION)\" -DDATADIR=\"$(DATADIR)\" -Iinclude
+CFLAGS   = -std=c11 -pthread $(WARN) $(OPT_$(BUILD)) $(ARCH)
+LDFLAGS_ALL = $(filter -fsanitize=%,$(OPT_$(BUILD)))
+LDLIBS   = $(PKG_LIBS) -lm -pthread
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c ui/*.c engine/*.c engine/kernels/*.c))
+TESTS   = $(patsubst %.c,$(O)/%,$(wildcard tests/test-*.c))
+FUZZERS = $(patsubst tests/%.c,build/fuzz/%,$(wildcard tests/fuzz-*.c))
+
+all: qnext
+
+qnext: $(O)/qnext
+	cp -f $< $@
+
+$(O)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(ISA_$(*F)) -MMD -MP -c -o $@ $<
+$(O)/libqnext.a: $(LIB_SRC:%.c=$(O)/%.o)
+	$(AR) rcs $@ $^
+$(O)/qnext: $(O)/src/main.o $(O)/libqnext.a
+	$(CC) $(CFLAGS) $(LDFLAGS_ALL) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(O)/tests/%: $(O)/tests/%.o $(O)/libqnext.a
+	$(CC) $(CFLAGS) $(LDFLAGS_ALL) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Tests run from the repository root; OpenBLAS's own pool stays off (ours splits the work).
+TEST_ENV = OPENBLAS_NUM_THREADS=1 QNEXT_BIN=$(CURDIR)/$(O)/qnext
+test: $(TESTS) $(O)/qnext
+	@fail=0; for t in $(TESTS); do echo "== $$t"; $(TEST_ENV) $$t || fail=1; done; \
+	for s in tests/cli-*.sh; do [ -f "$$s" ] || continue; echo "== $$s"; \
+	    $(TEST_ENV) sh $$s || fail=1; done; exit $$fail
+
+check: lint
+	$(MAKE) test
+	$(MAKE) BUILD=asan test
+	$(MAKE) fuzz-run
+
+# Fuzz harnesses (libFuzzer, clang).  `make fuzz-run` does a fixed number of runs.
+FUZZ_RUNS = 20000
+# The parsers under fuzz only need these sources (no kernels, no threads).
+FUZZ_SRC = src/util.c engine/safetensors.c engine/config.c
+build/fuzz/%: tests/%.c $(FUZZ_SRC)
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \
+	    -o $@ $< $(FUZZ_SRC) $(LDLIBS)
+fuzz: $(FUZZERS)
+fuzz-run: $(FUZZERS)
+	@for f in $(FUZZERS); do n=$$(basename $$f); echo "== $$n ($(FUZZ_RUNS) runs)"; \
+	    mkdir -p build/fuzz/corpus-$$n; \
+	    $$f -runs=$(FUZZ_RUNS) -max_len=65536 build/fuzz/corpus-$$n tests/fuzz/$$n \
+	        >build/fuzz/$$n.log 2>&1 || { tail -40 build/fuzz/$$n.log; exit 1; }; \
+	    echo "$$n: 1 passed, 0 failed"; done
+
+run: qnext
+	./qnext verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors
+
+bench: $(O)/qnext
+	OPENBLAS_NUM_THREADS=1 $(O)/qnext bench -m tests/data/small $(BENCH_ARGS)
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS); \
+	else \
+	    echo "run as root:  sudo apt-get install -y $(DEB_PKGS)"; \
+	fi
+
+install: all
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(DATADIR)
+	cp -f $(O)/qnext $(DESTDIR)$(PREFIX)/bin/
+	sed 's/@VERSION@/$(VERSION)/g' man/qnext.1 > $(DESTDIR)$(MANPREFIX)/man1/qnext.1
+	cp -Rf share/. $(DESTDIR)$(DATADIR)/
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/bin/qnext $(DESTDIR)$(MANPREFIX)/man1/qnext.1 $(DESTDIR)$(DATADIR)
+clean:
+	rm -rf build qnext
+
+lint:
+	@for m in man/*.[1-9]; do groff -mdoc -ww -z $$m || exit 1; done
+	@test -z "$$(find src ui engine -name '*.c' -printf '%f\n' | sort | uniq -d)" || \
+	    { echo "duplicate file stems"; exit 1; }
+	@! grep -l '<curses.h>\|<readline/' $$(find src engine -name '*.c') /dev/null
+	@for h in include/*.h; do echo "#include \"$${h#include/}\"" | \
+	    $(CC) $(CPPFLAGS) $(PKG_CFLAGS) -std=c11 -fsyntax-only -x c - || exit 1; done
+	@echo "lint: 1 passed, 0 failed"
+format:
+	clang-format -i $$(find src ui engine include tests -name '*.[ch]')
+
+.PHONY: all qnext run test check bench deps install uninstall clean lint format fuzz fuzz-run
+.SECONDARY:
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,906 @@
+/*
+ * forward.c - the Qwen3-Next forward pass (MODEL.md §2).
+ *
+ * DESIGN: tokens are processed in steps of up to n_batch tokens.  Each step
+ * runs the decoder layers over all its tokens at once, so every weight matrix
+ * is streamed once per step: projections are matrix x batch products, the
+ * MoE block groups the step's tokens by expert, the DeltaNet recurrence walks
+ * the tokens in order with each head's state kept in cache, and attention
+ * reads the KV cache.  Decode is the same code with a batch of one.
+ *
+ * Parallel work goes through the pool as "steps": a list of matrix products
+ * (each split by output rows between the workers) or a per-head loop, ended
+ * by one barrier.  Small sequential glue (norms, routing, gathering) runs on
+ * the owner thread between steps.
+ *
+ * Numerics: residual stream, norms, softmax, rotary, conv and delta-rule
+ * state are float32.  Matrix products use float32 activations on the
+ * reference path (ctx_opts.f32) and int8 activations per 32-block for
+ * quantized weights otherwise.
+ *
+ * Thread affinity: the context's owner thread; workers only run the step
+ * functions below on disjoint output ranges.
+ */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "ops.h"
+#include "pool.h"
+#include "util.h"
+
+/* Matrix products per step at most (experts x 2 + shared x 3 in the MoE). */
+#define MAX_JOBS 1100
+
+struct mm_job {
+	const struct qmat *W;
+	const float *X;       /* [n_tok][W->n_in] (float path) */
+	const struct qact *A; /* quantized X (int8 path), or NULL */
+	int n_tok;
+	float *Y; /* [n_tok][ldy] */
+	int ldy;
+};
+
+/* One Gated DeltaNet layer's recurrent state. */
+struct gdn_state {
+	float *conv; /* [conv_kernel - 1][conv_dim] last raw conv inputs, oldest first */
+	float *S;    /* [Hv][dv][dk] delta-rule state, one dk-row per value channel */
+};
+
+struct ctx {
+	const struct model *m;
+	const struct kernels *k;
+	struct pool *pool;
+	struct ctx_opts o;
+	int pos;
+	uint64_t bytes;
+
+	/* Per-step activations, [n_batch][...]. */
+	float *x;     /* [B][dim] residual stream */
+	float *h;     /* [B][dim] normed input of a block */
+	float *y;     /* [B][dim] block output */
+	float *big1;  /* [B][big] projection outputs (qkvz, q+gate) */
+	float *big2;  /* [B][big] conv output / attention output */
+	float *mid;   /* [B][mid] small projections (ba, k, v) */
+	float *zbuf;  /* [B][value_dim] DeltaNet output gate z */
+	struct qact qa;  /* quantized h (or any block input) */
+	struct qact qa2; /* quantized second-stage inputs */
+
+	/* Full attention. */
+	float *kc, *vc;   /* [n_full][n_kv][n_ctx][head_dim] */
+	float *scores;    /* [n_threads][n_ctx] */
+	double *inv_freq; /* [rotary_dim / 2] */
+
+	/* DeltaNet. */
+	struct gdn_state *gdn; /* [n_layers] (used for DeltaNet layers) */
+	float *gb;             /* [B][Hv] beta, then [B][Hv] g */
+
+	/* MoE. */
+	float *router;   /* [B][n_experts] logits -> probabilities */
+	int *sel;        /* [B][top_k] chosen experts */
+	float *selw;     /* [B][top_k] their weights */
+	int *cnt;        /* [n_experts] assignments per expert */
+	int *off;        /* [n_experts + 1] start of each expert's slice */
+	int *slot_tok;   /* [B * top_k] token of each slice row */
+	float *slot_w;   /* [B * top_k] routing weight of each slice row */
+	float *gx;       /* [B * top_k][dim] gathered inputs */
+	float *g1, *g2;  /* [B * top_k][inter] gate and up outputs */
+	float *gy;       /* [B * top_k][dim] expert outputs */
+	float *sh1, *sh2; /* [B][shared_inter] */
+	float *shy;      /* [B][dim] */
+	float *shr;      /* [B] shared expert gate logit */
+	struct qact qg;  /* quantized gx rows */
+	struct qact qm;  /* quantized intermediate rows */
+	struct qact qs;  /* quantized shared intermediate */
+	struct qact *views; /* [2][n_experts] per-expert row views of qg and qm */
+
+	/* BLAS fallback tiles, [n_threads][64 * max_in]. */
+	float *blas_tmp;
+	int max_in;
+
+	/* Jobs of the current step. */
+	struct mm_job jobs[MAX_JOBS];
+	int n_jobs;
+
+	float *capture; /* [n_layers + 1][capture_n][dim] or NULL */
+	int capture_n, capture_at;
+};
+
+/* ---- matrix products through the pool -------------------------------- */
+
+static bool
+use_q8(const struct ctx *c, const struct qmat *W)
+{
+	return !c->o.f32 && W->fmt == WFMT_GPTQ && qmat_q8_ok(W);
+}
+
+/* Queue Y = W X for the next run_jobs().  A may be NULL (float path). */
+static void
+add_job(struct ctx *c, const struct qmat *W, const float *X, const struct qact *A, int n_tok,
+	float *Y, int ldy)
+{
+	struct mm_job *j;
+
+	if (c->n_jobs == MAX_JOBS)
+		fatal("forward: too many matrix products in one step");
+	j = &c->jobs[c->n_jobs++];
+	j->W = W;
+	j->X = X;
+	j->A = use_q8(c, W) ? A : NULL;
+	j->n_tok = n_tok;
+	j->Y = Y;
+	j->ldy = ldy;
+}
+
+static void
+job_range(struct ctx *c, const struct mm_job *j, int b, int e, int worker)
+{
+	if (j->A != NULL)
+		c->k->matmul_q8(j->W, j->A, j->Y, j->ldy, b, e);
+	else if (j->n_tok >= 64 && j->W->fmt == WFMT_GPTQ)
+		kernels_matmul_blas(j->W, j->X, j->n_tok, j->Y, j->ldy, b, e,
+				    c->blas_tmp + (size_t)worker * 64 * c->max_in);
+	else
+		c->k->matmul_f32(j->W, j->X, j->n_tok, j->Y, j->ldy, b, e);
+}
+
+/*
+ * Every worker takes its share of every job.  Small jobs (fewer output rows
+ * than 16 per worker) go whole to one worker, round robin, so tiny matrices
+ * do not pay for splitting.
+ */
+static void
+jobs_worker(void *arg, int w, int n)
+{
+	struct ctx *c = arg;
+	int rr = 0;
+
+	for (int i = 0; i < c->n_jobs; i++) {
+		const struct mm_job *j = &c->jobs[i];
+		int b, e;
+
+		if (j->W->n_out < 16 * n) {
+			if (rr++ % n == w)
+				job_range(c, j, 0, j->W->n_out, w);
+			continue;
+		}
+		pool_split(j->W->n_out, 16, w, n, &b, &e);
+		if (b < e)
+			job_range(c, j, b, e, w);
+	}
+}
+
+static void
+run_jobs(struct ctx *c)
+{
+	if (c->n_jobs > 0)
+		pool_run(c->pool, jobs_worker, c);
+	c->n_jobs = 0;
+}
+
+/* Quantize X [n_tok][n] into A when any product on the int8 path will need it. */
+static const struct qact *
+quantize(struct ctx *c, struct qact *A, const float *X, int n_tok, int n)
+{
+	if (c->o.f32)
+		return NULL;
+	c->k->quantize_act(X, n_tok, n, A);
+	return A;
+}
+
+/* A view of rows [t0, t0 + n_tok) of a quantized batch (kernels.h layout). */
+static struct qact
+qact_rows(const struct qact *A, int t0, int n_tok)
+{
+	struct qact v = *A;
+	size_t row = (size_t)A->n_blk * QK;
+
+	v.q = A->q + (size_t)t0 * row;
+	v.qp = A->qp + (size_t)t0 * row;
+	v.d = A->d + (size_t)t0 * A->n_blk;
+	v.sum = A->sum + (size_t)t0 * A->n_blk;
+	v.n_tok = n_tok;
+	return v;
+}
+
+/* ---- gated attention (MODEL.md §2.3) ---------------------------------- */
+
+/* Norm + rotary for q and k of token t; store k, v into the cache. */
+static void
+attn_prepare(struct ctx *c, const struct layer_attn *a, int slot, int t, int n_tok)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	int hd = cfg->head_dim, nkv = cfg->n_kv_heads, qd = cfg->n_heads * hd;
+	int pos = c->pos + t;
+	float *qg = c->big1 + (size_t)t * 2 * qd;
+	float *kk = c->mid + (size_t)t * 2 * nkv * hd, *vv = kk + nkv * hd;
+
+	(void)n_tok;
+	for (int h = 0; h < cfg->n_heads; h++) {
+		float *q = qg + (size_t)h * 2 * hd;
+
+		ops_rmsnorm_zc(q, q, a->q_norm, hd, cfg->rms_eps);
+		ops_rope(q, cfg->rotary_dim, pos, c->inv_freq);
+	}
+	for (int h = 0; h < nkv; h++) {
+		size_t at = (((size_t)slot * nkv + h) * c->o.n_ctx + pos) * hd;
+
+		ops_rmsnorm_zc(c->kc + at, kk + h * hd, a->k_norm, hd, cfg->rms_eps);
+		ops_rope(c->kc + at, cfg->rotary_dim, pos, c->inv_freq);
+		memcpy(c->vc + at, vv + h * hd, (size_t)hd * sizeof(float));
+	}
+}
+
+struct attn_step {
+	struct ctx *c;
+	int slot, n_tok;
+};
+
+/* One (token, head) pair: softmax(q K^T / sqrt(hd)) V, times sigmoid(gate). */
+static void
+attn_head(struct ctx *c, int slot, int t, int h, float *sc)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	int hd = cfg->head_dim, nkv = cfg->n_kv_heads, qd = cfg->n_heads * hd;
+	int kvh = h / (cfg->n_heads / nkv), n_pos = c->pos + t + 1;
+	const float *q = c->big1 + (size_t)t * 2 * qd + (size_t)h * 2 * hd;
+	const float *gate = q + hd;
+	const float *K = c->kc + ((size_t)slot * nkv + kvh) * c->o.n_ctx * hd;
+	const float *V = c->vc + ((size_t)slot * nkv + kvh) * c->o.n_ctx * hd;
+	float *o = c->big2 + (size_t)t * qd + (size_t)h * hd;
+	float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+	double sum = 0;
+
+	for (int s = 0; s < n_pos; s++) {
+		sc[s] = c->k->dot(q, K + (size_t)s * hd, hd) * scale;
+		mx = sc[s] > mx ? sc[s] : mx;
+	}
+	for (int s = 0; s < n_pos; s++) {
+		sc[s] = expf(sc[s] - mx);
+		sum += sc[s];
+	}
+	memset(o, 0, (size_t)hd * sizeof(float));
+	for (int s = 0; s < n_pos; s++)
+		c->k->axpy(o, (float)(sc[s] / sum), V + (size_t)s * hd, hd);
+	for (int i = 0; i < hd; i++)
+		o[i] *= ops_sigmoid(gate[i]);
+}
+
+static void
+attn_worker(void *arg, int w, int n)
+{
+	struct attn_step *st = arg;
+	struct ctx *c = st->c;
+	int nh = c->m->cfg.n_heads, b, e;
+
+	pool_split(st->n_tok * nh, 1, w, n, &b, &e);
+	for (int i = b; i < e; i++)
+		attn_head(c, st->slot, i / nh, i % nh, c->scores + (size_t)w * c->o.n_ctx);
+}
+
+static void
+layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	int hd = cfg->head_dim, kd = cfg->n_kv_heads * hd, qd = cfg->n_heads * hd;
+	const struct qact *A = quantize(c, &c->qa, c->h, n_tok, cfg->hidden_size);
+	struct attn_step st = { c, slot, n_tok };
+
+	/* k and v of token t share one row of mid: [k | v]. */
+	add_job(c, &a->q_proj, c->h, A, n_tok, c->big1, 2 * qd);
+	add_job(c, &a->k_proj, c->h, A, n_tok, c->mid, 2 * kd);
+	add_job(c, &a->v_proj, c->h, A, n_tok, c->mid + kd, 2 * kd);
+	run_jobs(c);
+	for (int t = 0; t < n_tok; t++)
+		attn_prepare(c, a, slot, t, n_tok);
+	pool_run(c->pool, attn_worker, &st);
+	add_job(c, &a->o_proj, c->big2, quantize(c, &c->qa2, c->big2, n_tok, qd), n_tok, c->y,
+		cfg->hidden_size);
+	run_jobs(c);
+}
+
+/* ---- Gated DeltaNet (MODEL.md §2.4) ----------------------------------- */
+
+/*
+ * Scatter the grouped qkvz projection of token t into the conv input order
+ * [q heads | k heads | v heads] (written to big2's row t) and z.
+ */
+static void
+gdn_split(struct ctx *c, int t)
+{
+	const struct model *m = c->m;
+	int dk = m->cfg.lin_k_dim, dv = m->cfg.lin_v_dim;
+	int r = m->cfg.lin_n_v_heads / m->cfg.lin_n_k_heads, grp = 2 * dk + 2 * r * dv;
+	const float *p = c->big1 + (size_t)t * m->qkvz_dim;
+	float *u = c->big2 + (size_t)t * m->qkvz_dim, *z = c->zbuf + (size_t)t * m->value_dim;
+
+	for (int g = 0; g < m->cfg.lin_n_k_heads; g++) {
+		const float *src = p + (size_t)g * grp;
+
+		memcpy(u + g * dk, src, (size_t)dk * sizeof(float));
+		memcpy(u + m->key_dim + g * dk, src + dk, (size_t)dk * sizeof(float));
+		memcpy(u + 2 * m->key_dim + g * r * dv, src + 2 * dk, (size_t)r * dv * sizeof(float));
+		memcpy(z + g * r * dv, src + 2 * dk + r * dv, (size_t)r * dv * sizeof(float));
+	}
+}
+
+struct gdn_step {
+	struct ctx *c;
+	const struct layer_gdn *g;
+	struct gdn_state *s;
+	int n_tok;
+};
+
+/*
+ * Causal depthwise conv + SiLU for channels [b, e), in place over the rows of
+ * big2 (stride qkvz_dim); then the conv state keeps the last Kc-1 raw inputs.
+ */
+static void
+gdn_conv_range(struct gdn_step *st, int b, int e)
+{
+	struct ctx *c = st->c;
+	int kc = c->m->cfg.conv_kernel, cd = c->m->conv_dim, T = st->n_tok;
+	size_t ld = (size_t)c->m->qkvz_dim;
+	float win[16];
+
+	for (int ch = b; ch < e; ch++) {
+		const float *w = st->g->conv + (size_t)ch * kc;
+
+		/* win holds the Kc-1 previous raw inputs of this channel. */
+		for (int j = 0; j < kc - 1; j++)
+			win[j] = st->s->conv[(size_t)j * cd + ch];
+		for (int t = 0; t < T; t++) {
+			float *u = c->big2 + t * ld + ch, raw = *u, acc = w[kc - 1] * raw;
+
+			for (int j = 0; j < kc - 1; j++)
+				acc += w[j] * win[j];
+			for (int j = 0; j + 1 < kc - 1; j++)
+				win[j] = win[j + 1];
+			if (kc > 1)
+				win[kc - 2] = raw;
+			*u = ops_silu(acc);
+		}
+		for (int j = 0; j < kc - 1; j++)
+			st->s->conv[(size_t)j * cd + ch] = win[j];
+	}
+}
+
+static void
+gdn_conv_worker(void *arg, int w, int n)
+{
+	struct gdn_step *st = arg;
+	int b, e;
+
+	pool_split(st->c->m->conv_dim, 64, w, n, &b, &e);
+	gdn_conv_range(st, b, e);
+}
+
+/* l2-normalise q and k of every key head of token t; q also gets 1/sqrt(dk). */
+static void
+gdn_qk_norm(struct ctx *c, int t)
+{
+	const struct model *m = c->m;
+	int dk = m->cfg.lin_k_dim;
+	float *u = c->big2 + (size_t)t * m->qkvz_dim;
+
+	for (int g = 0; g < m->cfg.lin_n_k_heads; g++) {
+		ops_l2norm(u + g * dk, dk, 1e-6f, 1.0f / sqrtf((float)dk));
+		ops_l2norm(u + m->key_dim + g * dk, dk, 1e-6f, 1.0f);
+	}
+}
+
+/* beta = sigmoid(b), g = -exp(A_log) * softplus(a + dt_bias) for token t. */
+static void
+gdn_gates(struct ctx *c, const struct layer_gdn *g, int t)
+{
+	int hv = c->m->cfg.lin_n_v_heads, r = hv / c->m->cfg.lin_n_k_heads;
+	const float *ba = c->mid + (size_t)t * 2 * hv;
+	float *beta = c->gb + (size_t)t * 2 * hv, *gg = beta + hv;
+
+	for (int h = 0; h < hv; h++) {
+		int grp = h / r, s = h % r;
+
+		beta[h] = ops_sigmoid(ba[grp * 2 * r + s]);
+		gg[h] = g->neg_exp_a[h] * ops_softplus(ba[grp * 2 * r + r + s] + g->dt_bias[h]);
+	}
+}
+
+/*
+ * The gated delta rule for value head h over the step's tokens, then the
+ * gated RMSNorm of each output.  S is [dv][dk]: each value channel's row is
+ * decayed, read against k, corrected by the delta and read against q while
+ * it sits in L1.
+ */
+static void
+gdn_head(struct gdn_step *st, int h)
+{
+	struct ctx *c = st->c;
+	const struct model *m = c->m;
+	int dk = m->cfg.lin_k_dim, dv = m->cfg.lin_v_dim, hv = m->cfg.lin_n_v_heads;
+	int kh = h / (hv / m->cfg.lin_n_k_heads);
+	float *S = st->s->S + (size_t)h * dv * dk;
+
+	for (int t = 0; t < st->n_tok; t++) {
+		const float *u = c->big2 + (size_t)t * m->qkvz_dim;
+		const float *q = u + kh * dk, *kk = u + m->key_dim + kh * dk;
+		const float *v = u + 2 * m->key_dim + h * dv;
+		const float *gb = c->gb + (size_t)t * 2 * hv;
+		float *o = c->big1 + (size_t)t * m->value_dim + h * dv;
+
+		ops_delta_step(c->k, S, dk, dv, q, kk, v, gb[h], expf(gb[hv + h]), o);
+		ops_rmsnorm_gated(o, st->g->norm, c->zbuf + (size_t)t * m->value_dim + h * dv, dv,
+				  m->cfg.rms_eps);
+	}
+}
+
+static void
+gdn_head_worker(void *arg, int w, int n)
+{
+	struct gdn_step *st = arg;
+	int b, e;
+
+	pool_split(st->c->m->cfg.lin_n_v_heads, 1, w, n, &b, &e);
+	for (int h = b; h < e; h++)
+		gdn_head(st, h);
+}
+
+static void
+layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_tok)
+{
+	const struct model *m = c->m;
+	const struct qact *A = quantize(c, &c->qa, c->h, n_tok, m->cfg.hidden_size);
+	struct gdn_step st = { c, g, s, n_tok };
+
+	add_job(c, &g->in_qkvz, c->h, A, n_tok, c->big1, m->qkvz_dim);
+	add_job(c, &g->in_ba, c->h, A, n_tok, c->mid, 2 * m->cfg.lin_n_v_heads);
+	run_jobs(c);
+	for (int t = 0; t < n_tok; t++)
+		gdn_split(c, t);
+	pool_run(c->pool, gdn_conv_worker, &st);
+	for (int t = 0; t < n_tok; t++) {
+		gdn_qk_norm(c, t);
+		gdn_gates(c, g, t);
+	}
+	/* Head outputs go to big1 [T][value_dim] (the projection is consumed). */
+	pool_run(c->pool, gdn_head_worker, &st);
+	add_job(c, &g->out, c->big1, quantize(c, &c->qa2, c->big1, n_tok, m->value_dim), n_tok,
+		c->y, m->cfg.hidden_size);
+	run_jobs(c);
+}
+
+/* ---- sparse MoE (MODEL.md §2.5) --------------------------------------- */
+
+/* Route token t: probabilities in router, choices in sel/selw. */
+static void
+moe_route(struct ctx *c, int t)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	int tk = cfg->n_experts_per_tok;
+
+	ops_moe_route(c->router + (size_t)t * cfg->n_experts, cfg->n_experts, tk,
+		      cfg->norm_topk_prob, c->sel + (size_t)t * tk, c->selw + (size_t)t * tk);
+}
+
+/* Order the step's (token, expert) pairs by expert and gather their inputs. */
+static void
+moe_group(struct ctx *c, int n_tok)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	int ne = cfg->n_experts, tk = cfg->n_experts_per_tok, d = cfg->hidden_size;
+
+	memset(c->cnt, 0, (size_t)ne * sizeof(int));
+	for (int i = 0; i < n_tok * tk; i++)
+		c->cnt[c->sel[i]]++;
+	c->off[0] = 0;
+	for (int e = 0; e < ne; e++)
+		c->off[e + 1] = c->off[e] + c->cnt[e];
+	memset(c->cnt, 0, (size_t)ne * sizeof(int));
+	for (int i = 0; i < n_tok * tk; i++) {
+		int e = c->sel[i], row = c->off[e] + c->cnt[e]++;
+
+		c->slot_tok[row] = i / tk;
+		c->slot_w[row] = c->selw[i];
+		memcpy(c->gx + (size_t)row * d, c->h + (size_t)(i / tk) * d, (size_t)d * sizeof(float));
+	}
+}
+
+static void
+swiglu(float *g, const float *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		g[i] = ops_silu(g[i]) * u[i];
+}
+
+static void
+moe_experts(struct ctx *c, const struct layer_moe *e, int n_rows)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	int d = cfg->hidden_size, w = cfg->moe_inter;
+	const struct qact *A = quantize(c, &c->qg, c->gx, n_rows, d);
+	struct qact *views = c->views;
+
+	for (int x = 0; x < cfg->n_experts; x++) {
+		int r0 = c->off[x], n = c->off[x + 1] - r0;
+		const struct qact *Ax = NULL;
+
+		if (n == 0)
+			continue;
+		if (A != NULL) {
+			views[x] = qact_rows(A, r0, n);
+			Ax = &views[x];
+		}
+		add_job(c, &e->gate[x], c->gx + (size_t)r0 * d, Ax, n, c->g1 + (size_t)r0 * w, w);
+		add_job(c, &e->up[x], c->gx + (size_t)r0 * d, Ax, n, c->g2 + (size_t)r0 * w, w);
+	}
+	run_jobs(c);
+	swiglu(c->g1, c->g2, (size_t)n_rows * w);
+	A = quantize(c, &c->qm, c->g1, n_rows, w);
+	views += cfg->n_experts;
+	for (int x = 0; x < cfg->n_experts; x++) {
+		int r0 = c->off[x], n = c->off[x + 1] - r0;
+		const struct qact *Ax = NULL;
+
+		if (n == 0)
+			continue;
+		if (A != NULL) {
+			views[x] = qact_rows(A, r0, n);
+			Ax = &views[x];
+		}
+		add_job(c, &e->down[x], c->g1 + (size_t)r0 * w, Ax, n, c->gy + (size_t)r0 * d, d);
+	}
+	run_jobs(c);
+}
+
+static void
+moe_shared(struct ctx *c, const struct layer_moe *e, const struct qact *A, int n_tok)
+{
+	int d = c->m->cfg.hidden_size, w = c->m->cfg.shared_inter;
+
+	add_job(c, &e->sh_gate, c->h, A, n_tok, c->sh1, w);
+	add_job(c, &e->sh_up, c->h, A, n_tok, c->sh2, w);
+	add_job(c, &e->sh_router, c->h, A, n_tok, c->shr, 1);
+	run_jobs(c);
+	swiglu(c->sh1, c->sh2, (size_t)n_tok * w);
+	add_job(c, &e->sh_down, c->sh1, quantize(c, &c->qs, c->sh1, n_tok, w), n_tok, c->shy, d);
+	run_jobs(c);
+}
+
+static void
+layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	int d = cfg->hidden_size, n_rows = n_tok * cfg->n_experts_per_tok;
+	const struct qact *A = quantize(c, &c->qa, c->h, n_tok, d);
+
+	add_job(c, &e->router, c->h, A, n_tok, c->router, cfg->n_experts);
+	run_jobs(c);
+	for (int t = 0; t < n_tok; t++)
+		moe_route(c, t);
+	moe_group(c, n_tok);
+	moe_experts(c, e, n_rows);
+	if (e->has_shared)
+		moe_shared(c, e, A, n_tok);
+	for (int t = 0; t < n_tok; t++) {
+		float *y = c->y + (size_t)t * d, gate = e->has_shared ? ops_sigmoid(c->shr[t]) : 0;
+
+		for (int i = 0; i < d; i++)
+			y[i] = e->has_shared ? gate * c->shy[(size_t)t * d + i] : 0;
+	}
+	for (int r = 0; r < n_rows; r++)
+		c->k->axpy(c->y + (size_t)c->slot_tok[r] * d, c->slot_w[r], c->gy + (size_t)r * d,
+			   d);
+}
+
+static void
+layer_mlp(struct ctx *c, const struct layer_mlp *l, int n_tok)
+{
+	int d = c->m->cfg.hidden_size, w = c->m->cfg.intermediate_size;
+	const struct qact *A = quantize(c, &c->qa, c->h, n_tok, d);
+
+	/* Dense layers reuse the expert buffers (sized for top_k x inter rows). */
+	add_job(c, &l->gate, c->h, A, n_tok, c->g1, w);
+	add_job(c, &l->up, c->h, A, n_tok, c->g2, w);
+	run_jobs(c);
+	swiglu(c->g1, c->g2, (size_t)n_tok * w);
+	add_job(c, &l->down, c->g1, quantize(c, &c->qm, c->g1, n_tok, w), n_tok, c->y, d);
+	run_jobs(c);
+}
+
+/* ---- the decoder ------------------------------------------------------- */
+
+static void
+capture(struct ctx *c, int layer, int t0, int n_tok)
+{
+	int d = c->m->cfg.hidden_size;
+
+	if (c->capture == NULL || c->capture_at + t0 + n_tok > c->capture_n)
+		return;
+	memcpy(c->capture + ((size_t)layer * c->capture_n + c->capture_at + t0) * d, c->x,
+	       (size_t)n_tok * d * sizeof(float));
+}
+
+static void
+norm_rows(float *y, const float *x, const float *w, int n_tok, int d, float eps)
+{
+	for (int t = 0; t < n_tok; t++)
+		ops_rmsnorm_zc(y + (size_t)t * d, x + (size_t)t * d, w, d, eps);
+}
+
+static void
+add_rows(float *x, const float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] += y[i];
+}
+
+static void
+decoder_step(struct ctx *c, const int32_t *tok, int n_tok, int t0)
+{
+	const struct model *m = c->m;
+	int d = m->cfg.hidden_size, slot = 0;
+
+	for (int t = 0; t < n_tok; t++)
+		qmat_row_f32(&m->embed, tok[t], c->x + (size_t)t * d);
+	capture(c, 0, t0, n_tok);
+	for (int i = 0; i < m->cfg.n_layers; i++) {
+		const struct layer *l = &m->layers[i];
+
+		norm_rows(c->h, c->x, l->in_norm, n_tok, d, m->cfg.rms_eps);
+		if (l->full)
+			layer_attn(c, &l->attn, slot++, n_tok);
+		else
+			layer_gdn(c, &l->gdn, &c->gdn[i], n_tok);
+		add_rows(c->x, c->y, (size_t)n_tok * d);
+		norm_rows(c->h, c->x, l->post_norm, n_tok, d, m->cfg.rms_eps);
+		if (l->moe)
+			layer_moe(c, &l->moe_w, n_tok);
+		else
+			layer_mlp(c, &l->mlp, n_tok);
+		add_rows(c->x, c->y, (size_t)n_tok * d);
+		capture(c, i + 1, t0, n_tok);
+	}
+}
+
+/* Final norm + lm_head for rows [r0, r0 + n) of the step into logits. */
+static void
+head(struct ctx *c, int r0, int n, float *logits)
+{
+	const struct model *m = c->m;
+	int d = m->cfg.hidden_size;
+
+	norm_rows(c->h, c->x + (size_t)r0 * d, m->final_norm, n, d, m->cfg.rms_eps);
+	add_job(c, &m->lm_head, c->h, quantize(c, &c->qa, c->h, n, d), n, logits,
+		m->cfg.vocab_size);
+	run_jobs(c);
+}
+
+int
+ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all_logits,
+	    char **cause)
+{
+	int vocab = c->m->cfg.vocab_size;
+
+	if (n <= 0)
+		return cause_set(cause, "no tokens to process");
+	if (c->pos + n > c->o.n_ctx)
+		return cause_set(cause, "context full: %d + %d tokens exceed --ctx %d", c->pos, n,
+				 c->o.n_ctx);
+	for (int i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= vocab)
+			return cause_set(cause, "token id %d out of range (vocabulary %d)", tokens[i],
+					 vocab);
+	for (int t0 = 0; t0 < n; t0 += c->o.n_batch) {
+		int nt = MIN(c->o.n_batch, n - t0);
+
+		decoder_step(c, tokens + t0, nt, t0);
+		if (logits != NULL && all_logits)
+			head(c, 0, nt, logits + (size_t)t0 * vocab);
+		else if (logits != NULL && t0 + nt == n)
+			head(c, nt - 1, 1, logits);
+		c->pos += nt;
+	}
+	c->capture_at += n;
+	return 0;
+}
+
+/* ---- context lifetime -------------------------------------------------- */
+
+static void *
+ctx_alloc(struct ctx *c, size_t n, size_t size, bool *ok)
+{
+	void *p;
+
+	if (n == 0)
+		n = 1;
+	if ((p = calloc(n, size)) == NULL)
+		*ok = false;
+	c->bytes += n * size;
+	return p;
+}
+
+static bool
+alloc_moe(struct ctx *c, int B)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	size_t rows = (size_t)B * MAX(cfg->n_experts_per_tok, 1), d = (size_t)cfg->hidden_size;
+	size_t w = (size_t)MAX(cfg->moe_inter, 1), sw = (size_t)MAX(cfg->shared_inter, 1);
+	bool ok = true;
+
+	/* Dense layers (none in Qwen3-Next, but allowed) put B rows of
+	 * intermediate_size into g1/g2. */
+	for (int i = 0; i < cfg->n_layers; i++)
+		if (!c->m->layers[i].moe)
+			w = MAX(w, (size_t)cfg->intermediate_size);
+	c->router = ctx_alloc(c, (size_t)B * cfg->n_experts, sizeof(float), &ok);
+	c->sel = ctx_alloc(c, rows, sizeof(int), &ok);
+	c->selw = ctx_alloc(c, rows, sizeof(float), &ok);
+	c->cnt = ctx_alloc(c, (size_t)cfg->n_experts, sizeof(int), &ok);
+	c->off = ctx_alloc(c, (size_t)cfg->n_experts + 1, sizeof(int), &ok);
+	c->slot_tok = ctx_alloc(c, rows, sizeof(int), &ok);
+	c->slot_w = ctx_alloc(c, rows, sizeof(float), &ok);
+	c->gx = ctx_alloc(c, rows * d, sizeof(float), &ok);
+	c->g1 = ctx_alloc(c, rows * w, sizeof(float), &ok);
+	c->g2 = ctx_alloc(c, rows * w, sizeof(float), &ok);
+	c->gy = ctx_alloc(c, rows * d, sizeof(float), &ok);
+	c->sh1 = ctx_alloc(c, (size_t)B * sw, sizeof(float), &ok);
+	c->sh2 = ctx_alloc(c, (size_t)B * sw, sizeof(float), &ok);
+	c->shy = ctx_alloc(c, (size_t)B * d, sizeof(float), &ok);
+	c->shr = ctx_alloc(c, (size_t)B, sizeof(float), &ok);
+	c->views = ctx_alloc(c, 2 * (size_t)MAX(cfg->n_experts, 1), sizeof(struct qact), &ok);
+	if (ok && (qact_init(&c->qg, (int)d, (int)rows) != 0 ||
+		   qact_init(&c->qm, (int)w, (int)rows) != 0 ||
+		   qact_init(&c->qs, (int)sw, B) != 0))
+		ok = false;
+	return ok;
+}
+
+static bool
+alloc_layers(struct ctx *c)
+{
+	const struct model *m = c->m;
+	const struct model_config *cfg = &m->cfg;
+	size_t kv = (size_t)m->n_full * cfg->n_kv_heads * c->o.n_ctx * cfg->head_dim;
+	size_t st = (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim;
+	bool ok = true;
+
+	c->kc = ctx_alloc(c, kv, sizeof(float), &ok);
+	c->vc = ctx_alloc(c, kv, sizeof(float), &ok);
+	c->gdn = ctx_alloc(c, (size_t)cfg->n_layers, sizeof(struct gdn_state), &ok);
+	for (int i = 0; ok && i < cfg->n_layers; i++) {
+		if (m->layers[i].full)
+			continue;
+		c->gdn[i].conv = ctx_alloc(c, (size_t)(cfg->conv_kernel - 1) * m->conv_dim,
+					   sizeof(float), &ok);
+		c->gdn[i].S = ctx_alloc(c, st, sizeof(float), &ok);
+	}
+	return ok;
+}
+
+static bool
+alloc_step(struct ctx *c, int B)
+{
+	const struct model *m = c->m;
+	const struct model_config *cfg = &m->cfg;
+	size_t d = (size_t)cfg->hidden_size, qd = (size_t)cfg->n_heads * cfg->head_dim;
+	size_t big = MAX((size_t)m->qkvz_dim, 2 * qd);
+	size_t mid = MAX((size_t)4 * cfg->n_kv_heads * cfg->head_dim, (size_t)2 * cfg->lin_n_v_heads);
+	int n_thr = pool_size(c->pool);
+	bool ok = true;
+
+	c->max_in = (int)MAX(MAX(d, qd), (size_t)m->value_dim);
+	c->max_in = MAX(c->max_in, MAX(cfg->moe_inter, MAX(cfg->shared_inter, cfg->intermediate_size)));
+	c->x = ctx_alloc(c, B * d, sizeof(float), &ok);
+	c->h = ctx_alloc(c, B * d, sizeof(float), &ok);
+	c->y = ctx_alloc(c, B * d, sizeof(float), &ok);
+	c->big1 = ctx_alloc(c, B * big, sizeof(float), &ok);
+	c->big2 = ctx_alloc(c, B * big, sizeof(float), &ok);
+	c->mid = ctx_alloc(c, B * mid, sizeof(float), &ok);
+	c->zbuf = ctx_alloc(c, B * (size_t)m->value_dim, sizeof(float), &ok);
+	c->gb = ctx_alloc(c, (size_t)B * 2 * cfg->lin_n_v_heads, sizeof(float), &ok);
+	c->scores = ctx_alloc(c, (size_t)n_thr * c->o.n_ctx, sizeof(float), &ok);
+	c->inv_freq = ctx_alloc(c, (size_t)cfg->rotary_dim / 2 + 1, sizeof(double), &ok);
+	c->blas_tmp = ctx_alloc(c, (size_t)n_thr * 64 * c->max_in, sizeof(float), &ok);
+	if (ok && (qact_init(&c->qa, c->max_in, B) != 0 || qact_init(&c->qa2, c->max_in, B) != 0))
+		ok = false;
+	if (ok)
+		ops_rope_freqs(c->inv_freq, cfg->rotary_dim, cfg->rope_theta);
+	return ok;
+}
+
+struct ctx *
+ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
+{
+	struct ctx *c = xcalloc(1, sizeof(*c));
+	int B;
+
+	c->m = m;
+	c->o = *o;
+	c->k = o->kernels != NULL ? o->kernels : kernels_get();
+	if (c->o.n_ctx <= 0)
+		c->o.n_ctx = 4096;
+	if (c->o.n_batch <= 0)
+		c->o.n_batch = 64;
+	c->o.n_batch = MIN(c->o.n_batch, c->o.n_ctx);
+	B = c->o.n_batch;
+	if ((c->pool = pool_new(o->n_threads > 0 ? o->n_threads : pool_default_threads(),
+				cause)) == NULL)
+		goto fail;
+	if (!alloc_step(c, B) || !alloc_layers(c) || !alloc_moe(c, B)) {
+		cause_set(cause, "out of memory for a %d-token context (%.1f GB needed); try a "
+				 "smaller --ctx",
+			  c->o.n_ctx, (double)c->bytes / 1e9);
+		goto fail;
+	}
+	return c;
+fail:
+	ctx_free(c);
+	return NULL;
+}
+
+void
+ctx_free(struct ctx *c)
+{
+	if (c == NULL)
+		return;
+	pool_free(c->pool);
+	if (c->gdn != NULL)
+		for (int i = 0; i < c->m->cfg.n_layers; i++) {
+			free(c->gdn[i].conv);
+			free(c->gdn[i].S);
+		}
+	free(c->gdn);
+	free(c->kc);
+	free(c->vc);
+	free(c->x), free(c->h), free(c->y), free(c->big1), free(c->big2), free(c->mid);
+	free(c->zbuf), free(c->gb), free(c->scores), free(c->inv_freq), free(c->blas_tmp);
+	free(c->router), free(c->sel), free(c->selw), free(c->cnt), free(c->off);
+	free(c->slot_tok), free(c->slot_w), free(c->gx), free(c->g1), free(c->g2), free(c->gy);
+	free(c->sh1), free(c->sh2), free(c->shy), free(c->shr), free(c->views);
+	qact_release(&c->qa);
+	qact_release(&c->qa2);
+	qact_release(&c->qg);
+	qact_release(&c->qm);
+	qact_release(&c->qs);
+	free(c);
+}
+
+void
+ctx_reset(struct ctx *c)
+{
+	const struct model *m = c->m;
+	const struct model_config *cfg = &m->cfg;
+
+	c->pos = 0;
+	for (int i = 0; i < cfg->n_layers; i++) {
+		if (m->layers[i].full)
+			continue;
+		memset(c->gdn[i].conv, 0,
+		       (size_t)(cfg->conv_kernel - 1) * m->conv_dim * sizeof(float));
+		memset(c->gdn[i].S, 0,
+		       (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim * sizeof(float));
+	}
+}
+
+int
+ctx_pos(const struct ctx *c)
+{
+	return c->pos;
+}
+
+uint64_t
+ctx_bytes(const struct ctx *c)
+{
+	return c->bytes;
+}
+
+void
+ctx_capture_hidden(struct ctx *c, float *buf, int n_total)
+{
+	c->capture = buf;
+	c->capture_n = n_total;
+	c->capture_at = 0;
+}

@@ -1,0 +1,804 @@
+/*
+ * avx2.c - the AVX2 + FMA + F16C tier of the compute kernels (Haswell and
+ * later, Zen).  Same results as scalar.c to float rounding; avx512.c is the
+ * same algorithm with 16-wide registers.  Any thread.
+ *
+ * GPTQ matrices are read in place (zero-copy).  qweight[K * bits / 32][N]
+ * puts the words of consecutive output channels side by side, so one 256-bit
+ * load is 8 outputs x 32 / bits inputs.  A "panel" is a few qweight rows
+ * (8 for decode: one QK block of 8-bit weights, two of 4-bit, four of 2-bit;
+ * one block per panel for prefill) swept across the whole output range
+ * [o0, o1), 8 outputs per step; each step adds its blocks into Y.  Memory
+ * thus sees a handful of neighbouring sequential streams.  Walking all inputs
+ * for a narrow strip of outputs instead hops a whole qweight row per load;
+ * that measured 3-5x slower from DRAM.  When a panel is small (narrow
+ * matrices such as the 512-output experts) the hardware prefetchers lose
+ * track of its short streams, so each step also prefetches the next panel in
+ * address order (2048 -> 512: +70% here, 2x on a Xeon).
+ *
+ * matmul_q8 multiplies unsigned weight bytes by int8 activations with maddubs:
+ * 4- and 2-bit weights are masked out of the word as bytes 0..15 / 0..3 (a
+ * block leaves 16 products of at most 15 * 127 in each int16); 8-bit would
+ * saturate maddubs, so they are shifted to q - 128 and multiplied with the
+ * sign trick (abs of the weight, activation negated where the weight is), and
+ * the zero point is corrected with (z - 128) * sum(a) instead of z * sum(a).
+ * Activations are never -128, so neither trick overflows.  Each block ends
+ * in int32, is scaled by d_b in float, and each step does one fma with the
+ * group scale into Y.
+ *
+ * Prefill (several tokens) works on output chunks whose Y (all tokens) fits
+ * L2; each weight panel of a chunk is read once and applied to one tile of 4
+ * tokens after another from L1, and inside a tile every loaded and unpacked
+ * weight vector serves all 4 tokens.  Output counts that are not a multiple
+ * of 8 end with the scalar tier.
+ */
+#include "kernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Tokens that share one pass over the weights (registers: 2 per token). */
+#define TOK_TILE           4
+/* Most QK blocks in one decode step (8 qweight rows of 2-bit weights). */
+#define MAX_NB             4
+/* Prefetch the next panel when one panel spans at most this many bytes. */
+#define PANEL_PREFETCH_MAX (64 * 1024)
+/* Prefill: bytes of Y (all tokens) per output chunk, kept in L2. */
+#define CHUNK_Y_BYTES      (128 * 1024)
+
+static size_t
+zeros_stride(const struct qmat *W)
+{
+	return ((size_t)W->n_out * (size_t)W->bits + 31) / 32; /* as scalar.c */
+}
+
+static float
+hsum(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/*
+ * The zero points (stored value + 1) of outputs o..o+7 as int32, from the
+ * group's qzeros row.  o need not be word aligned; reads only the bytes
+ * holding those outputs.
+ */
+static inline __attribute__((always_inline)) __m256i
+zeros8(const uint8_t *row, int o, const int bits)
+{
+	const __m256i one = _mm256_set1_epi32(1);
+	uint64_t v;
+	uint32_t lo;
+	size_t b0;
+
+	if (bits == 8) {
+		memcpy(&v, row + o, 8);
+		return _mm256_add_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v)), one);
+	}
+	if (bits == 4) {
+		b0 = (size_t)o / 2;
+		memcpy(&lo, row + b0, 4);
+		v = lo;
+		if (o & 1)
+			v = (v | (uint64_t)row[b0 + 4] << 32) >> 4;
+		return _mm256_add_epi32(
+			_mm256_and_si256(
+				_mm256_srlv_epi32(_mm256_set1_epi32((int)(uint32_t)v),
+						  _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+				_mm256_set1_epi32(15)),
+			one);
+	}
+	b0 = (size_t)o / 4;
+	v = (uint64_t)row[b0] | (uint64_t)row[b0 + 1] << 8;
+	if (o & 3)
+		v = (v | (uint64_t)row[b0 + 2] << 16) >> (2 * (o & 3));
+	return _mm256_add_epi32(
+		_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)(uint32_t)v),
+						   _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+				 _mm256_set1_epi32(3)),
+		one);
+}
+
+static inline __m256
+scales8(const uint16_t *row, int o)
+{
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + o)));
+}
+
+/*
+ * Walks the next panel (rows [row, row_end) of the output range) in address
+ * order, one prefetch per 64 bytes, as fast as the current panel is consumed.
+ * Addresses are kept as integers: the walk may step past the matrix.  Off
+ * for prefill (nt > 1): its token tiles re-read each panel from L1.
+ */
+struct prefetch {
+	uintptr_t p, seg_end; /* next line to fetch, end of its row's segment */
+	size_t row_bytes, seg_bytes;
+	int rows_left;
+};
+
+static void
+prefetch_init(struct prefetch *p, const struct qmat *W, int row, int row_end, int o0, int o1,
+	      int nt)
+{
+	p->row_bytes = (size_t)W->n_out * 4;
+	p->seg_bytes = (size_t)(o1 - o0) * 4;
+	p->p = (uintptr_t)W->qweight + (size_t)row * p->row_bytes + (size_t)o0 * 4;
+	p->seg_end = p->p + p->seg_bytes;
+	p->rows_left = row_end - row;
+	if (nt > 1 || (size_t)p->rows_left * p->seg_bytes > PANEL_PREFETCH_MAX)
+		p->rows_left = 0; /* big panels stream well on their own */
+}
+
+static inline void
+prefetch_step(struct prefetch *p, int lines)
+{
+	for (; lines > 0 && p->rows_left > 0; lines--) {
+		_mm_prefetch((const char *)p->p, _MM_HINT_T1);
+		if ((p->p += 64) >= p->seg_end) {
+			p->p = p->seg_end - p->seg_bytes + p->row_bytes;
+			p->seg_end += p->row_bytes;
+			p->rows_left--;
+		}
+	}
+}
+
+/*
+ * Blocks [b0, b0 + nb) (nr qweight rows each, all in one group) for tokens
+ * t0..t0+nt-1, outputs [o0, o1) (a multiple of 8):
+ * Y += scale * sum_b d_b * (sum q * a - z * sum_b).
+ * Decode steps over 8 qweight rows at a time (nb = 8 / bits blocks) so that
+ * the zero points, scales and the Y update are paid once per 8 rows.  W's
+ * fields are copied to locals: the intrinsics' vector types may alias
+ * anything, so the compiler would otherwise reload them after each Y store.
+ */
+static inline __attribute__((always_inline)) void
+q8_panel(const struct qmat *W, const struct qact *A, int t0, const int nt, int b0, const int nb,
+	 const int nr, float *Y, int ldy, int o0, int o1, const int bits)
+{
+	const __m256i ones16 = _mm256_set1_epi16(1);
+	const __m256i mask = _mm256_set1_epi8(bits == 4 ? 0x0F : 0x03);
+	const __m256i x80 = _mm256_set1_epi8((char)0x80);
+	const __m128i shuf2 = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+	const size_t stride = (size_t)A->n_blk * QK, n_out = (size_t)W->n_out;
+	const int r0 = b0 * QK * bits / 32, g = b0 * QK / W->group_size;
+	const uint32_t *qw = W->qweight + (size_t)r0 * n_out;
+	const uint8_t *zrow = (const uint8_t *)(W->qzeros + (size_t)g * zeros_stride(W));
+	const uint16_t *srow = W->scales + (size_t)g * n_out;
+	int32_t aw[MAX_NB][TOK_TILE][8], sb[MAX_NB][TOK_TILE];
+	float db[MAX_NB][TOK_TILE], *yt[TOK_TILE];
+	struct prefetch pf;
+	int k, t, o, r, s;
+
+	/* Each block's activations as the int32 words its qweight rows need. */
+	for (k = 0; k < nb; k++) {
+		for (t = 0; t < nt; t++) {
+			size_t qi = (size_t)(t0 + t) * stride + (size_t)(b0 + k) * QK;
+			size_t bi = (size_t)(t0 + t) * A->n_blk + (size_t)(b0 + k);
+
+			if (bits == 4) {
+				memcpy(aw[k][t], A->qp + qi, QK);
+			} else if (bits == 8) {
+				memcpy(aw[k][t], A->q + qi, QK);
+			} else {
+				for (r = 0; r < 2; r++) {
+					__m128i v = _mm_loadu_si128(
+						(const __m128i *)(A->q + qi + 16 * r));
+
+					_mm_storeu_si128((__m128i *)&aw[k][t][4 * r],
+							 _mm_shuffle_epi8(v, shuf2));
+				}
+			}
+			/* For z * sum by madd: the sum in each lane's low int16. */
+			sb[k][t] = A->sum[bi] & 0xFFFF;
+			db[k][t] = A->d[bi];
+		}
+	}
+	for (t = 0; t < nt; t++)
+		yt[t] = Y + (size_t)(t0 + t) * ldy;
+	prefetch_init(&pf, W, r0 + nb * nr, MIN(r0 + 2 * nb * nr, W->n_in * bits / 32), o0, o1, nt);
+
+	for (o = o0; o < o1; o += 8) {
+		__m256i zv = zeros8(zrow, o, bits), acc[MAX_NB][TOK_TILE];
+		__m256 f[TOK_TILE];
+
+		if (bits == 8)
+			zv = _mm256_sub_epi32(zv, _mm256_set1_epi32(128));
+#pragma GCC unroll 4
+		for (k = 0; k < nb; k++)
+#pragma GCC unroll 4
+			for (t = 0; t < nt; t++)
+				acc[k][t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+		for (k = 0; k < nb; k++) {
+#pragma GCC unroll 8
+			for (r = 0; r < nr; r++) {
+				const uint32_t *wp = qw + (size_t)(k * nr + r) * n_out + o;
+				__m256i w = _mm256_loadu_si256((const __m256i *)wp);
+
+				if (bits == 4) {
+					__m256i lo = _mm256_and_si256(w, mask);
+					__m256i hi =
+						_mm256_and_si256(_mm256_srli_epi32(w, 4), mask);
+#pragma GCC unroll 4
+					for (t = 0; t < nt; t++) {
+						__m256i p = _mm256_maddubs_epi16(
+							lo, _mm256_set1_epi32(aw[k][t][2 * r]));
+						__m256i q = _mm256_maddubs_epi16(
+							hi, _mm256_set1_epi32(aw[k][t][2 * r + 1]));
+
+						acc[k][t] = _mm256_add_epi16(
+							acc[k][t], _mm256_add_epi16(p, q));
+					}
+				} else if (bits == 8) {
+					__m256i ws = _mm256_xor_si256(w, x80);
+					__m256i wa = _mm256_abs_epi8(ws);
+#pragma GCC unroll 4
+					for (t = 0; t < nt; t++) {
+						__m256i a = _mm256_sign_epi8(
+							_mm256_set1_epi32(aw[k][t][r]), ws);
+
+						acc[k][t] = _mm256_add_epi32(
+							acc[k][t],
+							_mm256_madd_epi16(
+								_mm256_maddubs_epi16(wa, a),
+								ones16));
+					}
+				} else {
+#pragma GCC unroll 4
+					for (s = 0; s < 4; s++) {
+						__m256i c = _mm256_and_si256(
+							_mm256_srli_epi32(w, 2 * s), mask);
+#pragma GCC unroll 4
+						for (t = 0; t < nt; t++) {
+							__m256i a = _mm256_set1_epi32(
+								aw[k][t][4 * r + s]);
+
+							acc[k][t] = _mm256_add_epi16(
+								acc[k][t],
+								_mm256_maddubs_epi16(c, a));
+						}
+					}
+				}
+			}
+		}
+#pragma GCC unroll 4
+		for (t = 0; t < nt; t++) {
+#pragma GCC unroll 4
+			for (k = 0; k < nb; k++) {
+				__m256i dot = bits == 8 ? acc[k][t]
+							: _mm256_madd_epi16(acc[k][t], ones16);
+				__m256 v;
+
+				dot = _mm256_sub_epi32(
+					dot, _mm256_madd_epi16(zv, _mm256_set1_epi32(sb[k][t])));
+				v = _mm256_cvtepi32_ps(dot);
+				if (k == 0)
+					f[t] = _mm256_mul_ps(v, _mm256_set1_ps(db[k][t]));
+				else
+					f[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(db[k][t]), f[t]);
+			}
+			_mm256_storeu_ps(yt[t] + o, _mm256_fmadd_ps(scales8(srow, o), f[t],
+								    _mm256_loadu_ps(yt[t] + o)));
+		}
+		prefetch_step(&pf, (nb * nr + 1) / 2);
+	}
+}
+
+/*
+ * q8_panel with bits, token, block and row counts as constants, so its loops
+ * unroll.  A full block has `bits` rows; only the matrix's last can be short.
+ */
+static void
+q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0, int nb, float *Y,
+	     int ldy, int o0, int o1)
+{
+	int nr = MIN(QK, W->n_in - b0 * QK) * W->bits / 32, t;
+
+	if (nr != W->bits) {
+		for (t = t0; t < t0 + nt; t++) {
+			if (W->bits == 2)
+				q8_panel(W, A, t, 1, b0, 1, nr, Y, ldy, o0, o1, 2);
+			else if (W->bits == 4)
+				q8_panel(W, A, t, 1, b0, 1, nr, Y, ldy, o0, o1, 4);
+			else
+				q8_panel(W, A, t, 1, b0, 1, nr, Y, ldy, o0, o1, 8);
+		}
+		return;
+	}
+	if (nb == 4 && W->bits == 2) {
+		q8_panel(W, A, t0, 1, b0, 4, 2, Y, ldy, o0, o1, 2);
+		return;
+	}
+	if (nb == 2 && W->bits == 4) {
+		q8_panel(W, A, t0, 1, b0, 2, 4, Y, ldy, o0, o1, 4);
+		return;
+	}
+	switch (W->bits * 8 + nt) {
+	case 2 * 8 + 1:
+		q8_panel(W, A, t0, 1, b0, 1, 2, Y, ldy, o0, o1, 2);
+		break;
+	case 2 * 8 + 2:
+		q8_panel(W, A, t0, 2, b0, 1, 2, Y, ldy, o0, o1, 2);
+		break;
+	case 2 * 8 + 3:
+		q8_panel(W, A, t0, 3, b0, 1, 2, Y, ldy, o0, o1, 2);
+		break;
+	case 2 * 8 + 4:
+		q8_panel(W, A, t0, 4, b0, 1, 2, Y, ldy, o0, o1, 2);
+		break;
+	case 4 * 8 + 1:
+		q8_panel(W, A, t0, 1, b0, 1, 4, Y, ldy, o0, o1, 4);
+		break;
+	case 4 * 8 + 2:
+		q8_panel(W, A, t0, 2, b0, 1, 4, Y, ldy, o0, o1, 4);
+		break;
+	case 4 * 8 + 3:
+		q8_panel(W, A, t0, 3, b0, 1, 4, Y, ldy, o0, o1, 4);
+		break;
+	case 4 * 8 + 4:
+		q8_panel(W, A, t0, 4, b0, 1, 4, Y, ldy, o0, o1, 4);
+		break;
+	case 8 * 8 + 1:
+		q8_panel(W, A, t0, 1, b0, 1, 8, Y, ldy, o0, o1, 8);
+		break;
+	case 8 * 8 + 2:
+		q8_panel(W, A, t0, 2, b0, 1, 8, Y, ldy, o0, o1, 8);
+		break;
+	case 8 * 8 + 3:
+		q8_panel(W, A, t0, 3, b0, 1, 8, Y, ldy, o0, o1, 8);
+		break;
+	case 8 * 8 + 4:
+		q8_panel(W, A, t0, 4, b0, 1, 8, Y, ldy, o0, o1, 8);
+		break;
+	}
+}
+
+/*
+ * Blocks per decode step: 8 qweight rows (one block at 8 bits, two at 4, four
+ * at 2) when those blocks are whole and in one group, else one.
+ */
+static int
+panel_blocks(const struct qmat *W, int nt, int b)
+{
+	int nb = 8 / W->bits;
+
+	if (nt > 1 || nb == 1 || (b * QK) % W->group_size + nb * QK > W->group_size ||
+	    (b + nb) * QK > W->n_in)
+		return 1;
+	return nb;
+}
+
+/*
+ * Outputs per pass: all of them for decode; for prefill a chunk whose Y rows
+ * for every token stay in L2 while each weight panel of the chunk, read once,
+ * is applied from L1 to one token tile after another.
+ */
+static int
+chunk_outputs(int n_tok, int n, int width)
+{
+	int c = CHUNK_Y_BYTES / (int)sizeof(float) / n_tok;
+
+	if (n_tok <= TOK_TILE)
+		return n;
+	c -= c % width;
+	return MIN(MAX(c, width), n);
+}
+
+static void
+zero_tile(float *Y, int ldy, int t0, int nt, int o0, int o1)
+{
+	int t;
+
+	for (t = t0; t < t0 + nt; t++)
+		memset(Y + (size_t)t * ldy + o0, 0, (size_t)(o1 - o0) * sizeof(float));
+}
+
+static void
+matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0, int o1)
+{
+	int ov1 = o0 + (o1 - o0) / 8 * 8, chunk, oc, oe, t0, b, nb;
+
+	if (ov1 > o0) {
+		chunk = chunk_outputs(A->n_tok, ov1 - o0, 8);
+		for (oc = o0; oc < ov1; oc += chunk) {
+			oe = MIN(oc + chunk, ov1);
+			zero_tile(Y, ldy, 0, A->n_tok, oc, oe);
+			for (b = 0; b < A->n_blk; b += nb) {
+				nb = panel_blocks(W, A->n_tok, b);
+				for (t0 = 0; t0 < A->n_tok; t0 += TOK_TILE)
+					q8_panel_any(W, A, t0, MIN(TOK_TILE, A->n_tok - t0), b, nb,
+						     Y, ldy, oc, oe);
+			}
+		}
+	}
+	if (ov1 < o1)
+		kernels_scalar.matmul_q8(W, A, Y, ldy, ov1, o1);
+}
+
+/*
+ * GPTQ rows [r0, r0 + nr) (inside group g) with float activations, tokens
+ * t0..t0+nt-1, outputs [o0, o1): Y += scale * sum (q - z) * x.
+ */
+static inline __attribute__((always_inline)) void
+f32_panel(const struct qmat *W, const float *X, int t0, const int nt, int g, int r0, int nr,
+	  float *Y, int ldy, int o0, int o1, const int bits)
+{
+	const int per = 32 / bits;
+	const __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
+	const size_t n_out = (size_t)W->n_out;
+	const uint32_t *qw = W->qweight + (size_t)r0 * n_out;
+	const uint8_t *zrow = (const uint8_t *)(W->qzeros + (size_t)g * zeros_stride(W));
+	const uint16_t *srow = W->scales + (size_t)g * n_out;
+	const float *xt[TOK_TILE];
+	float *yt[TOK_TILE];
+	struct prefetch pf;
+	int t, o, r, j;
+
+	for (t = 0; t < nt; t++) {
+		xt[t] = X + (size_t)(t0 + t) * W->n_in + (size_t)r0 * per;
+		yt[t] = Y + (size_t)(t0 + t) * ldy;
+	}
+	prefetch_init(&pf, W, r0 + nr, MIN(r0 + 2 * nr, W->n_in * bits / 32), o0, o1, nt);
+	for (o = o0; o < o1; o += 8) {
+		__m256i zv = zeros8(zrow, o, bits);
+		__m256 sc = scales8(srow, o), acc[TOK_TILE];
+
+#pragma GCC unroll 4
+		for (t = 0; t < nt; t++)
+			acc[t] = _mm256_setzero_ps();
+		for (r = 0; r < nr; r++) {
+			__m256i w = _mm256_loadu_si256((const __m256i *)(qw + r * n_out + o));
+
+#pragma GCC unroll 16
+			for (j = 0; j < per; j++) {
+				__m256 q = _mm256_cvtepi32_ps(_mm256_sub_epi32(
+					_mm256_and_si256(_mm256_srli_epi32(w, j * bits), mask),
+					zv));
+
+#pragma GCC unroll 4
+				for (t = 0; t < nt; t++)
+					acc[t] = _mm256_fmadd_ps(
+						q, _mm256_broadcast_ss(xt[t] + r * per + j),
+						acc[t]);
+			}
+		}
+#pragma GCC unroll 4
+		for (t = 0; t < nt; t++)
+			_mm256_storeu_ps(yt[t] + o,
+					 _mm256_fmadd_ps(sc, acc[t], _mm256_loadu_ps(yt[t] + o)));
+		prefetch_step(&pf, (nr + 1) / 2);
+	}
+}
+
+static void
+f32_panel_any(const struct qmat *W, const float *X, int t0, int nt, int g, int r0, int nr, float *Y,
+	      int ldy, int o0, int o1)
+{
+	switch (W->bits * 8 + nt) {
+	case 2 * 8 + 1:
+		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 2);
+		break;
+	case 2 * 8 + 2:
+		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 2);
+		break;
+	case 2 * 8 + 3:
+		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 2);
+		break;
+	case 2 * 8 + 4:
+		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 2);
+		break;
+	case 4 * 8 + 1:
+		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 4);
+		break;
+	case 4 * 8 + 2:
+		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 4);
+		break;
+	case 4 * 8 + 3:
+		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 4);
+		break;
+	case 4 * 8 + 4:
+		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 4);
+		break;
+	case 8 * 8 + 1:
+		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 8);
+		break;
+	case 8 * 8 + 2:
+		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 8);
+		break;
+	case 8 * 8 + 3:
+		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 8);
+		break;
+	case 8 * 8 + 4:
+		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 8);
+		break;
+	}
+}
+
+static void
+gptq_f32(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, int o0, int o1)
+{
+	int per = 32 / W->bits, ov1 = o0 + (o1 - o0) / 8 * 8, chunk, oc, oe, t0, g, r, re;
+
+	if (ov1 > o0) {
+		chunk = chunk_outputs(n_tok, ov1 - o0, 8);
+		for (oc = o0; oc < ov1; oc += chunk) {
+			oe = MIN(oc + chunk, ov1);
+			zero_tile(Y, ldy, 0, n_tok, oc, oe);
+			for (g = 0; g < W->n_groups; g++) {
+				re = MIN((g + 1) * W->group_size, W->n_in) / per;
+				/* Panels of one QK block (bits rows), as matmul_q8. */
+				for (r = g * W->group_size / per; r < re; r += W->bits)
+					for (t0 = 0; t0 < n_tok; t0 += TOK_TILE)
+						f32_panel_any(W, X, t0, MIN(TOK_TILE, n_tok - t0),
+							      g, r, MIN(W->bits, re - r), Y, ldy,
+							      oc, oe);
+			}
+		}
+	}
+	if (ov1 < o1)
+		kernels_scalar.matmul_f32(W, X, n_tok, Y, ldy, ov1, o1);
+}
+
+/* 8 weights of a row-major float-format matrix as float. */
+static inline __attribute__((always_inline)) __m256
+load_w8(const void *w, size_t k, const enum wfmt fmt)
+{
+	if (fmt == WFMT_F16)
+		return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
+	if (fmt == WFMT_BF16)
+		return _mm256_castsi256_ps(
+			_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(
+						  (const __m128i *)((const uint16_t *)w + k))),
+					  16));
+	return _mm256_loadu_ps((const float *)w + k);
+}
+
+static inline __attribute__((always_inline)) float
+load_w1(const void *w, size_t k, const enum wfmt fmt)
+{
+	if (fmt == WFMT_F16)
+		return fp16_to_f32(((const uint16_t *)w)[k]);
+	if (fmt == WFMT_BF16)
+		return bf16_to_f32(((const uint16_t *)w)[k]);
+	return ((const float *)w)[k];
+}
+
+/*
+ * Decode with row-major float weights: one row from each quarter of [o0, o1)
+ * at a time, so memory sees four sequential streams (a single stream reads
+ * about 30% slower on the machines measured) and each x vector serves four
+ * rows.  Returns the first row left over (fewer than 4).
+ */
+static inline __attribute__((always_inline)) int
+float_rows4(const struct qmat *W, const float *x, float *y, int o0, int o1, const enum wfmt fmt)
+{
+	int n = W->n_in, n8 = n / 8 * 8, h = (o1 - o0) / 4, o, i, k;
+
+	for (o = o0; o < o0 + h; o++) {
+		size_t row[4];
+		__m256 acc[4];
+		float tail[4] = { 0 };
+
+		for (k = 0; k < 4; k++) {
+			row[k] = (size_t)(o + k * h) * n;
+			acc[k] = _mm256_setzero_ps();
+		}
+		for (i = 0; i < n8; i += 8) {
+			__m256 xv = _mm256_loadu_ps(x + i);
+
+#pragma GCC unroll 4
+			for (k = 0; k < 4; k++)
+				acc[k] =
+					_mm256_fmadd_ps(load_w8(W->w, row[k] + i, fmt), xv, acc[k]);
+		}
+		for (; i < n; i++)
+			for (k = 0; k < 4; k++)
+				tail[k] += load_w1(W->w, row[k] + i, fmt) * x[i];
+		for (k = 0; k < 4; k++)
+			y[o + k * h] = hsum(acc[k]) + tail[k];
+	}
+	return o0 + 4 * h;
+}
+
+/* Row-major float weights: rows in order, each read once per token tile. */
+static inline __attribute__((always_inline)) void
+float_rows(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, int o0, int o1,
+	   const enum wfmt fmt)
+{
+	int n = W->n_in, n8 = n / 8 * 8, t0, nt, t, o, i;
+
+	if (n_tok == 1)
+		o0 = float_rows4(W, X, Y, o0, o1, fmt);
+	for (t0 = 0; t0 < n_tok; t0 += TOK_TILE) {
+		nt = MIN(TOK_TILE, n_tok - t0);
+		for (o = o0; o < o1; o++) {
+			size_t row = (size_t)o * n;
+			const float *x = X + (size_t)t0 * n;
+			__m256 acc[TOK_TILE];
+			float tail[TOK_TILE] = { 0 };
+
+			for (t = 0; t < nt; t++)
+				acc[t] = _mm256_setzero_ps();
+			for (i = 0; i < n8; i += 8) {
+				__m256 w = load_w8(W->w, row + i, fmt);
+
+				for (t = 0; t < nt; t++)
+					acc[t] = _mm256_fmadd_ps(
+						w, _mm256_loadu_ps(x + (size_t)t * n + i), acc[t]);
+			}
+			for (; i < n; i++) {
+				float w = load_w1(W->w, row + i, fmt);
+
+				for (t = 0; t < nt; t++)
+					tail[t] += w * x[(size_t)t * n + i];
+			}
+			for (t = 0; t < nt; t++)
+				Y[(size_t)(t0 + t) * ldy + o] = hsum(acc[t]) + tail[t];
+		}
+	}
+}
+
+static void
+matmul_f32(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, int o0, int o1)
+{
+	switch (W->fmt) {
+	case WFMT_F32:
+		float_rows(W, X, n_tok, Y, ldy, o0, o1, WFMT_F32);
+		break;
+	case WFMT_F16:
+		float_rows(W, X, n_tok, Y, ldy, o0, o1, WFMT_F16);
+		break;
+	case WFMT_BF16:
+		float_rows(W, X, n_tok, Y, ldy, o0, o1, WFMT_BF16);
+		break;
+	case WFMT_GPTQ:
+		/* Group boundaries inside a qweight word: rare, leave to scalar. */
+		if (W->group_size % (32 / W->bits) != 0)
+			kernels_scalar.matmul_f32(W, X, n_tok, Y, ldy, o0, o1);
+		else
+			gptq_f32(W, X, n_tok, Y, ldy, o0, o1);
+		break;
+	}
+}
+
+/*
+ * One QK block: d = max|x| / 127, q = x / d rounded half to even (exactly as
+ * scalar.c, so tiers agree bit for bit), the sum, and the permuted copy
+ * (order 0 2 4 6 1 3 5 7 in each run of 8, see scalar.c).
+ */
+static void
+quantize_block(const float *x, int8_t *q, int8_t *qp, float *d_out, int32_t *sum_out)
+{
+	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+	const __m256i shuf = _mm256_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15,
+					      0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+	__m256 v[4], m;
+	__m256i iv[4], s, p;
+	float amax, d;
+	int k;
+
+	for (k = 0; k < 4; k++)
+		v[k] = _mm256_loadu_ps(x + 8 * k);
+	m = _mm256_max_ps(
+		_mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
+		_mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
+	m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+	m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+	m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+	amax = _mm256_cvtss_f32(m);
+	d = amax / 127.0f;
+	*d_out = d;
+	if (d == 0) {
+		memset(q, 0, QK);
+		memset(qp, 0, QK);
+		*sum_out = 0;
+		return;
+	}
+	for (k = 0; k < 4; k++) {
+		__m256 r = _mm256_round_ps(_mm256_div_ps(v[k], _mm256_set1_ps(d)),
+					   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+
+		r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-127)), _mm256_set1_ps(127));
+		iv[k] = _mm256_cvttps_epi32(r);
+	}
+	s = _mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]), _mm256_add_epi32(iv[2], iv[3]));
+	s = _mm256_hadd_epi32(s, s);
+	s = _mm256_hadd_epi32(s, s);
+	*sum_out = _mm256_extract_epi32(s, 0) + _mm256_extract_epi32(s, 4);
+	/* packs work per 128-bit lane; the permute puts the dwords back in order. */
+	p = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3]));
+	p = _mm256_permutevar8x32_epi32(p, perm);
+	_mm256_storeu_si256((__m256i *)q, p);
+	_mm256_storeu_si256((__m256i *)qp, _mm256_shuffle_epi8(p, shuf));
+}
+
+static void
+quantize_act(const float *X, int n_tok, int n, struct qact *A)
+{
+	int n_blk = (n + QK - 1) / QK, t, b;
+
+	A->n = n;
+	A->n_tok = n_tok;
+	A->n_blk = n_blk;
+	for (t = 0; t < n_tok; t++) {
+		const float *x = X + (size_t)t * n;
+		size_t qo = (size_t)t * n_blk * QK, bo = (size_t)t * n_blk;
+
+		for (b = 0; b < n_blk; b++) {
+			const float *xb = x + (size_t)b * QK;
+			float pad[QK];
+
+			if (n - b * QK < QK) {
+				memset(pad, 0, sizeof(pad));
+				memcpy(pad, xb, (size_t)(n - b * QK) * sizeof(float));
+				xb = pad;
+			}
+			quantize_block(xb, A->q + qo + (size_t)b * QK, A->qp + qo + (size_t)b * QK,
+				       A->d + bo + b, A->sum + bo + b);
+		}
+	}
+}
+
+static float
+dot(const float *a, const float *b, int n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	float s;
+	int i = 0;
+
+	for (; i + 32 <= n; i += 32) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+	}
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+	s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+	for (; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static void
+axpy(float *y, float a, const float *x, int n)
+{
+	__m256 va = _mm256_set1_ps(a);
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(
+			y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * x[i];
+}
+
+static void
+scale(float *y, float a, int n)
+{
+	__m256 va = _mm256_set1_ps(a);
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] *= a;
+}
+
+const struct kernels kernels_avx2 = {
+	.name = "avx2",
+	.matmul_f32 = matmul_f32,
+	.matmul_q8 = matmul_q8,
+	.quantize_act = quantize_act,
+	.dot = dot,
+	.axpy = axpy,
+	.scale = scale,
+};

@@ -1,0 +1,121 @@
+/*
+ * ops.c - norms, rotary, routing and the delta-rule step (see ops.h).
+ * Sums of squares are accumulated in double: they set the scale of whole
+ * vectors, and the cost is nothing next to the matrix products.
+ * Any thread.
+ */
+#include "ops.h"
+
+#include <math.h>
+
+#include "kernels.h"
+
+void
+ops_rmsnorm_zc(float *y, const float *x, const float *w, int n, float eps)
+{
+	double ss = 0;
+	float r;
+
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	r = (float)(1.0 / sqrt(ss / n + eps));
+	for (int i = 0; i < n; i++)
+		y[i] = x[i] * r * (1.0f + w[i]);
+}
+
+void
+ops_rmsnorm_gated(float *o, const float *w, const float *z, int n, float eps)
+{
+	double ss = 0;
+	float r;
+
+	for (int i = 0; i < n; i++)
+		ss += (double)o[i] * o[i];
+	r = (float)(1.0 / sqrt(ss / n + eps));
+	for (int i = 0; i < n; i++)
+		o[i] = o[i] * r * w[i] * ops_silu(z[i]);
+}
+
+void
+ops_l2norm(float *x, int n, float eps, float scale)
+{
+	double ss = 0;
+	float r;
+
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	r = (float)(scale / sqrt(ss + eps));
+	for (int i = 0; i < n; i++)
+		x[i] *= r;
+}
+
+void
+ops_rope_freqs(double *inv_freq, int rotary_dim, double theta)
+{
+	for (int i = 0; i < rotary_dim / 2; i++)
+		inv_freq[i] = pow(theta, -2.0 * i / rotary_dim);
+}
+
+void
+ops_rope(float *x, int rotary_dim, int pos, const double *inv_freq)
+{
+	int half = rotary_dim / 2;
+
+	for (int i = 0; i < half; i++) {
+		double a = pos * inv_freq[i];
+		float cs = (float)cos(a), sn = (float)sin(a);
+		float x0 = x[i], x1 = x[i + half];
+
+		x[i] = x0 * cs - x1 * sn;
+		x[i + half] = x1 * cs + x0 * sn;
+	}
+}
+
+void
+ops_moe_route(float *p, int n_experts, int top_k, bool norm, int *sel, float *w)
+{
+	float mx = -INFINITY, sum = 0, wsum = 0;
+
+	for (int e = 0; e < n_experts; e++)
+		mx = p[e] > mx ? p[e] : mx;
+	for (int e = 0; e < n_experts; e++) {
+		p[e] = expf(p[e] - mx);
+		sum += p[e];
+	}
+	for (int e = 0; e < n_experts; e++)
+		p[e] /= sum;
+	for (int i = 0; i < top_k; i++) {
+		int best = -1;
+
+		/* Repeated max: k is small (10 of 512). */
+		for (int e = 0; e < n_experts; e++) {
+			bool taken = false;
+
+			for (int j = 0; j < i && !taken; j++)
+				taken = sel[j] == e;
+			if (!taken && (best < 0 || p[e] > p[best]))
+				best = e;
+		}
+		sel[i] = best;
+		w[i] = p[best];
+		wsum += w[i];
+	}
+	if (norm)
+		for (int i = 0; i < top_k; i++)
+			w[i] /= wsum;
+}
+
+void
+ops_delta_step(const struct kernels *k, float *S, int dk, int dv, const float *q,
+	       const float *kk, const float *v, float beta, float decay, float *o)
+{
+	for (int j = 0; j < dv; j++) {
+		float *row = S + (size_t)j * dk, delta;
+
+		/* The row stays in L1 across its four passes. */
+		k->scale(row, decay, dk);
+		delta = beta * (v[j] - k->dot(row, kk, dk));
+		k->axpy(row, delta, kk, dk);
+		o[j] = k->dot(row, q, dk);
+	}
+}

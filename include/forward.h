@@ -1,0 +1,65 @@
+/*
+ * forward.h - the Qwen3-Next forward pass over a loaded model.
+ *
+ * A context holds everything that changes while a sequence is processed:
+ * the KV cache of the full-attention layers, the Gated DeltaNet conv and
+ * recurrent states, and every scratch buffer, all sized in ctx_new() so that
+ * ctx_forward() allocates nothing.  ctx_forward() feeds any number of tokens
+ * at the current position and always continues from the stored state: a
+ * prompt fed whole, one token at a time or in uneven chunks gives the same
+ * logits (up to float rounding).
+ *
+ * Thread affinity: a context is owned by one thread (the engine thread or a
+ * CLI tool), which calls everything here; the worker pool it creates is
+ * internal.
+ */
+#ifndef QNEXT_FORWARD_H
+#define QNEXT_FORWARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct model;
+struct kernels;
+
+struct ctx_opts {
+	int n_ctx;      /* maximum positions (KV cache length) */
+	int n_batch;    /* tokens per internal step (prefill chunk); >= 1 */
+	int n_threads;  /* worker threads including the caller; 0 = physical cores */
+	bool f32;       /* float32 activations everywhere (reference path); else int8
+			   activations for quantized matrices */
+	const struct kernels *kernels; /* NULL = kernels_get() */
+};
+
+struct ctx;
+
+/* Create a context; NULL + cause when memory for the requested context cannot be had. */
+struct ctx *ctx_new(const struct model *m, const struct ctx_opts *o, char **cause);
+void ctx_free(struct ctx *c); /* accepts NULL */
+
+/* Forget the sequence: position 0, zero states. */
+void ctx_reset(struct ctx *c);
+
+/* Tokens processed so far (the next token's position). */
+int ctx_pos(const struct ctx *c);
+
+/* Bytes the context allocated (KV cache, states, scratch). */
+uint64_t ctx_bytes(const struct ctx *c);
+
+/*
+ * Feed tokens[0..n) at the current position.  logits: NULL for none, else
+ * [n][vocab] when all_logits, or [vocab] for the last token only.  Returns 0,
+ * or -1 with *cause when the context would overflow or a token id is out of
+ * range (nothing is processed then).
+ */
+int ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all_logits,
+		char **cause);
+
+/*
+ * Capture the residual stream during the next ctx_forward calls into
+ * buf [n_layers + 1][n_total][dim] (after the embedding and after each
+ * layer), for token positions counted from the current one.  NULL stops.
+ */
+void ctx_capture_hidden(struct ctx *c, float *buf, int n_total);
+
+#endif

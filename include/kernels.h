@@ -1,0 +1,137 @@
+/*
+ * kernels.h - the compute kernels: matrix products on AutoRound (GPTQ-packed)
+ * and float weights, activation quantization, small vector helpers.
+ *
+ * Every kernel exists as a portable scalar reference (engine/kernels/scalar.c)
+ * and as AVX2 and AVX-512 versions (avx2.c, avx512.c) chosen once at start-up
+ * (select.c) from what the CPU supports; QNEXT_ISA=scalar|avx2|avx512 forces a
+ * lower tier.  Kernels are pure functions of caller memory, work on an output
+ * row range [o0, o1) so the worker pool can split a matrix between threads, and
+ * never allocate.  Any thread.
+ *
+ * Weight layout (MODEL.md §4.2), a linear layer y = W x with W [n_out][n_in]:
+ *   WFMT_F32/F16/BF16  w [n_out][n_in] row-major (safetensors order)
+ *   WFMT_GPTQ          qweight [n_in*bits/32][n_out] (bits packed along the
+ *                      input, LSB first), qzeros [n_groups][n_out*bits/32]
+ *                      (packed along the output, stored value = zero - 1),
+ *                      scales fp16 [n_groups][n_out];
+ *                      W[o][i] = scale[i/gs][o] * (q[i][o] - zero[i/gs][o]).
+ *                      Scales may be negative.  The last group may be short.
+ */
+#ifndef QNEXT_KERNELS_H
+#define QNEXT_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum wfmt {
+	WFMT_F32,
+	WFMT_F16,
+	WFMT_BF16,
+	WFMT_GPTQ,
+};
+
+/* A weight matrix borrowed from the checkpoint mapping (never written). */
+struct qmat {
+	enum wfmt fmt;
+	int n_in, n_out;
+	const void *w;            /* float formats: [n_out][n_in] */
+	int bits;                 /* GPTQ: 2, 4 or 8 */
+	int group_size, n_groups; /* GPTQ: n_groups = ceil(n_in / group_size) */
+	const uint32_t *qweight;  /* GPTQ: [n_in * bits / 32][n_out] */
+	const uint32_t *qzeros;   /* GPTQ: [n_groups][n_out * bits / 32] */
+	const uint16_t *scales;   /* GPTQ: IEEE half [n_groups][n_out] */
+};
+
+/* Activation quantization block: int8 with one float scale per QK inputs. */
+#define QK 32
+
+/*
+ * Activations of n_tok tokens quantized to int8, ready for matmul_q8.  The
+ * layout of the buffers is private to the kernels (they may hold permuted
+ * copies for the 2- and 4-bit unpacking); callers only init, fill through
+ * quantize_act, pass and release.
+ */
+struct qact {
+	int n;         /* inputs per token (last quantize_act) */
+	int n_tok;     /* tokens (last quantize_act) */
+	int n_max, n_tok_max; /* capacity */
+	int n_blk;     /* ceil(n / QK) */
+	int8_t *q;     /* [n_tok_max][n_blk*QK] natural order, zero padded */
+	int8_t *qp;    /* [n_tok_max][n_blk*QK] permuted copy for nibble unpacking */
+	float *d;      /* [n_tok_max][n_blk] scale: x ~= d * q */
+	int32_t *sum;  /* [n_tok_max][n_blk] sum of q over the block */
+};
+
+/* Allocate buffers for up to n_tok_max tokens of n_max inputs.  0 or -1 (OOM). */
+int qact_init(struct qact *a, int n_max, int n_tok_max);
+void qact_release(struct qact *a); /* accepts a zeroed struct */
+
+/* Whether matmul_q8 accepts W: GPTQ with group_size % QK == 0 (and n_in % QK == 0
+ * or a short last group that is still a multiple of 32/bits). */
+bool qmat_q8_ok(const struct qmat *W);
+
+/* Dequantize row o of W (all n_in inputs) into out[n_in] (scalar; embeddings,
+ * tests, the BLAS fallback). */
+void qmat_row_f32(const struct qmat *W, int o, float *out);
+
+struct kernels {
+	const char *name; /* "scalar", "avx2", "avx512" */
+
+	/*
+	 * Y[t*ldy + o] = sum_i W[o][i] * X[t*W->n_in + i] for t < n_tok, o0 <= o < o1,
+	 * activations in float32.  Every fmt.  The reference path: results agree
+	 * with the scalar tier to float rounding (relative 1e-5 of sum |W||x|).
+	 */
+	void (*matmul_f32)(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy,
+			   int o0, int o1);
+
+	/*
+	 * The same product with activations A quantized by quantize_act (A->n ==
+	 * W->n_in).  Only when qmat_q8_ok(W).  Integer dot products inside each
+	 * QK block; agrees with the scalar tier's matmul_q8 to float rounding.
+	 */
+	void (*matmul_q8)(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0,
+			  int o1);
+
+	/* Quantize X [n_tok][n] into A (symmetric, per QK block, round to nearest). */
+	void (*quantize_act)(const float *X, int n_tok, int n, struct qact *A);
+
+	/* Vector helpers for attention and the delta rule. */
+	float (*dot)(const float *a, const float *b, int n);
+	void (*axpy)(float *y, float a, const float *x, int n); /* y += a * x */
+	void (*scale)(float *y, float a, int n);                /* y *= a */
+};
+
+/*
+ * The kernel table in use: the best tier the CPU and OS support, or the one
+ * QNEXT_ISA names (a tier the CPU cannot run is refused with a warning on
+ * stderr and the best supported one is used).  Chosen on first call; call it
+ * once before starting threads.
+ */
+const struct kernels *kernels_get(void);
+
+/* A specific tier by name, or NULL when unknown or not supported by this CPU. */
+const struct kernels *kernels_tier(const char *name);
+
+/* Tier tables (defined in scalar.c, avx2.c, avx512.c). */
+extern const struct kernels kernels_scalar;
+extern const struct kernels kernels_avx2;
+extern const struct kernels kernels_avx512;
+
+/*
+ * Dequantizing fallback for big prefill batches through OpenBLAS sgemm:
+ * dequantizes W in tiles of 64 output rows into tmp [64 * n_in] and calls
+ * cblas_sgemm.  Same contract as matmul_f32.  Faster than matmul_f32 only for
+ * large n_tok; the caller decides (see kernels_blas_min_tokens).
+ */
+void kernels_matmul_blas(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy,
+			 int o0, int o1, float *tmp);
+
+/* Plain sgemm C[m][n] = A[m][k] * B[n][k]^T (+ C when accumulate), row-major,
+ * for attention over long prompts. */
+void kernels_sgemm_nt(int m, int n, int k, const float *A, int lda, const float *B, int ldb,
+		      float *C, int ldc, bool accumulate);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * util.h - small helpers every module uses: checked allocation, error causes,
+ * half/bfloat16 conversion and a monotonic clock.
+ *
+ * Any thread.  The x-allocators abort with a message on out-of-memory (small,
+ * program-sized allocations only); big user-sized buffers are allocated with
+ * plain malloc and reported by the caller.
+ */
+#ifndef QNEXT_UTIL_H
+#define QNEXT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define MAX(a, b)    ((a) > (b) ? (a) : (b))
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+/* Abort-on-OOM allocators.  Size 0 is a bug and aborts too. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
+/* malloc'd printf; caller frees. */
+char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/*
+ * Set *cause (when cause != NULL) to a malloc'd message and return -1, so a
+ * failing function can write `return cause_set(cause, "...", ...);`.  An
+ * existing message in *cause is freed first.
+ */
+int cause_set(char **cause, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+/* Print "qnext: fmt" plus newline to stderr and abort (impossible states only). */
+void fatal(const char *fmt, ...) PRINTF_LIKE(1, 2) __attribute__((noreturn));
+
+/* IEEE half and bfloat16 to float. */
+float fp16_to_f32(uint16_t h);
+float bf16_to_f32(uint16_t b);
+uint16_t f32_to_bf16(float f); /* round to nearest even */
+uint16_t f32_to_fp16(float f); /* round to nearest even */
+
+/* Seconds from a monotonic clock. */
+double now_sec(void);
+
+/* Read a whole file into a malloc'd, NUL-terminated buffer.  Returns NULL and sets
+ * cause on failure.  *len_out (optional) receives the length without the NUL. */
+char *read_file(const char *path, size_t *len_out, char **cause);
+
+#endif

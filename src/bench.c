@@ -1,0 +1,238 @@
+/*
+ * bench.c - `qnext bench -m DIR`: prefill and decode speed, with the
+ * streaming-read bandwidth of this machine measured in the same run so the
+ * decode figure can be read as a fraction of what the memory delivers.
+ *
+ * Each figure is the median of --reps runs.  Prompt tokens are random ids
+ * (fixed seed): speed does not depend on the text.  Achieved weight GB/s =
+ * decode tok/s x bytes of weights read per token (every non-expert matrix,
+ * top-k experts, lm_head).  On a model that fits in the CPU caches (the
+ * golden ones) that exceeds DRAM bandwidth; the ratio means something for
+ * models larger than the last-level cache.
+ *
+ * CLI main thread only.
+ */
+#include "bench.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "kernels.h"
+#include "model.h"
+#include "pool.h"
+#include "util.h"
+
+struct bopts {
+	const char *model;
+	int prompt, gen, reps, threads;
+	bool f32, json;
+};
+
+struct stream_job {
+	const float *buf;
+	size_t n;
+	const struct kernels *k;
+	float sink[256];
+};
+
+static void
+stream_worker(void *arg, int w, int nw)
+{
+	struct stream_job *j = arg;
+	size_t per = j->n / (size_t)nw, b = per * (size_t)w;
+	float acc = 0;
+
+	/* dot(x, x) reads each element once: one sequential stream per worker. */
+	for (size_t at = b; at < b + per; at += 1 << 20)
+		acc += j->k->dot(j->buf + at, j->buf + at, (int)MIN((size_t)1 << 20, b + per - at));
+	j->sink[w % 256] = acc;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Streaming-read GB/s over a 1 GiB buffer with n_threads readers. */
+static double
+stream_read(int n_threads, int reps)
+{
+	size_t n = ((size_t)1 << 30) / sizeof(float);
+	struct stream_job j = { 0 };
+	struct pool *p = pool_new(n_threads, NULL);
+	float *buf = malloc(n * sizeof(float));
+	double v[16];
+
+	if (buf == NULL || p == NULL) {
+		free(buf);
+		pool_free(p);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (float)(i & 7) * 0.125f;
+	j.buf = buf;
+	j.n = n;
+	j.k = kernels_get();
+	reps = MIN(reps, 16);
+	for (int r = 0; r < reps; r++) {
+		double t = now_sec();
+
+		pool_run(p, stream_worker, &j);
+		v[r] = (double)n * sizeof(float) / (now_sec() - t) / 1e9;
+	}
+	pool_free(p);
+	free(buf);
+	return median(v, reps);
+}
+
+struct bresult {
+	double prefill, decode, ttft, stream;
+};
+
+static int
+bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logits, double *pp,
+	   double *tg, double *ttft, char **cause)
+{
+	double t0, t1, t2;
+
+	ctx_reset(c);
+	t0 = now_sec();
+	if (ctx_forward(c, ids, o->prompt, logits, false, cause) != 0)
+		return -1;
+	t1 = now_sec();
+	for (int i = 0; i < o->gen; i++)
+		if (ctx_forward(c, &ids[o->prompt + i], 1, logits, false, cause) != 0)
+			return -1;
+	t2 = now_sec();
+	*pp = o->prompt / (t1 - t0);
+	*tg = o->gen / (t2 - t1);
+	*ttft = t1 - t0;
+	return 0;
+}
+
+static void
+print_result(const struct bopts *o, const struct model *m, const struct bresult *r,
+	     const char *isa, int threads)
+{
+	double gbs = r->decode * (double)m->decode_bytes / 1e9;
+
+	if (o->json) {
+		printf("{\"model\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"f32\": %s, "
+		       "\"prompt_tokens\": %d, \"gen_tokens\": %d, \"prefill_tok_s\": %.2f, "
+		       "\"decode_tok_s\": %.2f, \"ttft_s\": %.4f, \"bytes_per_token\": %llu, "
+		       "\"weight_gb_s\": %.2f, \"stream_read_gb_s\": %.2f}\n",
+		       o->model, isa, threads, o->f32 ? "true" : "false", o->prompt, o->gen,
+		       r->prefill, r->decode, r->ttft, (unsigned long long)m->decode_bytes, gbs,
+		       r->stream);
+		return;
+	}
+	printf("kernels %s, %d threads, %s activations, median of %d runs\n", isa, threads,
+	       o->f32 ? "float32" : "int8", o->reps);
+	printf("stream read   %8.2f GB/s\n", r->stream);
+	printf("prefill       %8.2f tok/s  (%d tokens, time to first token %.3f s)\n", r->prefill,
+	       o->prompt, r->ttft);
+	printf("decode        %8.2f tok/s  (%d tokens)\n", r->decode, o->gen);
+	printf("weights read  %8.2f GB/s  (%.1f MB per token; %.0f%% of stream read)\n", gbs,
+	       (double)m->decode_bytes / 1e6, r->stream > 0 ? 100 * gbs / r->stream : 0);
+}
+
+static int
+bench_run(const struct bopts *o)
+{
+	struct ctx_opts co = { .n_ctx = o->prompt + o->gen, .n_batch = MIN(o->prompt, 512),
+			       .n_threads = o->threads, .f32 = o->f32 };
+	struct model *m = NULL;
+	struct ctx *c = NULL;
+	struct bresult r = { 0 };
+	double pp[64], tg[64], tt[64];
+	int32_t *ids = NULL;
+	float *logits = NULL;
+	char *cause = NULL, *desc;
+	int rc = 1, threads = o->threads > 0 ? o->threads : pool_default_threads();
+
+	if ((m = model_open(o->model, &cause)) == NULL || (c = ctx_new(m, &co, &cause)) == NULL)
+		goto out;
+	ids = xmalloc((size_t)(o->prompt + o->gen) * sizeof(int32_t));
+	srand(1234);
+	for (int i = 0; i < o->prompt + o->gen; i++)
+		ids[i] = rand() % m->cfg.vocab_size;
+	logits = xmalloc((size_t)m->cfg.vocab_size * sizeof(float));
+	if (!o->json) {
+		desc = model_describe(m);
+		printf("model: %s\n", desc);
+		free(desc);
+	}
+	r.stream = stream_read(threads, 5);
+	for (int i = 0; i < o->reps; i++)
+		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &cause) != 0)
+			goto out;
+	r.prefill = median(pp, o->reps);
+	r.decode = median(tg, o->reps);
+	r.ttft = median(tt, o->reps);
+	print_result(o, m, &r, kernels_get()->name, threads);
+	rc = 0;
+out:
+	if (cause != NULL)
+		fprintf(stderr, "qnext bench: %s\n", cause);
+	free(cause);
+	free(ids);
+	free(logits);
+	ctx_free(c);
+	model_close(m);
+	return rc;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
+		   "[--f32] [--json]\n");
+}
+
+int
+bench_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "model", required_argument, NULL, 'm' }, { "prompt", required_argument, NULL, 'p' },
+		{ "gen", required_argument, NULL, 'n' },   { "reps", required_argument, NULL, 'r' },
+		{ "threads", required_argument, NULL, 'j' }, { "f32", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'J' },        { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bopts o = { .prompt = 512, .gen = 128, .reps = 5 };
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "m:p:n:r:j:fJh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'm': o.model = optarg; break;
+		case 'p': o.prompt = atoi(optarg); break;
+		case 'n': o.gen = atoi(optarg); break;
+		case 'r': o.reps = atoi(optarg); break;
+		case 'j': o.threads = atoi(optarg); break;
+		case 'f': o.f32 = true; break;
+		case 'J': o.json = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (o.model == NULL || optind != argc || o.prompt < 1 || o.gen < 1 || o.reps < 1 ||
+	    o.reps > 64) {
+		usage(stderr);
+		return 2;
+	}
+	return bench_run(&o);
+}

@@ -1,0 +1,476 @@
+/*
+ * mkmodel.c - write a synthetic Qwen3-Next checkpoint (see mkmodel.h).
+ *
+ * The tensor list is planned first (names, dtypes, shapes), split into
+ * shards of at most --shard-gb, and each shard is written as one safetensors
+ * header followed by the tensors' bytes, generated on the fly with a fast
+ * seeded PRNG.  Quantized linears get random nibbles/bytes, symmetric zero
+ * points (0x77777777 / 0x7F7F7F7F) and random scales of both signs sized so
+ * activations stay O(1); float tensors get small random values.  The
+ * dimensions are the real model's unless overridden.
+ *
+ * CLI main thread only.
+ */
+#include "mkmodel.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "util.h"
+
+enum gen {
+	GEN_QWEIGHT, /* random packed ints */
+	GEN_QZEROS,  /* symmetric zero points */
+	GEN_SCALES,  /* fp16 scales, random sign */
+	GEN_BF16,    /* small random bf16 */
+	GEN_ZERO_BF16, /* zero-centred norm weights: zeros */
+	GEN_ONE_BF16,  /* gated norm weight: ones */
+	GEN_ALOG,    /* A_log */
+};
+
+struct plan_t {
+	char *name;
+	const char *dtype;
+	int n_dims;
+	int64_t shape[3];
+	enum gen gen;
+	int bits;     /* for qweight/qzeros/scales */
+	double scale; /* magnitude for scales / bf16 */
+	int64_t bytes;
+	int shard;
+};
+
+struct mkopts {
+	const char *out;
+	int hidden, layers, experts, top_k, vocab, heads, kv_heads, head_dim;
+	int lk_heads, lv_heads, lk_dim, lv_dim, moe_inter, shared_inter, group;
+	double shard_gb;
+	uint64_t seed;
+};
+
+struct plan {
+	struct plan_t *t;
+	int n, cap, n_shards;
+};
+
+static void
+plan_add(struct plan *p, const char *name, const char *dtype, int n_dims, int64_t d0, int64_t d1,
+	 int64_t d2, enum gen gen, int bits, double scale)
+{
+	struct plan_t *t;
+	int64_t n = d0 * (n_dims > 1 ? d1 : 1) * (n_dims > 2 ? d2 : 1);
+
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 1024;
+		p->t = xrealloc(p->t, (size_t)p->cap * sizeof(*p->t));
+	}
+	t = &p->t[p->n++];
+	t->name = xstrdup(name);
+	t->dtype = dtype;
+	t->n_dims = n_dims;
+	t->shape[0] = d0, t->shape[1] = d1, t->shape[2] = d2;
+	t->gen = gen;
+	t->bits = bits;
+	t->scale = scale;
+	t->bytes = n * (strcmp(dtype, "I32") == 0 ? 4 : 2);
+}
+
+/* A linear layer [out][in]: bits 16 = BF16 weight, else AutoRound packing. */
+static void
+plan_linear(struct plan *p, const char *mod, int out, int in, int bits, int gs)
+{
+	char n[256];
+	int groups = (in + gs - 1) / gs;
+	double sd = 1.0 / sqrt((double)in);
+
+	if (bits == 16) {
+		snprintf(n, sizeof(n), "%s.weight", mod);
+		plan_add(p, n, "BF16", 2, out, in, 0, GEN_BF16, 16, sd);
+		return;
+	}
+	snprintf(n, sizeof(n), "%s.qweight", mod);
+	plan_add(p, n, "I32", 2, (int64_t)in * bits / 32, out, 0, GEN_QWEIGHT, bits, 0);
+	snprintf(n, sizeof(n), "%s.qzeros", mod);
+	plan_add(p, n, "I32", 2, groups, (int64_t)out * bits / 32, 0, GEN_QZEROS, bits, 0);
+	snprintf(n, sizeof(n), "%s.scales", mod);
+	/* Uniform q - z has std ~ 2^b / sqrt(12): aim W at std 1/sqrt(in). */
+	plan_add(p, n, "F16", 2, groups, out, 0, GEN_SCALES, bits,
+		 sd / (pow(2, bits) / sqrt(12.0)));
+}
+
+static void
+plan_layer(struct plan *p, const struct mkopts *o, int i)
+{
+	char pre[128], n[256];
+	int full = (i + 1) % 4 == 0, kd = o->lk_heads * o->lk_dim, vd = o->lv_heads * o->lv_dim;
+
+	snprintf(pre, sizeof(pre), "model.layers.%d", i);
+#define NAME(fmt) (snprintf(n, sizeof(n), "%s." fmt, pre), n)
+	plan_add(p, NAME("input_layernorm.weight"), "BF16", 1, o->hidden, 0, 0, GEN_ZERO_BF16, 0, 0);
+	plan_add(p, NAME("post_attention_layernorm.weight"), "BF16", 1, o->hidden, 0, 0,
+		 GEN_ZERO_BF16, 0, 0);
+	if (full) {
+		int qd = o->heads * o->head_dim, kvd = o->kv_heads * o->head_dim;
+
+		plan_linear(p, NAME("self_attn.q_proj"), 2 * qd, o->hidden, 8, o->group);
+		plan_linear(p, NAME("self_attn.k_proj"), kvd, o->hidden, 8, o->group);
+		plan_linear(p, NAME("self_attn.v_proj"), kvd, o->hidden, 8, o->group);
+		plan_linear(p, NAME("self_attn.o_proj"), o->hidden, qd, 8, o->group);
+		plan_add(p, NAME("self_attn.q_norm.weight"), "BF16", 1, o->head_dim, 0, 0,
+			 GEN_ZERO_BF16, 0, 0);
+		plan_add(p, NAME("self_attn.k_norm.weight"), "BF16", 1, o->head_dim, 0, 0,
+			 GEN_ZERO_BF16, 0, 0);
+	} else {
+		plan_linear(p, NAME("linear_attn.in_proj_qkvz"), 2 * kd + 2 * vd, o->hidden, 8,
+			    o->group);
+		plan_linear(p, NAME("linear_attn.in_proj_ba"), 2 * o->lv_heads, o->hidden, 8, o->group);
+		plan_add(p, NAME("linear_attn.conv1d.weight"), "BF16", 3, 2 * kd + vd, 1, 4, GEN_BF16,
+			 16, 0.5);
+		plan_add(p, NAME("linear_attn.dt_bias"), "BF16", 1, o->lv_heads, 0, 0, GEN_BF16, 16,
+			 0.5);
+		plan_add(p, NAME("linear_attn.A_log"), "BF16", 1, o->lv_heads, 0, 0, GEN_ALOG, 16, 0);
+		plan_add(p, NAME("linear_attn.norm.weight"), "BF16", 1, o->lv_dim, 0, 0, GEN_ONE_BF16,
+			 0, 0);
+		plan_linear(p, NAME("linear_attn.out_proj"), o->hidden, vd, 8, o->group);
+	}
+	plan_linear(p, NAME("mlp.gate"), o->experts, o->hidden, 16, o->group);
+	for (int e = 0; e < o->experts; e++) {
+		char m[200];
+
+		snprintf(m, sizeof(m), "%s.mlp.experts.%d.gate_proj", pre, e);
+		plan_linear(p, m, o->moe_inter, o->hidden, 4, o->group);
+		snprintf(m, sizeof(m), "%s.mlp.experts.%d.up_proj", pre, e);
+		plan_linear(p, m, o->moe_inter, o->hidden, 4, o->group);
+		snprintf(m, sizeof(m), "%s.mlp.experts.%d.down_proj", pre, e);
+		plan_linear(p, m, o->hidden, o->moe_inter, 4, o->group);
+	}
+	plan_linear(p, NAME("mlp.shared_expert.gate_proj"), o->shared_inter, o->hidden, 8, o->group);
+	plan_linear(p, NAME("mlp.shared_expert.up_proj"), o->shared_inter, o->hidden, 8, o->group);
+	plan_linear(p, NAME("mlp.shared_expert.down_proj"), o->hidden, o->shared_inter, 8, o->group);
+	plan_linear(p, NAME("mlp.shared_expert_gate"), 1, o->hidden, 16, o->group);
+#undef NAME
+}
+
+static void
+plan_model(struct plan *p, const struct mkopts *o)
+{
+	int64_t limit = (int64_t)(o->shard_gb * 1e9), acc = 0;
+
+	plan_add(p, "model.embed_tokens.weight", "BF16", 2, o->vocab, o->hidden, 0, GEN_BF16, 16, 1.0);
+	for (int i = 0; i < o->layers; i++)
+		plan_layer(p, o, i);
+	plan_add(p, "model.norm.weight", "BF16", 1, o->hidden, 0, 0, GEN_ZERO_BF16, 0, 0);
+	plan_add(p, "lm_head.weight", "BF16", 2, o->vocab, o->hidden, 0, GEN_BF16, 16,
+		 1.0 / sqrt((double)o->hidden));
+	p->n_shards = 1;
+	for (int i = 0; i < p->n; i++) {
+		if (acc > 0 && acc + p->t[i].bytes > limit) {
+			p->n_shards++;
+			acc = 0;
+		}
+		p->t[i].shard = p->n_shards - 1;
+		acc += p->t[i].bytes;
+	}
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static uint64_t
+rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+	return *s = x;
+}
+
+static float
+rnd_sym(uint64_t *s)
+{
+	return (float)((double)(rnd(s) >> 11) * 0x1.0p-53 * 2 - 1);
+}
+
+static void
+fill(const struct plan_t *t, void *buf, uint64_t *s)
+{
+	int64_t n = t->bytes / (strcmp(t->dtype, "I32") == 0 ? 4 : 2);
+	uint32_t *u32 = buf;
+	uint16_t *u16 = buf;
+
+	for (int64_t i = 0; i < n; i++) {
+		switch (t->gen) {
+		case GEN_QWEIGHT: u32[i] = (uint32_t)rnd(s); break;
+		case GEN_QZEROS: u32[i] = t->bits == 4 ? 0x77777777u : t->bits == 8 ? 0x7F7F7F7Fu : 0x55555555u; break;
+		case GEN_SCALES: u16[i] = f32_to_fp16((float)(t->scale * (0.5 + 0.5 * fabs(rnd_sym(s))) * (rnd(s) & 1 ? 1 : -1))); break;
+		case GEN_BF16: u16[i] = f32_to_bf16((float)(t->scale * rnd_sym(s))); break;
+		case GEN_ZERO_BF16: u16[i] = 0; break;
+		case GEN_ONE_BF16: u16[i] = f32_to_bf16(1.0f); break;
+		case GEN_ALOG: u16[i] = f32_to_bf16((float)log(1 + 15 * fabs(rnd_sym(s)))); break;
+		}
+	}
+}
+
+static char *
+shard_name(const struct plan *p, int k)
+{
+	if (p->n_shards == 1)
+		return xstrdup("model.safetensors");
+	return xasprintf("model-%05d-of-%05d.safetensors", k + 1, p->n_shards);
+}
+
+static json_t *
+shard_header(const struct plan *p, int k)
+{
+	json_t *h = json_object();
+	int64_t off = 0;
+
+	json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
+	for (int i = 0; i < p->n; i++) {
+		const struct plan_t *t = &p->t[i];
+		json_t *shape = json_array();
+
+		if (t->shard != k)
+			continue;
+		for (int d = 0; d < t->n_dims; d++)
+			json_array_append_new(shape, json_integer(t->shape[d]));
+		json_object_set_new(h, t->name,
+				    json_pack("{s:s, s:o, s:[I, I]}", "dtype", t->dtype, "shape", shape,
+					      "data_offsets", (json_int_t)off,
+					      (json_int_t)(off + t->bytes)));
+		off += t->bytes;
+	}
+	return h;
+}
+
+static int
+write_shard(const struct plan *p, const struct mkopts *o, int k, uint64_t *s, char **cause)
+{
+	char *name = shard_name(p, k), *path = xasprintf("%s/%s", o->out, name);
+	char *js = json_dumps(shard_header(p, k), JSON_COMPACT | JSON_SORT_KEYS);
+	size_t hl = strlen(js), pad = (8 - hl % 8) % 8;
+	uint64_t len = hl + pad;
+	FILE *f = fopen(path, "wb");
+	int rc = -1;
+
+	if (f == NULL) {
+		cause_set(cause, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	/* Pad the header with spaces so tensor data starts 8-byte aligned. */
+	fwrite(&len, 8, 1, f);
+	fwrite(js, 1, hl, f);
+	fwrite("        ", 1, pad, f);
+	for (int i = 0; i < p->n; i++) {
+		const struct plan_t *t = &p->t[i];
+		void *buf;
+
+		if (t->shard != k)
+			continue;
+		buf = xmalloc((size_t)t->bytes);
+		fill(t, buf, s);
+		if (fwrite(buf, 1, (size_t)t->bytes, f) != (size_t)t->bytes) {
+			free(buf);
+			cause_set(cause, "%s: write failed: %s", path, strerror(errno));
+			goto out;
+		}
+		free(buf);
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		cause_set(cause, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	f = NULL;
+	rc = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	free(js);
+	free(path);
+	free(name);
+	return rc;
+}
+
+static json_t *
+extra_config(const struct mkopts *o)
+{
+	json_t *ec = json_object();
+	const char *gdn[] = { "linear_attn.in_proj_qkvz", "linear_attn.in_proj_ba",
+			      "linear_attn.out_proj" };
+	const char *att[] = { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+			      "self_attn.o_proj" };
+	const char *sh[] = { "mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj",
+			     "mlp.shared_expert.down_proj" };
+	char k[200];
+
+	for (int i = 0; i < o->layers; i++) {
+		int full = (i + 1) % 4 == 0;
+
+		for (size_t j = 0; j < (full ? ARRAY_LEN(att) : ARRAY_LEN(gdn)); j++) {
+			snprintf(k, sizeof(k), "model.layers.%d.%s", i, full ? att[j] : gdn[j]);
+			json_object_set_new(ec, k, json_pack("{s:i}", "bits", 8));
+		}
+		for (size_t j = 0; j < ARRAY_LEN(sh); j++) {
+			snprintf(k, sizeof(k), "model.layers.%d.%s", i, sh[j]);
+			json_object_set_new(ec, k, json_pack("{s:i}", "bits", 8));
+		}
+		snprintf(k, sizeof(k), "model.layers.%d.mlp.gate", i);
+		json_object_set_new(ec, k, json_pack("{s:i, s:s}", "bits", 16, "data_type", "float"));
+		snprintf(k, sizeof(k), "model.layers.%d.mlp.shared_expert_gate", i);
+		json_object_set_new(ec, k, json_pack("{s:i, s:s}", "bits", 16, "data_type", "float"));
+	}
+	return ec;
+}
+
+static int
+write_json(const char *dir, const char *file, json_t *j, char **cause)
+{
+	char *path = xasprintf("%s/%s", dir, file);
+	int rc = json_dump_file(j, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (rc != 0)
+		cause_set(cause, "%s: cannot write", path);
+	free(path);
+	json_decref(j);
+	return rc == 0 ? 0 : -1;
+}
+
+static int
+write_config(const struct mkopts *o, char **cause)
+{
+	json_t *q = json_pack("{s:s, s:i, s:s, s:i, s:s, s:s, s:b, s:o}", "autoround_version",
+			      "0.7.0", "bits", 4, "data_type", "int", "group_size", o->group,
+			      "packing_format", "auto_round:auto_gptq", "quant_method", "auto-round",
+			      "sym", 1, "extra_config", extra_config(o));
+	json_t *c = json_pack(
+		"{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, "
+		"s:i, s:i, s:i, s:f, s:f, s:f, s:b, s:b, s:i, s:I, s:i, s:i, s:s}",
+		"architectures", "Qwen3NextForCausalLM", "model_type", "qwen3_next", "hidden_size",
+		o->hidden, "num_hidden_layers", o->layers, "num_attention_heads", o->heads,
+		"num_key_value_heads", o->kv_heads, "head_dim", o->head_dim, "linear_num_key_heads",
+		o->lk_heads, "linear_num_value_heads", o->lv_heads, "linear_key_head_dim", o->lk_dim,
+		"linear_value_head_dim", o->lv_dim, "linear_conv_kernel_dim", 4, "num_experts",
+		o->experts, "num_experts_per_tok", o->top_k, "moe_intermediate_size", o->moe_inter,
+		"shared_expert_intermediate_size", o->shared_inter, "vocab_size", o->vocab,
+		"full_attention_interval", 4, "rms_norm_eps", 1e-6, "partial_rotary_factor", 0.25,
+		"rope_theta", 1e7, "norm_topk_prob", 1, "tie_word_embeddings", 0,
+		"intermediate_size", 5120, "max_position_embeddings", (json_int_t)262144,
+		"bos_token_id", 151643, "eos_token_id", 151645, "torch_dtype", "bfloat16");
+
+	json_object_set(c, "quantization_config", q);
+	if (write_json(o->out, "config.json", c, cause) != 0)
+		return -1;
+	return write_json(o->out, "quantization_config.json", q, cause);
+}
+
+static int
+write_index(const struct plan *p, const struct mkopts *o, char **cause)
+{
+	json_t *map = json_object();
+	int64_t total = 0;
+
+	if (p->n_shards == 1) {
+		json_decref(map);
+		return 0;
+	}
+	for (int i = 0; i < p->n; i++) {
+		char *s = shard_name(p, p->t[i].shard);
+
+		json_object_set_new(map, p->t[i].name, json_string(s));
+		total += p->t[i].bytes;
+		free(s);
+	}
+	return write_json(o->out, "model.safetensors.index.json",
+			  json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total,
+				    "weight_map", map),
+			  cause);
+}
+
+static int
+mkmodel_run(const struct mkopts *o)
+{
+	struct plan p = { 0 };
+	uint64_t s = o->seed * 2654435761u + 88172645463325252ull, total = 0;
+	char *cause = NULL;
+	double t0 = now_sec();
+	int rc = 1;
+
+	if (mkdir(o->out, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "qnext mkmodel: %s: %s\n", o->out, strerror(errno));
+		return 1;
+	}
+	plan_model(&p, o);
+	for (int i = 0; i < p.n; i++)
+		total += (uint64_t)p.t[i].bytes;
+	fprintf(stderr, "writing %d tensors, %.2f GB in %d shard(s) to %s\n", p.n, total / 1e9,
+		p.n_shards, o->out);
+	if (write_config(o, &cause) != 0 || write_index(&p, o, &cause) != 0)
+		goto out;
+	for (int k = 0; k < p.n_shards; k++)
+		if (write_shard(&p, o, k, &s, &cause) != 0)
+			goto out;
+	fprintf(stderr, "done in %.1f s\n", now_sec() - t0);
+	rc = 0;
+out:
+	if (cause != NULL)
+		fprintf(stderr, "qnext mkmodel: %s\n", cause);
+	free(cause);
+	for (int i = 0; i < p.n; i++)
+		free(p.t[i].name);
+	free(p.t);
+	return rc;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] "
+		   "[--vocab N] [--shard-gb X] [--seed N]\n");
+}
+
+int
+mkmodel_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "out", required_argument, NULL, 'o' },    { "experts", required_argument, NULL, 'e' },
+		{ "layers", required_argument, NULL, 'l' }, { "hidden", required_argument, NULL, 'd' },
+		{ "vocab", required_argument, NULL, 'v' },  { "shard-gb", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	/* The real model's dimensions (MODEL.md §1). */
+	struct mkopts o = { .hidden = 2048, .layers = 48, .experts = 512, .top_k = 10,
+			    .vocab = 151936, .heads = 16, .kv_heads = 2, .head_dim = 256,
+			    .lk_heads = 16, .lv_heads = 32, .lk_dim = 128, .lv_dim = 128,
+			    .moe_inter = 512, .shared_inter = 512, .group = 128, .shard_gb = 5.0,
+			    .seed = 1 };
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "o:e:l:d:v:s:S:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'o': o.out = optarg; break;
+		case 'e': o.experts = atoi(optarg); break;
+		case 'l': o.layers = atoi(optarg); break;
+		case 'd': o.hidden = atoi(optarg); break;
+		case 'v': o.vocab = atoi(optarg); break;
+		case 's': o.shard_gb = atof(optarg); break;
+		case 'S': o.seed = strtoull(optarg, NULL, 10); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (o.out == NULL || optind != argc || o.experts < o.top_k || o.layers < 1 ||
+	    o.hidden < 128 || o.hidden % o.group != 0 || o.vocab < 1 || o.shard_gb <= 0) {
+		usage(stderr);
+		return 2;
+	}
+	return mkmodel_run(&o);
+}

@@ -1,0 +1,241 @@
+/*
+ * util.c - checked allocation, error causes, float conversions, clock.
+ * Any thread.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void *
+xmalloc(size_t size)
+{
+	void *p;
+
+	if (size == 0)
+		fatal("xmalloc: zero size");
+	if ((p = malloc(size)) == NULL)
+		fatal("out of memory allocating %zu bytes", size);
+	return p;
+}
+
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+	void *p;
+
+	if (nmemb == 0 || size == 0)
+		fatal("xcalloc: zero size");
+	if ((p = calloc(nmemb, size)) == NULL)
+		fatal("out of memory allocating %zu x %zu bytes", nmemb, size);
+	return p;
+}
+
+void *
+xrealloc(void *old, size_t size)
+{
+	void *p;
+
+	if (size == 0)
+		fatal("xrealloc: zero size");
+	if ((p = realloc(old, size)) == NULL)
+		fatal("out of memory allocating %zu bytes", size);
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	return memcpy(xmalloc(n), s, n);
+}
+
+static char *xvasprintf(const char *fmt, va_list ap) PRINTF_LIKE(1, 0);
+
+static char *
+xvasprintf(const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n;
+	char *s;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		fatal("vsnprintf failed");
+	s = xmalloc((size_t)n + 1);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	return s;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+int
+cause_set(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cause == NULL)
+		return -1;
+	free(*cause);
+	va_start(ap, fmt);
+	*cause = xvasprintf(fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("qnext: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+float
+fp16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h >> 15) << 31;
+	uint32_t exp = (h >> 10) & 0x1f;
+	uint32_t man = h & 0x3ff;
+	uint32_t bits;
+	float f;
+
+	if (exp == 0) {
+		/* Zero or subnormal: value = man * 2^-24, exact in float. */
+		f = ldexpf((float)man, -24);
+		return sign ? -f : f;
+	}
+	if (exp == 31)
+		bits = sign | 0x7f800000u | (man << 13);
+	else
+		bits = sign | ((exp + 112) << 23) | (man << 13);
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+float
+bf16_to_f32(uint16_t b)
+{
+	uint32_t bits = (uint32_t)b << 16;
+	float f;
+
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+uint16_t
+f32_to_bf16(float f)
+{
+	uint32_t bits;
+
+	memcpy(&bits, &f, sizeof(bits));
+	if ((bits & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t)((bits >> 16) | 0x40); /* quiet NaN */
+	bits += 0x7fffu + ((bits >> 16) & 1);
+	return (uint16_t)(bits >> 16);
+}
+
+uint16_t
+f32_to_fp16(float f)
+{
+	uint32_t bits, sign, man;
+	int exp;
+
+	memcpy(&bits, &f, sizeof(bits));
+	sign = (bits >> 16) & 0x8000u;
+	exp = (int)((bits >> 23) & 0xff) - 127 + 15;
+	man = bits & 0x7fffffu;
+	if (((bits >> 23) & 0xff) == 0xff)
+		return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0));
+	if (exp >= 31)
+		return (uint16_t)(sign | 0x7c00u);
+	if (exp <= 0) {
+		/* Subnormal half: shift the full mantissa, round to nearest even. */
+		uint32_t m, shift, half, rest;
+
+		if (exp < -10)
+			return (uint16_t)sign;
+		m = man | 0x800000u;
+		shift = (uint32_t)(14 - exp);
+		half = 1u << (shift - 1);
+		rest = m & ((1u << shift) - 1);
+		m >>= shift;
+		if (rest > half || (rest == half && (m & 1)))
+			m++;
+		return (uint16_t)(sign | m);
+	}
+	{
+		uint32_t h = sign | ((uint32_t)exp << 10) | (man >> 13);
+		uint32_t rest = man & 0x1fffu;
+
+		if (rest > 0x1000u || (rest == 0x1000u && (h & 1)))
+			h++; /* may carry into the exponent, which is right */
+		return (uint16_t)h;
+	}
+}
+
+double
+now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+char *
+read_file(const char *path, size_t *len_out, char **cause)
+{
+	FILE *f;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if ((f = fopen(path, "rb")) == NULL) {
+		cause_set(cause, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (cap - len < 65536) {
+			cap = cap ? cap * 2 : 65536;
+			buf = xrealloc(buf, cap + 1);
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		cause_set(cause, "%s: read error: %s", path, strerror(errno));
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	if (len_out != NULL)
+		*len_out = len;
+	return buf;
+}

@@ -1,0 +1,58 @@
+#!/bin/sh
+# cli-verify.sh - `qnext verify` on the two golden models (float32 path with
+# the tight tolerance, int8 path with the top-1 agreement floor), kernel
+# tiers, and the command's exit statuses.  Run from the repository root.
+Q=${QNEXT_BIN:-./qnext}
+pass=0
+fail=0
+out=$(mktemp)
+
+check() { # name, expected status, command...
+	name=$1 want=$2
+	shift 2
+	"$@" >"$out" 2>&1
+	got=$?
+	if [ "$got" = "$want" ]; then
+		pass=$((pass + 1))
+		echo "ok   $name"
+	else
+		fail=$((fail + 1))
+		echo "FAIL $name (exit $got, wanted $want)"
+		cat "$out"
+	fi
+}
+
+has() { # name, text expected in the last output
+	if grep -q -- "$2" "$out"; then pass=$((pass + 1)); else
+		fail=$((fail + 1)); echo "FAIL $1: output lacks '$2'"; cat "$out"; fi
+}
+
+for m in tiny small; do
+	g=tests/data/$m/golden.safetensors
+	check "$m float32 path" 0 $Q verify --model tests/data/$m --golden $g --f32 --hidden
+	has "$m three schedules" "chunks 1,5,64,65,rest"
+	has "$m per-layer hidden" "hidden 1"
+	check "$m float32 path, 1 thread" 0 $Q verify --model tests/data/$m --golden $g --f32 --threads 1
+done
+check "tiny float32 path, scalar kernels" 0 \
+	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --f32 --isa scalar
+check "tiny int8 path >= 80% top-1" 0 \
+	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --min-top1 0.8
+check "small int8 path >= 60% top-1" 0 \
+	$Q verify --model tests/data/small --golden tests/data/small/golden.safetensors --min-top1 0.6
+check "tiny int8 path, scalar kernels" 0 \
+	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --isa scalar --min-top1 0.8
+check "impossible tolerance fails" 1 \
+	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --f32 --tol 1e-9
+check "golden of another model" 1 \
+	$Q verify --model tests/data/tiny --golden tests/data/small/golden.safetensors
+has "shape mismatch named" "logits shapes do not match"
+check "missing model directory" 1 $Q verify --model /nonexistent --golden x
+has "missing dir named" "/nonexistent"
+check "usage error" 2 $Q verify --model tests/data/tiny
+check "unknown command" 2 $Q frobnicate
+check "--help" 0 $Q --help
+check "--version" 0 $Q --version
+rm -f "$out"
+echo "cli-verify: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,276 @@
+/*
+ * test-model.c - the loader on the golden checkpoints and on broken copies
+ * of them: every unsupported or inconsistent checkpoint must stop the load
+ * with one line naming the file or module and the problem, never crash.
+ *
+ * Broken copies are made by rewriting a shard's JSON header (the data area
+ * is copied unchanged) or config.json in a temporary directory.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "model.h"
+#include "t.h"
+#include "util.h"
+
+#define TINY   "tests/data/tiny"
+#define SHARD1 "model-00001-of-00002.safetensors"
+
+static char tmpdir[64];
+
+static void
+copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *buf = read_file(from, &len, NULL);
+	FILE *f = fopen(to, "wb");
+
+	if (buf == NULL || f == NULL || fwrite(buf, 1, len, f) != len)
+		fatal("cannot copy %s to %s", from, to);
+	fclose(f);
+	free(buf);
+}
+
+/* Fresh copy of the tiny model in tmpdir. */
+static void
+fresh_copy(void)
+{
+	DIR *d = opendir(TINY);
+	struct dirent *e;
+
+	while ((e = readdir(d)) != NULL) {
+		char a[512], b[512];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(a, sizeof(a), "%s/%s", TINY, e->d_name);
+		snprintf(b, sizeof(b), "%s/%s", tmpdir, e->d_name);
+		copy_file(a, b);
+	}
+	closedir(d);
+}
+
+typedef void edit_fn(json_t *hdr);
+
+/* Rewrite tmpdir/SHARD1's header through fn, keeping the data area. */
+static void
+edit_shard(edit_fn *fn)
+{
+	char path[512];
+	size_t len;
+	char *buf, *js;
+	uint64_t hl;
+	json_t *hdr;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, SHARD1);
+	buf = read_file(path, &len, NULL);
+	memcpy(&hl, buf, 8);
+	hdr = json_loadb(buf + 8, hl, 0, NULL);
+	fn(hdr);
+	js = json_dumps(hdr, JSON_COMPACT);
+	f = fopen(path, "wb");
+	hl = strlen(js);
+	fwrite(&hl, 8, 1, f);
+	fwrite(js, 1, hl, f);
+	fwrite(buf + 8 + (size_t) * (uint64_t *)buf, 1, len - 8 - *(uint64_t *)buf, f);
+	fclose(f);
+	free(js);
+	free(buf);
+	json_decref(hdr);
+}
+
+/* Replace `key` (a path into config.json) by value. */
+static void
+edit_config(const char *key, json_t *value)
+{
+	char path[512];
+	json_t *cfg;
+
+	snprintf(path, sizeof(path), "%s/config.json", tmpdir);
+	cfg = json_load_file(path, 0, NULL);
+	json_object_set_new(cfg, key, value);
+	json_dump_file(cfg, path, 0);
+	json_decref(cfg);
+}
+
+/* Drop a tensor from model.safetensors.index.json's weight_map. */
+static void
+unmap_index(const char *name)
+{
+	char path[512];
+	json_t *idx;
+
+	snprintf(path, sizeof(path), "%s/model.safetensors.index.json", tmpdir);
+	idx = json_load_file(path, 0, NULL);
+	json_object_del(json_object_get(idx, "weight_map"), name);
+	json_dump_file(idx, path, 0);
+	json_decref(idx);
+}
+
+static void
+expect_fail(const char *what, const char *needle)
+{
+	char *cause = NULL;
+	struct model *m = model_open(tmpdir, &cause);
+
+	T_ASSERT(m == NULL);
+	T_STR_CONTAINS(cause, needle);
+	if (cause != NULL && strchr(cause, '\n') != NULL)
+		T_ASSERT(!"cause is one line");
+	printf("  %-28s -> %s\n", what, cause ? cause : "(loaded!)");
+	free(cause);
+	model_close(m);
+}
+
+static void
+rename_qkvz(json_t *h)
+{
+	json_t *t = json_object_get(h, "model.layers.0.linear_attn.in_proj_qkvz.scales");
+
+	json_object_set(h, "model.layers.0.linear_attn.in_proj_qkvz.scalez", t);
+	json_object_del(h, "model.layers.0.linear_attn.in_proj_qkvz.scales");
+}
+
+static void
+fp8_norm(json_t *h)
+{
+	/* 256 BF16 values = 512 bytes = 512 F8 values: consistent sizes, wrong format. */
+	json_t *t = json_object_get(h, "model.layers.0.input_layernorm.weight");
+
+	json_object_set_new(t, "dtype", json_string("F8_E4M3"));
+	json_object_set_new(t, "shape", json_pack("[i]", 512));
+}
+
+static void
+add_gidx(json_t *h)
+{
+	const char *k;
+	json_t *v;
+	json_int_t end = 0;
+
+	/* An empty I32 tensor at the end of the data area overlaps nothing. */
+	json_object_foreach(h, k, v)
+	{
+		json_t *off = json_object_get(v, "data_offsets");
+
+		if (off != NULL && json_integer_value(json_array_get(off, 1)) > end)
+			end = json_integer_value(json_array_get(off, 1));
+	}
+	json_object_set_new(h, "model.layers.0.linear_attn.out_proj.g_idx",
+			    json_pack("{s:s, s:[i], s:[I, I]}", "dtype", "I32", "shape", 0,
+				      "data_offsets", end, end));
+}
+
+static void
+scales_f32(json_t *h)
+{
+	json_t *t = json_object_get(h, "model.layers.0.linear_attn.out_proj.scales");
+
+	/* [1, 256] F16 = 512 bytes; as F32 [1, 128] the size still matches. */
+	json_object_set_new(t, "dtype", json_string("F32"));
+	json_object_set_new(t, "shape", json_pack("[ii]", 1, 128));
+}
+
+static void
+test_good(void)
+{
+	char *cause = NULL;
+	struct model *m = model_open(TINY, &cause);
+	char *d;
+
+	T_ASSERT(m != NULL);
+	if (m == NULL) {
+		fprintf(stderr, "tiny: %s\n", cause);
+		free(cause);
+		return;
+	}
+	T_EQ_INT(m->n_full, 1);
+	T_EQ_INT(m->embed.fmt, WFMT_GPTQ);
+	T_EQ_INT(m->embed.bits, 8);
+	T_EQ_INT(m->lm_head.fmt, WFMT_BF16);
+	T_EQ_INT(m->layers[0].gdn.in_qkvz.bits, 8);
+	T_EQ_INT(m->layers[0].gdn.in_qkvz.group_size, 128);
+	T_EQ_INT(m->layers[0].gdn.in_ba.fmt, WFMT_BF16);
+	T_EQ_INT(m->layers[0].moe_w.gate[5].bits, 4);
+	T_EQ_INT(m->layers[0].moe_w.down[5].n_in, 128);
+	T_EQ_INT(m->layers[3].attn.q_proj.n_out, 512);
+	d = model_describe(m);
+	T_STR_CONTAINS(d, "experts int4 g128");
+	free(d);
+	model_close(m);
+	m = model_open("tests/data/small", &cause);
+	T_ASSERT(m != NULL);
+	if (m != NULL) {
+		T_EQ_INT(m->layers[7].full, 1);
+		T_EQ_INT(m->layers[0].moe_w.router.bits, 8);
+		T_EQ_INT(m->layers[0].moe_w.sh_gate.bits, 4);
+		T_EQ_INT(m->layers[0].moe_w.sh_gate.group_size, 64);
+	}
+	model_close(m);
+	free(cause);
+}
+
+int
+main(void)
+{
+	char cmd[128];
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/qnext-model-XXXXXX");
+	if (mkdtemp(tmpdir) == NULL)
+		fatal("mkdtemp failed");
+	test_good();
+	fresh_copy();
+	edit_shard(rename_qkvz);
+	expect_fail("index names absent tensor", "mapped to 'model-00001-of-00002.safetensors'");
+	unmap_index("model.layers.0.linear_attn.in_proj_qkvz.scales");
+	expect_fail("missing tensor",
+		    "missing tensor 'model.layers.0.linear_attn.in_proj_qkvz.scales'");
+	fresh_copy();
+	edit_shard(fp8_norm);
+	expect_fail("FP8 tensor", "FP8");
+	fresh_copy();
+	edit_shard(add_gidx);
+	expect_fail("act-order g_idx", "g_idx");
+	fresh_copy();
+	edit_shard(scales_f32);
+	expect_fail("scales not F16", "scales must be a 2-D F16 tensor");
+	fresh_copy();
+	edit_config("hidden_size", json_integer(128));
+	expect_fail("shape vs config", "does not match config.json");
+	fresh_copy();
+	edit_config("moe_intermediate_size", json_integer(64));
+	expect_fail("expert width vs config", "model.layers.0.mlp.experts.0.gate_proj");
+	{
+		/* Tensors hold 8-bit qkvz; claim 4 bits in quantization_config. */
+		char path[512];
+		json_t *cfg, *ec;
+
+		fresh_copy();
+		snprintf(path, sizeof(path), "%s/config.json", tmpdir);
+		cfg = json_load_file(path, 0, NULL);
+		ec = json_object_get(json_object_get(cfg, "quantization_config"), "extra_config");
+		json_object_set_new(json_object_get(ec, "model.layers.0.linear_attn.in_proj_qkvz"),
+				    "bits", json_integer(4));
+		json_dump_file(cfg, path, 0);
+		json_decref(cfg);
+		expect_fail("bits vs quantization_config", "quantization_config says 4 bits");
+	}
+	fresh_copy();
+	{
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, SHARD1);
+		T_ASSERT(truncate(path, 100000) == 0);
+		expect_fail("truncated shard", SHARD1);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	T_ASSERT(system(cmd) == 0);
+	return t_done("test-model");
+}

@@ -1,0 +1,63 @@
+/*
+ * sampler.h - choose the next token from logits: greedy, temperature,
+ * top-k, top-p, min-p, presence and repetition penalties, seeded RNG.
+ *
+ * Order (Hugging Face's): penalties, temperature, top-k, softmax, top-p,
+ * min-p, draw.  Temperature <= 0 or top_k == 1 means greedy.  Defaults come
+ * from the model's generation_config.json, else MODEL.md §5.3 (Qwen's
+ * recommendation for the Thinking model).
+ *
+ * Thread affinity: a sampler belongs to one thread (the engine thread).
+ */
+#ifndef QNEXT_SAMPLER_H
+#define QNEXT_SAMPLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SAMPLER_MAX_EOS 8
+
+struct sampler_params {
+	float temperature;        /* <= 0: greedy */
+	int top_k;                /* 0: off */
+	float top_p;              /* 1: off */
+	float min_p;              /* 0: off */
+	float presence_penalty;   /* subtracted once from every token already seen; 0: off */
+	float repetition_penalty; /* HF style: divides positive, multiplies negative logits; 1: off */
+	uint64_t seed;
+};
+
+/* Generation settings read from a model directory. */
+struct gen_config {
+	struct sampler_params p;
+	int n_eos;
+	int32_t eos[SAMPLER_MAX_EOS]; /* stop tokens */
+};
+
+/* MODEL.md §5.3: 0.6 / top-k 20 / top-p 0.95 / min-p 0, no penalties, seed 0. */
+void sampler_params_default(struct sampler_params *p);
+
+/*
+ * Defaults, then dir/generation_config.json when it exists (temperature,
+ * top_k, top_p, min_p, repetition_penalty, do_sample false = greedy,
+ * eos_token_id int or list).  eos falls back to {151645, 151643} when the
+ * file names none.  Returns 0, or -1 with *cause for a malformed file.
+ */
+int gen_config_load(struct gen_config *g, const char *dir, char **cause);
+
+struct sampler;
+
+/* n_vocab: logits per row; n_valid: ids >= n_valid are never chosen (padding rows). */
+struct sampler *sampler_new(const struct sampler_params *p, int n_vocab, int n_valid);
+void sampler_free(struct sampler *s); /* accepts NULL */
+
+/* Forget the token history the penalties use and re-seed. */
+void sampler_reset(struct sampler *s);
+
+/* Record a token (prompt or generated) for the penalties. */
+void sampler_accept(struct sampler *s, int32_t id);
+
+/* Pick the next token; logits [n_vocab] are modified. */
+int32_t sampler_sample(struct sampler *s, float *logits);
+
+#endif

@@ -72,7 +72,7 @@ check: lint
 # Fuzz harnesses (libFuzzer, clang).  `make fuzz-run` does a fixed number of runs.
 FUZZ_RUNS = 20000
 # The parsers under fuzz only need these sources (no kernels, no threads).
-FUZZ_SRC = src/util.c engine/safetensors.c engine/config.c
+FUZZ_SRC = src/util.c engine/safetensors.c engine/config.c engine/tokenizer.c
 build/fuzz/%: tests/%.c $(FUZZ_SRC)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \
@@ -85,11 +85,15 @@ fuzz-run: $(FUZZERS)
 	        >build/fuzz/$$n.log 2>&1 || { tail -40 build/fuzz/$$n.log; exit 1; }; \
 	    echo "$$n: 1 passed, 0 failed"; done
 
+# Start qnext on the model it finds, else on the bundled tiny test model.
 run: qnext
-	./qnext verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors
+	@if ./qnext which-model >/dev/null 2>&1; then ./qnext; else \
+	    echo "qnext: no model found; using the tiny test model (random weights)"; \
+	    ./qnext -m tests/data/tiny; fi
 
-bench: $(O)/qnext
+bench: $(O)/qnext $(O)/tests/bench-tokenizer
 	OPENBLAS_NUM_THREADS=1 $(O)/qnext bench -m tests/data/small $(BENCH_ARGS)
+	$(O)/tests/bench-tokenizer
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -109,7 +113,8 @@ clean:
 	rm -rf build qnext
 
 lint:
-	@for m in man/*.[1-9]; do groff -mdoc -ww -z $$m || exit 1; done
+	@for m in man/*.[1-9]; do out=$$(groff -mdoc -ww -z $$m 2>&1); \
+	    [ -z "$$out" ] || { echo "$$m: $$out"; exit 1; }; done
 	@test -z "$$(find src ui engine -name '*.c' -printf '%f\n' | sort | uniq -d)" || \
 	    { echo "duplicate file stems"; exit 1; }
 	@! grep -l '<curses.h>\|<readline/' $$(find src engine -name '*.c') /dev/null

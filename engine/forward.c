@@ -106,6 +106,10 @@ struct ctx {
 	struct mm_job jobs[MAX_JOBS];
 	int n_jobs;
 
+	/* Snapshot of every DeltaNet layer's conv and recurrent state. */
+	float *snap;    /* [n_gdn_layers][conv + S] */
+	int snap_pos;   /* -1: none */
+
 	float *capture; /* [n_layers + 1][capture_n][dim] or NULL */
 	int capture_n, capture_at;
 };
@@ -758,6 +762,16 @@ alloc_moe(struct ctx *c, int B)
 	return ok;
 }
 
+/* Floats of one DeltaNet layer's state: conv window then S. */
+static size_t
+gdn_floats(const struct ctx *c)
+{
+	const struct model_config *cfg = &c->m->cfg;
+
+	return (size_t)(cfg->conv_kernel - 1) * c->m->conv_dim +
+	       (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim;
+}
+
 static bool
 alloc_layers(struct ctx *c)
 {
@@ -770,6 +784,9 @@ alloc_layers(struct ctx *c)
 	c->kc = ctx_alloc(c, kv, sizeof(float), &ok);
 	c->vc = ctx_alloc(c, kv, sizeof(float), &ok);
 	c->gdn = ctx_alloc(c, (size_t)cfg->n_layers, sizeof(struct gdn_state), &ok);
+	c->snap = ctx_alloc(c, (size_t)(cfg->n_layers - m->n_full) * gdn_floats(c), sizeof(float),
+			    &ok);
+	c->snap_pos = -1;
 	for (int i = 0; ok && i < cfg->n_layers; i++) {
 		if (m->layers[i].full)
 			continue;
@@ -853,6 +870,7 @@ ctx_free(struct ctx *c)
 			free(c->gdn[i].S);
 		}
 	free(c->gdn);
+	free(c->snap);
 	free(c->kc);
 	free(c->vc);
 	free(c->x), free(c->h), free(c->y), free(c->big1), free(c->big2), free(c->mid);
@@ -875,6 +893,7 @@ ctx_reset(struct ctx *c)
 	const struct model_config *cfg = &m->cfg;
 
 	c->pos = 0;
+	c->snap_pos = -1;
 	for (int i = 0; i < cfg->n_layers; i++) {
 		if (m->layers[i].full)
 			continue;
@@ -883,6 +902,51 @@ ctx_reset(struct ctx *c)
 		memset(c->gdn[i].S, 0,
 		       (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim * sizeof(float));
 	}
+}
+
+/* Copy every DeltaNet state to (save) or from (!save) the snapshot. */
+static void
+snap_copy(struct ctx *c, bool save)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	size_t nc = (size_t)(cfg->conv_kernel - 1) * c->m->conv_dim, per = gdn_floats(c);
+	float *p = c->snap;
+
+	for (int i = 0; i < cfg->n_layers; i++) {
+		if (c->m->layers[i].full)
+			continue;
+		if (save) {
+			memcpy(p, c->gdn[i].conv, nc * sizeof(float));
+			memcpy(p + nc, c->gdn[i].S, (per - nc) * sizeof(float));
+		} else {
+			memcpy(c->gdn[i].conv, p, nc * sizeof(float));
+			memcpy(c->gdn[i].S, p + nc, (per - nc) * sizeof(float));
+		}
+		p += per;
+	}
+}
+
+void
+ctx_save(struct ctx *c)
+{
+	snap_copy(c, true);
+	c->snap_pos = c->pos;
+}
+
+int
+ctx_restore(struct ctx *c)
+{
+	if (c->snap_pos < 0)
+		return -1;
+	snap_copy(c, false);
+	c->pos = c->snap_pos;
+	return 0;
+}
+
+int
+ctx_saved_pos(const struct ctx *c)
+{
+	return c->snap_pos;
 }
 
 int

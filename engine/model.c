@@ -302,7 +302,7 @@ bind_moe(struct model *m, int i, struct layer_moe *e, char **cause)
 {
 	const struct model_config *c = &m->cfg;
 	int d = c->hidden_size, ne = c->n_experts, w = c->moe_inter;
-	char p[160], n[200];
+	char p[64], n[200];
 
 	snprintf(p, sizeof(p), "model.layers.%d.mlp", i);
 #define MOD(s) (snprintf(n, sizeof(n), "%s.%s", p, s), n)
@@ -312,7 +312,7 @@ bind_moe(struct model *m, int i, struct layer_moe *e, char **cause)
 	e->up = xcalloc((size_t)ne, sizeof(struct qmat));
 	e->down = xcalloc((size_t)ne, sizeof(struct qmat));
 	for (int x = 0; x < ne; x++) {
-		char q[160];
+		char q[128];
 
 		snprintf(q, sizeof(q), "%s.experts.%d", p, x);
 		snprintf(n, sizeof(n), "%s.gate_proj", q);

@@ -56,6 +56,21 @@ int ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool
 		char **cause);
 
 /*
+ * Remember the sequence state at the current position (the recurrent
+ * DeltaNet states and the position; the KV cache below the position is never
+ * overwritten by later tokens), into a buffer allocated by ctx_new.  A later
+ * ctx_restore() returns to it, so a conversation that grows by appending
+ * only prefills its new tokens.  One snapshot is kept.
+ */
+void ctx_save(struct ctx *c);
+
+/* Return to the saved state; -1 when nothing was saved since the last reset. */
+int ctx_restore(struct ctx *c);
+
+/* Position of the saved state, or -1. */
+int ctx_saved_pos(const struct ctx *c);
+
+/*
  * Capture the residual stream during the next ctx_forward calls into
  * buf [n_layers + 1][n_total][dim] (after the embedding and after each
  * layer), for token positions counted from the current one.  NULL stops.

@@ -1,51 +1,45 @@
 /*
- * main.c - qnext's entry point: dispatch to a subcommand.
+ * main.c - qnext's entry point: dispatch to a subcommand, or to the chat.
  *
  * To understand the engine, start at engine/forward.c; the loader is
- * engine/model.c.  Only main() ends the process.
+ * engine/model.c, the reply loop engine/session.c.  Only main() (and the
+ * functions it returns from) ends the process.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "bench.h"
+#include "cli.h"
 #include "kernels.h"
 #include "mkmodel.h"
 #include "verify.h"
 
-static void
-usage(FILE *f)
-{
-	fprintf(f, "usage: qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
-		   "                    [--min-top1 F] [--threads N] [--isa TIER]\n"
-		   "       qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
-		   "[--f32] [--json]\n"
-		   "       qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] [--vocab N]\n"
-		   "                    [--shard-gb X] [--seed N]\n"
-		   "       qnext --version | --help\n");
-}
+struct command {
+	const char *name;
+	int (*main)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "chat", cli_chat_main },   { "tokenize", cli_tokenize_main },
+	{ "render", cli_render_main }, { "verify", verify_main },
+	{ "bench", bench_main },     { "mkmodel", mkmodel_main },
+	{ "which-model", cli_which_main },
+};
 
 int
 main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("qnext %s (kernels: %s)\n", VERSION, kernels_get()->name);
 		return 0;
 	}
-	if (strcmp(argv[1], "verify") == 0)
-		return verify_main(argc - 1, argv + 1);
-	if (strcmp(argv[1], "bench") == 0)
-		return bench_main(argc - 1, argv + 1);
-	if (strcmp(argv[1], "mkmodel") == 0)
-		return mkmodel_main(argc - 1, argv + 1);
-	fprintf(stderr, "qnext: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return 2;
+	for (size_t i = 0; argc >= 2 && i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].main(argc - 1, argv + 1);
+	if (argc >= 2 && argv[1][0] != '-') {
+		fprintf(stderr, "qnext: unknown command '%s'\n", argv[1]);
+		cli_usage(stderr);
+		return 2;
+	}
+	return cli_main(argc, argv);
 }

@@ -74,6 +74,22 @@ main(void)
 	T_ASSERT(memcmp(a, b, (size_t)V * sizeof(float)) == 0);
 	T_EQ_INT(ctx_forward(c, ids, 0, a, false, &cause), -1);
 
+	/* Snapshot: continue, come back, continue again the same way. */
+	ctx_reset(c);
+	T_EQ_INT(ctx_restore(c), -1);
+	ctx_forward(c, ids, 12, NULL, false, &cause);
+	ctx_save(c);
+	T_EQ_INT(ctx_saved_pos(c), 12);
+	ctx_forward(c, ids + 12, 7, a, false, &cause);
+	T_EQ_INT(ctx_restore(c), 0);
+	T_EQ_INT(ctx_pos(c), 12);
+	ctx_forward(c, ids + 20, 3, b, false, &cause); /* a different continuation */
+	T_EQ_INT(ctx_restore(c), 0);
+	ctx_forward(c, ids + 12, 7, b, false, &cause);
+	T_ASSERT(memcmp(a, b, (size_t)V * sizeof(float)) == 0);
+	ctx_reset(c);
+	T_EQ_INT(ctx_saved_pos(c), -1);
+
 	free(cause);
 	free(a);
 	free(b);

@@ -1,0 +1,336 @@
+/*
+ * session.c - model + context + tokenizer + sampler, and the reply loop
+ * (see session.h).
+ *
+ * DESIGN: the rendered conversation splits into a stable base (every
+ * complete message; the template never changes it when a message is
+ * appended) and the generation prompt (`<|im_start|>assistant\n<think>\n`).
+ * After prefilling the base the context state is saved (ctx_save); the
+ * next reply restores it when the old base is a prefix of the new one and
+ * prefills only the difference.  Earlier replies' reasoning, which the
+ * template drops, therefore never has to be undone.
+ *
+ * Thread affinity: the opening thread only.
+ */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "forward.h"
+#include "model.h"
+#include "tokenizer.h"
+#include "util.h"
+
+struct session {
+	struct model *m;
+	struct ctx *ctx;
+	struct tokenizer *tok;
+	struct gen_config gen;
+	int n_ctx;
+	char *notice;
+	int32_t think_start, think_end;
+	int32_t *base;    /* tokens of the saved base (ctx_saved_pos of them) */
+	int n_base;
+	int32_t *out;     /* [n_ctx] ids of the last reply */
+	int n_out;
+	float *logits;    /* [vocab] */
+	char *text;       /* [tokenizer_decode_max + 8] one token's text */
+};
+
+const char *
+gen_stop_name(enum gen_stop stop)
+{
+	switch (stop) {
+	case GEN_STOP_EOS:
+		return "end of turn";
+	case GEN_STOP_LENGTH:
+		return "token limit";
+	case GEN_STOP_CONTEXT:
+		return "context full";
+	case GEN_STOP_USER:
+		return "stopped";
+	}
+	return "?";
+}
+
+/* Note a chat template in tokenizer_config.json that is not the built-in one. */
+static void
+check_template(struct session *s, const char *dir)
+{
+	char *path = xasprintf("%s/tokenizer_config.json", dir);
+	json_t *j = json_load_file(path, 0, NULL), *t = json_object_get(j, "chat_template");
+
+	if (json_is_string(t) && !chat_template_is_builtin(json_string_value(t)))
+		s->notice = xstrdup("the model's chat template differs from qnext's built-in Qwen3 "
+				    "Thinking template; using the built-in one");
+	json_decref(j);
+	free(path);
+}
+
+struct session *
+session_open(const struct session_opts *o, char **cause)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	struct ctx_opts co = { .n_batch = 256, .n_threads = o->n_threads, .f32 = o->f32 };
+
+	if ((s->tok = tokenizer_load(o->dir, cause)) == NULL ||
+	    (s->m = model_open(o->dir, cause)) == NULL ||
+	    gen_config_load(&s->gen, o->dir, cause) != 0)
+		goto fail;
+	s->n_ctx = o->n_ctx > 0 ? o->n_ctx : 40960;
+	co.n_ctx = s->n_ctx;
+	if ((s->ctx = ctx_new(s->m, &co, cause)) == NULL)
+		goto fail;
+	s->think_start = tokenizer_token_id(s->tok, "<think>");
+	s->think_end = tokenizer_token_id(s->tok, "</think>");
+	s->base = xcalloc((size_t)s->n_ctx, sizeof(int32_t));
+	s->out = xcalloc((size_t)s->n_ctx, sizeof(int32_t));
+	s->logits = xcalloc((size_t)s->m->cfg.vocab_size, sizeof(float));
+	s->text = xmalloc(tokenizer_decode_max(s->tok) + 8);
+	check_template(s, o->dir);
+	return s;
+fail:
+	session_close(s);
+	return NULL;
+}
+
+void
+session_close(struct session *s)
+{
+	if (s == NULL)
+		return;
+	ctx_free(s->ctx);
+	model_close(s->m);
+	tokenizer_free(s->tok);
+	free(s->notice);
+	free(s->base);
+	free(s->out);
+	free(s->logits);
+	free(s->text);
+	free(s);
+}
+
+const struct gen_config *
+session_gen_config(const struct session *s)
+{
+	return &s->gen;
+}
+
+const char *
+session_notice(const struct session *s)
+{
+	return s->notice;
+}
+
+const struct model *
+session_model(const struct session *s)
+{
+	return s->m;
+}
+
+const struct tokenizer *
+session_tokenizer(const struct session *s)
+{
+	return s->tok;
+}
+
+int
+session_n_ctx(const struct session *s)
+{
+	return s->n_ctx;
+}
+
+const int32_t *
+session_last_ids(const struct session *s, int *n)
+{
+	*n = s->n_out;
+	return s->out;
+}
+
+/* Tokens of the conversation: base (complete messages) and full (+ generation prompt). */
+static int
+encode_prompt(struct session *s, const struct chat_msg *msgs, size_t n, int32_t **base,
+	      size_t *n_base, int32_t **full, size_t *n_full, char **cause)
+{
+	char *tb = chat_template_render(msgs, n, NULL, false, cause), *tf = NULL;
+	int rc = -1;
+
+	*base = *full = NULL;
+	if (tb == NULL || (tf = chat_template_render(msgs, n, NULL, true, cause)) == NULL)
+		goto out;
+	if (tokenizer_encode(s->tok, tb, strlen(tb), base, n_base, cause) != 0 ||
+	    tokenizer_encode(s->tok, tf, strlen(tf), full, n_full, cause) != 0)
+		goto out;
+	/* The base must be a token prefix of the full prompt to be reused. */
+	if (*n_base > *n_full || memcmp(*base, *full, *n_base * sizeof(int32_t)) != 0)
+		*n_base = 0;
+	rc = 0;
+out:
+	free(tb);
+	free(tf);
+	return rc;
+}
+
+/* Feed ids[0..n) in chunks, polling between them.  1 = stopped by poll. */
+static int
+feed(struct session *s, const int32_t *ids, int n, float *logits, const struct gen_params *gp,
+     void *arg, char **cause)
+{
+	for (int at = 0; at < n; at += 256) {
+		int k = MIN(256, n - at);
+
+		if (gp->poll != NULL && gp->poll(arg))
+			return 1;
+		if (ctx_forward(s->ctx, ids + at, k, at + k == n ? logits : NULL, false, cause) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Prefill the conversation, reusing the saved base when it is a prefix. */
+static int
+prefill(struct session *s, const int32_t *base, int n_base, const int32_t *full, int n_full,
+	const struct gen_params *gp, void *arg, struct gen_stats *st, char **cause)
+{
+	int start = 0, r;
+
+	if (n_base > 0 && s->n_base > 0 && s->n_base <= n_base &&
+	    memcmp(s->base, base, (size_t)s->n_base * sizeof(int32_t)) == 0 &&
+	    ctx_restore(s->ctx) == 0)
+		start = s->n_base;
+	else
+		ctx_reset(s->ctx);
+	s->n_base = 0;
+	st->reused_tokens = start;
+	if (n_base > start) {
+		if ((r = feed(s, base + start, n_base - start, NULL, gp, arg, cause)) != 0)
+			return r;
+		start = n_base;
+	}
+	if (n_base > 0) {
+		ctx_save(s->ctx);
+		memcpy(s->base, base, (size_t)n_base * sizeof(int32_t));
+		s->n_base = n_base;
+	}
+	return feed(s, full + start, n_full - start, s->logits, gp, arg, cause);
+}
+
+static bool
+is_eos(const struct session *s, int32_t id)
+{
+	for (int i = 0; i < s->gen.n_eos; i++)
+		if (s->gen.eos[i] == id)
+			return true;
+	return false;
+}
+
+struct emit_arg {
+	session_cb *cb;
+	void *arg;
+	bool stop;
+};
+
+static void
+emit(void *v, enum think_part part, const char *text, size_t len)
+{
+	struct emit_arg *e = v;
+
+	if (!e->stop && !e->cb(e->arg, part, text, len))
+		e->stop = true;
+}
+
+/* Sample and decode until a stop condition. */
+static int
+decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp, void *arg,
+	    struct emit_arg *ea, struct gen_stats *st, char **cause)
+{
+	struct think_split ts;
+	struct tok_decoder dec;
+	size_t n;
+
+	think_init(&ts, s->think_start, s->think_end, true);
+	tok_decoder_init(&dec);
+	for (;;) {
+		int32_t id = sampler_sample(smp, s->logits);
+
+		if (s->n_out == 0)
+			st->ttft_s = now_sec();
+		if (is_eos(s, id)) {
+			st->stop = GEN_STOP_EOS;
+			break;
+		}
+		s->out[s->n_out++] = id;
+		sampler_accept(smp, id);
+		n = tokenizer_decode(s->tok, &dec, id, s->text, tokenizer_decode_max(s->tok) + 8);
+		think_feed(&ts, id, s->text, n, emit, ea);
+		if (ea->stop || (gp->poll != NULL && gp->poll(arg))) {
+			st->stop = GEN_STOP_USER;
+			break;
+		}
+		if (s->n_out >= gp->max_tokens) {
+			st->stop = GEN_STOP_LENGTH;
+			break;
+		}
+		if (ctx_pos(s->ctx) >= s->n_ctx) {
+			st->stop = GEN_STOP_CONTEXT;
+			break;
+		}
+		if (ctx_forward(s->ctx, &id, 1, s->logits, false, cause) != 0)
+			return -1;
+	}
+	n = tok_decoder_flush(&dec, s->text, tokenizer_decode_max(s->tok) + 8);
+	think_feed(&ts, -1, s->text, n, emit, ea);
+	think_flush(&ts, emit, ea);
+	return 0;
+}
+
+int
+session_reply(struct session *s, const struct chat_msg *msgs, size_t n,
+	      const struct gen_params *gp, session_cb *cb, void *arg, struct gen_stats *st,
+	      char **cause)
+{
+	int32_t *base = NULL, *full = NULL;
+	size_t n_base = 0, n_full = 0;
+	struct emit_arg ea = { cb, arg, false };
+	struct sampler *smp = NULL;
+	double t0 = now_sec(), t1;
+	int rc = -1, r;
+
+	memset(st, 0, sizeof(*st));
+	s->n_out = 0;
+	if (encode_prompt(s, msgs, n, &base, &n_base, &full, &n_full, cause) != 0)
+		goto out;
+	st->prompt_tokens = (int)n_full;
+	if ((int)n_full >= s->n_ctx) {
+		cause_set(cause, "the prompt has %zu tokens and does not fit the context of %d "
+				 "(raise --ctx)", n_full, s->n_ctx);
+		goto out;
+	}
+	if ((r = prefill(s, base, (int)n_base, full, (int)n_full, gp, arg, st, cause)) < 0)
+		goto out;
+	t1 = now_sec();
+	st->prefill_s = t1 - t0;
+	if (r == 1) {
+		st->stop = GEN_STOP_USER;
+		rc = 0;
+		goto out;
+	}
+	/* No masking of the embedding's padding rows: a trained model never
+	 * favours them, and the golden greedy runs over every row. */
+	smp = sampler_new(&gp->sp, s->m->cfg.vocab_size, s->m->cfg.vocab_size);
+	st->ttft_s = t1;
+	if (decode_loop(s, smp, gp, arg, &ea, st, cause) != 0)
+		goto out;
+	st->decode_s = now_sec() - st->ttft_s;
+	st->ttft_s -= t0;
+	st->gen_tokens = s->n_out;
+	rc = 0;
+out:
+	sampler_free(smp);
+	free(base);
+	free(full);
+	return rc;
+}

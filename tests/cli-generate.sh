@@ -1,0 +1,85 @@
+#!/bin/sh
+# cli-generate.sh - the line-mode commands on the tiny model: one-shot
+# prompts (argument and stdin), seeds, the plain chat, tokenize/render, and
+# every bad input giving a clean message and the documented exit status.
+# Run from the repository root.
+Q=${QNEXT_BIN:-./qnext}
+M=tests/data/tiny
+pass=0
+fail=0
+out=$(mktemp)
+err=$(mktemp)
+tmp=$(mktemp -d)
+
+check() { # name, expected status, command...
+	name=$1 want=$2
+	shift 2
+	"$@" >"$out" 2>"$err"
+	got=$?
+	if [ "$got" = "$want" ]; then
+		pass=$((pass + 1)); echo "ok   $name"
+	else
+		fail=$((fail + 1)); echo "FAIL $name (exit $got, wanted $want)"; cat "$out" "$err"
+	fi
+}
+
+has() { # name, file, text expected in it
+	if grep -q -- "$3" "$2"; then pass=$((pass + 1)); else
+		fail=$((fail + 1)); echo "FAIL $1: lacks '$3'"; cat "$2"; fi
+}
+
+check "one question" 0 $Q -m $M -p "What is 2+2?" --temp 0 --max-tokens 8
+has "stats line" "$err" "prompt .* tokens"
+has "stats decode" "$err" "decode .* tok/s (8 tokens)"
+check "quiet" 0 $Q -m $M -p "Hi" --max-tokens 4 -q
+[ ! -s "$err" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL -q printed:"; cat "$err"; }
+check "prompt on stdin" 0 sh -c "echo 'Hello there' | $Q -m $M --max-tokens 4 --temp 0"
+has "stdin prompt tokens" "$err" "prompt [0-9][0-9] tokens"
+check "-p - reads stdin" 0 sh -c "echo 'Hello there' | $Q -m $M -p - --max-tokens 4"
+$Q -m $M -p "Tell me" --temp 1 --seed 7 --max-tokens 12 --thinking -q >"$tmp/a" 2>&1
+$Q -m $M -p "Tell me" --temp 1 --seed 7 --max-tokens 12 --thinking -q >"$tmp/b" 2>&1
+$Q -m $M -p "Tell me" --temp 1 --seed 8 --max-tokens 12 --thinking -q >"$tmp/c" 2>&1
+cmp -s "$tmp/a" "$tmp/b" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL same seed differs"; }
+cmp -s "$tmp/a" "$tmp/c" && { fail=$((fail + 1)); echo "FAIL other seed same"; } || pass=$((pass + 1))
+check "plain chat" 0 sh -c "printf 'hello\nand more\n/quit\n' | $Q chat --plain -m $M --max-tokens 3"
+has "chat second turn reuses the first" "$err" "([1-9][0-9]* reused)"
+check "tokenize" 0 sh -c "printf 'Hello world' | $Q tokenize -m tests/data/qwen3-tokenizer"
+has "tokenize ids" "$out" "^\[9707, 1879\]$"
+printf '{"messages": [{"role": "user", "content": "Hi"}]}' >"$tmp/conv.json"
+check "render" 0 sh -c "$Q render < $tmp/conv.json"
+printf '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n' >"$tmp/want"
+cmp -s "$out" "$tmp/want" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL render output"; cat "$out"; }
+
+# Bad inputs.
+check "empty prompt" 2 $Q -m $M -p ""
+has "empty prompt message" "$err" "the prompt is empty"
+check "prompt longer than --ctx" 1 $Q -m $M -p "a long enough question for sixteen" --ctx 16
+has "ctx message" "$err" "does not fit the context of 16"
+check "bad number" 2 $Q -m $M -p hi --temp hot
+has "bad number message" "$err" "\-\-temp: 'hot' is not a number"
+check "missing model dir" 1 $Q -m /nonexistent/model -p hi
+has "missing dir named" "$err" "/nonexistent/model"
+check "no model anywhere" 1 env -u QNEXT_MODEL -u HF_HUB_CACHE -u HF_HOME HOME="$tmp" $Q -p hi
+has "download hint" "$err" "hf download Intel/Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound"
+check "QNEXT_MODEL" 0 env QNEXT_MODEL=$M $Q -p hi --max-tokens 2 -q
+mkdir -p "$tmp/hub/models--Intel--Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound/snapshots/abc" \
+	"$tmp/hub/models--Intel--Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound/refs"
+cp $M/* "$tmp/hub/models--Intel--Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound/snapshots/abc/"
+printf abc >"$tmp/hub/models--Intel--Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound/refs/main"
+check "Hugging Face cache" 0 env -u QNEXT_MODEL HF_HUB_CACHE="$tmp/hub" $Q -p hi --max-tokens 2 -q
+mkdir "$tmp/bad"
+cp $M/* "$tmp/bad/"
+printf '{"model": {"type": "BPE", "vocab": {' >"$tmp/bad/tokenizer.json"
+check "malformed tokenizer.json" 1 $Q -m "$tmp/bad" -p hi
+has "malformed tokenizer named" "$err" "tokenizer.json"
+sed 's/"Split"/"Metaspace"/' $M/tokenizer.json >"$tmp/bad/tokenizer.json"
+check "unknown pre-tokenizer" 1 $Q -m "$tmp/bad" -p hi
+has "pre-tokenizer named" "$err" "Metaspace"
+check "bad messages file" 1 $Q -m $M --messages "$tmp/want"
+has "messages file named" "$err" "$tmp/want"
+check "unexpected argument" 2 $Q -m $M -p hi extra
+check "help" 0 $Q --help
+has "help synopsis" "$out" "qnext chat --plain"
+rm -rf "$tmp" "$out" "$err"
+echo "cli-generate: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,157 @@
+/*
+ * test-session.c - the reply loop end to end on the tiny golden model:
+ * the golden conversation with greedy sampling on the float32 path must
+ * generate exactly the golden greedy_ids, both through session_reply and
+ * through the real `qnext` binary (its stdout + reasoning on stderr must be
+ * the text of those ids); a follow-up turn reuses the saved prefix and gives
+ * the same tokens as a fresh session; a prompt longer than the context is a
+ * clean error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "safetensors.h"
+#include "session.h"
+#include "tokenizer.h"
+#include "util.h"
+#include "t.h"
+
+#define TINY "tests/data/tiny"
+
+static struct chat_msg msgs[8];
+static size_t n_msgs;
+static json_t *golden_json;
+
+static void
+load_messages(void)
+{
+	json_t *m;
+	size_t i;
+
+	golden_json = json_load_file(TINY "/golden.json", 0, NULL);
+	json_array_foreach(json_object_get(golden_json, "messages"), i, m) {
+		msgs[i].role = json_string_value(json_object_get(m, "role"));
+		msgs[i].content = json_string_value(json_object_get(m, "content"));
+		n_msgs = i + 1;
+	}
+}
+
+static bool
+collect(void *arg, enum think_part part, const char *text, size_t len)
+{
+	(void)arg, (void)part, (void)text, (void)len;
+	return true;
+}
+
+static struct session *
+open_tiny(int n_ctx)
+{
+	struct session_opts o = { .dir = TINY, .n_ctx = n_ctx, .n_threads = 2, .f32 = true };
+	char *cause = NULL;
+	struct session *s = session_open(&o, &cause);
+
+	if (s == NULL)
+		fprintf(stderr, "%s\n", cause);
+	free(cause);
+	return s;
+}
+
+static int
+greedy_reply(struct session *s, const struct chat_msg *m, size_t n, int max, struct gen_stats *st)
+{
+	struct gen_params gp = { .max_tokens = max };
+	char *cause = NULL;
+	int rc;
+
+	sampler_params_default(&gp.sp);
+	gp.sp.temperature = 0;
+	rc = session_reply(s, m, n, &gp, collect, NULL, st, &cause);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", cause);
+	free(cause);
+	return rc;
+}
+
+/* Run the binary on the golden conversation; compare its text with the ids'. */
+static void
+test_cli(const struct tokenizer *t, const int32_t *ids, int n)
+{
+	const char *bin = getenv("QNEXT_BIN") ? getenv("QNEXT_BIN") : "./qnext";
+	char *want = tokenizer_decode_all(t, ids, (size_t)n), *cmd, *got, *err;
+	size_t len;
+
+	cmd = xasprintf("%s -m %s --messages %s/golden.json --f32 --temp 0 --max-tokens %d "
+			"--thinking -q >/tmp/qnext-session.out 2>/tmp/qnext-session.err",
+			bin, TINY, TINY, n);
+	T_EQ_INT(system(cmd), 0);
+	got = read_file("/tmp/qnext-session.out", &len, NULL);
+	err = read_file("/tmp/qnext-session.err", NULL, NULL);
+	/* No </think> among the golden ids: all of it is reasoning (stderr). */
+	T_ASSERT(got != NULL && got[0] == '\0');
+	T_ASSERT(err != NULL && strncmp(err, want, strlen(want)) == 0);
+	T_ASSERT(err != NULL && strcmp(err + strlen(want), "\n") == 0);
+	free(cmd);
+	free(got);
+	free(err);
+	free(want);
+}
+
+int
+main(void)
+{
+	struct st_set *g = st_open_file(TINY "/golden.safetensors", NULL);
+	const struct st_tensor *gi = st_find(g, "greedy_ids");
+	struct session *s = open_tiny(512), *fresh;
+	struct gen_stats st;
+	struct chat_msg more[8];
+	const int32_t *ids;
+	int32_t first[64];
+	int n, n_first;
+
+	load_messages();
+	T_ASSERT(s != NULL && gi != NULL);
+	T_EQ_INT(greedy_reply(s, msgs, n_msgs, (int)gi->n_elems, &st), 0);
+	ids = session_last_ids(s, &n);
+	T_EQ_INT(n, gi->n_elems);
+	T_ASSERT(memcmp(ids, gi->data, (size_t)gi->n_bytes) == 0);
+	T_EQ_INT(st.prompt_tokens, 153);
+	T_EQ_INT(st.stop, GEN_STOP_LENGTH);
+	test_cli(session_tokenizer(s), gi->data, (int)gi->n_elems);
+
+	/* A follow-up turn reuses the saved prefix ... */
+	memcpy(more, msgs, n_msgs * sizeof(msgs[0]));
+	more[n_msgs] = (struct chat_msg){ .role = "assistant", .content = "Short answer." };
+	more[n_msgs + 1] = (struct chat_msg){ .role = "user", .content = "And then?" };
+	T_EQ_INT(greedy_reply(s, more, n_msgs + 2, 16, &st), 0);
+	T_ASSERT(st.reused_tokens > 100 && st.reused_tokens < st.prompt_tokens);
+	ids = session_last_ids(s, &n_first);
+	memcpy(first, ids, (size_t)n_first * sizeof(int32_t));
+	/* ... and generates what a fresh session does. */
+	fresh = open_tiny(512);
+	T_EQ_INT(greedy_reply(fresh, more, n_msgs + 2, 16, &st), 0);
+	T_EQ_INT(st.reused_tokens, 0);
+	ids = session_last_ids(fresh, &n);
+	T_EQ_INT(n, n_first);
+	T_ASSERT(memcmp(ids, first, (size_t)n * sizeof(int32_t)) == 0);
+	session_close(fresh);
+	session_close(s);
+
+	/* A prompt longer than the context is refused before any work. */
+	s = open_tiny(64);
+	{
+		struct gen_params gp = { .max_tokens = 4 };
+		char *cause = NULL;
+
+		sampler_params_default(&gp.sp);
+		T_EQ_INT(session_reply(s, msgs, n_msgs, &gp, collect, NULL, &st, &cause), -1);
+		T_STR_CONTAINS(cause, "does not fit the context of 64");
+		free(cause);
+	}
+	session_close(s);
+	st_close(g);
+	json_decref(golden_json);
+	return t_done("test-session");
+}

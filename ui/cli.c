@@ -1,0 +1,636 @@
+/*
+ * cli.c - line-mode front ends (see cli.h).
+ *
+ * `qnext -p QUESTION` renders the chat template, prefills, and streams the
+ * answer to stdout as it is generated; the reasoning goes to stderr (dim on
+ * a terminal) with --thinking and is hidden otherwise; a stats line ends the
+ * run on stderr unless -q.  `qnext chat --plain` is the same loop on
+ * readline, turn after turn; Ctrl-C stops the current answer.
+ *
+ * It lives in ui/ because it drives readline.  In these line modes there is
+ * no UI thread to keep responsive, so the engine runs on the main thread and
+ * Ctrl-C is a flag polled between tokens.
+ *
+ * Exit status: 0 success, 1 runtime error, 2 usage error.
+ * Main thread only.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "chat-template.h"
+#include "paths.h"
+#include "sampler.h"
+#include "session.h"
+#include "tokenizer.h"
+#include "util.h"
+
+struct cli_opts {
+	const char *model, *prompt, *system, *messages;
+	int threads, n_ctx, max_tokens;
+	bool thinking, quiet, f32, plain;
+	/* Sampling overrides; NAN / -1 = keep the model's default. */
+	float temp, top_p, min_p, presence, repeat;
+	int top_k;
+	long long seed;
+};
+
+/* GLOBAL: set by the SIGINT handler, read between tokens (line modes only). */
+static volatile sig_atomic_t interrupted;
+
+void
+cli_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: qnext [-m DIR] [-p PROMPT | -p -] [--system TEXT] [--messages FILE]\n"
+		"             [--temp X] [--top-k N] [--top-p X] [--min-p X] [--presence-penalty X]\n"
+		"             [--repeat-penalty X] [--seed N] [--max-tokens N] [--ctx N]\n"
+		"             [--threads N] [--thinking] [-q] [--f32]\n"
+		"       qnext chat --plain [-m DIR] [options as above]\n"
+		"       qnext tokenize [-m DIR] < text\n"
+		"       qnext render [-m DIR] < conversation.json\n"
+		"       qnext which-model [-m DIR]\n"
+		"       qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
+		"                    [--min-top1 F] [--threads N] [--isa TIER]\n"
+		"       qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] [--f32]\n"
+		"                    [--json]\n"
+		"       qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] [--vocab N]\n"
+		"                    [--shard-gb X] [--seed N]\n"
+		"       qnext --version | --help\n");
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static int
+parse_num(const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || *out < lo || *out > hi) {
+		fprintf(stderr, "qnext: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
+		return -1;
+	}
+	return 0;
+}
+
+enum {
+	OPT_SYSTEM = 256, OPT_MESSAGES, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_PRESENCE,
+	OPT_REPEAT, OPT_SEED, OPT_THINKING, OPT_F32, OPT_PLAIN,
+};
+
+static const struct option longopts[] = {
+	{ "model", required_argument, NULL, 'm' },
+	{ "prompt", required_argument, NULL, 'p' },
+	{ "system", required_argument, NULL, OPT_SYSTEM },
+	{ "messages", required_argument, NULL, OPT_MESSAGES },
+	{ "temp", required_argument, NULL, OPT_TEMP },
+	{ "top-k", required_argument, NULL, OPT_TOPK },
+	{ "top-p", required_argument, NULL, OPT_TOPP },
+	{ "min-p", required_argument, NULL, OPT_MINP },
+	{ "presence-penalty", required_argument, NULL, OPT_PRESENCE },
+	{ "repeat-penalty", required_argument, NULL, OPT_REPEAT },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "max-tokens", required_argument, NULL, 'n' },
+	{ "ctx", required_argument, NULL, 'c' },
+	{ "threads", required_argument, NULL, 't' },
+	{ "thinking", no_argument, NULL, OPT_THINKING },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "f32", no_argument, NULL, OPT_F32 },
+	{ "plain", no_argument, NULL, OPT_PLAIN },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* One option into o; 0 ok, -1 bad value, 1 help. */
+static int
+parse_opt(struct cli_opts *o, int ch, const char *arg)
+{
+	double v;
+	int rc = 0;
+
+	switch (ch) {
+	case 'm': o->model = arg; break;
+	case 'p': o->prompt = arg; break;
+	case OPT_SYSTEM: o->system = arg; break;
+	case OPT_MESSAGES: o->messages = arg; break;
+	case OPT_TEMP: rc = parse_num("--temp", arg, 0, 100, &v), o->temp = (float)v; break;
+	case OPT_TOPK: rc = parse_num("--top-k", arg, 0, 1e9, &v), o->top_k = (int)v; break;
+	case OPT_TOPP: rc = parse_num("--top-p", arg, 0, 1, &v), o->top_p = (float)v; break;
+	case OPT_MINP: rc = parse_num("--min-p", arg, 0, 1, &v), o->min_p = (float)v; break;
+	case OPT_PRESENCE:
+		rc = parse_num("--presence-penalty", arg, -10, 10, &v), o->presence = (float)v;
+		break;
+	case OPT_REPEAT:
+		rc = parse_num("--repeat-penalty", arg, 0.01, 10, &v), o->repeat = (float)v;
+		break;
+	case OPT_SEED: rc = parse_num("--seed", arg, 0, 1.8e19, &v), o->seed = (long long)v; break;
+	case 'n': rc = parse_num("--max-tokens", arg, 1, 1e9, &v), o->max_tokens = (int)v; break;
+	case 'c': rc = parse_num("--ctx", arg, 16, 1 << 24, &v), o->n_ctx = (int)v; break;
+	case 't': rc = parse_num("--threads", arg, 1, 1024, &v), o->threads = (int)v; break;
+	case OPT_THINKING: o->thinking = true; break;
+	case 'q': o->quiet = true; break;
+	case OPT_F32: o->f32 = true; break;
+	case OPT_PLAIN: o->plain = true; break;
+	case 'h': return 1;
+	default: return -1;
+	}
+	return rc;
+}
+
+/* Parse argv; returns -1 to exit with status *status. */
+static int
+parse_args(struct cli_opts *o, int argc, char **argv, int *status)
+{
+	int ch, r;
+
+	memset(o, 0, sizeof(*o));
+	o->temp = o->top_p = o->min_p = o->presence = o->repeat = NAN;
+	o->top_k = -1;
+	o->seed = -1;
+	o->max_tokens = 32768;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "m:p:n:c:t:qh", longopts, NULL)) != -1) {
+		if ((r = parse_opt(o, ch, optarg)) != 0) {
+			cli_usage(r > 0 ? stdout : stderr);
+			*status = r > 0 ? 0 : 2;
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "qnext: unexpected argument '%s'\n", argv[optind]);
+		cli_usage(stderr);
+		*status = 2;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+apply_overrides(const struct cli_opts *o, struct sampler_params *sp)
+{
+	if (!isnan(o->temp))
+		sp->temperature = o->temp;
+	if (o->top_k >= 0)
+		sp->top_k = o->top_k;
+	if (!isnan(o->top_p))
+		sp->top_p = o->top_p;
+	if (!isnan(o->min_p))
+		sp->min_p = o->min_p;
+	if (!isnan(o->presence))
+		sp->presence_penalty = o->presence;
+	if (!isnan(o->repeat))
+		sp->repetition_penalty = o->repeat;
+	if (o->seed >= 0)
+		sp->seed = (uint64_t)o->seed;
+}
+
+/* ---- conversation ------------------------------------------------------- */
+
+/* Messages with owned strings. */
+struct convo {
+	struct chat_msg *m;
+	size_t n, cap;
+};
+
+static void
+convo_add(struct convo *c, const char *role, const char *content)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 16;
+		c->m = xrealloc(c->m, c->cap * sizeof(*c->m));
+	}
+	memset(&c->m[c->n], 0, sizeof(c->m[0]));
+	c->m[c->n].role = xstrdup(role);
+	c->m[c->n].content = xstrdup(content);
+	c->n++;
+}
+
+static void
+convo_release(struct convo *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free((char *)c->m[i].role);
+		free((char *)c->m[i].content);
+		free((char *)c->m[i].reasoning);
+	}
+	free(c->m);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Load {"messages": [{"role", "content", "reasoning_content"?}...]} from a file. */
+static int
+convo_load(struct convo *c, const char *path, char **cause)
+{
+	json_error_t err;
+	json_t *j = json_load_file(path, 0, &err), *msgs, *m;
+	size_t i;
+
+	if (j == NULL)
+		return cause_set(cause, "%s:%d: %s", path, err.line, err.text);
+	msgs = json_is_array(j) ? j : json_object_get(j, "messages");
+	if (!json_is_array(msgs)) {
+		json_decref(j);
+		return cause_set(cause, "%s: expected {\"messages\": [...]}", path);
+	}
+	json_array_foreach(msgs, i, m) {
+		json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+		json_t *rc = json_object_get(m, "reasoning_content");
+
+		if (!json_is_string(role) || (content != NULL && !json_is_string(content) &&
+					      !json_is_null(content))) {
+			json_decref(j);
+			return cause_set(cause, "%s: messages[%zu]: needs a string role and content",
+					 path, i);
+		}
+		convo_add(c, json_string_value(role),
+			  json_is_string(content) ? json_string_value(content) : "");
+		if (json_is_string(rc))
+			c->m[c->n - 1].reasoning = xstrdup(json_string_value(rc));
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* ---- streaming output ------------------------------------------------------ */
+
+struct out_state {
+	bool thinking, dim, quiet;
+	bool in_reasoning; /* a dim reasoning span is open on stderr */
+	char last;         /* last answer byte written */
+	char *answer;      /* collected answer (chat history) */
+	size_t n_answer, cap_answer;
+};
+
+static bool
+on_text(void *arg, enum think_part part, const char *text, size_t len)
+{
+	struct out_state *o = arg;
+
+	if (part == THINK_REASONING) {
+		if (!o->thinking)
+			return !interrupted;
+		if (o->dim && !o->in_reasoning)
+			fputs("\033[2m", stderr);
+		o->in_reasoning = true;
+		fwrite(text, 1, len, stderr);
+		fflush(stderr);
+		return !interrupted;
+	}
+	if (o->in_reasoning) {
+		fputs(o->dim ? "\033[0m\n" : "\n", stderr);
+		fflush(stderr);
+		o->in_reasoning = false;
+	}
+	fwrite(text, 1, len, stdout);
+	fflush(stdout);
+	o->last = text[len - 1];
+	if (o->n_answer + len + 1 > o->cap_answer) {
+		o->cap_answer = 2 * (o->n_answer + len + 1);
+		o->answer = xrealloc(o->answer, o->cap_answer);
+	}
+	memcpy(o->answer + o->n_answer, text, len);
+	o->n_answer += len;
+	o->answer[o->n_answer] = '\0';
+	return !interrupted;
+}
+
+static bool
+poll_interrupt(void *arg)
+{
+	(void)arg;
+	return interrupted != 0;
+}
+
+static void
+print_stats(const struct gen_stats *st)
+{
+	double pp = st->prefill_s > 0 ? (st->prompt_tokens - st->reused_tokens) / st->prefill_s : 0;
+	double tg = st->gen_tokens > 1 && st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0;
+
+	fprintf(stderr,
+		"[prompt %d tokens (%d reused), prefill %.1f tok/s, decode %.1f tok/s (%d tokens), "
+		"first token %.2f s, %s]\n",
+		st->prompt_tokens, st->reused_tokens, pp, tg, st->gen_tokens, st->ttft_s,
+		gen_stop_name(st->stop));
+}
+
+/* One reply to the conversation; streams it and appends it to c. */
+static int
+reply(struct session *s, struct convo *c, const struct cli_opts *o, char **cause)
+{
+	struct gen_params gp = { .max_tokens = o->max_tokens, .poll = poll_interrupt };
+	struct out_state os = { .thinking = o->thinking, .dim = isatty(2) && getenv("NO_COLOR") == NULL,
+				.quiet = o->quiet, .last = '\n' };
+	struct gen_stats st;
+
+	gp.sp = session_gen_config(s)->p;
+	apply_overrides(o, &gp.sp);
+	interrupted = 0;
+	if (session_reply(s, c->m, c->n, &gp, on_text, &os, &st, cause) != 0) {
+		free(os.answer);
+		return -1;
+	}
+	if (os.in_reasoning)
+		fputs(os.dim ? "\033[0m\n" : "\n", stderr);
+	if (os.last != '\n')
+		putchar('\n');
+	fflush(stdout);
+	if (!o->quiet)
+		print_stats(&st);
+	convo_add(c, "assistant", os.answer != NULL ? os.answer : "");
+	free(os.answer);
+	return 0;
+}
+
+/* ---- modes ------------------------------------------------------------------- */
+
+static void
+on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void
+catch_sigint(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+/* Open the session for o->model (or the discovered one); NULL after a message. */
+static struct session *
+open_session(const struct cli_opts *o)
+{
+	struct session_opts so = { .n_ctx = o->n_ctx, .n_threads = o->threads, .f32 = o->f32 };
+	struct session *s;
+	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
+
+	if (dir == NULL) {
+		fprintf(stderr, "qnext: %s\n", cause);
+		free(cause);
+		return NULL;
+	}
+	so.dir = dir;
+	if ((s = session_open(&so, &cause)) == NULL)
+		fprintf(stderr, "qnext: %s\n", cause);
+	else if (session_notice(s) != NULL)
+		fprintf(stderr, "qnext: note: %s\n", session_notice(s));
+	free(cause);
+	free(dir);
+	return s;
+}
+
+/* Read all of stdin; trailing newlines dropped. */
+static char *
+read_stdin(void)
+{
+	size_t len = 0, cap = 4096, n;
+	char *buf = xmalloc(cap);
+
+	while ((n = fread(buf + len, 1, cap - len - 1, stdin)) > 0) {
+		len += n;
+		if (cap - len < 2)
+			buf = xrealloc(buf, cap *= 2);
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	buf[len] = '\0';
+	return buf;
+}
+
+static bool
+blank(const char *s)
+{
+	return s[strspn(s, " \t\r\n")] == '\0';
+}
+
+static int
+one_shot(const struct cli_opts *o, const char *question)
+{
+	struct convo c = { 0 };
+	struct session *s;
+	char *cause = NULL;
+	int rc = 1;
+
+	if (o->messages != NULL && convo_load(&c, o->messages, &cause) != 0) {
+		fprintf(stderr, "qnext: %s\n", cause);
+		goto out;
+	}
+	if (o->system != NULL && (c.n == 0 || strcmp(c.m[0].role, "system") != 0)) {
+		struct convo tmp = { 0 };
+
+		convo_add(&tmp, "system", o->system);
+		for (size_t i = 0; i < c.n; i++)
+			convo_add(&tmp, c.m[i].role, c.m[i].content);
+		convo_release(&c);
+		c = tmp;
+	}
+	if (question != NULL)
+		convo_add(&c, "user", question);
+	if ((s = open_session(o)) == NULL)
+		goto out;
+	catch_sigint();
+	if (reply(s, &c, o, &cause) != 0)
+		fprintf(stderr, "qnext: %s\n", cause);
+	else
+		rc = 0;
+	session_close(s);
+out:
+	free(cause);
+	convo_release(&c);
+	return rc;
+}
+
+static int
+chat_plain(const struct cli_opts *o)
+{
+	struct convo c = { 0 };
+	struct session *s = open_session(o);
+	char *line, *cause = NULL;
+
+	if (s == NULL)
+		return 1;
+	if (o->system != NULL)
+		convo_add(&c, "system", o->system);
+	catch_sigint();
+	fprintf(stderr, "qnext: chat with %d-token context; Ctrl-C stops an answer, Ctrl-D or "
+			"/quit leaves\n",
+		session_n_ctx(s));
+	while ((line = readline("> ")) != NULL) {
+		if (strcmp(line, "/quit") == 0) {
+			free(line);
+			break;
+		}
+		if (!blank(line)) {
+			add_history(line);
+			convo_add(&c, "user", line);
+			if (reply(s, &c, o, &cause) != 0) {
+				fprintf(stderr, "qnext: %s\n", cause);
+				free((char *)c.m[--c.n].role);
+				free((char *)c.m[c.n].content);
+			}
+		}
+		free(line);
+	}
+	free(cause);
+	convo_release(&c);
+	session_close(s);
+	return 0;
+}
+
+int
+cli_main(int argc, char **argv)
+{
+	struct cli_opts o;
+	char *question = NULL;
+	int status, rc;
+
+	if (parse_args(&o, argc, argv, &status) != 0)
+		return status;
+	if (o.prompt == NULL && o.messages == NULL && isatty(0))
+		return chat_plain(&o); /* the full-screen UI will take this path */
+	if (o.prompt == NULL || strcmp(o.prompt, "-") == 0)
+		question = read_stdin();
+	else
+		question = xstrdup(o.prompt);
+	if (blank(question) && o.messages == NULL) {
+		fprintf(stderr, "qnext: the prompt is empty\n");
+		free(question);
+		return 2;
+	}
+	rc = one_shot(&o, blank(question) ? NULL : question);
+	free(question);
+	return rc;
+}
+
+int
+cli_chat_main(int argc, char **argv)
+{
+	struct cli_opts o;
+	int status;
+
+	if (parse_args(&o, argc, argv, &status) != 0)
+		return status;
+	return chat_plain(&o);
+}
+
+/* -m DIR only; the tokenizer-only commands accept nothing else. */
+static int
+model_only(int argc, char **argv, const char **model)
+{
+	int ch;
+
+	*model = NULL;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "m:h", longopts, NULL)) != -1) {
+		if (ch == 'm')
+			*model = optarg;
+		else {
+			cli_usage(ch == 'h' ? stdout : stderr);
+			return ch == 'h' ? 0 : 2;
+		}
+	}
+	if (optind != argc) {
+		cli_usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
+int
+cli_tokenize_main(int argc, char **argv)
+{
+	const char *model;
+	char *dir, *cause = NULL, *text;
+	struct tokenizer *t = NULL;
+	int32_t *ids = NULL;
+	size_t n = 0;
+	int rc = model_only(argc, argv, &model);
+
+	if (rc >= 0)
+		return rc;
+	rc = 1;
+	if ((dir = paths_find_model(model, &cause)) == NULL ||
+	    (t = tokenizer_load(dir, &cause)) == NULL)
+		goto out;
+	text = read_file("/dev/stdin", &n, &cause);
+	if (text == NULL || tokenizer_encode(t, text, n, &ids, &n, &cause) != 0) {
+		free(text);
+		goto out;
+	}
+	putchar('[');
+	for (size_t i = 0; i < n; i++)
+		printf("%s%d", i ? ", " : "", ids[i]);
+	puts("]");
+	free(text);
+	rc = 0;
+out:
+	if (cause != NULL)
+		fprintf(stderr, "qnext: %s\n", cause);
+	free(cause);
+	free(ids);
+	free(dir);
+	tokenizer_free(t);
+	return rc;
+}
+
+int
+cli_which_main(int argc, char **argv)
+{
+	const char *model;
+	char *cause = NULL, *dir;
+	int rc = model_only(argc, argv, &model);
+
+	if (rc >= 0)
+		return rc;
+	if ((dir = paths_find_model(model, &cause)) == NULL) {
+		fprintf(stderr, "qnext: %s\n", cause);
+		free(cause);
+		return 1;
+	}
+	puts(dir);
+	free(dir);
+	return 0;
+}
+
+int
+cli_render_main(int argc, char **argv)
+{
+	const char *model;
+	char *cause = NULL, *json, *out = NULL;
+	size_t n;
+	int rc = model_only(argc, argv, &model);
+
+	if (rc >= 0)
+		return rc;
+	if ((json = read_file("/dev/stdin", &n, &cause)) == NULL ||
+	    chat_template_render_json(json, n, &out, &cause) != 0) {
+		fprintf(stderr, "qnext: %s\n", cause);
+		free(cause);
+		free(json);
+		return 1;
+	}
+	fputs(out, stdout);
+	free(out);
+	free(json);
+	return 0;
+}

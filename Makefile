@@ -67,12 +67,20 @@ test: $(TESTS) $(O)/qnext
 check: lint
 	$(MAKE) test
 	$(MAKE) BUILD=asan test
+	$(MAKE) tsan-test
 	$(MAKE) fuzz-run
+
+# The threaded parts (queue, engine thread, worker pool) under ThreadSanitizer.
+TSAN_TESTS = test-queue test-engine test-forward
+tsan-test:
+	$(MAKE) BUILD=tsan $(TSAN_TESTS:%=build/tsan/tests/%)
+	@for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
+	    TSAN_OPTIONS=halt_on_error=1 OPENBLAS_NUM_THREADS=1 build/tsan/tests/$$t || exit 1; done
 
 # Fuzz harnesses (libFuzzer, clang).  `make fuzz-run` does a fixed number of runs.
 FUZZ_RUNS = 20000
 # The parsers under fuzz only need these sources (no kernels, no threads).
-FUZZ_SRC = src/util.c engine/safetensors.c engine/config.c engine/tokenizer.c
+FUZZ_SRC = src/util.c engine/safetensors.c engine/config.c engine/tokenizer.c src/store.c
 build/fuzz/%: tests/%.c $(FUZZ_SRC)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \
@@ -124,6 +132,6 @@ lint:
 format:
 	clang-format -i $$(find src ui engine include tests -name '*.[ch]')
 
-.PHONY: all qnext run test check bench deps install uninstall clean lint format fuzz fuzz-run
+.PHONY: all qnext run test check tsan-test bench deps install uninstall clean lint format fuzz fuzz-run
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

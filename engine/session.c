@@ -186,6 +186,8 @@ feed(struct session *s, const int32_t *ids, int n, float *logits, const struct g
 			return 1;
 		if (ctx_forward(s->ctx, ids + at, k, at + k == n ? logits : NULL, false, cause) != 0)
 			return -1;
+		if (gp->progress != NULL)
+			gp->progress(arg, at + k, n);
 	}
 	return 0;
 }

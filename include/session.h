@@ -38,6 +38,8 @@ struct gen_params {
 	int max_tokens;   /* generated tokens at most */
 	/* Called between steps (prefill chunks and tokens); true = stop now.  May be NULL. */
 	bool (*poll)(void *arg);
+	/* Called after each prefill chunk with tokens done and to do.  May be NULL. */
+	void (*progress)(void *arg, int done, int total);
 };
 
 enum gen_stop {

@@ -5,6 +5,7 @@
  * engine/model.c, the reply loop engine/session.c.  Only main() (and the
  * functions it returns from) ends the process.
  */
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,12 +24,16 @@ static const struct command commands[] = {
 	{ "chat", cli_chat_main },   { "tokenize", cli_tokenize_main },
 	{ "render", cli_render_main }, { "verify", verify_main },
 	{ "bench", bench_main },     { "mkmodel", mkmodel_main },
-	{ "which-model", cli_which_main },
+	{ "which-model", cli_which_main }, { "export", cli_export_main },
 };
 
 int
 main(int argc, char **argv)
 {
+	/* Wide characters on screen and in readline need the user's locale. */
+	setlocale(LC_ALL, "");
+	/* ...but numbers are read and written the C way (JSON, flags, figures). */
+	setlocale(LC_NUMERIC, "C");
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("qnext %s (kernels: %s)\n", VERSION, kernels_get()->name);
 		return 0;

@@ -79,7 +79,7 @@ check "bad messages file" 1 $Q -m $M --messages "$tmp/want"
 has "messages file named" "$err" "$tmp/want"
 check "unexpected argument" 2 $Q -m $M -p hi extra
 check "help" 0 $Q --help
-has "help synopsis" "$out" "qnext chat --plain"
+has "help synopsis" "$out" "qnext chat \[--plain\]"
 rm -rf "$tmp" "$out" "$err"
 echo "cli-generate: $pass passed, $fail failed"
 [ "$fail" = 0 ]

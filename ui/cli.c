@@ -30,10 +30,12 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "app.h"
 #include "chat-template.h"
 #include "paths.h"
 #include "sampler.h"
 #include "session.h"
+#include "store.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -58,7 +60,8 @@ cli_usage(FILE *f)
 		"             [--temp X] [--top-k N] [--top-p X] [--min-p X] [--presence-penalty X]\n"
 		"             [--repeat-penalty X] [--seed N] [--max-tokens N] [--ctx N]\n"
 		"             [--threads N] [--thinking] [-q] [--f32]\n"
-		"       qnext chat --plain [-m DIR] [options as above]\n"
+		"       qnext chat [--plain] [-m DIR] [options as above]\n"
+		"       qnext export ID [--format md|json] [-o FILE]\n"
 		"       qnext tokenize [-m DIR] < text\n"
 		"       qnext render [-m DIR] < conversation.json\n"
 		"       qnext which-model [-m DIR]\n"
@@ -497,6 +500,30 @@ chat_plain(const struct cli_opts *o)
 	return 0;
 }
 
+/* The full-screen chat on the model found for o. */
+static int
+full_screen(const struct cli_opts *o)
+{
+	struct app_opts ao = { .n_ctx = o->n_ctx, .threads = o->threads, .system = o->system };
+	struct gen_config g;
+	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
+	int rc;
+
+	if (dir == NULL || gen_config_load(&g, dir, &cause) != 0) {
+		fprintf(stderr, "qnext: %s\n", cause);
+		free(cause);
+		free(dir);
+		return 1;
+	}
+	ao.model_dir = dir;
+	ao.params.sp = g.p;
+	apply_overrides(o, &ao.params.sp);
+	ao.params.max_tokens = o->max_tokens;
+	rc = app_run(&ao);
+	free(dir);
+	return rc;
+}
+
 int
 cli_main(int argc, char **argv)
 {
@@ -507,7 +534,7 @@ cli_main(int argc, char **argv)
 	if (parse_args(&o, argc, argv, &status) != 0)
 		return status;
 	if (o.prompt == NULL && o.messages == NULL && isatty(0))
-		return chat_plain(&o); /* the full-screen UI will take this path */
+		return o.plain ? chat_plain(&o) : full_screen(&o);
 	if (o.prompt == NULL || strcmp(o.prompt, "-") == 0)
 		question = read_stdin();
 	else
@@ -530,7 +557,58 @@ cli_chat_main(int argc, char **argv)
 
 	if (parse_args(&o, argc, argv, &status) != 0)
 		return status;
-	return chat_plain(&o);
+	return o.plain || !isatty(0) || !isatty(1) ? chat_plain(&o) : full_screen(&o);
+}
+
+/* `qnext export ID [--format md|json] [-o FILE]`: a saved conversation. */
+int
+cli_export_main(int argc, char **argv)
+{
+	static const struct option eo[] = {
+		{ "format", required_argument, NULL, 'f' }, { "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+	};
+	const char *fmt = "md", *out = NULL;
+	char *path, *cause = NULL, *text = NULL, *end;
+	struct store *s = NULL;
+	long long id;
+	int ch, rc = 1;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "f:o:h", eo, NULL)) != -1) {
+		if (ch == 'f')
+			fmt = optarg;
+		else if (ch == 'o')
+			out = optarg;
+		else {
+			cli_usage(ch == 'h' ? stdout : stderr);
+			return ch == 'h' ? 0 : 2;
+		}
+	}
+	if (optind != argc - 1 || (id = strtoll(argv[optind], &end, 10)) <= 0 || *end != '\0' ||
+	    (strcmp(fmt, "md") != 0 && strcmp(fmt, "json") != 0)) {
+		fprintf(stderr, "qnext: export needs a conversation id and --format md or json\n");
+		return 2;
+	}
+	path = store_default_path();
+	if ((s = store_open(path, &cause)) == NULL ||
+	    (text = store_export(s, id, fmt[0] == 'j' ? STORE_JSON : STORE_MARKDOWN, &cause)) ==
+		    NULL)
+		goto done;
+	if (out == NULL)
+		fputs(text, stdout);
+	else if (store_export_file(s, id, fmt[0] == 'j' ? STORE_JSON : STORE_MARKDOWN, out,
+				   &cause) != 0)
+		goto done;
+	rc = 0;
+done:
+	if (cause != NULL)
+		fprintf(stderr, "qnext: %s\n", cause);
+	free(cause);
+	free(text);
+	free(path);
+	store_close(s);
+	return rc;
 }
 
 /* -m DIR only; the tokenizer-only commands accept nothing else. */

@@ -1,0 +1,26 @@
+/*
+ * app.h - the full-screen chat (ncurses + readline) and its engine thread.
+ *
+ * app_run() takes over the terminal, starts the engine thread, asks it to
+ * load the model in the background, and runs the UI loop until the user
+ * quits; the terminal is restored on every way out.
+ *
+ * UI thread only (the caller's thread becomes the UI thread).
+ */
+#ifndef QNEXT_APP_H
+#define QNEXT_APP_H
+
+#include "session.h"
+
+struct app_opts {
+	const char *model_dir;
+	int n_ctx;                /* 0 = 40960 */
+	int threads;              /* 0 = physical cores */
+	const char *system;       /* system prompt, or NULL */
+	struct gen_params params; /* sampling and token limit */
+};
+
+/* Run the chat; returns the process exit status. */
+int app_run(const struct app_opts *o);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * engine.h - the engine thread: owns the model, the context, the tokenizer
+ * and the sampler, and talks to the UI only through two queues.
+ *
+ * It answers MSG_LOAD (open the model, then read it into memory while
+ * reporting MSG_PROGRESS, then MSG_READY or MSG_ERROR), MSG_PROMPT (stream
+ * MSG_PREFILL, MSG_TOKEN, then MSG_DONE or MSG_ERROR for that seq),
+ * MSG_CANCEL (checked between prompt chunks and between tokens) and
+ * MSG_QUIT.  A prompt or load that arrives while a turn runs stops the turn
+ * and runs next.
+ *
+ * Thread affinity: engine_start/engine_join from the UI thread; everything
+ * else happens on the engine thread, which blocks all signals.
+ */
+#ifndef QNEXT_ENGINE_H
+#define QNEXT_ENGINE_H
+
+struct queue;
+struct engine;
+
+/* Start the thread reading `in` and writing `out`.  NULL + cause on failure. */
+struct engine *engine_start(struct queue *in, struct queue *out, char **cause);
+
+/* Wait for the thread to end (after MSG_QUIT was pushed) and free it. */
+void engine_join(struct engine *e);
+
+#endif

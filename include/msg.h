@@ -1,0 +1,57 @@
+/*
+ * msg.h - the messages between the UI thread and the engine thread.
+ *
+ * Messages are values: a struct copied into the queue, owning its text and
+ * conversation (the receiver frees them with msg_free).  Every message about
+ * a turn carries that turn's seq; the UI bumps seq for each prompt and drops
+ * anything carrying an older one, so tokens still in flight after a stop
+ * never reach the screen.  Types are numbered in blocks by direction, as
+ * tmux numbers its protocol.
+ *
+ * Any thread (plain data).
+ */
+#ifndef QNEXT_MSG_H
+#define QNEXT_MSG_H
+
+#include <stdint.h>
+
+#include "chat-template.h"
+#include "session.h"
+#include "think.h"
+
+enum msg_type {
+	/* UI -> engine. */
+	MSG_LOAD = 100, /* text: model directory; n: context length; n2: threads */
+	MSG_PROMPT,     /* seq, conv[n_conv], params: generate the assistant's reply */
+	MSG_CANCEL,     /* seq: stop that turn */
+	MSG_QUIT,       /* stop whatever runs and end the thread */
+
+	/* Engine -> UI. */
+	MSG_PROGRESS = 200, /* loading: a = bytes read so far, b = bytes in all; text = phase */
+	MSG_READY,          /* model usable: text = description; n = context length */
+	MSG_PREFILL,        /* seq: a = prompt tokens processed, b = to process */
+	MSG_TOKEN,          /* seq: text, part (reasoning or answer) */
+	MSG_DONE,           /* seq: the turn ended; stats */
+	MSG_ERROR,          /* seq (0 = no turn, e.g. the load): text = one line */
+};
+
+struct msg {
+	enum msg_type type;
+	uint64_t seq;
+	char *text;            /* owned, may be NULL */
+	enum think_part part;
+	struct chat_msg *conv; /* owned deep copy [n_conv] (role, content) */
+	int n_conv;
+	struct gen_params params; /* poll/progress are ignored */
+	struct gen_stats stats;
+	uint64_t a, b;
+	int n, n2;
+};
+
+/* Free what m owns (text, conv) and zero it.  Accepts a zeroed message. */
+void msg_free(struct msg *m);
+
+/* Deep copy of role and content of n messages (reasoning is never sent). */
+struct chat_msg *msg_conv_copy(const struct chat_msg *m, int n);
+
+#endif

@@ -1,0 +1,183 @@
+#!/bin/sh
+# cli-tui.sh - the full-screen UI driven in tmux on the tiny model: a
+# streamed answer with its thinking panel, Ctrl-O, stopping a generation
+# (Ctrl-C and Esc), resizing, a two-line bracketed paste sent as one message,
+# a conversation reopened after a restart, searched and exported, the help
+# overlay, a broken history DB, a missing model, and a clean exit every time.
+# Uses a private tmux socket; run from the repository root.
+Q=$(cd "$(dirname "${QNEXT_BIN:-./qnext}")" && pwd)/$(basename "${QNEXT_BIN:-./qnext}")
+command -v tmux >/dev/null || { echo "cli-tui: tmux missing (make deps installs it)"; \
+	echo "cli-tui: 0 passed, 1 failed"; exit 1; }
+pass=0
+fail=0
+tmp=$(mktemp -d)
+n_start=0
+T="tmux -L qnext-test-$$"
+export XDG_DATA_HOME="$tmp/data" XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache"
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; $T capture-pane -p 2>/dev/null | sed 's/^/  | /'; }
+
+start() { # model dir, extra args; a fresh tmux server (private socket) each time
+	$T kill-server 2>/dev/null
+	n_start=$((n_start + 1))
+	T="tmux -L qnext-test-$$-$n_start"
+	$T -f /dev/null new-session -d -x 100 -y 30 \
+		"env LANG=C.UTF-8 TERM=xterm-256color $Q -m $1 $2 2>>$tmp/stderr; echo EXIT=\$? >$tmp/exit; sleep 30"
+}
+
+# Wait up to 15 s for text on the screen.
+wait_for() {
+	i=0
+	while [ $i -lt 150 ]; do
+		$T capture-pane -p 2>/dev/null | grep -q -- "$1" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+expect() { # name, text
+	if wait_for "$2"; then ok "$1"; else bad "$1 (no '$2')"; fi
+}
+
+quit_ok() { # name
+	$T send-keys F10
+	i=0
+	while [ ! -s "$tmp/exit" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	if grep -q "EXIT=0" "$tmp/exit" 2>/dev/null; then ok "$1"; else bad "$1 ($(cat $tmp/exit 2>/dev/null))"; fi
+	rm -f "$tmp/exit"
+}
+
+# A copy of the tiny model that never emits its end token, for stopping.
+mkdir "$tmp/endless"
+cp tests/data/tiny/* "$tmp/endless/"
+printf '{"eos_token_id": [100000], "temperature": 0.6, "top_k": 20, "top_p": 0.95}' \
+	>"$tmp/endless/generation_config.json"
+
+start tests/data/tiny "--max-tokens 40 --seed 3"
+expect "model loads, status shows ready" "ready in"
+expect "gauges drawn" "Mem\["
+$T send-keys -l "What is the answer?"
+$T send-keys Enter
+expect "question shown" "What is the answer?"
+expect "thinking panel summary" "thought for"
+expect "turn statistics" "tok/s, first token"
+$T send-keys C-o
+sleep 0.3
+$T capture-pane -p | grep -q "v thought for" && ok "Ctrl-O expands the panel" || bad "Ctrl-O expands"
+$T send-keys C-o
+$T send-keys -l "/help"
+$T send-keys Enter
+expect "help overlay" "qnext help"
+$T send-keys q
+sleep 0.3
+$T capture-pane -p | grep -q "qnext help" && bad "help closes" || ok "help closes"
+# Bracketed paste of two lines is one message.
+printf 'first pasted line\nsecond pasted line' >"$tmp/paste"
+$T load-buffer "$tmp/paste"
+$T paste-buffer -p
+sleep 0.3
+$T send-keys Enter
+expect "pasted message sent" "second pasted line"
+sleep 1
+n=$($T capture-pane -p | grep -c "^you$")
+[ "$n" = 2 ] && ok "two lines made one message" || bad "paste became $n messages"
+$T resize-window -x 60 -y 20
+sleep 0.5
+w=$($T capture-pane -p | awk '{ if (length($0) > m) m = length($0) } END { print m }')
+[ "$w" -le 60 ] && ok "resize rewraps to 60 columns" || bad "resize: a line is $w wide"
+$T resize-window -x 30 -y 8
+expect "tiny terminal message" "too small"
+$T resize-window -x 100 -y 30
+expect "back to normal size" "Mem\["
+quit_ok "quit with F10 restores and exits 0"
+
+# Reopen after a restart, search, export.
+start tests/data/tiny "--max-tokens 20"
+expect "restart" "ready in"
+$T send-keys M-1
+expect "Alt-1 reopens the last conversation" "What is the answer?"
+$T send-keys -l "/search pasted"
+$T send-keys Enter
+expect "search finds the pasted message" "\[pasted\]"
+$T send-keys Enter
+expect "Enter opens the hit" "first pasted line"
+$T send-keys -l "/export md $tmp/chat.md"
+$T send-keys Enter
+expect "export reported" "exported to"
+grep -q "What is the answer?" "$tmp/chat.md" 2>/dev/null && ok "export has the question" || bad "export file"
+$T send-keys -l "/rename Tested chat"
+$T send-keys Enter
+expect "rename" "renamed to"
+$T send-keys F2
+expect "browser lists the renamed chat" "Tested chat"
+$T send-keys q
+quit_ok "second quit"
+"$Q" export 1 --format json >"$tmp/export.json" && grep -q '"title": "Tested chat"' "$tmp/export.json" \
+	&& ok "qnext export ID" || bad "qnext export ID"
+
+# Stopping: Ctrl-C, then Esc, on a model that never ends its turn.
+start "$tmp/endless" "--max-tokens 100000"
+expect "endless model loads" "ready in"
+$T send-keys -l "Go on forever"
+$T send-keys Enter
+expect "generation runs" "generating"
+$T send-keys C-c
+expect "Ctrl-C stops it" " - stopped"
+$T send-keys -l "And again"
+$T send-keys Enter
+expect "second generation runs" "generating"
+$T send-keys Escape
+i=0
+while $T capture-pane -p | grep -q "generating" && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+last=$($T capture-pane -p | grep " - [a-z ]*$" | tail -1)
+case "$last" in *" - stopped") ok "Esc stops it too" ;; *) bad "Esc did not stop: $last" ;; esac
+$T send-keys -l "still usable"
+$T send-keys Enter
+sleep 0.5
+$T send-keys C-c
+expect "UI usable after stops" "still usable"
+quit_ok "quit after stops"
+
+# A broken history DB: the chat still works, without saving.
+mkdir -p "$tmp/bad/qnext"
+printf 'this is not a database at all, just some text padding it out........' >"$tmp/bad/qnext/chats.db"
+XDG_DATA_HOME="$tmp/bad" start tests/data/tiny "--max-tokens 5"
+expect "corrupt DB reported" "history is off"
+expect "loads with history off" "ready in"
+$T send-keys -l "Hi"
+$T send-keys Enter
+expect "chat works without history" "tok/s, first token"
+quit_ok "quit with history off"
+
+# A model that fails to load: the UI stays usable.
+mkdir "$tmp/broken"
+cp tests/data/tiny/*.json "$tmp/broken/"
+start "$tmp/broken" ""
+expect "load failure shown" "cannot load the model"
+$T send-keys -l "/show params"
+$T send-keys Enter
+expect "commands work without a model" "temp 0.60"
+quit_ok "quit without a model"
+
+# SIGTERM saves and restores the terminal.
+start "$tmp/endless" "--max-tokens 100000"
+expect "before SIGTERM" "ready in"
+$T send-keys -l "Keep going"
+$T send-keys Enter
+expect "generating before SIGTERM" "generating"
+kill -TERM $(pgrep -P "$($T display -p '#{pane_pid}')") 2>/dev/null
+i=0
+while [ ! -s "$tmp/exit" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q "EXIT=0" "$tmp/exit" && ok "SIGTERM exits 0" || bad "SIGTERM exit"
+"$Q" export 3 >"$tmp/e3.md" 2>&1 && grep -q "Keep going" "$tmp/e3.md" && ok "the interrupted turn was saved" \
+	|| { bad "interrupted turn saved"; cat "$tmp/e3.md"; }
+
+$T kill-server 2>/dev/null
+rm -rf "$tmp"
+echo "cli-tui: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,513 @@
+/*
+ * screen.c - layout and drawing of the full-screen UI: the transcript with
+ * its thinking panels, two status rows (htop-style memory gauges, then the
+ * model, speed and context figures or the load progress), the input area
+ * drawn from readline's buffer, and the overlays.
+ *
+ * Everything is drawn on stdscr and flushed with one refresh(), the input
+ * area last so the cursor ends there.  Redraws are throttled to ~30 Hz by
+ * screen_dirty(); the app loop calls screen_draw when due.
+ *
+ * UI thread only.
+ */
+#include <locale.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#include <curses.h>
+#include <readline/readline.h>
+
+#include "commands.h"
+#include "sysinfo.h"
+#include "ui-int.h"
+#include "util.h"
+#include "wrap.h"
+
+#define MIN_COLS 40
+#define MIN_ROWS 10
+#define STATUS_ROWS 2
+#define MAX_INPUT_ROWS 6
+
+enum pair {
+	PAIR_USER = 1,
+	PAIR_BOT,
+	PAIR_THINK,
+	PAIR_STATS,
+	PAIR_ERROR,
+	PAIR_BAR,
+	PAIR_GAUGE_OK,
+	PAIR_GAUGE_WARN,
+	PAIR_GAUGE_BAD,
+	PAIR_INFO,
+};
+
+static void
+init_colors(struct app *a)
+{
+	a->color = has_colors() && getenv("NO_COLOR") == NULL;
+	if (!a->color)
+		return;
+	start_color();
+	use_default_colors();
+	init_pair(PAIR_USER, COLOR_CYAN, -1);
+	init_pair(PAIR_BOT, COLOR_GREEN, -1);
+	init_pair(PAIR_THINK, COLOR_MAGENTA, -1);
+	init_pair(PAIR_STATS, COLOR_BLUE, -1);
+	init_pair(PAIR_ERROR, COLOR_RED, -1);
+	init_pair(PAIR_BAR, COLOR_BLACK, COLOR_WHITE);
+	init_pair(PAIR_GAUGE_OK, COLOR_GREEN, -1);
+	init_pair(PAIR_GAUGE_WARN, COLOR_YELLOW, -1);
+	init_pair(PAIR_GAUGE_BAD, COLOR_RED, -1);
+	init_pair(PAIR_INFO, COLOR_YELLOW, -1);
+}
+
+/* An attribute: the colour pair when colours are on, else the fallback. */
+static attr_t
+att(const struct app *a, enum pair p, attr_t fallback)
+{
+	return a->color ? (attr_t)COLOR_PAIR(p) : fallback;
+}
+
+void
+screen_init(struct app *a)
+{
+	initscr();
+	raw();
+	noecho();
+	nonl();
+	intrflush(stdscr, FALSE);
+	leaveok(stdscr, FALSE);
+	init_colors(a);
+	a->rows = LINES;
+	a->cols = COLS;
+	a->in_rows = 1;
+}
+
+void
+screen_end(void)
+{
+	if (!isendwin())
+		endwin();
+}
+
+void
+screen_resize(struct app *a)
+{
+	a->rows = LINES;
+	a->cols = COLS;
+	a->too_small = a->cols < MIN_COLS || a->rows < MIN_ROWS;
+	a->dirty = true;
+}
+
+void
+screen_dirty(struct app *a)
+{
+	a->dirty = true;
+}
+
+/* Draw at most `width` columns of s[0..len) at (y, x); returns columns used. */
+static int
+put(int y, int x, const char *s, size_t len, int width)
+{
+	size_t at = 0;
+	int used = 0;
+
+	move(y, x);
+	while (at < len) {
+		int w;
+		size_t n = wrap_cluster(s + at, len - at, x + used, &w);
+
+		if (n == 0 || used + w > width)
+			break;
+		if ((unsigned char)s[at] < 0x20)
+			addch('?'); /* control characters never reach the terminal */
+		else
+			addnstr(s + at, (int)n);
+		used += w;
+		at += n;
+	}
+	return used;
+}
+
+static int
+put_str(int y, int x, const char *s, int width)
+{
+	return put(y, x, s, strlen(s), width);
+}
+
+/* ---- transcript ---------------------------------------------------------- */
+
+static void
+think_summary(const struct entry *e, char *buf, size_t n)
+{
+	const char *arrow = e->think_open ? "v" : ">";
+
+	if (e->streaming && e->len == 0)
+		snprintf(buf, n, "%s thinking... %d tokens, %.1f s", arrow, e->think_tokens,
+			 e->t_think);
+	else if (e->t_think > 0)
+		snprintf(buf, n, "%s thought for %.1f s, %d tokens%s", arrow, e->t_think,
+			 e->think_tokens, e->think_open ? "" : "  (Ctrl-O shows it)");
+	else
+		snprintf(buf, n, "%s thinking, %d tokens%s", arrow, e->think_tokens,
+			 e->think_open ? "" : "  (Ctrl-O shows it)");
+}
+
+static void
+draw_line(struct app *a, int y, const struct line *l)
+{
+	char buf[160];
+	attr_t at;
+
+	move(y, 0);
+	clrtoeol();
+	switch (l->kind) {
+	case LINE_HEADER:
+		at = l->e->kind == ENTRY_USER ? att(a, PAIR_USER, A_BOLD) : att(a, PAIR_BOT, A_BOLD);
+		attron(at | A_BOLD);
+		put_str(y, 0, l->e->kind == ENTRY_USER ? "you" : "qnext", a->cols);
+		attroff(at | A_BOLD);
+		break;
+	case LINE_THINK:
+		think_summary(l->e, buf, sizeof(buf));
+		attron(att(a, PAIR_THINK, A_DIM));
+		put_str(y, 2, buf, a->cols - 3);
+		attroff(att(a, PAIR_THINK, A_DIM));
+		break;
+	case LINE_REASON:
+		attron(A_DIM);
+		put(y, 2, l->base + l->off, l->len, a->cols - 3);
+		attroff(A_DIM);
+		break;
+	case LINE_STATS:
+		attron(att(a, PAIR_STATS, A_DIM));
+		put(y, 2, l->base, l->len, a->cols - 3);
+		attroff(att(a, PAIR_STATS, A_DIM));
+		break;
+	case LINE_TEXT:
+		at = l->e->kind == ENTRY_ERROR ? att(a, PAIR_ERROR, A_BOLD)
+		     : l->e->kind == ENTRY_INFO ? att(a, PAIR_INFO, 0) : 0;
+		attron(at);
+		put(y, 2, l->base + l->off, l->len, a->cols - 3);
+		attroff(at);
+		break;
+	case LINE_BLANK:
+		break;
+	}
+}
+
+static void
+draw_transcript(struct app *a, int rows)
+{
+	int total = transcript_layout(&a->tr, a->cols);
+	int first;
+
+	a->tr.scroll = MAX(0, MIN(a->tr.scroll, total - rows));
+	first = total - rows - a->tr.scroll;
+	for (int y = 0; y < rows; y++) {
+		const struct line *l = first + y >= 0 ? transcript_line(&a->tr, first + y) : NULL;
+
+		if (l == NULL) {
+			move(y, 0);
+			clrtoeol();
+			continue;
+		}
+		if (first + y == a->tr.search_hit)
+			attron(A_REVERSE);
+		draw_line(a, y, l);
+		attroff(A_REVERSE);
+	}
+}
+
+/* ---- status rows ---------------------------------------------------------- */
+
+/* htop's bar: caption[|||||      text] with the text right-aligned inside. */
+static void
+gauge(struct app *a, int y, int x, int w, const char *cap, double frac, const char *text,
+      enum pair p)
+{
+	int inner = w - (int)strlen(cap) - 2, fill, tl = (int)strlen(text);
+
+	if (inner < 4)
+		return;
+	frac = frac < 0 ? 0 : frac > 1 ? 1 : frac;
+	fill = (int)(frac * inner + 0.999);
+	mvaddstr(y, x, cap);
+	addch('[');
+	for (int i = 0; i < inner; i++) {
+		int ti = i - (inner - tl);
+
+		if (ti >= 0 && ti < tl)
+			addch((chtype)text[ti] | A_BOLD);
+		else if (i < fill)
+			addch('|' | att(a, p, A_BOLD));
+		else
+			addch(' ');
+	}
+	addch(']');
+}
+
+static void
+draw_memory(struct app *a, int y)
+{
+	struct sysinfo_mem m = { 0 };
+	struct sysinfo_proc p = { 0 };
+	char t1[32], t2[32], text[96];
+	int w = (a->cols - 2) / 2 - 14;
+	double used, frac;
+
+	sysinfo_mem(&m);
+	sysinfo_proc(&p);
+	used = (double)(m.total - m.available);
+	frac = m.total ? used / (double)m.total : 0;
+	snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes((uint64_t)used, t1, sizeof(t1)),
+		 sysinfo_bytes(m.total, t2, sizeof(t2)));
+	move(y, 0);
+	clrtoeol();
+	gauge(a, y, 0, w, "Mem", frac, text,
+	      frac > 0.9 ? PAIR_GAUGE_BAD : frac > 0.75 ? PAIR_GAUGE_WARN : PAIR_GAUGE_OK);
+	used = (double)(m.swap_total - m.swap_free);
+	snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes((uint64_t)used, t1, sizeof(t1)),
+		 sysinfo_bytes(m.swap_total, t2, sizeof(t2)));
+	gauge(a, y, w + 1, w, "Swp", m.swap_total ? used / (double)m.swap_total : 0, text,
+	      PAIR_GAUGE_BAD);
+	snprintf(text, sizeof(text), " qnext %s swap %s flt %.0f/s",
+		 sysinfo_bytes(p.rss, t1, sizeof(t1)), sysinfo_bytes(p.swap, t2, sizeof(t2)),
+		 a->majflt_rate);
+	put_str(y, 2 * w + 2, text, a->cols - 2 * w - 3);
+}
+
+static void
+fmt_k(int n, char *buf, size_t len)
+{
+	if (n >= 1000)
+		snprintf(buf, len, "%.1fk", n / 1000.0);
+	else
+		snprintf(buf, len, "%d", n);
+}
+
+static void
+draw_loading(struct app *a, int y)
+{
+	double el = now_sec() - a->load_t0, rate = el > 0 ? a->load_done / el : 0;
+	double frac = a->load_total ? (double)a->load_done / (double)a->load_total : 0;
+	char t1[32], t2[32], text[128];
+
+	snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes(a->load_done, t1, sizeof(t1)),
+		 sysinfo_bytes(a->load_total, t2, sizeof(t2)));
+	gauge(a, y, 0, MIN(a->cols / 2, 50), "Load", frac, text, PAIR_GAUGE_OK);
+	snprintf(text, sizeof(text), " %s, %s/s, ETA %.0f s", a->load_phase ? a->load_phase : "",
+		 sysinfo_bytes((uint64_t)rate, t1, sizeof(t1)),
+		 rate > 0 ? (double)(a->load_total - a->load_done) / rate : 0);
+	put_str(y, MIN(a->cols / 2, 50), text, a->cols - MIN(a->cols / 2, 50) - 1);
+}
+
+static void
+draw_speed(struct app *a, int y)
+{
+	char used[16], tot[16], text[200];
+	double frac = a->n_ctx ? (double)a->ctx_used / a->n_ctx : 0;
+	enum pair p = frac >= 0.9 ? PAIR_GAUGE_BAD : frac >= 0.75 ? PAIR_GAUGE_WARN : PAIR_STATS;
+	int x;
+
+	fmt_k(a->ctx_used, used, sizeof(used));
+	fmt_k(a->n_ctx, tot, sizeof(tot));
+	snprintf(text, sizeof(text), "ctx %s/%s %.0f%%", used, tot, 100 * frac);
+	attron(att(a, p, frac >= 0.75 ? A_BOLD : 0));
+	x = put_str(y, 0, text, a->cols - 1);
+	attroff(att(a, p, A_BOLD));
+	if (a->state == APP_GENERATING && a->turn != NULL && a->turn->rlen + a->turn->len == 0)
+		snprintf(text, sizeof(text), " | generating: prompt %d/%d", a->prefill_done,
+			 a->prefill_total);
+	else if (a->state == APP_GENERATING)
+		snprintf(text, sizeof(text), " | generating %.1f tok/s | prefill %.0f tok/s",
+			 a->tok_ema, a->prefill_tps);
+	else
+		snprintf(text, sizeof(text), " | prefill %.0f tok/s | decode %.1f tok/s | ttft %.2f s",
+			 a->prefill_tps, a->decode_tps, a->ttft);
+	x += put_str(y, x, text, a->cols - x - 1);
+	if (a->state == APP_NO_MODEL)
+		put_str(y, x, " | no model", a->cols - x - 1);
+}
+
+static void
+draw_status(struct app *a, int y)
+{
+	attr_t bar = att(a, PAIR_BAR, A_REVERSE);
+
+	draw_memory(a, y);
+	move(y + 1, 0);
+	clrtoeol();
+	if (a->overlay == OVERLAY_CONFIRM && a->confirm_text != NULL) {
+		attron(A_BOLD);
+		put_str(y + 1, 0, a->confirm_text, a->cols - 1);
+		attroff(A_BOLD);
+		return;
+	}
+	if (a->status != NULL && (a->status_error || now_sec() < a->status_until)) {
+		attron(a->status_error ? att(a, PAIR_ERROR, A_BOLD) | A_BOLD : bar);
+		put_str(y + 1, 0, a->status, a->cols - 1);
+		attroff(att(a, PAIR_ERROR, A_BOLD) | A_BOLD | bar);
+		return;
+	}
+	if (a->state == APP_LOADING)
+		draw_loading(a, y + 1);
+	else
+		draw_speed(a, y + 1);
+}
+
+/* ---- input ------------------------------------------------------------------ */
+
+struct input_layout {
+	int rows;
+	int cur_row, cur_col;
+};
+
+/*
+ * Lay out prompt + buffer: the prompt on the first row, continuation rows
+ * indented by its width, wrapped at the screen width, '\n' starting a row.
+ * With draw, also draw rows [skip, skip + max) at screen row y.
+ */
+static struct input_layout
+input_layout(const char *prompt, const char *buf, int point, int cols, bool draw, int y,
+	     int skip, int max)
+{
+	struct input_layout L = { 1, 0, 0 };
+	int pw = wrap_width(prompt, strlen(prompt)), col = pw, row = 0;
+	size_t len = strlen(buf), at = 0;
+
+	if (draw && skip == 0)
+		put_str(y, 0, prompt, cols - 1);
+	while (at <= len) {
+		int w = 0;
+		size_t n = at < len ? wrap_cluster(buf + at, len - at, col, &w) : 0;
+
+		if ((int)at == point)
+			L.cur_row = row, L.cur_col = col;
+		if (at == len)
+			break;
+		if (buf[at] == '\n' || col + w > cols - 1) {
+			row++;
+			col = pw;
+			if (buf[at] == '\n') {
+				at++;
+				continue;
+			}
+		}
+		if (draw && row >= skip && row < skip + max)
+			put(y + row - skip, col, buf + at, n, w);
+		col += w;
+		at += n;
+	}
+	L.rows = row + 1;
+	return L;
+}
+
+static void
+draw_input(struct app *a, int y, int rows)
+{
+	const char *prompt = rl_display_prompt != NULL ? rl_display_prompt : "> ";
+	const char *buf = rl_line_buffer != NULL ? rl_line_buffer : "";
+	struct input_layout L = input_layout(prompt, buf, rl_point, a->cols, false, 0, 0, 0);
+	int skip = MAX(0, L.cur_row - rows + 1);
+
+	for (int r = 0; r < rows; r++) {
+		move(y + r, 0);
+		clrtoeol();
+	}
+	input_layout(prompt, buf, rl_point, a->cols, true, y, skip, rows);
+	move(y + L.cur_row - skip, MIN(L.cur_col, a->cols - 1));
+}
+
+/* Rows the input needs now (1 to MAX_INPUT_ROWS). */
+static int
+input_rows(struct app *a)
+{
+	const char *prompt = rl_display_prompt != NULL ? rl_display_prompt : "> ";
+	const char *buf = rl_line_buffer != NULL ? rl_line_buffer : "";
+
+	return MIN(MAX_INPUT_ROWS, input_layout(prompt, buf, rl_point, a->cols, false, 0, 0, 0).rows);
+}
+
+/* ---- overlays --------------------------------------------------------------- */
+
+static void
+draw_box(struct app *a, int y0, int x0, int h, int w, const char *title)
+{
+	for (int y = y0; y < y0 + h; y++) {
+		move(y, x0);
+		for (int x = 0; x < w; x++)
+			addch(' ');
+	}
+	attron(A_REVERSE);
+	move(y0, x0);
+	for (int x = 0; x < w; x++)
+		addch(' ');
+	put_str(y0, x0 + 1, title, w - 2);
+	attroff(A_REVERSE);
+	(void)a;
+}
+
+static const char *const help_keys[] = {
+	"Enter send   Alt-Enter, Ctrl-J newline   Ctrl-X Ctrl-E edit in $EDITOR",
+	"Ctrl-C, Esc stop the answer (Ctrl-C on an empty line: hint to quit)",
+	"Ctrl-D (empty line), F10, /quit  quit      Ctrl-L redraw   Ctrl-Z suspend",
+	"Ctrl-O show/hide thinking      F5 regenerate      F2 conversations",
+	"PgUp/PgDn scroll   Alt-PgUp/PgDn, Shift-Up/Down a few lines",
+	"Alt-Home/Alt-End top/bottom    Ctrl-S, F3 search the transcript",
+	"Alt-1..9 open recent conversation N      Up/Down, Ctrl-R input history",
+	"",
+};
+
+static void
+draw_help(struct app *a)
+{
+	const char *cmds = commands_help();
+	int h = MIN(a->rows - 2, 30), w = MIN(a->cols - 2, 90), y = 1, x = (a->cols - w) / 2;
+	const char *p = cmds;
+
+	draw_box(a, 0, x, h + 1, w, "qnext help - any key closes (man qnext for everything)");
+	for (size_t i = 0; i < ARRAY_LEN(help_keys) && y < h; i++)
+		put_str(y++, x + 1, help_keys[i], w - 2);
+	while (*p != '\0' && y < h) {
+		size_t n = strcspn(p, "\n");
+
+		put(y++, x + 1, p, n, w - 2);
+		p += n + (p[n] == '\n');
+	}
+}
+
+/* ---- the frame ----------------------------------------------------------- */
+
+void
+screen_draw(struct app *a)
+{
+	int trows;
+
+	a->dirty = false;
+	a->last_draw = now_sec();
+	if (a->too_small) {
+		erase();
+		put_str(0, 0, "terminal too small", a->cols - 1);
+		put_str(1, 0, "(qnext needs 40x10)", a->cols - 1);
+		refresh();
+		return;
+	}
+	a->in_rows = input_rows(a);
+	trows = a->rows - STATUS_ROWS - a->in_rows;
+	draw_transcript(a, trows);
+	draw_status(a, trows);
+	if (a->overlay == OVERLAY_HELP)
+		draw_help(a);
+	else if (a->overlay == OVERLAY_BROWSER)
+		browser_draw(a);
+	draw_input(a, trows + STATUS_ROWS, a->in_rows);
+	if (a->overlay == OVERLAY_HELP || a->overlay == OVERLAY_BROWSER)
+		curs_set(0);
+	else
+		curs_set(1);
+	refresh();
+}

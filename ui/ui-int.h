@@ -1,0 +1,215 @@
+/*
+ * ui-int.h - state shared by the full-screen UI's files (app.c, screen.c,
+ * transcript.c, browser.c).  Private to ui/.
+ *
+ * UI thread only: every function declared here touches curses, readline or
+ * the store, and asserts it runs on the UI thread.
+ */
+#ifndef QNEXT_UI_INT_H
+#define QNEXT_UI_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sampler.h"
+#include "session.h"
+
+struct store;
+struct queue;
+struct engine;
+
+/* ---- transcript -------------------------------------------------------- */
+
+enum entry_kind {
+	ENTRY_USER,
+	ENTRY_ASSISTANT,
+	ENTRY_INFO,  /* command output, notices */
+	ENTRY_ERROR,
+};
+
+enum line_kind {
+	LINE_HEADER,  /* "you" / "qnext" */
+	LINE_TEXT,    /* user text, answer, info */
+	LINE_THINK,   /* the thinking panel's summary line */
+	LINE_REASON,  /* reasoning text (panel expanded) */
+	LINE_STATS,   /* per-turn figures */
+	LINE_BLANK,
+};
+
+struct line {
+	enum line_kind kind;
+	struct entry *e;
+	const char *base; /* text the line shows: base[off, off + len) */
+	size_t off, len;
+};
+
+struct entry {
+	enum entry_kind kind;
+	char *text;          /* user text / answer / info (NUL-terminated) */
+	size_t len, cap;
+	char *reason;        /* reasoning (assistant) */
+	size_t rlen, rcap;
+	bool think_open;     /* panel expanded */
+	bool streaming;
+	int think_tokens, answer_tokens;
+	double t0, t_think;  /* turn start; seconds spent thinking */
+	char *stats;         /* one-line summary once done, or NULL */
+	int64_t db_id;       /* store row, 0 = not saved */
+	/* Wrapped lines, valid for wrap_cols and the lengths recorded. */
+	struct line *lines;
+	int n_lines, cap_lines;
+	int wrap_cols;
+	size_t wrap_len, wrap_rlen;
+	bool wrap_open, wrap_streaming;
+	bool wrap_stats;
+};
+
+struct transcript {
+	struct entry **e;
+	int n, cap;
+	int scroll;          /* lines above the bottom; 0 = follow the end */
+	int total_lines;     /* after the last layout */
+	char *search;        /* last search term */
+	int search_hit;      /* line index of the last hit, -1 */
+};
+
+void transcript_init(struct transcript *t);
+void transcript_release(struct transcript *t);
+void transcript_clear(struct transcript *t);
+struct entry *transcript_add(struct transcript *t, enum entry_kind kind, const char *text);
+void entry_append(struct entry *e, bool reasoning, const char *text, size_t len);
+struct entry *transcript_last(struct transcript *t, enum entry_kind kind);
+/* Rewrap as needed for cols; returns the total number of lines. */
+int transcript_layout(struct transcript *t, int cols);
+/* The i-th display line after transcript_layout (0 = first). */
+const struct line *transcript_line(const struct transcript *t, int i);
+/* Search upward from the line above `from` for term (case-insensitive); -1 if none. */
+int transcript_find(const struct transcript *t, const char *term, int from);
+
+/* ---- the application --------------------------------------------------- */
+
+enum app_state {
+	APP_LOADING,
+	APP_IDLE,
+	APP_GENERATING,
+	APP_NO_MODEL, /* load failed; commands still work */
+};
+
+enum overlay {
+	OVERLAY_NONE,
+	OVERLAY_HELP,
+	OVERLAY_BROWSER,
+	OVERLAY_CONFIRM, /* y/n question in the status line */
+};
+
+struct browser_item {
+	int64_t conv_id;
+	char *title;
+	char *detail;        /* date and size, or a search snippet */
+};
+
+struct app {
+	enum app_state state;
+	enum overlay overlay;
+	bool quit;
+	struct queue *to_engine, *from_engine;
+	struct engine *engine;
+	char *model_dir;
+	char *model_desc;
+	int n_ctx;
+	int threads;
+
+	/* The conversation on screen. */
+	struct transcript tr;
+	int64_t conv_id;     /* store conversation, 0 = not saved yet */
+	char *system;        /* system prompt, or NULL */
+	struct gen_params gp;
+	uint64_t seq;        /* current turn */
+	struct entry *turn;  /* the assistant entry being generated */
+	bool think_default_open;
+	int ctx_used;        /* tokens of the last prompt + reply */
+
+	/* Store (NULL when history is off). */
+	struct store *store;
+	char *store_error;
+
+	/* Status and gauges. */
+	char *status;        /* transient message, or NULL */
+	double status_until;
+	bool status_error;
+	uint64_t load_done, load_total;
+	double load_t0;
+	char *load_phase;
+	double prefill_tps, decode_tps, ttft;
+	double tok_ema, last_tok_t;
+	double last_checkpoint; /* when the streaming answer was last saved */
+	int prefill_done, prefill_total;
+	struct gen_stats last_stats;
+	double majflt_rate;
+	uint64_t last_majflt;
+	double last_gauge_t;
+
+	/* Browser overlay. */
+	struct browser_item *items;
+	int n_items, sel, top;
+	char *browser_query;
+	int64_t browser_target; /* conversation a rename or delete question is about */
+	/* Confirmation: what to do on 'y'. */
+	void (*confirm_fn)(struct app *a);
+	char *confirm_text;
+
+	/* Screen. */
+	int rows, cols;
+	bool too_small;
+	bool dirty;
+	double last_draw;
+	bool color;
+	int in_rows;         /* input area height */
+
+	/* Input bytes read from stdin, handed to readline one key at a time. */
+	unsigned char inbuf[4096];
+	size_t in_len, in_pos;
+	int sig_pipe[2];
+};
+
+/* GLOBAL: the one application; readline's callbacks take no argument. */
+extern struct app *app_g;
+
+/* ---- app.c: actions the key bindings and commands call ------------------ */
+
+void app_send_prompt(struct app *a);
+void app_stop(struct app *a);
+void app_regen(struct app *a);
+void app_new_conversation(struct app *a);
+void app_open_conversation(struct app *a, int64_t id);
+void app_set_status(struct app *a, bool error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void app_info(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ask for one line at a special prompt; fn gets it (not called on Ctrl-D). */
+typedef void app_line_fn(struct app *a, const char *line);
+void app_ask(struct app *a, const char *prompt, app_line_fn *fn);
+/* Ask y/n in the status line; fn runs on 'y'. */
+void app_confirm(struct app *a, const char *question, void (*fn)(struct app *a));
+/* Export conversation id as Markdown (md) or JSON to path (NULL: ./qnext-ID.md). */
+void app_export(struct app *a, int64_t id, bool json, const char *path);
+
+/* ---- browser.c: the conversation list ---------------------------------- */
+
+void browser_open(struct app *a, const char *query);
+void browser_close(struct app *a);
+/* A key while the browser is shown (bytes already decoded to a key code). */
+void browser_key(struct app *a, int key);
+void browser_draw(struct app *a);
+
+/* ---- screen.c: layout and drawing -------------------------------------- */
+
+void screen_init(struct app *a);
+void screen_end(void);
+void screen_resize(struct app *a);
+/* Redraw everything now. */
+void screen_draw(struct app *a);
+/* Redraw soon (at most ~30 times a second). */
+void screen_dirty(struct app *a);
+
+#endif

@@ -115,6 +115,10 @@ install: all
 	cp -f $(O)/qnext $(DESTDIR)$(PREFIX)/bin/
 	sed 's/@VERSION@/$(VERSION)/g' man/qnext.1 > $(DESTDIR)$(MANPREFIX)/man1/qnext.1
 	cp -Rf share/. $(DESTDIR)$(DATADIR)/
+	mkdir -p $(DESTDIR)$(DATADIR)/qwen3-tokenizer $(DESTDIR)$(DATADIR)/tiny
+	cp -f tests/data/qwen3-tokenizer/*.json tests/data/qwen3-tokenizer/ORIGIN.md \
+	    $(DESTDIR)$(DATADIR)/qwen3-tokenizer/
+	cp -f tests/data/tiny/* $(DESTDIR)$(DATADIR)/tiny/
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/qnext $(DESTDIR)$(MANPREFIX)/man1/qnext.1 $(DESTDIR)$(DATADIR)
 clean:

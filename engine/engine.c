@@ -140,11 +140,13 @@ do_load(struct engine *e, struct msg *m)
 	}
 	if (session_notice(e->s) != NULL)
 		send_msg(e, MSG_ERROR, 0, xstrdup(session_notice(e->s)));
-	warm(e);
+	/* Usable now: the weights are mapped.  Reading them in is a bonus
+	 * that the first prompt interrupts. */
 	desc = model_describe(session_model(e->s));
 	r.text = desc;
 	r.n = session_n_ctx(e->s);
 	queue_push(e->out, &r);
+	warm(e);
 }
 
 /* ---- a turn --------------------------------------------------------------- */

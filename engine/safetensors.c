@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -479,31 +480,112 @@ map_file(const char *path, const uint8_t **base, size_t *len, char **cause)
 	return 0;
 }
 
+/* One shard mapped and its header parsed, not yet part of a set. */
+struct shard_job {
+	const char *path;
+	int index;
+	const uint8_t *base;
+	size_t len;
+	struct hdr h;
+	char *cause;
+	int rc;
+};
+
+static void *
+shard_load(void *arg)
+{
+	struct shard_job *j = arg;
+
+	memset(&j->h, 0, sizeof(j->h));
+	j->rc = map_file(j->path, &j->base, &j->len, &j->cause);
+	if (j->rc == 0)
+		j->rc = parse_header(j->base, j->len, j->path, j->index, &j->h, &j->cause);
+	return NULL;
+}
+
+/* Append a loaded shard (mapping and tensors) to the set; the set owns them after. */
+static void
+set_add_job(struct st_set *set, struct shard_job *j)
+{
+	struct st_shard *sh;
+
+	set->shards = xrealloc(set->shards, (size_t)(set->n_shards + 1) * sizeof(*set->shards));
+	sh = &set->shards[set->n_shards++];
+	memset(sh, 0, sizeof(*sh));
+	sh->base = j->base;
+	sh->len = j->len;
+	sh->path = xstrdup(j->path);
+	if (j->h.n > 0) {
+		set->tensors =
+			xrealloc(set->tensors, (set->n_tensors + j->h.n) * sizeof(*set->tensors));
+		memcpy(set->tensors + set->n_tensors, j->h.t, j->h.n * sizeof(*j->h.t));
+		set->n_tensors += j->h.n;
+	}
+	free(j->h.t); /* the names moved into the set */
+	free(j->h.spans);
+	memset(&j->h, 0, sizeof(j->h));
+}
+
 /* Map `path`, check its header and append its tensors to the set. */
 static int
 set_add_file(struct st_set *set, const char *path, char **cause)
 {
-	struct st_shard *sh;
-	struct hdr h;
+	struct shard_job j = { .path = path, .index = set->n_shards };
 
-	set->shards = xrealloc(set->shards, (size_t)(set->n_shards + 1) * sizeof(*set->shards));
-	sh = &set->shards[set->n_shards];
-	memset(sh, 0, sizeof(*sh));
-	if (map_file(path, &sh->base, &sh->len, cause) != 0)
+	shard_load(&j);
+	if (j.rc != 0) {
+		if (j.base != NULL)
+			munmap((void *)j.base, j.len);
+		hdr_release(&j.h);
+		cause_set(cause, "%s", j.cause);
+		free(j.cause);
 		return -1;
-	sh->path = xstrdup(path);
-	set->n_shards++;
-	if (parse_header(sh->base, sh->len, path, set->n_shards - 1, &h, cause) != 0)
-		return -1;
-	if (h.n > 0) {
-		set->tensors =
-			xrealloc(set->tensors, (set->n_tensors + h.n) * sizeof(*set->tensors));
-		memcpy(set->tensors + set->n_tensors, h.t, h.n * sizeof(*h.t));
-		set->n_tensors += h.n;
 	}
-	free(h.t); /* the names moved into the set */
-	free(h.spans);
+	set_add_job(set, &j);
 	return 0;
+}
+
+/*
+ * Load n shards side by side: parsing a shard's JSON header is the bulk of
+ * opening a 200,000-tensor checkpoint, and the shards are independent.
+ * Results join the set in index order, so messages and indices do not
+ * depend on timing.
+ */
+static int
+set_add_files(struct st_set *set, const char *dir, const char **files, int n, char **cause)
+{
+	struct shard_job *j = xcalloc((size_t)n, sizeof(*j));
+	pthread_t *th = xcalloc((size_t)n, sizeof(*th));
+	bool *started = xcalloc((size_t)n, sizeof(*started));
+	int rc = 0;
+
+	for (int i = 0; i < n; i++) {
+		j[i].path = xasprintf("%s/%s", dir, files[i]);
+		j[i].index = set->n_shards + i;
+		started[i] = n > 1 && pthread_create(&th[i], NULL, shard_load, &j[i]) == 0;
+		if (!started[i])
+			shard_load(&j[i]);
+	}
+	for (int i = 0; i < n; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+	for (int i = 0; i < n; i++) {
+		if (rc == 0 && j[i].rc == 0) {
+			set_add_job(set, &j[i]);
+		} else {
+			if (rc == 0)
+				rc = cause_set(cause, "%s", j[i].cause);
+			if (j[i].base != NULL)
+				munmap((void *)j[i].base, j[i].len);
+			hdr_release(&j[i].h);
+		}
+		free(j[i].cause);
+		free((char *)j[i].path);
+	}
+	free(started);
+	free(th);
+	free(j);
+	return rc;
 }
 
 static int
@@ -590,7 +672,15 @@ load_weight_map(const char *idx, json_t **root, char **cause)
 	json_t *val;
 	char nm[NAME_SHOW];
 
-	if ((*root = json_load_file(idx, JSON_REJECT_DUPLICATES, &err)) == NULL) {
+	size_t len;
+	char *text = read_file(idx, &len, cause);
+
+	/* json_loadb on the whole file: json_load_file reads it a byte at a time. */
+	if (text == NULL)
+		return NULL;
+	*root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+	free(text);
+	if (*root == NULL) {
 		show_name(nm, sizeof(nm), err.text);
 		cause_set(cause, "%s: %s (line %d, column %d)", idx, nm, err.line, err.column);
 		return NULL;
@@ -669,14 +759,8 @@ open_index(const char *dir, const char *idx, char **cause)
 	if ((map = load_weight_map(idx, &root, cause)) == NULL)
 		goto fail;
 	distinct_files(map, &files, &n_files);
-	for (int i = 0; i < n_files; i++) {
-		char *path = xasprintf("%s/%s", dir, files[i]);
-		int rc = set_add_file(set, path, cause);
-
-		free(path);
-		if (rc != 0)
-			goto fail;
-	}
+	if (set_add_files(set, dir, files, n_files, cause) != 0)
+		goto fail;
 	if (set_finish(set, cause) != 0 || check_map(set, idx, map, cause) != 0)
 		goto fail;
 	free(files);

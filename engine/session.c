@@ -14,6 +14,7 @@
  */
 #include "session.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,15 +71,55 @@ check_template(struct session *s, const char *dir)
 	free(path);
 }
 
+struct tok_job {
+	const char *dir;
+	struct tokenizer *tok;
+	char *cause;
+};
+
+static void *
+tok_thread(void *arg)
+{
+	struct tok_job *j = arg;
+
+	j->tok = tokenizer_load(j->dir, &j->cause);
+	return NULL;
+}
+
+/*
+ * The tokenizer (parsing an 11 MB JSON file) and the model (parsing the
+ * shard headers, binding tensors) take similar time and share nothing, so
+ * they load side by side: time to ready is the longer of the two.
+ */
+static int
+load_both(struct session *s, const char *dir, char **cause)
+{
+	struct tok_job j = { .dir = dir };
+	pthread_t th;
+	bool threaded = pthread_create(&th, NULL, tok_thread, &j) == 0;
+
+	if (!threaded)
+		tok_thread(&j);
+	s->m = model_open(dir, cause);
+	if (threaded)
+		pthread_join(th, NULL);
+	s->tok = j.tok;
+	if (s->tok == NULL) {
+		cause_set(cause, "%s", j.cause);
+		free(j.cause);
+		return -1;
+	}
+	free(j.cause);
+	return s->m != NULL ? 0 : -1;
+}
+
 struct session *
 session_open(const struct session_opts *o, char **cause)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 	struct ctx_opts co = { .n_batch = 256, .n_threads = o->n_threads, .f32 = o->f32 };
 
-	if ((s->tok = tokenizer_load(o->dir, cause)) == NULL ||
-	    (s->m = model_open(o->dir, cause)) == NULL ||
-	    gen_config_load(&s->gen, o->dir, cause) != 0)
+	if (load_both(s, o->dir, cause) != 0 || gen_config_load(&s->gen, o->dir, cause) != 0)
 		goto fail;
 	s->n_ctx = o->n_ctx > 0 ? o->n_ctx : 40960;
 	co.n_ctx = s->n_ctx;

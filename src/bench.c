@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+
 #include "forward.h"
+#include "session.h"
 #include "kernels.h"
 #include "model.h"
 #include "pool.h"
@@ -100,7 +103,47 @@ stream_read(int n_threads, int reps)
 
 struct bresult {
 	double prefill, decode, ttft, stream;
+	double ready;      /* session_open: model + tokenizer + context, seconds */
+	double rss_anon;   /* bytes of anonymous memory (beyond the mapped weights) */
+	double rss_peak;   /* peak resident set, bytes */
 };
+
+/* RssAnon from /proc/self/status: what the process holds beyond file pages. */
+static double
+rss_anon(void)
+{
+	char *s = read_file("/proc/self/status", NULL, NULL), *p;
+	double kb = 0;
+
+	if (s != NULL && (p = strstr(s, "RssAnon:")) != NULL)
+		kb = atof(p + 8);
+	free(s);
+	return kb * 1024;
+}
+
+/* Time to ready as the chat sees it (tokenizer and model side by side, then
+ * a context); 0 when the directory has no tokenizer. */
+static double
+time_ready(const struct bopts *o)
+{
+	struct session_opts so = { .dir = o->model, .n_ctx = o->prompt + o->gen,
+				   .n_threads = o->threads, .f32 = o->f32 };
+	char *path = xasprintf("%s/tokenizer.json", o->model), *cause = NULL;
+	FILE *f = fopen(path, "r");
+	struct session *s;
+	double t;
+
+	free(path);
+	if (f == NULL)
+		return 0;
+	fclose(f);
+	t = now_sec();
+	s = session_open(&so, &cause);
+	t = now_sec() - t;
+	free(cause);
+	session_close(s);
+	return s != NULL ? t : 0;
+}
 
 static int
 bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logits, double *pp,
@@ -133,10 +176,11 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 		printf("{\"model\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"f32\": %s, "
 		       "\"prompt_tokens\": %d, \"gen_tokens\": %d, \"prefill_tok_s\": %.2f, "
 		       "\"decode_tok_s\": %.2f, \"ttft_s\": %.4f, \"bytes_per_token\": %llu, "
-		       "\"weight_gb_s\": %.2f, \"stream_read_gb_s\": %.2f}\n",
+		       "\"weight_gb_s\": %.2f, \"stream_read_gb_s\": %.2f, \"ready_s\": %.3f, "
+		       "\"rss_anon_bytes\": %.0f, \"rss_peak_bytes\": %.0f}\n",
 		       o->model, isa, threads, o->f32 ? "true" : "false", o->prompt, o->gen,
 		       r->prefill, r->decode, r->ttft, (unsigned long long)m->decode_bytes, gbs,
-		       r->stream);
+		       r->stream, r->ready, r->rss_anon, r->rss_peak);
 		return;
 	}
 	printf("kernels %s, %d threads, %s activations, median of %d runs\n", isa, threads,
@@ -147,6 +191,11 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 	printf("decode        %8.2f tok/s  (%d tokens)\n", r->decode, o->gen);
 	printf("weights read  %8.2f GB/s  (%.1f MB per token; %.0f%% of stream read)\n", gbs,
 	       (double)m->decode_bytes / 1e6, r->stream > 0 ? 100 * gbs / r->stream : 0);
+	if (r->ready > 0)
+		printf("ready         %8.3f s     (model and tokenizer opened, context made)\n",
+		       r->ready);
+	printf("memory        %8.1f MB anonymous beyond the mapped weights, peak RSS %.1f MB\n",
+	       r->rss_anon / 1e6, r->rss_peak / 1e6);
 }
 
 static int
@@ -163,6 +212,7 @@ bench_run(const struct bopts *o)
 	char *cause = NULL, *desc;
 	int rc = 1, threads = o->threads > 0 ? o->threads : pool_default_threads();
 
+	r.ready = time_ready(o);
 	if ((m = model_open(o->model, &cause)) == NULL || (c = ctx_new(m, &co, &cause)) == NULL)
 		goto out;
 	ids = xmalloc((size_t)(o->prompt + o->gen) * sizeof(int32_t));
@@ -182,6 +232,13 @@ bench_run(const struct bopts *o)
 	r.prefill = median(pp, o->reps);
 	r.decode = median(tg, o->reps);
 	r.ttft = median(tt, o->reps);
+	r.rss_anon = rss_anon();
+	{
+		struct rusage ru;
+
+		getrusage(RUSAGE_SELF, &ru);
+		r.rss_peak = (double)ru.ru_maxrss * 1024;
+	}
 	print_result(o, m, &r, kernels_get()->name, threads);
 	rc = 0;
 out:

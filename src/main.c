@@ -10,9 +10,12 @@
 #include <string.h>
 
 #include "bench.h"
+#include "benchhw.h"
+#include "check.h"
 #include "cli.h"
 #include "kernels.h"
 #include "mkmodel.h"
+#include "plan.h"
 #include "verify.h"
 
 struct command {
@@ -25,6 +28,8 @@ static const struct command commands[] = {
 	{ "render", cli_render_main }, { "verify", verify_main },
 	{ "bench", bench_main },     { "mkmodel", mkmodel_main },
 	{ "which-model", cli_which_main }, { "export", cli_export_main },
+	{ "plan", plan_main },       { "bench-hw", benchhw_main },
+	{ "check", check_main },
 };
 
 int

@@ -49,6 +49,7 @@ struct plan_t {
 
 struct mkopts {
 	const char *out;
+	const char *tokenizer; /* directory with tokenizer.json, or NULL = search */
 	int hidden, layers, experts, top_k, vocab, heads, kv_heads, head_dim;
 	int lk_heads, lv_heads, lk_dim, lv_dim, moe_inter, shared_inter, group;
 	double shard_gb;
@@ -362,7 +363,8 @@ write_config(const struct mkopts *o, char **cause)
 		"full_attention_interval", 4, "rms_norm_eps", 1e-6, "partial_rotary_factor", 0.25,
 		"rope_theta", 1e7, "norm_topk_prob", 1, "tie_word_embeddings", 0,
 		"intermediate_size", 5120, "max_position_embeddings", (json_int_t)262144,
-		"bos_token_id", 151643, "eos_token_id", 151645, "torch_dtype", "bfloat16");
+		"bos_token_id", o->vocab > 151645 ? 151643 : o->vocab - 2, "eos_token_id",
+		o->vocab > 151645 ? 151645 : o->vocab - 1, "torch_dtype", "bfloat16");
 
 	json_object_set(c, "quantization_config", q);
 	if (write_json(o->out, "config.json", c, cause) != 0)
@@ -394,6 +396,71 @@ write_index(const struct plan *p, const struct mkopts *o, char **cause)
 }
 
 static int
+copy_file(const char *from, const char *to, char **cause)
+{
+	size_t n;
+	char *buf = read_file(from, &n, cause);
+	FILE *f;
+	int rc = -1;
+
+	if (buf == NULL)
+		return -1;
+	if ((f = fopen(to, "wb")) == NULL || fwrite(buf, 1, n, f) != n)
+		cause_set(cause, "%s: %s", to, strerror(errno));
+	else
+		rc = 0;
+	if (f != NULL && fclose(f) != 0 && rc == 0)
+		rc = cause_set(cause, "%s: %s", to, strerror(errno));
+	free(buf);
+	return rc;
+}
+
+/* The Qwen3 tokenizer next to the checkpoint, so the model can chat (gibberish). */
+static int
+write_tokenizer(const struct mkopts *o, char **cause)
+{
+	const char *cand[] = { o->tokenizer, DATADIR "/qwen3-tokenizer", "tests/data/qwen3-tokenizer" };
+	const char *files[] = { "tokenizer.json", "tokenizer_config.json" };
+	json_t *gen = json_pack("{s:[i, i], s:i, s:b, s:f, s:i, s:f}", "eos_token_id", 151645,
+				151643, "bos_token_id", 151643, "do_sample", 1, "temperature", 0.6,
+				"top_k", 20, "top_p", 0.95);
+
+	if (write_json(o->out, "generation_config.json", gen, cause) != 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_LEN(cand); i++) {
+		char *probe;
+		FILE *f;
+
+		if (cand[i] == NULL)
+			continue;
+		probe = xasprintf("%s/tokenizer.json", cand[i]);
+		f = fopen(probe, "rb");
+		free(probe);
+		if (f == NULL)
+			continue;
+		fclose(f);
+		if (o->vocab < 151669) {
+			fprintf(stderr, "vocabulary %d is smaller than Qwen3's: no tokenizer copied\n",
+				o->vocab);
+			return 0;
+		}
+		for (size_t k = 0; k < ARRAY_LEN(files); k++) {
+			char *a = xasprintf("%s/%s", cand[i], files[k]);
+			char *b = xasprintf("%s/%s", o->out, files[k]);
+			int rc = copy_file(a, b, cause);
+
+			free(a);
+			free(b);
+			if (rc != 0)
+				return -1;
+		}
+		return 0;
+	}
+	fprintf(stderr, "no Qwen3 tokenizer found (--tokenizer DIR): the model has no tokenizer\n");
+	return 0;
+}
+
+static int
 mkmodel_run(const struct mkopts *o)
 {
 	struct plan p = { 0 };
@@ -411,7 +478,8 @@ mkmodel_run(const struct mkopts *o)
 		total += (uint64_t)p.t[i].bytes;
 	fprintf(stderr, "writing %d tensors, %.2f GB in %d shard(s) to %s\n", p.n, total / 1e9,
 		p.n_shards, o->out);
-	if (write_config(o, &cause) != 0 || write_index(&p, o, &cause) != 0)
+	if (write_config(o, &cause) != 0 || write_index(&p, o, &cause) != 0 ||
+	    write_tokenizer(o, &cause) != 0)
 		goto out;
 	for (int k = 0; k < p.n_shards; k++)
 		if (write_shard(&p, o, k, &s, &cause) != 0)
@@ -428,11 +496,21 @@ out:
 	return rc;
 }
 
+/* Test-sized dimensions with the same layout (a few MB): --tiny. */
+static void
+tiny_dims(struct mkopts *o)
+{
+	o->hidden = 256, o->layers = 4, o->experts = 16, o->top_k = 4, o->vocab = 1024;
+	o->heads = 4, o->kv_heads = 2, o->head_dim = 64, o->lk_heads = 2, o->lv_heads = 4;
+	o->lk_dim = 32, o->lv_dim = 32, o->moe_inter = 128, o->shared_inter = 128;
+}
+
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] "
-		   "[--vocab N] [--shard-gb X] [--seed N]\n");
+		   "[--vocab N] [--shard-gb X] [--seed N] [--tokenizer DIR]\n"
+		   "       qnext mkmodel -o DIR --tiny [--shard-gb X]\n");
 }
 
 int
@@ -443,6 +521,7 @@ mkmodel_main(int argc, char **argv)
 		{ "layers", required_argument, NULL, 'l' }, { "hidden", required_argument, NULL, 'd' },
 		{ "vocab", required_argument, NULL, 'v' },  { "shard-gb", required_argument, NULL, 's' },
 		{ "seed", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
+		{ "tokenizer", required_argument, NULL, 't' }, { "tiny", no_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	/* The real model's dimensions (MODEL.md §1). */
@@ -454,7 +533,7 @@ mkmodel_main(int argc, char **argv)
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "o:e:l:d:v:s:S:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "o:e:l:d:v:s:S:t:Th", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'o': o.out = optarg; break;
 		case 'e': o.experts = atoi(optarg); break;
@@ -463,6 +542,8 @@ mkmodel_main(int argc, char **argv)
 		case 'v': o.vocab = atoi(optarg); break;
 		case 's': o.shard_gb = atof(optarg); break;
 		case 'S': o.seed = strtoull(optarg, NULL, 10); break;
+		case 't': o.tokenizer = optarg; break;
+		case 'T': tiny_dims(&o); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -33,6 +33,7 @@
 #include "app.h"
 #include "chat-template.h"
 #include "paths.h"
+#include "plan.h"
 #include "sampler.h"
 #include "session.h"
 #include "store.h"
@@ -42,7 +43,7 @@
 struct cli_opts {
 	const char *model, *prompt, *system, *messages;
 	int threads, n_ctx, max_tokens;
-	bool thinking, quiet, f32, plain;
+	bool thinking, quiet, f32, plain, dry_run;
 	/* Sampling overrides; NAN / -1 = keep the model's default. */
 	float temp, top_p, min_p, presence, repeat;
 	int top_k;
@@ -59,7 +60,7 @@ cli_usage(FILE *f)
 		"usage: qnext [-m DIR] [-p PROMPT | -p -] [--system TEXT] [--messages FILE]\n"
 		"             [--temp X] [--top-k N] [--top-p X] [--min-p X] [--presence-penalty X]\n"
 		"             [--repeat-penalty X] [--seed N] [--max-tokens N] [--ctx N]\n"
-		"             [--threads N] [--thinking] [-q] [--f32]\n"
+		"             [--threads N] [--thinking] [-q] [--f32] [--dry-run]\n"
 		"       qnext chat [--plain] [-m DIR] [options as above]\n"
 		"       qnext export ID [--format md|json] [-o FILE]\n"
 		"       qnext tokenize [-m DIR] < text\n"
@@ -69,8 +70,12 @@ cli_usage(FILE *f)
 		"                    [--min-top1 F] [--threads N] [--isa TIER]\n"
 		"       qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] [--f32]\n"
 		"                    [--json]\n"
+		"       qnext plan [-m DIR] [--ctx N] [--json]\n"
+		"       qnext bench-hw [-m DIR] [--json | --markdown] [--threads N]\n"
+		"                    [--measured X]\n"
 		"       qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] [--vocab N]\n"
-		"                    [--shard-gb X] [--seed N]\n"
+		"                    [--shard-gb X] [--seed N] [--tokenizer DIR]\n"
+		"       qnext check [-m DIR] [--write] [--threads N] [-q]\n"
 		"       qnext --version | --help\n");
 }
 
@@ -92,7 +97,7 @@ parse_num(const char *opt, const char *s, double lo, double hi, double *out)
 
 enum {
 	OPT_SYSTEM = 256, OPT_MESSAGES, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_PRESENCE,
-	OPT_REPEAT, OPT_SEED, OPT_THINKING, OPT_F32, OPT_PLAIN,
+	OPT_REPEAT, OPT_SEED, OPT_THINKING, OPT_F32, OPT_PLAIN, OPT_DRY_RUN,
 };
 
 static const struct option longopts[] = {
@@ -114,6 +119,7 @@ static const struct option longopts[] = {
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "f32", no_argument, NULL, OPT_F32 },
 	{ "plain", no_argument, NULL, OPT_PLAIN },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -148,6 +154,7 @@ parse_opt(struct cli_opts *o, int ch, const char *arg)
 	case 'q': o->quiet = true; break;
 	case OPT_F32: o->f32 = true; break;
 	case OPT_PLAIN: o->plain = true; break;
+	case OPT_DRY_RUN: o->dry_run = true; break;
 	case 'h': return 1;
 	default: return -1;
 	}
@@ -533,6 +540,16 @@ cli_main(int argc, char **argv)
 
 	if (parse_args(&o, argc, argv, &status) != 0)
 		return status;
+	if (o.dry_run) {
+		char *cause = NULL, *dir = paths_find_model(o.model, &cause);
+
+		status = dir != NULL && plan_print(dir, o.n_ctx, false) == 0 ? 0 : 1;
+		if (dir == NULL)
+			fprintf(stderr, "qnext: %s\n", cause);
+		free(cause);
+		free(dir);
+		return status;
+	}
 	if (o.prompt == NULL && o.messages == NULL && isatty(0))
 		return o.plain ? chat_plain(&o) : full_screen(&o);
 	if (o.prompt == NULL || strcmp(o.prompt, "-") == 0)

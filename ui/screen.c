@@ -329,6 +329,11 @@ draw_speed(struct app *a, int y)
 		snprintf(text, sizeof(text), " | prefill %.0f tok/s | decode %.1f tok/s | ttft %.2f s",
 			 a->prefill_tps, a->decode_tps, a->ttft);
 	x += put_str(y, x, text, a->cols - x - 1);
+	if (a->state != APP_LOADING && a->load_total > 0 && a->load_done < a->load_total) {
+		snprintf(text, sizeof(text), " | reading weights %.0f%%",
+			 100.0 * (double)a->load_done / (double)a->load_total);
+		x += put_str(y, x, text, a->cols - x - 1);
+	}
 	if (a->state == APP_NO_MODEL)
 		put_str(y, x, " | no model", a->cols - x - 1);
 }

@@ -16,6 +16,7 @@
  */
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -545,47 +546,176 @@ set_add_file(struct st_set *set, const char *path, char **cause)
 	return 0;
 }
 
+/* Shards being loaded side by side: one thread per shard. */
+struct shard_batch {
+	struct shard_job *j; /* [n] */
+	pthread_t *th;       /* [n] */
+	bool *started;       /* [n] a thread runs j[i] */
+	bool *taken;         /* [n] j[i] was handed to a set */
+	int n;
+};
+
+static struct shard_batch *
+batch_start(const char *dir, const char *const *files, int n, int first_index)
+{
+	struct shard_batch *b = xcalloc(1, sizeof(*b));
+
+	b->n = n;
+	b->j = xcalloc((size_t)MAX(n, 1), sizeof(*b->j));
+	b->th = xcalloc((size_t)MAX(n, 1), sizeof(*b->th));
+	b->started = xcalloc((size_t)MAX(n, 1), sizeof(*b->started));
+	b->taken = xcalloc((size_t)MAX(n, 1), sizeof(*b->taken));
+	for (int i = 0; i < n; i++) {
+		b->j[i].path = xasprintf("%s/%s", dir, files[i]);
+		b->j[i].index = first_index + i;
+		b->started[i] = n > 1 && pthread_create(&b->th[i], NULL, shard_load, &b->j[i]) == 0;
+		if (!b->started[i])
+			shard_load(&b->j[i]);
+	}
+	return b;
+}
+
+static void
+batch_join(struct shard_batch *b)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->started[i]) {
+			pthread_join(b->th[i], NULL);
+			b->started[i] = false;
+		}
+}
+
+/* Release what no set took (mappings, headers) and the batch.  Accepts NULL. */
+static void
+batch_free(struct shard_batch *b)
+{
+	if (b == NULL)
+		return;
+	batch_join(b);
+	for (int i = 0; i < b->n; i++) {
+		if (!b->taken[i]) {
+			if (b->j[i].base != NULL)
+				munmap((void *)b->j[i].base, b->j[i].len);
+			hdr_release(&b->j[i].h);
+		}
+		free(b->j[i].cause);
+		free((char *)b->j[i].path);
+	}
+	free(b->j), free(b->th), free(b->started), free(b->taken);
+	free(b);
+}
+
+/* The job loading file name `f` (the last path component), or NULL. */
+static struct shard_job *
+batch_find(struct shard_batch *b, const char *f, int *at)
+{
+	for (int i = 0; i < b->n; i++) {
+		const char *p = strrchr(b->j[i].path, '/');
+
+		if (strcmp(p != NULL ? p + 1 : b->j[i].path, f) == 0) {
+			*at = i;
+			return &b->j[i];
+		}
+	}
+	return NULL;
+}
+
 /*
- * Load n shards side by side: parsing a shard's JSON header is the bulk of
- * opening a 200,000-tensor checkpoint, and the shards are independent.
- * Results join the set in index order, so messages and indices do not
- * depend on timing.
+ * Hand the batch's shards to the set in the order `files` names them
+ * (messages and shard numbers then do not depend on timing).  -1 with the
+ * first failing shard's cause.
  */
+static int
+batch_take(struct st_set *set, struct shard_batch *b, const char *const *files, int n,
+	   char **cause)
+{
+	batch_join(b);
+	for (int i = 0; i < n; i++) {
+		int at;
+		struct shard_job *j = batch_find(b, files[i], &at);
+
+		if (j == NULL)
+			return cause_set(cause, "%s: shard was not loaded", files[i]);
+		if (j->rc != 0)
+			return cause_set(cause, "%s", j->cause);
+		j->index = set->n_shards; /* tensors carry the set's shard number */
+		for (size_t k = 0; k < j->h.n; k++)
+			j->h.t[k].shard = set->n_shards;
+		set_add_job(set, j);
+		b->taken[at] = true;
+	}
+	return 0;
+}
+
 static int
 set_add_files(struct st_set *set, const char *dir, const char **files, int n, char **cause)
 {
-	struct shard_job *j = xcalloc((size_t)n, sizeof(*j));
-	pthread_t *th = xcalloc((size_t)n, sizeof(*th));
-	bool *started = xcalloc((size_t)n, sizeof(*started));
-	int rc = 0;
+	struct shard_batch *b = batch_start(dir, files, n, set->n_shards);
+	int rc = batch_take(set, b, files, n, cause);
 
-	for (int i = 0; i < n; i++) {
-		j[i].path = xasprintf("%s/%s", dir, files[i]);
-		j[i].index = set->n_shards + i;
-		started[i] = n > 1 && pthread_create(&th[i], NULL, shard_load, &j[i]) == 0;
-		if (!started[i])
-			shard_load(&j[i]);
-	}
-	for (int i = 0; i < n; i++)
-		if (started[i])
-			pthread_join(th[i], NULL);
-	for (int i = 0; i < n; i++) {
-		if (rc == 0 && j[i].rc == 0) {
-			set_add_job(set, &j[i]);
-		} else {
-			if (rc == 0)
-				rc = cause_set(cause, "%s", j[i].cause);
-			if (j[i].base != NULL)
-				munmap((void *)j[i].base, j[i].len);
-			hdr_release(&j[i].h);
-		}
-		free(j[i].cause);
-		free((char *)j[i].path);
-	}
-	free(started);
-	free(th);
-	free(j);
+	batch_free(b);
 	return rc;
+}
+
+/* Does name look like Hugging Face's "model-00001-of-00009.safetensors"? */
+static bool
+shard_like(const char *name)
+{
+	size_t n = strlen(name), sfx = strlen(".safetensors");
+
+	return strncmp(name, "model-", 6) == 0 && strstr(name, "-of-") != NULL && n > sfx &&
+	       strcmp(name + n - sfx, ".safetensors") == 0;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Files in dir named like shards, sorted; *names malloc'd (free with free_names). */
+static int
+list_shards(const char *dir, char ***names)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0, cap = 0;
+
+	*names = NULL;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (!shard_like(e->d_name))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			*names = xrealloc(*names, (size_t)cap * sizeof(**names));
+		}
+		(*names)[n++] = xstrdup(e->d_name);
+	}
+	if (d != NULL)
+		closedir(d);
+	if (n > 1)
+		qsort(*names, (size_t)n, sizeof(**names), str_cmp);
+	return n;
+}
+
+static void
+free_names(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Whether the index names exactly the shards found in the directory. */
+static bool
+same_files(char **found, int n_found, const char **files, int n)
+{
+	if (n != n_found)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (bsearch(&files[i], found, (size_t)n_found, sizeof(*found), str_cmp) == NULL)
+			return false;
+	return true;
 }
 
 static int
@@ -748,25 +878,43 @@ check_map(const struct st_set *set, const char *idx, json_t *map, char **cause)
 	return 0;
 }
 
+/*
+ * DESIGN: parsing the index (20 MB of JSON for the 80B model) and the shard
+ * headers are the bulk of opening a checkpoint.  The shards the directory
+ * holds under Hugging Face's usual names start loading at once, while this
+ * thread parses the index; when the index names exactly those files the work
+ * is kept, else it is dropped and the shards the index names are loaded.
+ */
 static struct st_set *
 open_index(const char *dir, const char *idx, char **cause)
 {
 	struct st_set *set = xcalloc(1, sizeof(*set));
 	json_t *root = NULL, *map;
 	const char **files = NULL;
-	int n_files = 0;
+	char **found = NULL;
+	int n_files = 0, n_found = list_shards(dir, &found);
+	struct shard_batch *spec = NULL;
 
+	if (n_found > 0)
+		spec = batch_start(dir, (const char *const *)found, n_found, 0);
 	if ((map = load_weight_map(idx, &root, cause)) == NULL)
 		goto fail;
 	distinct_files(map, &files, &n_files);
-	if (set_add_files(set, dir, files, n_files, cause) != 0)
+	if (spec != NULL && same_files(found, n_found, files, n_files)) {
+		if (batch_take(set, spec, files, n_files, cause) != 0)
+			goto fail;
+	} else if (set_add_files(set, dir, files, n_files, cause) != 0)
 		goto fail;
 	if (set_finish(set, cause) != 0 || check_map(set, idx, map, cause) != 0)
 		goto fail;
+	batch_free(spec);
+	free_names(found, n_found);
 	free(files);
 	json_decref(root);
 	return set;
 fail:
+	batch_free(spec);
+	free_names(found, n_found);
 	free(files);
 	json_decref(root);
 	st_close(set);

@@ -129,6 +129,10 @@ extern const struct kernels kernels_avx512;
 void kernels_matmul_blas(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy,
 			 int o0, int o1, float *tmp);
 
+/* One-time OpenBLAS setup: its own thread pool is turned off, since qnext's
+ * workers already split every product (kernels_get calls this). */
+void kernels_blas_init(void);
+
 /* Plain sgemm C[m][n] = A[m][k] * B[n][k]^T (+ C when accumulate), row-major,
  * for attention over long prompts. */
 void kernels_sgemm_nt(int m, int n, int k, const float *A, int lda, const float *B, int ldb,

@@ -12,6 +12,7 @@
 #include "bench.h"
 #include "benchhw.h"
 #include "check.h"
+#include "cache.h"
 #include "cli.h"
 #include "kernels.h"
 #include "mkmodel.h"
@@ -28,6 +29,7 @@ static const struct command commands[] = {
 	{ "render", cli_render_main }, { "verify", verify_main },
 	{ "bench", bench_main },     { "mkmodel", mkmodel_main },
 	{ "which-model", cli_which_main }, { "export", cli_export_main },
+	{ "cache", cache_main },
 	{ "plan", plan_main },       { "bench-hw", benchhw_main },
 	{ "check", check_main },
 };

@@ -39,6 +39,20 @@ cmp -s "$tmp/m/model-00002-of-00003.safetensors" "$tmp/m2/model-00002-of-00003.s
 	&& pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL mkmodel is not deterministic"; }
 check "bad option" 2 $Q mkmodel -o "$tmp/x" --experts 1
 check "unwritable output" 1 $Q mkmodel -o /proc/qnext-model --tiny
+# The cache commands: only small files live there, and verify catches damage.
+export XDG_CACHE_HOME="$tmp/cache"
+mkdir -p "$tmp/cache/qnext/manifests"
+check "cache list on an empty cache" 0 $Q cache list
+has "no weights cached" "no weights are cached"
+printf '{"mem_gbs": 10}' >"$tmp/cache/qnext/hw.json"
+printf '%064d  model.safetensors\n' 0 >"$tmp/cache/qnext/manifests/m.txt"
+check "cache verify, good files" 0 $Q cache verify
+printf 'garbage' >"$tmp/cache/qnext/manifests/m.txt"
+check "cache verify, damaged manifest" 1 $Q cache verify
+has "damaged file named" "BAD  manifests/m.txt"
+check "cache clear" 0 $Q cache clear
+[ ! -e "$tmp/cache/qnext/hw.json" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL clear"; }
+check "cache usage error" 2 $Q cache frob
 rm -rf "$tmp"
 echo "cli-mkmodel: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -246,6 +246,7 @@ finish_turn(struct app *a, enum store_status st, const char *error, const struct
 		store_warn(a, cause);
 	a->turn = NULL;
 	a->state = APP_IDLE;
+	a->stopping = false;
 	screen_dirty(a);
 }
 
@@ -258,7 +259,8 @@ app_stop(struct app *a)
 		return;
 	m.seq = a->seq;
 	queue_push(a->to_engine, &m);
-	app_set_status(a, false, "stopping...");
+	a->stopping = true;
+	screen_dirty(a);
 }
 
 /* Drop the last answer and ask again (the stored one stays as a sibling). */

@@ -66,6 +66,7 @@ cli_usage(FILE *f)
 		"       qnext tokenize [-m DIR] < text\n"
 		"       qnext render [-m DIR] < conversation.json\n"
 		"       qnext which-model [-m DIR]\n"
+		"       qnext cache list | clear | verify\n"
 		"       qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
 		"                    [--min-top1 F] [--threads N] [--isa TIER]\n"
 		"       qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] [--f32]\n"

@@ -319,7 +319,9 @@ draw_speed(struct app *a, int y)
 	attron(att(a, p, frac >= 0.75 ? A_BOLD : 0));
 	x = put_str(y, 0, text, a->cols - 1);
 	attroff(att(a, p, A_BOLD));
-	if (a->state == APP_GENERATING && a->turn != NULL && a->turn->rlen + a->turn->len == 0)
+	if (a->state == APP_GENERATING && a->stopping)
+		snprintf(text, sizeof(text), " | stopping...");
+	else if (a->state == APP_GENERATING && a->turn != NULL && a->turn->rlen + a->turn->len == 0)
 		snprintf(text, sizeof(text), " | generating: prompt %d/%d", a->prefill_done,
 			 a->prefill_total);
 	else if (a->state == APP_GENERATING)
@@ -352,7 +354,9 @@ draw_status(struct app *a, int y)
 		attroff(A_BOLD);
 		return;
 	}
-	if (a->status != NULL && (a->status_error || now_sec() < a->status_until)) {
+	/* While an answer streams the figures stay visible; notices wait. */
+	if (a->status != NULL && a->state != APP_GENERATING &&
+	    (a->status_error || now_sec() < a->status_until)) {
 		attron(a->status_error ? att(a, PAIR_ERROR, A_BOLD) | A_BOLD : bar);
 		put_str(y + 1, 0, a->status, a->cols - 1);
 		attroff(att(a, PAIR_ERROR, A_BOLD) | A_BOLD | bar);

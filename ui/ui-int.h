@@ -127,6 +127,7 @@ struct app {
 	struct gen_params gp;
 	uint64_t seq;        /* current turn */
 	struct entry *turn;  /* the assistant entry being generated */
+	bool stopping;       /* a cancel was sent for the turn */
 	bool think_default_open;
 	int ctx_used;        /* tokens of the last prompt + reply */
 

@@ -83,3 +83,9 @@ kernels_sgemm_nt(int m, int n, int k, const float *A, int lda, const float *B, i
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, A, lda, B, ldb,
 		    accumulate ? 1.0f : 0.0f, C, ldc);
 }
+
+void
+kernels_blas_init(void)
+{
+	openblas_set_num_threads(1);
+}

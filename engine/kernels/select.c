@@ -81,6 +81,7 @@ kernels_get(void)
 
 	if (chosen != NULL)
 		return chosen;
+	kernels_blas_init();
 	if (cpu_has_avx512())
 		best = &kernels_avx512;
 	else if (cpu_has_avx2())

@@ -21,6 +21,7 @@
 
 #include <sys/resource.h>
 
+#include "benchhw.h"
 #include "forward.h"
 #include "session.h"
 #include "kernels.h"
@@ -33,26 +34,6 @@ struct bopts {
 	int prompt, gen, reps, threads;
 	bool f32, json;
 };
-
-struct stream_job {
-	const float *buf;
-	size_t n;
-	const struct kernels *k;
-	float sink[256];
-};
-
-static void
-stream_worker(void *arg, int w, int nw)
-{
-	struct stream_job *j = arg;
-	size_t per = j->n / (size_t)nw, b = per * (size_t)w;
-	float acc = 0;
-
-	/* dot(x, x) reads each element once: one sequential stream per worker. */
-	for (size_t at = b; at < b + per; at += 1 << 20)
-		acc += j->k->dot(j->buf + at, j->buf + at, (int)MIN((size_t)1 << 20, b + per - at));
-	j->sink[w % 256] = acc;
-}
 
 static int
 cmp_double(const void *a, const void *b)
@@ -67,38 +48,6 @@ median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(double), cmp_double);
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* Streaming-read GB/s over a 1 GiB buffer with n_threads readers. */
-static double
-stream_read(int n_threads, int reps)
-{
-	size_t n = ((size_t)1 << 30) / sizeof(float);
-	struct stream_job j = { 0 };
-	struct pool *p = pool_new(n_threads, NULL);
-	float *buf = malloc(n * sizeof(float));
-	double v[16];
-
-	if (buf == NULL || p == NULL) {
-		free(buf);
-		pool_free(p);
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (float)(i & 7) * 0.125f;
-	j.buf = buf;
-	j.n = n;
-	j.k = kernels_get();
-	reps = MIN(reps, 16);
-	for (int r = 0; r < reps; r++) {
-		double t = now_sec();
-
-		pool_run(p, stream_worker, &j);
-		v[r] = (double)n * sizeof(float) / (now_sec() - t) / 1e9;
-	}
-	pool_free(p);
-	free(buf);
-	return median(v, reps);
 }
 
 struct bresult {
@@ -225,7 +174,7 @@ bench_run(const struct bopts *o)
 		printf("model: %s\n", desc);
 		free(desc);
 	}
-	r.stream = stream_read(threads, 5);
+	r.stream = benchhw_stream_read(BENCHHW_STREAM_BYTES, threads, 5);
 	for (int i = 0; i < o->reps; i++)
 		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &cause) != 0)
 			goto out;

@@ -206,11 +206,15 @@ app_send_prompt(struct app *a)
 	a->turn->think_open = a->think_default_open;
 	a->turn->t0 = now_sec();
 	if (ensure_conv(a) &&
-	    (a->turn->db_id = store_msg_begin_assistant(a->store, a->conv_id, a->model_dir,
-							&cause)) <= 0) {
+	    (a->turn->db_id = a->regen_of > 0
+				      ? store_msg_regenerate(a->store, a->conv_id, a->regen_of,
+							     a->model_dir, &cause)
+				      : store_msg_begin_assistant(a->store, a->conv_id, a->model_dir,
+								  &cause)) <= 0) {
 		a->turn->db_id = 0;
 		store_warn(a, cause);
 	}
+	a->regen_of = 0;
 	a->state = APP_GENERATING;
 	a->tok_ema = 0;
 	a->last_checkpoint = now_sec();
@@ -276,6 +280,8 @@ app_regen(struct app *a)
 		return;
 	}
 	while (last != NULL && last != user) {
+		if (last->kind == ENTRY_ASSISTANT && last->db_id > 0)
+			a->regen_of = last->db_id; /* the new answer becomes its sibling */
 		a->tr.n--;
 		free(last->text), free(last->reason), free(last->stats), free(last->lines);
 		free(last);

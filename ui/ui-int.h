@@ -128,6 +128,7 @@ struct app {
 	uint64_t seq;        /* current turn */
 	struct entry *turn;  /* the assistant entry being generated */
 	bool stopping;       /* a cancel was sent for the turn */
+	int64_t regen_of;    /* stored answer the next turn regenerates (a sibling), or 0 */
 	bool think_default_open;
 	int ctx_used;        /* tokens of the last prompt + reply */
 

@@ -235,10 +235,11 @@ shard_header(const struct plan *p, int k)
 	json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
 	for (int i = 0; i < p->n; i++) {
 		const struct plan_t *t = &p->t[i];
-		json_t *shape = json_array();
+		json_t *shape;
 
 		if (t->shard != k)
 			continue;
+		shape = json_array();
 		for (int d = 0; d < t->n_dims; d++)
 			json_array_append_new(shape, json_integer(t->shape[d]));
 		json_object_set_new(h, t->name,
@@ -254,12 +255,14 @@ static int
 write_shard(const struct plan *p, const struct mkopts *o, int k, uint64_t *s, char **cause)
 {
 	char *name = shard_name(p, k), *path = xasprintf("%s/%s", o->out, name);
-	char *js = json_dumps(shard_header(p, k), JSON_COMPACT | JSON_SORT_KEYS);
+	json_t *hdr = shard_header(p, k);
+	char *js = json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS);
 	size_t hl = strlen(js), pad = (8 - hl % 8) % 8;
 	uint64_t len = hl + pad;
 	FILE *f = fopen(path, "wb");
 	int rc = -1;
 
+	json_decref(hdr);
 	if (f == NULL) {
 		cause_set(cause, "%s: %s", path, strerror(errno));
 		goto out;

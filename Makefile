@@ -99,8 +99,11 @@ run: qnext
 	    echo "qnext: no model found; using the tiny test model (random weights)"; \
 	    ./qnext -m tests/data/tiny; fi
 
+# The small golden model, a synthetic one in the real layout (`mkmodel --tiny`), the tokenizer.
 bench: $(O)/qnext $(O)/tests/bench-tokenizer
 	OPENBLAS_NUM_THREADS=1 $(O)/qnext bench -m tests/data/small $(BENCH_ARGS)
+	@[ -f build/bench-tiny/config.json ] || $(O)/qnext mkmodel -o build/bench-tiny --tiny
+	OPENBLAS_NUM_THREADS=1 $(O)/qnext bench -m build/bench-tiny $(BENCH_ARGS)
 	$(O)/tests/bench-tokenizer
 
 deps:

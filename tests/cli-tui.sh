@@ -93,6 +93,28 @@ $T resize-window -x 100 -y 30
 expect "back to normal size" "Mem\["
 quit_ok "quit with F10 restores and exits 0"
 
+# Ctrl-Z under a job-control shell: the shell reports the stop, fg resumes.
+$T kill-server 2>/dev/null
+n_start=$((n_start + 1))
+T="tmux -L qnext-test-$$-$n_start"
+$T -f /dev/null new-session -d -x 100 -y 30 "env PS1='shell$ ' bash --norc --noprofile -i"
+sleep 0.5
+$T send-keys -l "LANG=C.UTF-8 TERM=xterm-256color $Q -m tests/data/tiny"
+$T send-keys Enter
+expect "started from a shell" "ready in"
+$T send-keys C-z
+expect "Ctrl-Z suspends to the shell" "Stopped"
+$T send-keys -l "fg"
+$T send-keys Enter
+expect "fg brings the screen back" "Mem\["
+$T send-keys -l "/show params"
+$T send-keys Enter
+expect "usable after resume" "top_k 20"
+$T send-keys F10
+$T send-keys -l 'echo "EXIT=$?"'
+$T send-keys Enter
+expect "exit 0 after resume" "EXIT=0"
+
 # Reopen after a restart, search, export.
 start tests/data/tiny "--max-tokens 20"
 expect "restart" "ready in"

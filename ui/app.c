@@ -1062,11 +1062,16 @@ state_path(const char *file)
 	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
 	char *dir = x != NULL && *x ? xasprintf("%s/qnext", x)
 				    : xasprintf("%s/.local/state/qnext", home ? home : ".");
-	char *p = xasprintf("%s/%s", dir, file), *cmd = xasprintf("mkdir -p '%s'", dir);
+	char *p = xasprintf("%s/%s", dir, file);
 
-	if (system(cmd) != 0)
-		(void)0; /* no history file then; not worth a message */
-	free(cmd);
+	/* mkdir -p; when it fails there is simply no history file. */
+	for (char *s = dir + 1; *s != '\0'; s++)
+		if (*s == '/') {
+			*s = '\0';
+			mkdir(dir, 0700);
+			*s = '/';
+		}
+	mkdir(dir, 0700);
 	free(dir);
 	return p;
 }

@@ -77,21 +77,6 @@ static const struct int_field int_fields[] = {
 };
 /* clang-format on */
 
-/*
- * Copy a string from an untrusted file for a message: control bytes become
- * '?' so the message stays one line, and long strings are cut.
- */
-static void
-show(char *dst, size_t size, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i + 1 < size; i++)
-		dst[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-	dst[i] = '\0';
-	if (s[i] != '\0' && size > 4)
-		memcpy(dst + size - 4, "...", 4);
-}
 
 /* "<what>: <field>: <message>", always -1. */
 static int field_error(char **cause, const char *what, const char *field, const char *fmt, ...)
@@ -184,7 +169,7 @@ load_json(const char *text, size_t len, const char *what, char **cause)
 	char msg[SHOW];
 
 	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err)) == NULL) {
-		show(msg, sizeof(msg), err.text);
+		str_show(msg, sizeof(msg), err.text);
 		cause_set(cause, "%s: not valid JSON: %s (line %d, column %d)", what, msg, err.line,
 			  err.column);
 		return NULL;
@@ -216,7 +201,7 @@ check_model_type(json_t *root, const char *what, char **cause)
 				   "missing, and architectures does not name Qwen3NextForCausalLM");
 	if (!json_is_string(mt))
 		return field_error(cause, what, "model_type", "must be a string");
-	show(s, sizeof(s), json_string_value(mt));
+	str_show(s, sizeof(s), json_string_value(mt));
 	return field_error(cause, what, "model_type", "'%s' is not qwen3_next", s);
 }
 
@@ -266,7 +251,7 @@ rope_homes(json_t *root, json_t *homes[2], const char *what, char **cause)
 			t = get(h, "type");
 		if (t != NULL &&
 		    (!json_is_string(t) || strcmp(json_string_value(t), "default") != 0)) {
-			show(s, sizeof(s), json_is_string(t) ? json_string_value(t) : "?");
+			str_show(s, sizeof(s), json_is_string(t) ? json_string_value(t) : "?");
 			return field_error(cause, what, names[i],
 					   "rope_type '%s' is not supported (only default rope)",
 					   s);
@@ -339,7 +324,7 @@ parse_layer_types(struct model_config *c, json_t *root, const char *what, char *
 		if (t != NULL && strcmp(t, "full_attention") == 0)
 			c->layer_full[i] = true;
 		else if (t == NULL || strcmp(t, "linear_attention") != 0) {
-			show(s, sizeof(s), t != NULL ? t : "(not a string)");
+			str_show(s, sizeof(s), t != NULL ? t : "(not a string)");
 			return field_error(cause, what, "layer_types",
 					   "entry %d: unknown layer type '%s'", i, s);
 		}
@@ -519,7 +504,7 @@ get_str(json_t *o, const char *key, char *dst, size_t size, const char *where, c
 	if (!json_is_string(v))
 		return field_error(cause, where, key, "must be a string");
 	if (json_string_length(v) >= size) {
-		show(s, sizeof(s), json_string_value(v));
+		str_show(s, sizeof(s), json_string_value(v));
 		return field_error(cause, where, key, "'%s' is not supported", s);
 	}
 	memcpy(dst, json_string_value(v), json_string_length(v) + 1);
@@ -596,7 +581,7 @@ parse_override(struct quant_config *q, struct quant_override *ov, const char *ke
 	const char *dt;
 	int bits;
 
-	show(k, sizeof(k), key);
+	str_show(k, sizeof(k), key);
 	snprintf(w, sizeof(w), "%s: extra_config: '%s'", where, k);
 	ov->key = xstrdup(key);
 	ov->bits = ov->group_size = ov->sym = -1;
@@ -607,7 +592,7 @@ parse_override(struct quant_config *q, struct quant_override *ov, const char *ke
 		return -1;
 	dt = ov->data_type[0] != '\0' ? ov->data_type : q->data_type;
 	bits = ov->bits >= 0 ? ov->bits : q->bits;
-	show(d, sizeof(d), dt);
+	str_show(d, sizeof(d), dt);
 	if (!is_int_type(dt) && !is_float_type(dt))
 		return field_error(cause, w, "data_type", "'%s' is not supported", d);
 	if (is_float_type(dt) && bits < 16)
@@ -687,7 +672,7 @@ check_method(struct quant_config *q, json_t *qc, const char *where, char **cause
 			break;
 	}
 	if (m != NULL && i == ARRAY_LEN(methods)) {
-		show(s, sizeof(s), json_is_string(m) ? json_string_value(m) : "(not a string)");
+		str_show(s, sizeof(s), json_is_string(m) ? json_string_value(m) : "(not a string)");
 		return cause_set(cause,
 				 "%s: quant_method '%s' is not supported (qnext reads AutoRound "
 				 "int2/4/8 checkpoints)",
@@ -698,7 +683,7 @@ check_method(struct quant_config *q, json_t *qc, const char *where, char **cause
 			break;
 	}
 	if (p != NULL && i == ARRAY_LEN(packings)) {
-		show(s, sizeof(s), json_is_string(p) ? json_string_value(p) : "(not a string)");
+		str_show(s, sizeof(s), json_is_string(p) ? json_string_value(p) : "(not a string)");
 		return cause_set(cause,
 				 "%s: packing_format '%s' is not supported (qnext reads "
 				 "auto_round:auto_gptq)",
@@ -731,7 +716,7 @@ parse_quant(struct quant_config *q, json_t *qc, const char *where, char **cause)
 	    get_str(qc, "data_type", q->data_type, sizeof(q->data_type), where, cause) != 0)
 		return -1;
 	if (!is_int_type(q->data_type)) {
-		show(s, sizeof(s), q->data_type);
+		str_show(s, sizeof(s), q->data_type);
 		return field_error(cause, where, "data_type",
 				   "'%s' is not supported (qnext reads integer quantization)", s);
 	}

@@ -108,21 +108,6 @@ st_dtype_name(enum st_dtype dt)
 	return dtypes[dt].name;
 }
 
-/*
- * Copy a name from an untrusted file for an error message: control bytes
- * become '?' so the message stays one line, and long names are cut.
- */
-static void
-show_name(char *dst, size_t size, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i + 1 < size; i++)
-		dst[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-	dst[i] = '\0';
-	if (s[i] != '\0' && size > 4)
-		memcpy(dst + size - 4, "...", 4);
-}
 
 static int tensor_error(char **cause, const char *what, const char *name, const char *fmt, ...)
 	PRINTF_LIKE(4, 5);
@@ -136,7 +121,7 @@ tensor_error(char **cause, const char *what, const char *name, const char *fmt, 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	show_name(nm, sizeof(nm), name);
+	str_show(nm, sizeof(nm), name);
 	return cause_set(cause, "%s: tensor '%s': %s", what, nm, msg);
 }
 
@@ -168,7 +153,7 @@ parse_dtype(struct hdr *h, const char *name, json_t *v, struct st_tensor *t, cha
 			return 0;
 		}
 	}
-	show_name(show, sizeof(show), s);
+	str_show(show, sizeof(show), s);
 	return tensor_error(cause, h->what, name, "unknown dtype '%s'", show);
 }
 
@@ -315,7 +300,7 @@ check_overlap(struct hdr *h, char **cause)
 		if (s->begin == s->end)
 			continue;
 		if (last != NULL && s->begin < last->end) {
-			show_name(other, sizeof(other), h->t[last->i].name);
+			str_show(other, sizeof(other), h->t[last->i].name);
 			return tensor_error(cause, h->what, h->t[s->i].name,
 					    "data_offsets [%" PRIu64 ", %" PRIu64
 					    "] overlap tensor '%s'",
@@ -372,7 +357,7 @@ load_header(const uint8_t *buf, uint64_t hlen, const char *what, char **cause)
 
 	root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &err);
 	if (root == NULL) {
-		show_name(text, sizeof(text), err.text);
+		str_show(text, sizeof(text), err.text);
 		cause_set(cause, "%s: header is not valid JSON: %s (line %d, column %d)", what,
 			  text, err.line, err.column);
 		return NULL;
@@ -738,7 +723,7 @@ set_finish(struct st_set *set, char **cause)
 		const struct st_tensor *t = &set->tensors[i];
 
 		if (i > 0 && strcmp(t[-1].name, t->name) == 0) {
-			show_name(nm, sizeof(nm), t->name);
+			str_show(nm, sizeof(nm), t->name);
 			return cause_set(cause, "tensor '%s' is defined in both %s and %s", nm,
 					 set->shards[t[-1].shard].path, set->shards[t->shard].path);
 		}
@@ -786,8 +771,8 @@ check_shard_name(const char *idx, const char *tensor, const char *file, char **c
 
 	if (*file != '\0' && strchr(file, '/') == NULL && strstr(file, "..") == NULL)
 		return 0;
-	show_name(nm, sizeof(nm), tensor);
-	show_name(fn, sizeof(fn), file);
+	str_show(nm, sizeof(nm), tensor);
+	str_show(fn, sizeof(fn), file);
 	return cause_set(cause, "%s: tensor '%s': shard name '%s' is not a plain file name", idx,
 			 nm, fn);
 }
@@ -811,7 +796,7 @@ load_weight_map(const char *idx, json_t **root, char **cause)
 	*root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
 	free(text);
 	if (*root == NULL) {
-		show_name(nm, sizeof(nm), err.text);
+		str_show(nm, sizeof(nm), err.text);
 		cause_set(cause, "%s: %s (line %d, column %d)", idx, nm, err.line, err.column);
 		return NULL;
 	}
@@ -823,7 +808,7 @@ load_weight_map(const char *idx, json_t **root, char **cause)
 	json_object_foreach(map, key, val)
 	{
 		if (!json_is_string(val)) {
-			show_name(nm, sizeof(nm), key);
+			str_show(nm, sizeof(nm), key);
 			cause_set(cause, "%s: weight_map: value for '%s' is not a string", idx, nm);
 			return NULL;
 		}
@@ -870,8 +855,8 @@ check_map(const struct st_set *set, const char *idx, json_t *map, char **cause)
 
 		if (t != NULL && strcmp(p != NULL ? p + 1 : set->shards[t->shard].path, f) == 0)
 			continue;
-		show_name(nm, sizeof(nm), key);
-		show_name(fn, sizeof(fn), f);
+		str_show(nm, sizeof(nm), key);
+		str_show(fn, sizeof(fn), f);
 		return cause_set(cause, "%s: tensor '%s' mapped to '%s' but not found there", idx,
 				 nm, fn);
 	}

@@ -215,17 +215,6 @@ penalize(struct sampler *s, float *logits)
 }
 
 static int
-argmax(const float *x, int n)
-{
-	int b = 0;
-
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[b])
-			b = i;
-	return b;
-}
-
-static int
 cand_desc(const void *a, const void *b)
 {
 	const struct cand *x = a, *y = b;
@@ -310,7 +299,7 @@ sampler_sample(struct sampler *s, float *logits)
 
 	penalize(s, logits);
 	if (s->p.temperature <= 0 || s->p.top_k == 1)
-		return argmax(logits, s->n_valid);
+		return argmax_f32(logits, s->n_valid);
 	n = candidates(s, logits);
 	/* top-p: the smallest prefix whose mass reaches top_p (at least one). */
 	if (s->p.top_p < 1.0f) {

@@ -168,23 +168,6 @@ pow2_at_least(size_t n)
 	return p;
 }
 
-/* Copy at most about SHOW bytes of s into buf for a message: cut at a
- * character boundary, control characters shown as '?'. */
-static const char *
-show(char *buf, size_t cap, const char *s)
-{
-	size_t n = strlen(s), i;
-
-	if (n > cap - 4) {
-		n = cap - 4;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
-	}
-	for (i = 0; i < n; i++)
-		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	strcpy(buf + n, n < strlen(s) ? "..." : "");
-	return buf;
-}
 
 /* The value of `key`, or NULL when absent or JSON null. */
 static json_t *
@@ -468,13 +451,13 @@ load_vocab(struct tokenizer *t, json_t *vocab, const char *what, char **cause)
 	{
 		if (check_id(v, &id) < 0)
 			return cause_set(cause, "%s: model.vocab '%s' has no id in 0..%d", what,
-					 show(s1, sizeof(s1), key), ID_LIMIT - 1);
+					 str_show(s1, sizeof(s1), key), ID_LIMIT - 1);
 		tok_reserve(t, id);
 		k = &t->tok[id];
 		if (k->kind != TOK_ABSENT)
 			return cause_set(cause, "%s: model.vocab: id %d is both '%s' and '%s'",
-					 what, (int)id, show(s1, sizeof(s1), key),
-					 show(s2, sizeof(s2), t->names.p + k->name_off));
+					 what, (int)id, str_show(s1, sizeof(s1), key),
+					 str_show(s2, sizeof(s2), t->names.p + k->name_off));
 		n = strlen(key);
 		k->kind = TOK_REGULAR;
 		k->name_off = buf_add(&t->names, key, n + 1); /* NUL kept for messages */
@@ -561,7 +544,7 @@ merge_resolve(const struct tokenizer *t, const struct buf *tmp, const struct mer
 		snprintf(name, sizeof(name), "%.*s", (int)MIN(j->len[k], sizeof(name) - 1),
 			 tmp->p + j->off[k]);
 		return cause_set(cause, "%s: model.merges[%zu] references unknown token '%s'", what,
-				 i, show(s, sizeof(s), name));
+				 i, str_show(s, sizeof(s), name));
 	}
 	return 0;
 }
@@ -657,7 +640,7 @@ check_model(json_t *model, const char *what, char **cause)
 		return cause_set(cause, "%s: model.type missing", what);
 	if (strcmp(type_of(model), "BPE") != 0)
 		return cause_set(cause, "%s: model.type '%s' is not supported", what,
-				 show(s, sizeof(s), type_of(model)));
+				 str_show(s, sizeof(s), type_of(model)));
 	if (!json_is_object(get(model, "vocab")))
 		return cause_set(cause, "%s: model.vocab missing or not an object", what);
 	if (!json_is_array(get(model, "merges")))
@@ -679,7 +662,7 @@ load_unk(struct tokenizer *t, json_t *model, const char *what, char **cause)
 	t->unk_id = vocab_find(t, json_string_value(v), json_string_length(v));
 	if (t->unk_id < 0)
 		return cause_set(cause, "%s: model.unk_token '%s' is not in the vocabulary", what,
-				 show(s, sizeof(s), json_string_value(v)));
+				 str_show(s, sizeof(s), json_string_value(v)));
 	return 0;
 }
 
@@ -719,7 +702,7 @@ load_added_one(struct tokenizer *t, json_t *v, size_t i, const char *what, char 
 		return cause_set(cause,
 				 "%s: added token '%s': lstrip, rstrip and single_word are "
 				 "not supported",
-				 what, show(s, sizeof(s), json_string_value(c)));
+				 what, str_show(s, sizeof(s), json_string_value(c)));
 	if (check_id(get(v, "id"), &a->id) < 0)
 		return cause_set(cause, "%s: added_tokens[%zu] has no id in 0..%d", what, i,
 				 ID_LIMIT - 1);
@@ -781,7 +764,7 @@ load_normalizer(struct tokenizer *t, json_t *n, int depth, const char *what, cha
 	if (strcmp(type_of(n), "Sequence") != 0 || depth > 4 ||
 	    !json_is_array(list = get(n, "normalizers")))
 		return cause_set(cause, "%s: normalizer type '%s' is not supported", what,
-				 show(s, sizeof(s), type_of(n)));
+				 str_show(s, sizeof(s), type_of(n)));
 	json_array_foreach(list, i, v)
 	{
 		if (load_normalizer(t, v, depth + 1, what, cause) < 0)
@@ -910,7 +893,7 @@ load_split(struct tokenizer *t, json_t *p, const char *what, char **cause)
 	if (!json_is_string(beh) || strcmp(json_string_value(beh), "Isolated") != 0)
 		return cause_set(cause, "%s: pre_tokenizer Split behavior '%s' is not supported",
 				 what,
-				 json_is_string(beh) ? show(s, sizeof(s), json_string_value(beh))
+				 json_is_string(beh) ? str_show(s, sizeof(s), json_string_value(beh))
 						     : "(missing)");
 	if (get_flag(p, "invert", false, &invert) < 0 || invert)
 		return cause_set(cause, "%s: pre_tokenizer Split invert is not supported", what);
@@ -958,7 +941,7 @@ load_pretok_one(struct tokenizer *t, json_t *p, bool *byte_level, const char *wh
 		return load_byte_level(t, p, what, cause);
 	}
 	return cause_set(cause, "%s: pre_tokenizer type '%s' is not supported", what,
-			 show(s, sizeof(s), type_of(p)));
+			 str_show(s, sizeof(s), type_of(p)));
 }
 
 static int
@@ -1002,7 +985,7 @@ check_decoder(json_t *d, const char *what, char **cause)
 	if (d == NULL || strcmp(type_of(d), "ByteLevel") == 0)
 		return 0;
 	return cause_set(cause, "%s: decoder type '%s' is not supported", what,
-			 show(s, sizeof(s), type_of(d)));
+			 str_show(s, sizeof(s), type_of(d)));
 }
 
 /* --- loading: putting it together --------------------------------------- */
@@ -1020,7 +1003,7 @@ parse_json(const char *text, size_t len, const char *what, char **cause)
 	}
 	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err)) == NULL) {
 		cause_set(cause, "%s: not valid JSON: %s (line %d, column %d)", what,
-			  show(s, sizeof(s), err.text), err.line, err.column);
+			  str_show(s, sizeof(s), err.text), err.line, err.column);
 		return NULL;
 	}
 	if (!json_is_object(root)) {
@@ -1120,12 +1103,12 @@ check_config_tokens(const struct tokenizer *t, json_t *dec, const char *what, ch
 		c = get(v, "content");
 		if (*key == '\0' || *end != '\0' || !json_is_string(c))
 			return cause_set(cause, "%s: added_tokens_decoder '%s' is malformed", what,
-					 show(s, sizeof(s), key));
+					 str_show(s, sizeof(s), key));
 		if (tokenizer_token_id(t, json_string_value(c)) != id)
 			return cause_set(cause,
 					 "%s: added_tokens_decoder %s '%s' disagrees with "
 					 "tokenizer.json",
-					 what, key, show(s, sizeof(s), json_string_value(c)));
+					 what, key, str_show(s, sizeof(s), json_string_value(c)));
 	}
 	return 0;
 }

@@ -46,6 +46,16 @@ float bf16_to_f32(uint16_t b);
 uint16_t f32_to_bf16(float f); /* round to nearest even */
 uint16_t f32_to_fp16(float f); /* round to nearest even */
 
+/*
+ * Copy text from an untrusted file into buf[cap] for a one-line message:
+ * control bytes become '?', and text longer than cap - 4 bytes is cut at a
+ * UTF-8 boundary and ends in "...".  cap must be at least 4.  Returns buf.
+ */
+const char *str_show(char *buf, size_t cap, const char *s);
+
+/* Index of the largest of x[0..n) (the first one on ties); n >= 1. */
+int argmax_f32(const float *x, int n);
+
 /* Seconds from a monotonic clock. */
 double now_sec(void);
 

@@ -197,6 +197,33 @@ f32_to_fp16(float f)
 	}
 }
 
+const char *
+str_show(char *buf, size_t cap, const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n > cap - 4) {
+		n = cap - 4;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (i = 0; i < n; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	strcpy(buf + n, n < strlen(s) ? "..." : "");
+	return buf;
+}
+
+int
+argmax_f32(const float *x, int n)
+{
+	int b = 0;
+
+	for (int i = 1; i < n; i++)
+		if (x[i] > x[b])
+			b = i;
+	return b;
+}
+
 double
 now_sec(void)
 {

@@ -123,17 +123,6 @@ golden_open(struct golden *g, const char *file, int vocab, int dim, char **cause
 	return 0;
 }
 
-static int
-argmax(const float *x, int n)
-{
-	int b = 0;
-
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[b])
-			b = i;
-	return b;
-}
-
 /* Max |a - b| over n values. */
 static double
 max_err(const float *a, const float *b, size_t n)
@@ -174,7 +163,7 @@ greedy(struct ctx *c, const struct golden *g, const float *last, float *buf, dou
 
 	*err = 0;
 	for (int i = 0; i < g->N; i++) {
-		int want = g->greedy[i], got = argmax(i == 0 ? last : buf, g->V);
+		int want = g->greedy[i], got = argmax_f32(i == 0 ? last : buf, g->V);
 
 		ok += got == want;
 		if (ctx_forward(c, &g->greedy[i], 1, buf, false, cause) != 0)
@@ -230,8 +219,8 @@ run_sched(struct ctx *c, const struct golden *g, const struct sched *s, const st
 		return -1;
 	err = max_err(logits, g->logits, (size_t)g->T * g->V);
 	for (int t = 0; t < g->T; t++)
-		top1 += argmax(logits + (size_t)t * g->V, g->V) ==
-			argmax(g->logits + (size_t)t * g->V, g->V);
+		top1 += argmax_f32(logits + (size_t)t * g->V, g->V) ==
+			argmax_f32(g->logits + (size_t)t * g->V, g->V);
 	if ((gok = greedy(c, g, logits + (size_t)(g->T - 1) * g->V, buf, &gerr, cause)) < 0)
 		return -1;
 	rel = fmax(err, gerr) / g->abs_max;

@@ -69,6 +69,7 @@ cli_usage(FILE *f)
 		"       qnext cache list | clear | verify\n"
 		"       qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
 		"                    [--min-top1 F] [--threads N] [--isa TIER]\n"
+		"       qnext verify --model DIR --self [--tokens N] [--f32] [--tol X]\n"
 		"       qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] [--f32]\n"
 		"                    [--json]\n"
 		"       qnext plan [-m DIR] [--ctx N] [--json]\n"
@@ -76,6 +77,7 @@ cli_usage(FILE *f)
 		"                    [--measured X]\n"
 		"       qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] [--vocab N]\n"
 		"                    [--shard-gb X] [--seed N] [--tokenizer DIR]\n"
+		"       qnext mkmodel -o DIR --tiny [--shard-gb X]\n"
 		"       qnext check [-m DIR] [--write] [--threads N] [-q]\n"
 		"       qnext --version | --help\n");
 }

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -42,6 +44,23 @@ sampler_params_default(struct sampler_params *p)
 	p->presence_penalty = 0.0f;
 	p->repetition_penalty = 1.0f;
 	p->seed = 0;
+}
+
+uint64_t
+sampler_seed_pick(uint64_t seed)
+{
+	uint64_t r;
+
+	if (seed != SAMPLER_SEED_RANDOM)
+		return seed;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		/* No entropy yet (early boot): the clock still differs per turn. */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec * 2654435761u;
+	}
+	return r & SAMPLER_SEED_MAX;
 }
 
 static int

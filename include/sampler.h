@@ -38,6 +38,18 @@ struct gen_config {
 void sampler_params_default(struct sampler_params *p);
 
 /*
+ * A seed that means "a fresh one for every reply" (--seed -1, the front
+ * ends' default).  It never reaches a sampler: front ends resolve it with
+ * sampler_seed_pick() per turn and store the seed they used.
+ */
+#define SAMPLER_SEED_RANDOM UINT64_MAX
+/* Largest fixed seed: 2^53 - 1, so a seed survives JSON and `/set seed`. */
+#define SAMPLER_SEED_MAX ((UINT64_C(1) << 53) - 1)
+
+/* seed itself, or for SAMPLER_SEED_RANDOM a random one in [0, SAMPLER_SEED_MAX]. */
+uint64_t sampler_seed_pick(uint64_t seed);
+
+/*
  * Defaults, then dir/generation_config.json when it exists (temperature,
  * top_k, top_p, min_p, repetition_penalty, do_sample false = greedy,
  * eos_token_id int or list).  eos falls back to {151645, 151643} when the

@@ -100,6 +100,18 @@ test_seed(void)
 	sampler_free(c);
 }
 
+/* A fixed seed passes through; the random one is fresh each time and fits 2^53. */
+static void
+test_seed_pick(void)
+{
+	uint64_t a = sampler_seed_pick(SAMPLER_SEED_RANDOM), b = sampler_seed_pick(SAMPLER_SEED_RANDOM);
+
+	T_ASSERT(sampler_seed_pick(0) == 0);
+	T_ASSERT(sampler_seed_pick(12345) == 12345);
+	T_ASSERT(a <= SAMPLER_SEED_MAX && b <= SAMPLER_SEED_MAX);
+	T_ASSERT(a != b); /* 2^-53 chance of a false failure */
+}
+
 /* probs 0.5 0.3 0.15 0.05 (as logs), then the rest very unlikely. */
 static void
 four_way(float *x)
@@ -237,6 +249,7 @@ main(void)
 {
 	test_greedy();
 	test_seed();
+	test_seed_pick();
 	test_truncation();
 	test_penalties();
 	test_gen_config();

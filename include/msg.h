@@ -46,6 +46,7 @@ struct msg {
 	struct gen_stats stats;
 	uint64_t a, b;
 	int n, n2;
+	double t;              /* engine's now_sec() when the event happened (MSG_TOKEN, MSG_PREFILL, MSG_PROGRESS) */
 };
 
 /* Free what m owns (text, conv) and zero it.  Accepts a zeroed message. */

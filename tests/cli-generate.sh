@@ -41,6 +41,37 @@ $Q -m $M -p "Tell me" --temp 1 --seed 7 --max-tokens 12 --thinking -q >"$tmp/b" 
 $Q -m $M -p "Tell me" --temp 1 --seed 8 --max-tokens 12 --thinking -q >"$tmp/c" 2>&1
 cmp -s "$tmp/a" "$tmp/b" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL same seed differs"; }
 cmp -s "$tmp/a" "$tmp/c" && { fail=$((fail + 1)); echo "FAIL other seed same"; } || pass=$((pass + 1))
+# No --seed (or --seed -1): a fresh seed per reply, shown in the stats line so
+# the answer can be reproduced.  64 sampled tokens colliding is vanishingly
+# unlikely.  text: the reasoning and answer of a run, without the stats line.
+text() { # output file, seed arguments...
+	f=$1
+	shift
+	$Q -m $M -p "Tell me" --temp 1 --max-tokens 64 --thinking "$@" >"$f" 2>"$f.err"
+	grep -v '^\[prompt ' "$f.err" >>"$f"
+}
+text "$tmp/r1"
+text "$tmp/r2"
+[ -s "$tmp/r1" ] && ! cmp -s "$tmp/r1" "$tmp/r2" && pass=$((pass + 1)) || {
+	fail=$((fail + 1)); echo "FAIL two runs without --seed give the same text"; }
+has "stats line names the seed" "$tmp/r1.err" ", seed [0-9][0-9]*\]$"
+seed=$(sed -n 's/.*, seed \([0-9]*\)\]$/\1/p' "$tmp/r1.err")
+text "$tmp/r3" --seed "$seed"
+cmp -s "$tmp/r1" "$tmp/r3" && pass=$((pass + 1)) || {
+	fail=$((fail + 1)); echo "FAIL --seed $seed (the printed seed) does not reproduce the text"; }
+text "$tmp/r4" --seed 12345
+text "$tmp/r5" --seed 12345
+cmp -s "$tmp/r4" "$tmp/r5" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL --seed 12345 twice differs"; }
+has "fixed seed in the stats line" "$tmp/r4.err" ", seed 12345\]$"
+text "$tmp/r6" --seed -1
+! cmp -s "$tmp/r1" "$tmp/r6" && has "--seed -1 is accepted" "$tmp/r6.err" ", seed [0-9][0-9]*\]$" || {
+	fail=$((fail + 1)); echo "FAIL --seed -1 repeats the text"; cat "$tmp/r6.err"; }
+check "largest seed" 0 $Q -m $M -p hi --max-tokens 2 --seed 9007199254740991
+has "largest seed used" "$err" ", seed 9007199254740991\]"
+check "seed below -1" 2 $Q -m $M -p hi --seed -2
+has "seed range named" "$err" "\-\-seed: '-2' is not -1 (random) or an integer in \[0, 9007199254740991\]"
+check "seed above 2^53-1" 2 $Q -m $M -p hi --seed 9007199254740992
+check "seed not an integer" 2 $Q -m $M -p hi --seed 1.5
 check "plain chat" 0 sh -c "printf 'hello\nand more\n/quit\n' | $Q chat --plain -m $M --max-tokens 3"
 has "chat second turn reuses the first" "$err" "([1-9][0-9]* reused)"
 check "tokenize" 0 sh -c "printf 'Hello world' | $Q tokenize -m tests/data/qwen3-tokenizer"

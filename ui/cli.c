@@ -47,7 +47,7 @@ struct cli_opts {
 	/* Sampling overrides; NAN / -1 = keep the model's default. */
 	float temp, top_p, min_p, presence, repeat;
 	int top_k;
-	long long seed;
+	uint64_t seed; /* SAMPLER_SEED_RANDOM: a fresh one per reply */
 };
 
 /* GLOBAL: set by the SIGINT handler, read between tokens (line modes only). */
@@ -95,6 +95,24 @@ parse_num(const char *opt, const char *s, double lo, double hi, double *out)
 		fprintf(stderr, "qnext: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
 		return -1;
 	}
+	return 0;
+}
+
+/* --seed: -1 (a fresh seed per reply) or a fixed one in [0, SAMPLER_SEED_MAX]. */
+static int
+parse_seed(const char *s, uint64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < -1 || v > (long long)SAMPLER_SEED_MAX) {
+		fprintf(stderr, "qnext: --seed: '%s' is not -1 (random) or an integer in [0, %llu]\n",
+			s, (unsigned long long)SAMPLER_SEED_MAX);
+		return -1;
+	}
+	*out = v < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)v;
 	return 0;
 }
 
@@ -149,7 +167,7 @@ parse_opt(struct cli_opts *o, int ch, const char *arg)
 	case OPT_REPEAT:
 		rc = parse_num("--repeat-penalty", arg, 0.01, 10, &v), o->repeat = (float)v;
 		break;
-	case OPT_SEED: rc = parse_num("--seed", arg, 0, 1.8e19, &v), o->seed = (long long)v; break;
+	case OPT_SEED: rc = parse_seed(arg, &o->seed); break;
 	case 'n': rc = parse_num("--max-tokens", arg, 1, 1e9, &v), o->max_tokens = (int)v; break;
 	case 'c': rc = parse_num("--ctx", arg, 16, 1 << 24, &v), o->n_ctx = (int)v; break;
 	case 't': rc = parse_num("--threads", arg, 1, 1024, &v), o->threads = (int)v; break;
@@ -173,7 +191,7 @@ parse_args(struct cli_opts *o, int argc, char **argv, int *status)
 	memset(o, 0, sizeof(*o));
 	o->temp = o->top_p = o->min_p = o->presence = o->repeat = NAN;
 	o->top_k = -1;
-	o->seed = -1;
+	o->seed = SAMPLER_SEED_RANDOM;
 	o->max_tokens = 32768;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "m:p:n:c:t:qh", longopts, NULL)) != -1) {
@@ -207,8 +225,8 @@ apply_overrides(const struct cli_opts *o, struct sampler_params *sp)
 		sp->presence_penalty = o->presence;
 	if (!isnan(o->repeat))
 		sp->repetition_penalty = o->repeat;
-	if (o->seed >= 0)
-		sp->seed = (uint64_t)o->seed;
+	/* Not the model's default: without --seed every reply gets a fresh seed. */
+	sp->seed = o->seed;
 }
 
 /* ---- conversation ------------------------------------------------------- */
@@ -329,16 +347,16 @@ poll_interrupt(void *arg)
 }
 
 static void
-print_stats(const struct gen_stats *st)
+print_stats(const struct gen_stats *st, uint64_t seed)
 {
 	double pp = st->prefill_s > 0 ? (st->prompt_tokens - st->reused_tokens) / st->prefill_s : 0;
 	double tg = st->gen_tokens > 1 && st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0;
 
 	fprintf(stderr,
 		"[prompt %d tokens (%d reused), prefill %.1f tok/s, decode %.1f tok/s (%d tokens), "
-		"first token %.2f s, %s]\n",
+		"first token %.2f s, %s, seed %llu]\n",
 		st->prompt_tokens, st->reused_tokens, pp, tg, st->gen_tokens, st->ttft_s,
-		gen_stop_name(st->stop));
+		gen_stop_name(st->stop), (unsigned long long)seed);
 }
 
 /* One reply to the conversation; streams it and appends it to c. */
@@ -352,6 +370,8 @@ reply(struct session *s, struct convo *c, const struct cli_opts *o, char **cause
 
 	gp.sp = session_gen_config(s)->p;
 	apply_overrides(o, &gp.sp);
+	/* Resolved here, per reply, and printed with the stats so it can be reused. */
+	gp.sp.seed = sampler_seed_pick(gp.sp.seed);
 	interrupted = 0;
 	if (session_reply(s, c->m, c->n, &gp, on_text, &os, &st, cause) != 0) {
 		free(os.answer);
@@ -363,7 +383,7 @@ reply(struct session *s, struct convo *c, const struct cli_opts *o, char **cause
 		putchar('\n');
 	fflush(stdout);
 	if (!o->quiet)
-		print_stats(&st);
+		print_stats(&st, gp.sp.seed);
 	convo_add(c, "assistant", os.answer != NULL ? os.answer : "");
 	free(os.answer);
 	return 0;

@@ -82,6 +82,68 @@ cli_usage(FILE *f)
 		"       qnext --version | --help\n");
 }
 
+/*
+ * Each subcommand's --help describes its own options; a usage error prints
+ * the same text on stderr.
+ */
+typedef void usage_fn(FILE *);
+
+static void
+chat_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: qnext chat [--plain] [-m DIR] [options]\n"
+		"The full-screen chat; --plain, or input or output that is not a terminal,\n"
+		"gives the line-mode chat on readline (Ctrl-C stops an answer, /quit leaves).\n"
+		"  -m, --model DIR       model directory (else $QNEXT_MODEL, then the HF cache)\n"
+		"  --system TEXT         system message\n"
+		"  --temp X  --top-k N  --top-p X  --min-p X  --presence-penalty X\n"
+		"  --repeat-penalty X    sampling; defaults from generation_config.json\n"
+		"  --seed N              fixed seed in [0, 2^53-1]; -1 or none: fresh per reply\n"
+		"  -n, --max-tokens N    tokens per reply at most (default 32768)\n"
+		"  -c, --ctx N           context length (default 40960)\n"
+		"  -t, --threads N       worker threads (default: physical cores)\n"
+		"  --thinking            --plain: show the reasoning on stderr\n"
+		"  -q, --quiet           --plain: no statistics line\n"
+		"  --f32                 float32 activations (the reference path; slower)\n");
+}
+
+static void
+export_usage(FILE *f)
+{
+	fprintf(f, "usage: qnext export ID [--format md|json] [-o FILE]\n"
+		   "Print saved conversation ID as Markdown or JSON.\n"
+		   "  -f, --format md|json  Markdown (default) or JSON\n"
+		   "  -o, --output FILE     write to FILE instead of standard output\n");
+}
+
+static void
+tokenize_usage(FILE *f)
+{
+	fprintf(f, "usage: qnext tokenize [-m DIR] < text\n"
+		   "Print the token ids of the text on standard input as a JSON array.\n"
+		   "  -m, --model DIR  directory with tokenizer.json (default: the model\n"
+		   "                   `qnext which-model` prints)\n");
+}
+
+static void
+render_usage(FILE *f)
+{
+	fprintf(f, "usage: qnext render [-m DIR] < conversation.json\n"
+		   "Read {\"messages\": [...], \"tools\": [...]} on standard input and print the\n"
+		   "prompt the Qwen3 Thinking chat template renders, generation prompt included.\n"
+		   "  -m, --model DIR  accepted and ignored: the template is built in\n");
+}
+
+static void
+which_usage(FILE *f)
+{
+	fprintf(f, "usage: qnext which-model [-m DIR]\n"
+		   "Print the model directory qnext would use: DIR, else $QNEXT_MODEL, else the\n"
+		   "newest Hugging Face cache snapshot; exit 1 saying how to get one if none.\n"
+		   "  -m, --model DIR  check this directory\n");
+}
+
 /* ---- options ------------------------------------------------------------ */
 
 static int
@@ -182,9 +244,9 @@ parse_opt(struct cli_opts *o, int ch, const char *arg)
 	return rc;
 }
 
-/* Parse argv; returns -1 to exit with status *status. */
+/* Parse argv; returns -1 to exit with status *status after usage() or a message. */
 static int
-parse_args(struct cli_opts *o, int argc, char **argv, int *status)
+parse_args(struct cli_opts *o, int argc, char **argv, usage_fn *usage, int *status)
 {
 	int ch, r;
 
@@ -196,14 +258,14 @@ parse_args(struct cli_opts *o, int argc, char **argv, int *status)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "m:p:n:c:t:qh", longopts, NULL)) != -1) {
 		if ((r = parse_opt(o, ch, optarg)) != 0) {
-			cli_usage(r > 0 ? stdout : stderr);
+			usage(r > 0 ? stdout : stderr);
 			*status = r > 0 ? 0 : 2;
 			return -1;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "qnext: unexpected argument '%s'\n", argv[optind]);
-		cli_usage(stderr);
+		usage(stderr);
 		*status = 2;
 		return -1;
 	}
@@ -561,7 +623,7 @@ cli_main(int argc, char **argv)
 	char *question = NULL;
 	int status, rc;
 
-	if (parse_args(&o, argc, argv, &status) != 0)
+	if (parse_args(&o, argc, argv, cli_usage, &status) != 0)
 		return status;
 	if (o.dry_run) {
 		char *cause = NULL, *dir = paths_find_model(o.model, &cause);
@@ -595,7 +657,7 @@ cli_chat_main(int argc, char **argv)
 	struct cli_opts o;
 	int status;
 
-	if (parse_args(&o, argc, argv, &status) != 0)
+	if (parse_args(&o, argc, argv, chat_usage, &status) != 0)
 		return status;
 	return o.plain || !isatty(0) || !isatty(1) ? chat_plain(&o) : full_screen(&o);
 }
@@ -621,7 +683,7 @@ cli_export_main(int argc, char **argv)
 		else if (ch == 'o')
 			out = optarg;
 		else {
-			cli_usage(ch == 'h' ? stdout : stderr);
+			export_usage(ch == 'h' ? stdout : stderr);
 			return ch == 'h' ? 0 : 2;
 		}
 	}
@@ -651,24 +713,30 @@ done:
 	return rc;
 }
 
-/* -m DIR only; the tokenizer-only commands accept nothing else. */
+/* -m DIR only; the tokenizer-only commands accept nothing else.  -1: go on. */
 static int
-model_only(int argc, char **argv, const char **model)
+model_only(int argc, char **argv, usage_fn *usage, const char **model)
 {
+	static const struct option mo[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	int ch;
 
 	*model = NULL;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "m:h", mo, NULL)) != -1) {
 		if (ch == 'm')
 			*model = optarg;
 		else {
-			cli_usage(ch == 'h' ? stdout : stderr);
+			usage(ch == 'h' ? stdout : stderr);
 			return ch == 'h' ? 0 : 2;
 		}
 	}
 	if (optind != argc) {
-		cli_usage(stderr);
+		fprintf(stderr, "qnext: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
 		return 2;
 	}
 	return -1;
@@ -682,7 +750,7 @@ cli_tokenize_main(int argc, char **argv)
 	struct tokenizer *t = NULL;
 	int32_t *ids = NULL;
 	size_t n = 0;
-	int rc = model_only(argc, argv, &model);
+	int rc = model_only(argc, argv, tokenize_usage, &model);
 
 	if (rc >= 0)
 		return rc;
@@ -716,7 +784,7 @@ cli_which_main(int argc, char **argv)
 {
 	const char *model;
 	char *cause = NULL, *dir;
-	int rc = model_only(argc, argv, &model);
+	int rc = model_only(argc, argv, which_usage, &model);
 
 	if (rc >= 0)
 		return rc;
@@ -736,7 +804,7 @@ cli_render_main(int argc, char **argv)
 	const char *model;
 	char *cause = NULL, *json, *out = NULL;
 	size_t n;
-	int rc = model_only(argc, argv, &model);
+	int rc = model_only(argc, argv, render_usage, &model);
 
 	if (rc >= 0)
 		return rc;

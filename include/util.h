@@ -39,6 +39,12 @@ int cause_set(char **cause, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
 /* Print "qnext: fmt" plus newline to stderr and abort (impossible states only). */
 void fatal(const char *fmt, ...) PRINTF_LIKE(1, 2) __attribute__((noreturn));
+/*
+ * Run fn first thing in fatal(), before the message is printed: the
+ * full-screen UI puts the terminal back so the message is readable.  fn may
+ * run on any thread and must be async-signal-safe.
+ */
+void fatal_set_hook(void (*fn)(void));
 
 /* IEEE half and bfloat16 to float. */
 float fp16_to_f32(uint16_t h);

@@ -101,11 +101,22 @@ cause_set(char **cause, const char *fmt, ...)
 	return -1;
 }
 
+/* GLOBAL: what fatal() runs first (set once by the UI thread at start). */
+static void (*fatal_hook)(void);
+
+void
+fatal_set_hook(void (*fn)(void))
+{
+	fatal_hook = fn;
+}
+
 void
 fatal(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (fatal_hook != NULL)
+		fatal_hook();
 	fputs("qnext: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

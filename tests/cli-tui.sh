@@ -5,55 +5,7 @@
 # a conversation reopened after a restart, searched and exported, the help
 # overlay, a broken history DB, a missing model, and a clean exit every time.
 # Uses a private tmux socket; run from the repository root.
-Q=$(cd "$(dirname "${QNEXT_BIN:-./qnext}")" && pwd)/$(basename "${QNEXT_BIN:-./qnext}")
-command -v tmux >/dev/null || { echo "cli-tui: tmux missing (make deps installs it)"; \
-	echo "cli-tui: 0 passed, 1 failed"; exit 1; }
-pass=0
-fail=0
-tmp=$(mktemp -d)
-n_start=0
-T="tmux -L qnext-test-$$"
-export XDG_DATA_HOME="$tmp/data" XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache"
-
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; $T capture-pane -p 2>/dev/null | sed 's/^/  | /'; }
-
-start() { # model dir, extra args; a fresh tmux server (private socket) each time
-	$T kill-server 2>/dev/null
-	n_start=$((n_start + 1))
-	T="tmux -L qnext-test-$$-$n_start"
-	$T -f /dev/null new-session -d -x 100 -y 30 \
-		"env LANG=C.UTF-8 TERM=xterm-256color $Q -m $1 $2 2>>$tmp/stderr; echo EXIT=\$? >$tmp/exit; sleep 30"
-}
-
-# Wait up to 15 s for text on the screen.
-wait_for() {
-	i=0
-	while [ $i -lt 150 ]; do
-		$T capture-pane -p 2>/dev/null | grep -q -- "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-
-expect() { # name, text
-	if wait_for "$2"; then ok "$1"; else bad "$1 (no '$2')"; fi
-}
-
-quit_ok() { # name
-	$T send-keys F10
-	i=0
-	while [ ! -s "$tmp/exit" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	if grep -q "EXIT=0" "$tmp/exit" 2>/dev/null; then ok "$1"; else bad "$1 ($(cat $tmp/exit 2>/dev/null))"; fi
-	rm -f "$tmp/exit"
-}
-
-# A copy of the tiny model that never emits its end token, for stopping.
-mkdir "$tmp/endless"
-cp tests/data/tiny/* "$tmp/endless/"
-printf '{"eos_token_id": [100000], "temperature": 0.6, "top_k": 20, "top_p": 0.95}' \
-	>"$tmp/endless/generation_config.json"
+. tests/tui-lib.sh
 
 start tests/data/tiny "--max-tokens 40 --seed 3"
 expect "model loads, status shows ready" "ready in"
@@ -206,7 +158,4 @@ grep -q "EXIT=0" "$tmp/exit" && ok "SIGTERM exits 0" || bad "SIGTERM exit"
 "$Q" export 3 >"$tmp/e3.md" 2>&1 && grep -q "Keep going" "$tmp/e3.md" && ok "the interrupted turn was saved" \
 	|| { bad "interrupted turn saved"; cat "$tmp/e3.md"; }
 
-$T kill-server 2>/dev/null
-rm -rf "$tmp"
-echo "cli-tui: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

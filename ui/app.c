@@ -187,11 +187,18 @@ ensure_conv(struct app *a)
 	return true;
 }
 
+struct entry *
+app_turn(struct app *a)
+{
+	return transcript_by_uid(&a->tr, a->turn_uid);
+}
+
 void
 app_send_prompt(struct app *a)
 {
 	struct msg m = { .type = MSG_PROMPT };
 	struct chat_msg *c;
+	struct entry *e;
 	char *cause = NULL;
 	int n;
 
@@ -201,17 +208,17 @@ app_send_prompt(struct app *a)
 	free(c);
 	m.params = a->gp;
 	m.seq = ++a->seq;
-	a->turn = transcript_add(&a->tr, ENTRY_ASSISTANT, "");
-	a->turn->streaming = true;
-	a->turn->think_open = a->think_default_open;
-	a->turn->t0 = now_sec();
+	e = transcript_add(&a->tr, ENTRY_ASSISTANT, "");
+	a->turn_uid = e->uid;
+	e->streaming = true;
+	e->think_open = a->think_default_open;
+	e->t0 = now_sec();
 	if (ensure_conv(a) &&
-	    (a->turn->db_id = a->regen_of > 0
-				      ? store_msg_regenerate(a->store, a->conv_id, a->regen_of,
-							     a->model_dir, &cause)
-				      : store_msg_begin_assistant(a->store, a->conv_id, a->model_dir,
-								  &cause)) <= 0) {
-		a->turn->db_id = 0;
+	    (e->db_id = a->regen_of > 0 ? store_msg_regenerate(a->store, a->conv_id, a->regen_of,
+								a->model_dir, &cause)
+					: store_msg_begin_assistant(a->store, a->conv_id,
+								    a->model_dir, &cause)) <= 0) {
+		e->db_id = 0;
 		store_warn(a, cause);
 	}
 	a->regen_of = 0;
@@ -225,15 +232,22 @@ app_send_prompt(struct app *a)
 	screen_dirty(a);
 }
 
-/* Save the turn's final text and figures. */
+/* Save the turn's final text and figures; the app is idle after. */
 static void
 finish_turn(struct app *a, enum store_status st, const char *error, const struct gen_stats *gs)
 {
-	struct entry *e = a->turn;
-	struct store_reply r = { .content = e->text, .reasoning = e->rlen ? e->reason : NULL,
-				 .status = st, .error = error, .usage = STORE_USAGE_UNKNOWN };
+	struct entry *e = app_turn(a);
+	struct store_reply r = { .status = st, .error = error, .usage = STORE_USAGE_UNKNOWN };
 	char *cause = NULL;
 
+	a->turn_uid = 0;
+	a->state = APP_IDLE;
+	a->stopping = false;
+	screen_dirty(a);
+	if (e == NULL)
+		return;
+	r.content = e->text;
+	r.reasoning = e->rlen ? e->reason : NULL;
 	e->streaming = false;
 	if (e->len == 0 && e->t_think == 0)
 		e->t_think = now_sec() - e->t0;
@@ -248,10 +262,6 @@ finish_turn(struct app *a, enum store_status st, const char *error, const struct
 	}
 	if (a->store != NULL && e->db_id > 0 && store_msg_finish(a->store, e->db_id, &r, &cause))
 		store_warn(a, cause);
-	a->turn = NULL;
-	a->state = APP_IDLE;
-	a->stopping = false;
-	screen_dirty(a);
 }
 
 void
@@ -282,20 +292,40 @@ app_regen(struct app *a)
 	while (last != NULL && last != user) {
 		if (last->kind == ENTRY_ASSISTANT && last->db_id > 0)
 			a->regen_of = last->db_id; /* the new answer becomes its sibling */
-		a->tr.n--;
-		free(last->text), free(last->reason), free(last->stats), free(last->lines);
-		free(last);
+		transcript_pop(&a->tr);
 		last = a->tr.n > 0 ? a->tr.e[a->tr.n - 1] : NULL;
 	}
 	app_send_prompt(a);
 }
 
+/*
+ * End the running turn now, because the conversation under it is about to
+ * change: the engine is told to stop, the answer so far is saved as
+ * stopped, and anything the engine still sends for the turn is dropped
+ * (seq moves on).
+ */
+static void
+abandon_turn(struct app *a)
+{
+	if (a->state != APP_GENERATING)
+		return;
+	app_stop(a);
+	finish_turn(a, STORE_STOPPED, NULL, NULL);
+	a->seq++;
+}
+
+/* The only way the UI empties the transcript: a running turn ends first. */
+static void
+clear_transcript(struct app *a)
+{
+	abandon_turn(a);
+	transcript_clear(&a->tr);
+}
+
 void
 app_new_conversation(struct app *a)
 {
-	if (a->state == APP_GENERATING)
-		app_stop(a);
-	transcript_clear(&a->tr);
+	clear_transcript(a);
 	a->conv_id = 0;
 	free(a->system);
 	a->system = NULL;
@@ -318,9 +348,7 @@ app_open_conversation(struct app *a, int64_t id)
 		free(cause);
 		return;
 	}
-	if (a->state == APP_GENERATING)
-		app_stop(a);
-	transcript_clear(&a->tr);
+	clear_transcript(a);
 	for (size_t i = 0; i < n; i++) {
 		struct entry *e;
 
@@ -348,7 +376,7 @@ app_open_conversation(struct app *a, int64_t id)
 static void
 on_token(struct app *a, struct msg *m)
 {
-	struct entry *e = a->turn;
+	struct entry *e = app_turn(a);
 	double t = now_sec();
 
 	if (e == NULL)
@@ -384,7 +412,7 @@ static void
 on_done(struct app *a, struct msg *m)
 {
 	const struct gen_stats *s = &m->stats;
-	struct entry *e = a->turn;
+	struct entry *e = app_turn(a);
 	double tg = s->gen_tokens > 1 && s->decode_s > 0 ? (s->gen_tokens - 1) / s->decode_s : 0;
 	int new_tok = s->prompt_tokens - s->reused_tokens;
 
@@ -412,7 +440,7 @@ on_error(struct app *a, struct msg *m)
 		app_set_status(a, true, "%s", m->text);
 		return;
 	}
-	if (m->seq != a->seq || a->turn == NULL)
+	if (m->seq != a->seq || app_turn(a) == NULL)
 		return;
 	transcript_add(&a->tr, ENTRY_ERROR, m->text);
 	finish_turn(a, STORE_ERROR, m->text, NULL);
@@ -539,8 +567,8 @@ delete_current(struct app *a)
 		store_warn(a, cause);
 		return;
 	}
+	clear_transcript(a);
 	a->conv_id = 0;
-	transcript_clear(&a->tr);
 	app_set_status(a, false, "conversation deleted");
 }
 
@@ -1116,6 +1144,48 @@ on_signal(int sig)
 	errno = e;
 }
 
+/* GLOBAL: the handlers the fatal ones replaced (the sanitizers' among them). */
+static struct sigaction fatal_old[NSIG];
+
+/*
+ * A crash must not leave the shell in raw mode with no echo: put the
+ * terminal back, then let the previous handler (ASan's report) or the
+ * default action (a core) run, as htop does.
+ */
+static void
+on_fatal_signal(int sig)
+{
+	screen_emergency_restore();
+	sigaction(sig, &fatal_old[sig], NULL);
+	raise(sig);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+void __sanitizer_set_death_callback(void (*callback)(void));
+#endif
+
+static void
+fatal_signals_init(void)
+{
+	static char altstack[64 * 1024]; /* a stack overflow still gets a handler */
+	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
+	int sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT, SIGTRAP, SIGSYS };
+	struct sigaction sa;
+
+	sigaltstack(&ss, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fatal_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_ONSTACK | SA_NODEFER;
+	for (size_t i = 0; i < ARRAY_LEN(sigs); i++)
+		sigaction(sigs[i], &sa, &fatal_old[sigs[i]]);
+	fatal_set_hook(screen_emergency_restore);
+#if defined(__SANITIZE_ADDRESS__)
+	/* A sanitizer report ends the process with _exit: restore first. */
+	__sanitizer_set_death_callback(screen_emergency_restore);
+#endif
+}
+
 static void
 signals_init(struct app *a)
 {
@@ -1325,7 +1395,7 @@ shutdown_app(struct app *a)
 	struct msg m = { .type = MSG_QUIT };
 	char *hist = state_path("history");
 
-	if (a->turn != NULL)
+	if (a->state == APP_GENERATING)
 		finish_turn(a, STORE_STOPPED, NULL, NULL);
 	queue_push(a->to_engine, &m);
 	engine_join(a->engine);
@@ -1385,6 +1455,7 @@ app_run(const struct app_opts *o)
 	signals_init(a);
 	atexit(restore_terminal);
 	screen_init(a);
+	fatal_signals_init();
 	screen_resize(a);
 	readline_init();
 	fputs("\033[?2004h", stdout); /* bracketed paste: readline's own prep is off */

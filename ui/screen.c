@@ -10,8 +10,11 @@
  *
  * UI thread only.
  */
+#include <errno.h>
 #include <locale.h>
 #include <stdarg.h>
+#include <termios.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,10 +74,62 @@ att(const struct app *a, enum pair p, attr_t fallback)
 	return a->color ? (attr_t)COLOR_PAIR(p) : fallback;
 }
 
+/*
+ * GLOBAL: what screen_emergency_restore() needs, prepared at start so the
+ * restore itself only calls write(2) and tcsetattr(2): the terminal modes
+ * before curses changed them, and the bytes that leave the alternate
+ * screen, show the cursor, reset attributes and turn bracketed paste off.
+ */
+static struct termios saved_tty;
+static bool saved_tty_ok;
+static char restore_seq[256];
+static size_t restore_len;
+
+static void
+restore_seq_add(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || s == (char *)-1)
+		return;
+	n = strlen(s);
+	if (restore_len + n < sizeof(restore_seq)) {
+		memcpy(restore_seq + restore_len, s, n);
+		restore_len += n;
+	}
+}
+
+static void
+prepare_restore(void)
+{
+	restore_len = 0;
+	restore_seq_add("\033[?2004l");
+	restore_seq_add(tigetstr("sgr0"));
+	restore_seq_add(tigetstr("cnorm"));
+	restore_seq_add(tigetstr("rmcup"));
+	restore_seq_add("\r\n");
+}
+
+void
+screen_emergency_restore(void)
+{
+	int e = errno;
+
+	if (!saved_tty_ok)
+		return;
+	saved_tty_ok = false; /* once: a second fatal signal must not loop here */
+	if (write(STDOUT_FILENO, restore_seq, restore_len) < 0)
+		(void)0; /* nothing better to do on the way down */
+	tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+	errno = e;
+}
+
 void
 screen_init(struct app *a)
 {
+	saved_tty_ok = tcgetattr(STDIN_FILENO, &saved_tty) == 0;
 	initscr();
+	prepare_restore();
 	raw();
 	noecho();
 	nonl();
@@ -91,6 +146,7 @@ screen_end(void)
 {
 	if (!isendwin())
 		endwin();
+	saved_tty_ok = false; /* curses put the terminal back itself */
 }
 
 void
@@ -108,7 +164,26 @@ screen_dirty(struct app *a)
 	a->dirty = true;
 }
 
-/* Draw at most `width` columns of s[0..len) at (y, x); returns columns used. */
+/*
+ * Draw one cluster of w columns: a tab as blanks, other control characters
+ * as '?' (they never reach the terminal), the rest as it is.
+ */
+static void
+put_cluster(const char *s, size_t n, int w)
+{
+	if (s[0] == '\t')
+		for (int i = 0; i < w; i++)
+			addch(' ');
+	else if ((unsigned char)s[0] < 0x20 || s[0] == 0x7f)
+		addch('?');
+	else
+		addnstr(s, (int)n);
+}
+
+/*
+ * Draw at most `width` columns of s[0..len) at (y, x); returns columns used.
+ * Tab stops count from x, as wrap_text() counts them from a line's start.
+ */
 static int
 put(int y, int x, const char *s, size_t len, int width)
 {
@@ -118,14 +193,11 @@ put(int y, int x, const char *s, size_t len, int width)
 	move(y, x);
 	while (at < len) {
 		int w;
-		size_t n = wrap_cluster(s + at, len - at, x + used, &w);
+		size_t n = wrap_cluster(s + at, len - at, used, &w);
 
 		if (n == 0 || used + w > width)
 			break;
-		if ((unsigned char)s[at] < 0x20)
-			addch('?'); /* control characters never reach the terminal */
-		else
-			addnstr(s + at, (int)n);
+		put_cluster(s + at, n, w);
 		used += w;
 		at += n;
 	}
@@ -159,6 +231,7 @@ think_summary(const struct entry *e, char *buf, size_t n)
 static void
 draw_line(struct app *a, int y, const struct line *l)
 {
+	int text_cols = transcript_text_cols(a->cols); /* what transcript_layout wrapped to */
 	char buf[160];
 	attr_t at;
 
@@ -174,24 +247,24 @@ draw_line(struct app *a, int y, const struct line *l)
 	case LINE_THINK:
 		think_summary(l->e, buf, sizeof(buf));
 		attron(att(a, PAIR_THINK, A_DIM));
-		put_str(y, 2, buf, a->cols - 3);
+		put_str(y, TRANSCRIPT_INDENT, buf, text_cols);
 		attroff(att(a, PAIR_THINK, A_DIM));
 		break;
 	case LINE_REASON:
 		attron(A_DIM);
-		put(y, 2, l->base + l->off, l->len, a->cols - 3);
+		put(y, TRANSCRIPT_INDENT, l->base + l->off, l->len, text_cols);
 		attroff(A_DIM);
 		break;
 	case LINE_STATS:
 		attron(att(a, PAIR_STATS, A_DIM));
-		put(y, 2, l->base, l->len, a->cols - 3);
+		put(y, TRANSCRIPT_INDENT, l->base + l->off, l->len, text_cols);
 		attroff(att(a, PAIR_STATS, A_DIM));
 		break;
 	case LINE_TEXT:
 		at = l->e->kind == ENTRY_ERROR ? att(a, PAIR_ERROR, A_BOLD)
 		     : l->e->kind == ENTRY_INFO ? att(a, PAIR_INFO, 0) : 0;
 		attron(at);
-		put(y, 2, l->base + l->off, l->len, a->cols - 3);
+		put(y, TRANSCRIPT_INDENT, l->base + l->off, l->len, text_cols);
 		attroff(at);
 		break;
 	case LINE_BLANK:
@@ -321,7 +394,8 @@ draw_speed(struct app *a, int y)
 	attroff(att(a, p, A_BOLD));
 	if (a->state == APP_GENERATING && a->stopping)
 		snprintf(text, sizeof(text), " | stopping...");
-	else if (a->state == APP_GENERATING && a->turn != NULL && a->turn->rlen + a->turn->len == 0)
+	else if (a->state == APP_GENERATING && app_turn(a) != NULL &&
+		 app_turn(a)->rlen + app_turn(a)->len == 0)
 		snprintf(text, sizeof(text), " | generating: prompt %d/%d", a->prefill_done,
 			 a->prefill_total);
 	else if (a->state == APP_GENERATING)
@@ -406,8 +480,10 @@ input_layout(const char *prompt, const char *buf, int point, int cols, bool draw
 				continue;
 			}
 		}
-		if (draw && row >= skip && row < skip + max)
-			put(y + row - skip, col, buf + at, n, w);
+		if (draw && row >= skip && row < skip + max) {
+			move(y + row - skip, col);
+			put_cluster(buf + at, n, w);
+		}
 		col += w;
 		at += n;
 	}

@@ -53,6 +53,13 @@ transcript_release(struct transcript *t)
 	memset(t, 0, sizeof(*t));
 }
 
+void
+transcript_pop(struct transcript *t)
+{
+	if (t->n > 0)
+		entry_free(t->e[--t->n]);
+}
+
 static void
 grow(char **buf, size_t *cap, size_t need)
 {
@@ -79,6 +86,7 @@ transcript_add(struct transcript *t, enum entry_kind kind, const char *text)
 {
 	struct entry *e = xcalloc(1, sizeof(*e));
 
+	e->uid = ++t->next_uid;
 	e->kind = kind;
 	entry_append(e, false, text != NULL ? text : "", text != NULL ? strlen(text) : 0);
 	if (t->n == t->cap) {
@@ -98,6 +106,16 @@ transcript_last(struct transcript *t, enum entry_kind kind)
 	return NULL;
 }
 
+struct entry *
+transcript_by_uid(struct transcript *t, uint64_t uid)
+{
+	/* Newest first: the turn being generated is the last entry or close to it. */
+	for (int i = t->n - 1; uid != 0 && i >= 0; i--)
+		if (t->e[i]->uid == uid)
+			return t->e[i];
+	return NULL;
+}
+
 /* ---- wrapping ------------------------------------------------------------ */
 
 static void
@@ -110,7 +128,7 @@ push_line(struct entry *e, enum line_kind kind, const char *base, size_t off, si
 	e->lines[e->n_lines++] = (struct line){ kind, e, base, off, len };
 }
 
-/* Wrap text into lines of kind, indented by 2 columns (cols - 2 wide). */
+/* Wrap text into lines of kind, cols wide. */
 static void
 wrap_into(struct entry *e, enum line_kind kind, const char *text, size_t len, int cols)
 {
@@ -137,7 +155,7 @@ entry_stale(const struct entry *e, int cols)
 static void
 entry_layout(struct entry *e, int cols)
 {
-	int w = MAX(cols - 2, 1);
+	int w = transcript_text_cols(cols); /* the one width the screen draws them at */
 
 	e->n_lines = 0;
 	if (e->kind == ENTRY_USER || e->kind == ENTRY_ASSISTANT)
@@ -149,7 +167,7 @@ entry_layout(struct entry *e, int cols)
 	}
 	wrap_into(e, LINE_TEXT, e->text, e->len, w);
 	if (e->stats != NULL)
-		push_line(e, LINE_STATS, e->stats, 0, strlen(e->stats));
+		wrap_into(e, LINE_STATS, e->stats, strlen(e->stats), w);
 	push_line(e, LINE_BLANK, "", 0, 0);
 	e->wrap_cols = cols;
 	e->wrap_len = e->len;

@@ -45,6 +45,7 @@ struct line {
 };
 
 struct entry {
+	uint64_t uid;        /* unique in the program's life: how the app names a turn */
 	enum entry_kind kind;
 	char *text;          /* user text / answer / info (NUL-terminated) */
 	size_t len, cap;
@@ -70,9 +71,18 @@ struct transcript {
 	int n, cap;
 	int scroll;          /* lines above the bottom; 0 = follow the end */
 	int total_lines;     /* after the last layout */
+	uint64_t next_uid;   /* for the next entry */
 	char *search;        /* last search term */
 	int search_hit;      /* line index of the last hit, -1 */
 };
+
+/* Text lines are indented by this many columns and use the rest of the row. */
+#define TRANSCRIPT_INDENT 2
+static inline int
+transcript_text_cols(int cols)
+{
+	return cols - TRANSCRIPT_INDENT > 1 ? cols - TRANSCRIPT_INDENT : 1;
+}
 
 void transcript_init(struct transcript *t);
 void transcript_release(struct transcript *t);
@@ -80,6 +90,10 @@ void transcript_clear(struct transcript *t);
 struct entry *transcript_add(struct transcript *t, enum entry_kind kind, const char *text);
 void entry_append(struct entry *e, bool reasoning, const char *text, size_t len);
 struct entry *transcript_last(struct transcript *t, enum entry_kind kind);
+/* The entry with that uid, or NULL once it was cleared or removed. */
+struct entry *transcript_by_uid(struct transcript *t, uint64_t uid);
+/* Remove and free the last entry. */
+void transcript_pop(struct transcript *t);
 /* Rewrap as needed for cols; returns the total number of lines. */
 int transcript_layout(struct transcript *t, int cols);
 /* The i-th display line after transcript_layout (0 = first). */
@@ -126,7 +140,9 @@ struct app {
 	char *system;        /* system prompt, or NULL */
 	struct gen_params gp;
 	uint64_t seq;        /* current turn */
-	struct entry *turn;  /* the assistant entry being generated */
+	/* The assistant entry being generated, by uid (0 = none): the
+	 * transcript can be cleared under a turn, so no pointer is kept. */
+	uint64_t turn_uid;
 	bool stopping;       /* a cancel was sent for the turn */
 	int64_t regen_of;    /* stored answer the next turn regenerates (a sibling), or 0 */
 	bool think_default_open;
@@ -180,6 +196,8 @@ extern struct app *app_g;
 
 /* ---- app.c: actions the key bindings and commands call ------------------ */
 
+/* The assistant entry being generated, or NULL. */
+struct entry *app_turn(struct app *a);
 void app_send_prompt(struct app *a);
 void app_stop(struct app *a);
 void app_regen(struct app *a);
@@ -208,6 +226,12 @@ void browser_draw(struct app *a);
 
 void screen_init(struct app *a);
 void screen_end(void);
+/*
+ * Put the terminal back as it was before screen_init (modes, main screen,
+ * cursor, bracketed paste off) without curses: for fatal signals and
+ * fatal().  Async-signal-safe, any thread; does nothing after screen_end.
+ */
+void screen_emergency_restore(void);
 void screen_resize(struct app *a);
 /* Redraw everything now. */
 void screen_draw(struct app *a);

@@ -21,6 +21,9 @@ int cli_tokenize_main(int argc, char **argv);
 /* `qnext render [-m DIR]`: {"messages": [...], "tools": [...]} on stdin, prompt on stdout. */
 int cli_render_main(int argc, char **argv);
 
+/* `qnext list`: one row per saved conversation (ID, updated, messages, title). */
+int cli_list_main(int argc, char **argv);
+
 /* `qnext export ID [--format md|json] [-o FILE]`. */
 int cli_export_main(int argc, char **argv);
 

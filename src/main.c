@@ -29,6 +29,7 @@ static const struct command commands[] = {
 	{ "render", cli_render_main }, { "verify", verify_main },
 	{ "bench", bench_main },     { "mkmodel", mkmodel_main },
 	{ "which-model", cli_which_main }, { "export", cli_export_main },
+	{ "list", cli_list_main },
 	{ "cache", cache_main },
 	{ "plan", plan_main },       { "bench-hw", benchhw_main },
 	{ "check", check_main },

@@ -43,6 +43,7 @@ help export --format --output
 help tokenize --model
 help render --model
 help which-model --model
+help list
 $Q --help >"$tmp/out" 2>"$tmp/err" && grep -q "qnext chat \[--plain\]" "$tmp/out" \
 	&& ok "qnext --help is the global usage" || bad "qnext --help"
 rm -rf "$tmp"

@@ -13,13 +13,16 @@
  */
 #include "mkmodel.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -54,6 +57,7 @@ struct mkopts {
 	int lk_heads, lv_heads, lk_dim, lv_dim, moe_inter, shared_inter, group;
 	double shard_gb;
 	uint64_t seed;
+	bool force; /* replace the checkpoint in a non-empty -o directory */
 };
 
 struct plan {
@@ -463,6 +467,80 @@ write_tokenizer(const struct mkopts *o, char **cause)
 	return 0;
 }
 
+/* ---- the output directory ------------------------------------------------ */
+
+/*
+ * What --force removes: every file mkmodel writes, whatever its shard count
+ * was, and the files that would contradict the new checkpoint if left: the
+ * other Hugging Face tokenizer files and `qnext check`'s hash manifest.
+ * Without this an old tokenizer.json (vocabulary 151k) survived a --tiny
+ * run (vocabulary 1024) and every prompt failed with "token id out of range".
+ */
+static bool
+ours(const char *name)
+{
+	static const char *names[] = {
+		"config.json",	     "quantization_config.json", "generation_config.json",
+		"model.safetensors", "model.safetensors.index.json", "tokenizer.json",
+		"tokenizer_config.json", "vocab.json",		  "merges.txt",
+		"special_tokens_map.json", "added_tokens.json",	  "qnext-sha256.txt",
+	};
+	size_t n = strlen(name), sfx = strlen(".safetensors");
+
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	/* Shards of any earlier split: model-00001-of-00003.safetensors. */
+	return strncmp(name, "model-", 6) == 0 && strstr(name, "-of-") != NULL && n > sfx &&
+	       strcmp(name + n - sfx, ".safetensors") == 0;
+}
+
+/*
+ * Make o->out, or accept it when it exists and is empty; a non-empty one
+ * only with --force, after removing the files a checkpoint consists of.
+ */
+static int
+prepare_dir(const struct mkopts *o, char **cause)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	bool full = false;
+
+	if (mkdir(o->out, 0755) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return cause_set(cause, "%s: %s", o->out, strerror(errno));
+	if (stat(o->out, &st) != 0 || !S_ISDIR(st.st_mode))
+		return cause_set(cause, "%s exists and is not a directory", o->out);
+	if ((d = opendir(o->out)) == NULL)
+		return cause_set(cause, "%s: %s", o->out, strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		char *path;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		full = true;
+		if (!o->force)
+			break;
+		if (!ours(e->d_name))
+			continue;
+		path = xasprintf("%s/%s", o->out, e->d_name);
+		if (unlink(path) != 0) {
+			cause_set(cause, "cannot remove %s: %s", path, strerror(errno));
+			free(path);
+			closedir(d);
+			return -1;
+		}
+		free(path);
+	}
+	closedir(d);
+	if (full && !o->force)
+		return cause_set(cause, "%s is not empty; --force replaces the checkpoint in it",
+				 o->out);
+	return 0;
+}
+
 static int
 mkmodel_run(const struct mkopts *o)
 {
@@ -472,8 +550,9 @@ mkmodel_run(const struct mkopts *o)
 	double t0 = now_sec();
 	int rc = 1;
 
-	if (mkdir(o->out, 0755) != 0 && errno != EEXIST) {
-		fprintf(stderr, "qnext mkmodel: %s: %s\n", o->out, strerror(errno));
+	if (prepare_dir(o, &cause) != 0) {
+		fprintf(stderr, "qnext mkmodel: %s\n", cause);
+		free(cause);
 		return 1;
 	}
 	plan_model(&p, o);
@@ -512,8 +591,86 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] "
-		   "[--vocab N] [--shard-gb X] [--seed N] [--tokenizer DIR]\n"
-		   "       qnext mkmodel -o DIR --tiny [--shard-gb X]\n");
+		   "[--vocab N] [--shard-gb X] [--seed N] [--tokenizer DIR] [--force]\n"
+		   "       qnext mkmodel -o DIR --tiny [--shard-gb X] [--force]\n");
+}
+
+/* An integer option in [lo, hi]; 0, or -1 after a message naming it. */
+static int
+opt_int(const char *opt, const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "qnext mkmodel: %s: '%s' is not an integer in [%ld, %ld]\n", opt, s,
+			lo, hi);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+/* One option into o; 0 ok, -1 bad value (after a message), 1 help, 2 unknown. */
+static int
+parse_opt(struct mkopts *o, int ch, const char *arg)
+{
+	char *end;
+
+	switch (ch) {
+	case 'o': o->out = arg; return 0;
+	case 'e': return opt_int("--experts", arg, 1, 65536, &o->experts);
+	case 'l': return opt_int("--layers", arg, 1, 1000, &o->layers);
+	case 'd': return opt_int("--hidden", arg, 128, 65536, &o->hidden);
+	case 'v': return opt_int("--vocab", arg, 2, 1 << 22, &o->vocab);
+	case 's':
+		errno = 0;
+		o->shard_gb = strtod(arg, &end);
+		if (errno != 0 || end == arg || *end != '\0' || !(o->shard_gb > 0)) {
+			fprintf(stderr, "qnext mkmodel: --shard-gb: '%s' is not a positive number\n",
+				arg);
+			return -1;
+		}
+		return 0;
+	case 'S':
+		errno = 0;
+		o->seed = strtoull(arg, &end, 10);
+		if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-') {
+			fprintf(stderr, "qnext mkmodel: --seed: '%s' is not an integer >= 0\n", arg);
+			return -1;
+		}
+		return 0;
+	case 't': o->tokenizer = arg; return 0;
+	case 'T': tiny_dims(o); return 0;
+	case 'f': o->force = true; return 0;
+	case 'h': return 1;
+	default: return 2;
+	}
+}
+
+/* The dimensions together; 0, or -1 after a message naming the values. */
+static int
+check_dims(const struct mkopts *o)
+{
+	if (o->out == NULL) {
+		fprintf(stderr, "qnext mkmodel: -o DIR is required\n");
+		return -1;
+	}
+	if (o->experts < o->top_k) {
+		fprintf(stderr, "qnext mkmodel: --experts %d is fewer than the %d experts each "
+				"token is routed to (top-k); use at least %d\n",
+			o->experts, o->top_k, o->top_k);
+		return -1;
+	}
+	if (o->hidden % o->group != 0) {
+		fprintf(stderr, "qnext mkmodel: --hidden %d is not a multiple of the quantization "
+				"group size %d\n",
+			o->hidden, o->group);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -525,7 +682,7 @@ mkmodel_main(int argc, char **argv)
 		{ "vocab", required_argument, NULL, 'v' },  { "shard-gb", required_argument, NULL, 's' },
 		{ "seed", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
 		{ "tokenizer", required_argument, NULL, 't' }, { "tiny", no_argument, NULL, 'T' },
-		{ NULL, 0, NULL, 0 },
+		{ "force", no_argument, NULL, 'f' },        { NULL, 0, NULL, 0 },
 	};
 	/* The real model's dimensions (MODEL.md §1). */
 	struct mkopts o = { .hidden = 2048, .layers = 48, .experts = 512, .top_k = 10,
@@ -533,28 +690,26 @@ mkmodel_main(int argc, char **argv)
 			    .lk_heads = 16, .lv_heads = 32, .lk_dim = 128, .lv_dim = 128,
 			    .moe_inter = 512, .shared_inter = 512, .group = 128, .shard_gb = 5.0,
 			    .seed = 1 };
-	int ch;
+	int ch, r;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "o:e:l:d:v:s:S:t:Th", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'o': o.out = optarg; break;
-		case 'e': o.experts = atoi(optarg); break;
-		case 'l': o.layers = atoi(optarg); break;
-		case 'd': o.hidden = atoi(optarg); break;
-		case 'v': o.vocab = atoi(optarg); break;
-		case 's': o.shard_gb = atof(optarg); break;
-		case 'S': o.seed = strtoull(optarg, NULL, 10); break;
-		case 't': o.tokenizer = optarg; break;
-		case 'T': tiny_dims(&o); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+	while ((ch = getopt_long(argc, argv, "o:e:l:d:v:s:S:t:Tfh", longopts, NULL)) != -1) {
+		if ((r = parse_opt(&o, ch, optarg)) == 1) {
+			usage(stdout);
+			return 0;
+		}
+		if (r != 0) {
+			if (r == 2)
+				usage(stderr);
+			return 2;
 		}
 	}
-	if (o.out == NULL || optind != argc || o.experts < o.top_k || o.layers < 1 ||
-	    o.hidden < 128 || o.hidden % o.group != 0 || o.vocab < 1 || o.shard_gb <= 0) {
+	if (optind != argc) {
+		fprintf(stderr, "qnext mkmodel: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
+	if (check_dims(&o) != 0)
+		return 2;
 	return mkmodel_run(&o);
 }

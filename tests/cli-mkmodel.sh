@@ -38,6 +38,45 @@ check "same seed, same bytes" 0 $Q mkmodel -o "$tmp/m2" --tiny --shard-gb 0.002
 cmp -s "$tmp/m/model-00002-of-00003.safetensors" "$tmp/m2/model-00002-of-00003.safetensors" \
 	&& pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL mkmodel is not deterministic"; }
 check "bad option" 2 $Q mkmodel -o "$tmp/x" --experts 1
+# Fewer experts than top-k names both values, not just the usage.
+check "fewer experts than top-k" 2 $Q mkmodel -o "$tmp/x" --experts 8
+has "experts and top-k named" "--experts 8 is fewer than the 10 experts each token is routed to"
+check "fewer experts than --tiny's top-k" 2 $Q mkmodel -o "$tmp/x" --tiny --experts 2
+has "tiny top-k named" "use at least 4"
+check "not a number" 2 $Q mkmodel -o "$tmp/x" --layers many
+has "option and value named" "--layers: 'many' is not an integer"
+check "hidden off the group size" 2 $Q mkmodel -o "$tmp/x" --hidden 200
+has "group size named" "--hidden 200 is not a multiple of the quantization group size 128"
+check "no -o" 2 $Q mkmodel --tiny
+has "-o named" "-o DIR is required"
+[ ! -e "$tmp/x" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL a refused run wrote $tmp/x"; }
+# An existing non-empty -o: refused without --force, files untouched.  With
+# --force, nothing of the earlier checkpoint survives: an old 3-shard split,
+# its index, a tokenizer for another vocabulary (which made every prompt fail
+# with "token id 151644 out of range (vocabulary 1024)"), a stale manifest.
+cp tests/data/qwen3-tokenizer/tokenizer.json tests/data/qwen3-tokenizer/tokenizer_config.json "$tmp/m/"
+printf 'stale\n' >"$tmp/m/qnext-sha256.txt"
+printf 'mine\n' >"$tmp/m/NOTES.txt"
+cksum "$tmp/m"/* >"$tmp/before"
+check "non-empty -o refused" 1 $Q mkmodel -o "$tmp/m" --tiny
+has "--force suggested" "$tmp/m is not empty; --force replaces the checkpoint in it"
+cksum "$tmp/m"/* | cmp -s - "$tmp/before" && pass=$((pass + 1)) || {
+	fail=$((fail + 1)); echo "FAIL a refused run changed $tmp/m"; }
+check "--force replaces the checkpoint" 0 $Q mkmodel -o "$tmp/m" --tiny --force
+LC_ALL=C ls "$tmp/m" >"$tmp/files"
+printf 'NOTES.txt\nconfig.json\ngeneration_config.json\nmodel.safetensors\nquantization_config.json\n' \
+	| cmp -s - "$tmp/files" && pass=$((pass + 1)) || {
+	fail=$((fail + 1)); echo "FAIL --force left or lost files:"; cat "$tmp/files"; }
+check "the replaced checkpoint is self-consistent" 0 $Q verify --model "$tmp/m" --self --f32 --tokens 20
+check "no stale tokenizer" 1 $Q -m "$tmp/m" -p hi --max-tokens 2
+has "missing tokenizer named" "$tmp/m/tokenizer.json"
+grep -q "out of range" "$out" && { fail=$((fail + 1)); echo "FAIL stale tokenizer used"; } \
+	|| pass=$((pass + 1))
+check "empty existing -o is fine" 0 sh -c "mkdir '$tmp/empty' && $Q mkmodel -o '$tmp/empty' --tiny"
+check "-o a file" 1 $Q mkmodel -o "$tmp/files" --tiny
+has "not a directory" "$tmp/files exists and is not a directory"
+check "mkmodel --help" 0 $Q mkmodel --help
+has "--force in the usage" "\[--force\]"
 check "unwritable output" 1 $Q mkmodel -o /proc/qnext-model --tiny
 # The cache commands: only small files live there, and verify catches damage.
 export XDG_CACHE_HOME="$tmp/cache"

@@ -78,8 +78,8 @@ cli_usage(FILE *f)
 		"       qnext bench-hw [-m DIR] [--json | --markdown] [--threads N]\n"
 		"                    [--measured X]\n"
 		"       qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] [--vocab N]\n"
-		"                    [--shard-gb X] [--seed N] [--tokenizer DIR]\n"
-		"       qnext mkmodel -o DIR --tiny [--shard-gb X]\n"
+		"                    [--shard-gb X] [--seed N] [--tokenizer DIR] [--force]\n"
+		"       qnext mkmodel -o DIR --tiny [--shard-gb X] [--force]\n"
 		"       qnext check [-m DIR] [--write] [--threads N] [-q]\n"
 		"       qnext --version | --help\n");
 }

@@ -3,8 +3,9 @@
  *
  * `qnext -p QUESTION` renders the chat template, prefills, and streams the
  * answer to stdout as it is generated; the reasoning goes to stderr (dim on
- * a terminal) with --thinking and is hidden otherwise; a stats line ends the
- * run on stderr unless -q.  `qnext chat --plain` is the same loop on
+ * a terminal) with --thinking and is hidden otherwise, when a live status
+ * line on a terminal's stderr counts the tokens spent reasoning; a stats line
+ * ends the run on stderr unless -q.  `qnext chat --plain` is the same loop on
  * readline, turn after turn; Ctrl-C stops the current answer.
  *
  * It lives in ui/ because it drives readline.  In these line modes there is
@@ -368,13 +369,66 @@ struct out_state {
 	char last;         /* last answer byte written */
 	char *answer;      /* collected answer (chat history) */
 	size_t n_answer, cap_answer;
+	/*
+	 * The live status line on stderr ("thinking... N tokens, S s"), so a
+	 * terminal is not blank for the minutes the model may reason before it
+	 * answers.  Only on a terminal, without --thinking (the reasoning itself
+	 * shows then) and without -q; erased before the answer is printed.
+	 */
+	bool live;        /* draw the status line */
+	bool shown;       /* it is on screen now */
+	bool decoding;    /* the first generated text has arrived */
+	bool drew_thinking; /* the "thinking" form has been drawn */
+	int n_polls;      /* polls since the last prefill chunk: once decoding, tokens */
+	int prompt_done;  /* prompt tokens processed, all prefill passes together */
+	int chunk_done, chunk_total; /* the last progress report: done of total in its pass */
+	double t0;        /* the reply began */
+	double t_decode;  /* the first generated text arrived */
+	double t_drawn;   /* the status line was last drawn */
 };
+
+/*
+ * Redraw the status line in place, at most ten times a second; the first
+ * "thinking" line at once, to say that the prompt is read.
+ */
+static void
+status_tick(struct out_state *o)
+{
+	double now = now_sec();
+
+	if (!o->live || (now - o->t_drawn < 0.1 && !(o->decoding && !o->drew_thinking)))
+		return;
+	o->drew_thinking = o->decoding;
+	if (o->decoding)
+		fprintf(stderr, "\r\033[Kthinking... %d token%s, %.1f s", o->n_polls,
+			o->n_polls == 1 ? "" : "s", now - o->t_decode);
+	else
+		fprintf(stderr, "\r\033[Kreading the prompt... %d token%s, %.1f s", o->prompt_done,
+			o->prompt_done == 1 ? "" : "s", now - o->t0);
+	fflush(stderr);
+	o->shown = true;
+	o->t_drawn = now;
+}
+
+static void
+status_erase(struct out_state *o)
+{
+	if (o->shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		o->shown = false;
+	}
+}
 
 static bool
 on_text(void *arg, enum think_part part, const char *text, size_t len)
 {
 	struct out_state *o = arg;
 
+	if (!o->decoding) {
+		o->decoding = true;
+		o->t_decode = now_sec();
+	}
 	if (part == THINK_REASONING) {
 		if (!o->thinking)
 			return !interrupted;
@@ -384,6 +438,10 @@ on_text(void *arg, enum think_part part, const char *text, size_t len)
 		fwrite(text, 1, len, stderr);
 		fflush(stderr);
 		return !interrupted;
+	}
+	if (o->live) {
+		status_erase(o);
+		o->live = false;
 	}
 	if (o->in_reasoning) {
 		fputs(o->dim ? "\033[0m\n" : "\n", stderr);
@@ -403,11 +461,35 @@ on_text(void *arg, enum think_part part, const char *text, size_t len)
 	return !interrupted;
 }
 
+/*
+ * Called between layers of a prefill chunk and once after each generated
+ * token.  Every chunk ends with on_progress, which zeroes the count, so
+ * once text arrives the count is the number of tokens generated.
+ */
 static bool
 poll_interrupt(void *arg)
 {
-	(void)arg;
+	struct out_state *o = arg;
+
+	o->n_polls++;
+	if (o->decoding)
+		status_tick(o);
 	return interrupted != 0;
+}
+
+static void
+on_progress(void *arg, int done, int total)
+{
+	struct out_state *o = arg;
+
+	/* Each prefill pass (the part kept for reuse, then the rest) counts from 0. */
+	if (o->chunk_done >= o->chunk_total)
+		o->chunk_done = 0;
+	o->prompt_done += done - o->chunk_done;
+	o->chunk_done = done;
+	o->chunk_total = total;
+	o->n_polls = 0;
+	status_tick(o);
 }
 
 static void
@@ -427,17 +509,27 @@ print_stats(const struct gen_stats *st, uint64_t seed)
 static int
 reply(struct session *s, struct convo *c, const struct cli_opts *o, char **cause)
 {
-	struct gen_params gp = { .max_tokens = o->max_tokens, .poll = poll_interrupt };
+	struct gen_params gp = { .max_tokens = o->max_tokens, .poll = poll_interrupt,
+				 .progress = on_progress };
+	const char *term = getenv("TERM");
 	struct out_state os = { .thinking = o->thinking, .dim = isatty(2) && getenv("NO_COLOR") == NULL,
 				.quiet = o->quiet, .last = '\n' };
 	struct gen_stats st;
+	int rc;
+
+	/* A dumb terminal cannot erase a line. */
+	os.live = isatty(2) && !o->thinking && !o->quiet &&
+		  (term == NULL || strcmp(term, "dumb") != 0);
+	os.t0 = os.t_drawn = now_sec();
 
 	gp.sp = session_gen_config(s)->p;
 	apply_overrides(o, &gp.sp);
 	/* Resolved here, per reply, and printed with the stats so it can be reused. */
 	gp.sp.seed = sampler_seed_pick(gp.sp.seed);
 	interrupted = 0;
-	if (session_reply(s, c->m, c->n, &gp, on_text, &os, &st, cause) != 0) {
+	rc = session_reply(s, c->m, c->n, &gp, on_text, &os, &st, cause);
+	status_erase(&os);
+	if (rc != 0) {
 		free(os.answer);
 		return -1;
 	}

@@ -112,6 +112,12 @@ struct ctx {
 
 	float *capture; /* [n_layers + 1][capture_n][dim] or NULL */
 	int capture_n, capture_at;
+
+	/* Asked between layers whether to give up (ctx_set_abort). */
+	bool (*abort_fn)(void *);
+	void *abort_arg;
+	bool aborting; /* the current ctx_forward was told to stop */
+	bool torn;     /* a step was abandoned half-way: the state is not usable */
 };
 
 /* ---- matrix products through the pool -------------------------------- */
@@ -211,6 +217,18 @@ qact_rows(const struct qact *A, int t0, int n_tok)
 	return v;
 }
 
+/*
+ * Ask the caller whether to give up.  Once told yes, stay stopped without
+ * asking again: a poll that consumes a cancel message says yes only once.
+ */
+static bool
+stopping(struct ctx *c)
+{
+	if (!c->aborting && c->abort_fn != NULL)
+		c->aborting = c->abort_fn(c->abort_arg);
+	return c->aborting;
+}
+
 /* ---- gated attention (MODEL.md §2.3) ---------------------------------- */
 
 /* Norm + rotary for q and k of token t; store k, v into the cache. */
@@ -286,7 +304,8 @@ attn_worker(void *arg, int w, int n)
 		attn_head(c, st->slot, i / nh, i % nh, c->scores + (size_t)w * c->o.n_ctx);
 }
 
-static void
+/* Gated attention; false when told to stop part-way. */
+static bool
 layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 {
 	const struct model_config *cfg = &c->m->cfg;
@@ -299,12 +318,17 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 	add_job(c, &a->k_proj, c->h, A, n_tok, c->mid, 2 * kd);
 	add_job(c, &a->v_proj, c->h, A, n_tok, c->mid + kd, 2 * kd);
 	run_jobs(c);
+	if (stopping(c))
+		return false;
 	for (int t = 0; t < n_tok; t++)
 		attn_prepare(c, a, slot, t, n_tok);
 	pool_run(c->pool, attn_worker, &st);
+	if (stopping(c))
+		return false;
 	add_job(c, &a->o_proj, c->big2, quantize(c, &c->qa2, c->big2, n_tok, qd), n_tok, c->y,
 		cfg->hidden_size);
 	run_jobs(c);
+	return true;
 }
 
 /* ---- Gated DeltaNet (MODEL.md §2.4) ----------------------------------- */
@@ -452,7 +476,12 @@ gdn_head_worker(void *arg, int w, int n)
 		gdn_head(st, h);
 }
 
-static void
+/*
+ * Gated DeltaNet; false when told to stop part-way.  In a long prefill the
+ * projections, the recurrence and the output projection each take a good
+ * share of a layer, so the caller is asked between them.
+ */
+static bool
 layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_tok)
 {
 	const struct model *m = c->m;
@@ -462,6 +491,8 @@ layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_t
 	add_job(c, &g->in_qkvz, c->h, A, n_tok, c->big1, m->qkvz_dim);
 	add_job(c, &g->in_ba, c->h, A, n_tok, c->mid, 2 * m->cfg.lin_n_v_heads);
 	run_jobs(c);
+	if (stopping(c))
+		return false;
 	for (int t = 0; t < n_tok; t++)
 		gdn_split(c, t);
 	pool_run(c->pool, gdn_conv_worker, &st);
@@ -471,9 +502,12 @@ layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_t
 	}
 	/* Head outputs go to big1 [T][value_dim] (the projection is consumed). */
 	pool_run(c->pool, gdn_head_worker, &st);
+	if (stopping(c))
+		return false;
 	add_job(c, &g->out, c->big1, quantize(c, &c->qa2, c->big1, n_tok, m->value_dim), n_tok,
 		c->y, m->cfg.hidden_size);
 	run_jobs(c);
+	return true;
 }
 
 /* ---- sparse MoE (MODEL.md §2.5) --------------------------------------- */
@@ -519,7 +553,8 @@ swiglu(float *g, const float *u, size_t n)
 		g[i] = ops_silu(g[i]) * u[i];
 }
 
-static void
+/* The routed experts; false when told to stop between their two halves. */
+static bool
 moe_experts(struct ctx *c, const struct layer_moe *e, int n_rows)
 {
 	const struct model_config *cfg = &c->m->cfg;
@@ -541,6 +576,9 @@ moe_experts(struct ctx *c, const struct layer_moe *e, int n_rows)
 		add_job(c, &e->up[x], c->gx + (size_t)r0 * d, Ax, n, c->g2 + (size_t)r0 * w, w);
 	}
 	run_jobs(c);
+	/* For a long prefill the experts are most of a layer's time. */
+	if (stopping(c))
+		return false;
 	swiglu(c->g1, c->g2, (size_t)n_rows * w);
 	A = quantize(c, &c->qm, c->g1, n_rows, w);
 	views += cfg->n_experts;
@@ -557,6 +595,7 @@ moe_experts(struct ctx *c, const struct layer_moe *e, int n_rows)
 		add_job(c, &e->down[x], c->g1 + (size_t)r0 * w, Ax, n, c->gy + (size_t)r0 * d, d);
 	}
 	run_jobs(c);
+	return true;
 }
 
 static void
@@ -573,7 +612,8 @@ moe_shared(struct ctx *c, const struct layer_moe *e, const struct qact *A, int n
 	run_jobs(c);
 }
 
-static void
+/* The MoE block; false when told to stop part-way (c->y is then garbage). */
+static bool
 layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 {
 	const struct model_config *cfg = &c->m->cfg;
@@ -585,7 +625,8 @@ layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 	for (int t = 0; t < n_tok; t++)
 		moe_route(c, t);
 	moe_group(c, n_tok);
-	moe_experts(c, e, n_rows);
+	if (!moe_experts(c, e, n_rows) || stopping(c))
+		return false;
 	if (e->has_shared)
 		moe_shared(c, e, A, n_tok);
 	for (int t = 0; t < n_tok; t++) {
@@ -597,6 +638,7 @@ layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 	for (int r = 0; r < n_rows; r++)
 		c->k->axpy(c->y + (size_t)c->slot_tok[r] * d, c->slot_w[r], c->gy + (size_t)r * d,
 			   d);
+	return true;
 }
 
 static void
@@ -641,7 +683,15 @@ add_rows(float *x, const float *y, size_t n)
 		x[i] += y[i];
 }
 
-static void
+/*
+ * One step through every layer.  The abort callback is asked before each
+ * layer and between its parts, so a stop waits for at most one part of one
+ * layer (a fraction of a second for a 256-token step of the 80B model, where
+ * a whole step takes tens of seconds on a small machine).  false = stopped:
+ * the layers before have already updated their DeltaNet states and KV cache
+ * rows for these tokens, the rest have not.
+ */
+static bool
 decoder_step(struct ctx *c, const int32_t *tok, int n_tok, int t0)
 {
 	const struct model *m = c->m;
@@ -653,20 +703,24 @@ decoder_step(struct ctx *c, const int32_t *tok, int n_tok, int t0)
 	for (int i = 0; i < m->cfg.n_layers; i++) {
 		const struct layer *l = &m->layers[i];
 
+		if (stopping(c))
+			return false;
 		norm_rows(c->h, c->x, l->in_norm, n_tok, d, m->cfg.rms_eps);
-		if (l->full)
-			layer_attn(c, &l->attn, slot++, n_tok);
-		else
-			layer_gdn(c, &l->gdn, &c->gdn[i], n_tok);
+		if (!(l->full ? layer_attn(c, &l->attn, slot++, n_tok)
+			      : layer_gdn(c, &l->gdn, &c->gdn[i], n_tok)) ||
+		    stopping(c))
+			return false;
 		add_rows(c->x, c->y, (size_t)n_tok * d);
 		norm_rows(c->h, c->x, l->post_norm, n_tok, d, m->cfg.rms_eps);
-		if (l->moe)
-			layer_moe(c, &l->moe_w, n_tok);
-		else
+		if (l->moe) {
+			if (!layer_moe(c, &l->moe_w, n_tok))
+				return false;
+		} else
 			layer_mlp(c, &l->mlp, n_tok);
 		add_rows(c->x, c->y, (size_t)n_tok * d);
 		capture(c, i + 1, t0, n_tok);
 	}
+	return true;
 }
 
 /* Final norm + lm_head for rows [r0, r0 + n) of the step into logits. */
@@ -688,6 +742,9 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 {
 	int vocab = c->m->cfg.vocab_size;
 
+	if (c->torn)
+		return cause_set(cause, "the context was stopped in the middle of a step; reset or "
+				 "restore it first");
 	if (n <= 0)
 		return cause_set(cause, "no tokens to process");
 	if (c->pos + n > c->o.n_ctx)
@@ -697,10 +754,15 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 		if (tokens[i] < 0 || tokens[i] >= vocab)
 			return cause_set(cause, "token id %d out of range (vocabulary %d)", tokens[i],
 					 vocab);
+	c->aborting = false;
 	for (int t0 = 0; t0 < n; t0 += c->o.n_batch) {
 		int nt = MIN(c->o.n_batch, n - t0);
 
-		decoder_step(c, tokens + t0, nt, t0);
+		if (!decoder_step(c, tokens + t0, nt, t0)) {
+			c->torn = true;
+			c->capture_at += t0;
+			return 1;
+		}
 		if (logits != NULL && all_logits)
 			head(c, 0, nt, logits + (size_t)t0 * vocab);
 		else if (logits != NULL && t0 + nt == n)
@@ -894,6 +956,7 @@ ctx_reset(struct ctx *c)
 
 	c->pos = 0;
 	c->snap_pos = -1;
+	c->torn = false;
 	for (int i = 0; i < cfg->n_layers; i++) {
 		if (m->layers[i].full)
 			continue;
@@ -929,6 +992,8 @@ snap_copy(struct ctx *c, bool save)
 void
 ctx_save(struct ctx *c)
 {
+	if (c->torn)
+		return; /* keep the last good snapshot rather than a broken state */
 	snap_copy(c, true);
 	c->snap_pos = c->pos;
 }
@@ -940,7 +1005,15 @@ ctx_restore(struct ctx *c)
 		return -1;
 	snap_copy(c, false);
 	c->pos = c->snap_pos;
+	c->torn = false;
 	return 0;
+}
+
+void
+ctx_set_abort(struct ctx *c, bool (*fn)(void *arg), void *arg)
+{
+	c->abort_fn = fn;
+	c->abort_arg = arg;
 }
 
 int

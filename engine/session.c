@@ -215,25 +215,36 @@ out:
 	return rc;
 }
 
-/* Feed ids[0..n) in chunks, polling between them.  1 = stopped by poll. */
+/*
+ * Feed ids[0..n) in chunks, reporting progress after each.  The context
+ * polls between layers (ctx_set_abort), since one chunk of the 80B model can
+ * take tens of seconds on a small machine.  1 = stopped by poll.
+ */
 static int
 feed(struct session *s, const int32_t *ids, int n, float *logits, const struct gen_params *gp,
      void *arg, char **cause)
 {
-	for (int at = 0; at < n; at += 256) {
+	int r = 0;
+
+	ctx_set_abort(s->ctx, gp->poll, arg);
+	for (int at = 0; at < n && r == 0; at += 256) {
 		int k = MIN(256, n - at);
 
-		if (gp->poll != NULL && gp->poll(arg))
-			return 1;
-		if (ctx_forward(s->ctx, ids + at, k, at + k == n ? logits : NULL, false, cause) != 0)
-			return -1;
-		if (gp->progress != NULL)
+		r = ctx_forward(s->ctx, ids + at, k, at + k == n ? logits : NULL, false, cause);
+		if (r == 0 && gp->progress != NULL)
 			gp->progress(arg, at + k, n);
 	}
-	return 0;
+	ctx_set_abort(s->ctx, NULL, NULL);
+	return r;
 }
 
-/* Prefill the conversation, reusing the saved base when it is a prefix. */
+/*
+ * Prefill the conversation, reusing the saved base when it is a prefix.
+ * Every reply starts from ctx_restore or ctx_reset, so the state a stopped
+ * or failed reply leaves behind (torn mid-step, or past the base) is never
+ * read again.  The snapshot and s->base change together, only after the
+ * whole base is in, so a stop before that keeps the old base reusable.
+ */
 static int
 prefill(struct session *s, const int32_t *base, int n_base, const int32_t *full, int n_full,
 	const struct gen_params *gp, void *arg, struct gen_stats *st, char **cause)
@@ -244,16 +255,17 @@ prefill(struct session *s, const int32_t *base, int n_base, const int32_t *full,
 	    memcmp(s->base, base, (size_t)s->n_base * sizeof(int32_t)) == 0 &&
 	    ctx_restore(s->ctx) == 0)
 		start = s->n_base;
-	else
+	else {
 		ctx_reset(s->ctx);
-	s->n_base = 0;
+		s->n_base = 0;
+	}
 	st->reused_tokens = start;
 	if (n_base > start) {
 		if ((r = feed(s, base + start, n_base - start, NULL, gp, arg, cause)) != 0)
 			return r;
 		start = n_base;
 	}
-	if (n_base > 0) {
+	if (n_base > 0 && n_base > s->n_base) {
 		ctx_save(s->ctx);
 		memcpy(s->base, base, (size_t)n_base * sizeof(int32_t));
 		s->n_base = n_base;

@@ -5,9 +5,9 @@
  * It answers MSG_LOAD (open the model, then read it into memory while
  * reporting MSG_PROGRESS, then MSG_READY or MSG_ERROR), MSG_PROMPT (stream
  * MSG_PREFILL, MSG_TOKEN, then MSG_DONE or MSG_ERROR for that seq),
- * MSG_CANCEL (checked between prompt chunks and between tokens) and
- * MSG_QUIT.  A prompt or load that arrives while a turn runs stops the turn
- * and runs next.
+ * MSG_CANCEL and MSG_QUIT (checked between the layers of a prefill step,
+ * so a stop waits a fraction of a second, and between tokens).  A prompt or
+ * load that arrives while a turn runs stops the turn and runs next.
  *
  * Thread affinity: engine_start/engine_join from the UI thread; everything
  * else happens on the engine thread, which blocks all signals.

@@ -49,11 +49,25 @@ uint64_t ctx_bytes(const struct ctx *c);
 /*
  * Feed tokens[0..n) at the current position.  logits: NULL for none, else
  * [n][vocab] when all_logits, or [vocab] for the last token only.  Returns 0,
- * or -1 with *cause when the context would overflow or a token id is out of
- * range (nothing is processed then).
+ * or -1 with *cause when the context would overflow, a token id is out of
+ * range (nothing is processed then) or the context is torn (below), or 1
+ * when the abort callback said stop.  After 1 the context is torn: some
+ * layers have taken in tokens that others have not, so ctx_forward refuses
+ * and ctx_save does nothing until ctx_restore() or ctx_reset().  The saved
+ * snapshot stays good (later tokens never overwrite the KV cache below it).
  */
 int ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all_logits,
 		char **cause);
+
+/*
+ * Let ctx_forward stop part-way: fn(arg) is called on the owner thread
+ * before every layer of every step and between the parts of a layer (after
+ * the attention or DeltaNet block, between the experts' two halves), and a
+ * true return abandons the call at once; fn is not asked again in that call.
+ * So a stop waits for at most one part of one layer, not a whole step.
+ * fn NULL: never stop (the default).
+ */
+void ctx_set_abort(struct ctx *c, bool (*fn)(void *arg), void *arg);
 
 /*
  * Remember the sequence state at the current position (the recurrent

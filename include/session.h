@@ -36,7 +36,11 @@ struct session_opts {
 struct gen_params {
 	struct sampler_params sp;
 	int max_tokens;   /* generated tokens at most */
-	/* Called between steps (prefill chunks and tokens); true = stop now.  May be NULL. */
+	/*
+	 * Called during the prefill between layers (and parts of a layer), and
+	 * once per generated token; true = stop now.  Not asked again after a
+	 * true in the same reply.  May be NULL.
+	 */
 	bool (*poll)(void *arg);
 	/* Called after each prefill chunk with tokens done and to do.  May be NULL. */
 	void (*progress)(void *arg, int done, int total);

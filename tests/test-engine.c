@@ -44,7 +44,8 @@ until(enum msg_type type, uint64_t seq, int *n_tokens, char *text, size_t cap)
 	for (;;) {
 		struct msg m = next();
 
-		if (m.type == 0 || (m.type == type && m.seq == seq))
+		if (m.type == 0 || (m.type == type && m.seq == seq) ||
+		    (m.type == MSG_ERROR && m.seq == seq && seq != 0))
 			return m;
 		if (m.type == MSG_TOKEN && m.seq == seq && n_tokens != NULL) {
 			(*n_tokens)++;
@@ -55,6 +56,17 @@ until(enum msg_type type, uint64_t seq, int *n_tokens, char *text, size_t cap)
 			fprintf(stderr, "engine error: %s\n", m.text);
 		msg_free(&m);
 	}
+}
+
+/* A user message of about n tokens (several prefill chunks). */
+static char *
+long_text(int n)
+{
+	char *s = xcalloc((size_t)n, 6);
+
+	for (int i = 0; i < n; i++)
+		strcat(s, "word ");
+	return s;
 }
 
 static void
@@ -135,6 +147,30 @@ main(void)
 	T_ASSERT(m.stats.gen_tokens < 100000);
 	msg_free(&m);
 
+	/* Cancel during a long prefill: the turn stops (whether the cancel
+	 * came mid-chunk or, on a fast machine, after the prefill), and the
+	 * next reply is what it was before, though the context was left torn. */
+	{
+		char *user = long_text(200), again[8192] = "";
+		int n2 = 0;
+
+		push_prompt(10, user, 100000);
+		m = until(MSG_PREFILL, 10, NULL, NULL, 0);
+		T_EQ_INT(m.type, MSG_PREFILL);
+		T_ASSERT(m.a < m.b);
+		msg_free(&m);
+		m = (struct msg){ .type = MSG_CANCEL, .seq = 10 };
+		queue_push(in, &m);
+		m = until(MSG_DONE, 10, NULL, NULL, 0);
+		T_EQ_INT(m.stats.stop, GEN_STOP_USER);
+		msg_free(&m);
+		push_prompt(11, "Hello", 20);
+		m = until(MSG_DONE, 11, &n2, again, sizeof(again));
+		T_ASSERT(strcmp(text, again) == 0);
+		msg_free(&m);
+		free(user);
+	}
+
 	/* A new prompt while one runs replaces it. */
 	push_prompt(4, "One", 100000);
 	push_prompt(5, "Two", 3);
@@ -155,9 +191,28 @@ main(void)
 	T_STR_CONTAINS(m.text, "not loaded");
 	msg_free(&m);
 
-	m = (struct msg){ .type = MSG_QUIT };
-	queue_push(in, &m);
-	engine_join(e);
+	/* Quit during a long prefill ends the turn as stopped, then the thread. */
+	{
+		char *user = long_text(200);
+
+		m = (struct msg){ .type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024,
+				  .n2 = 2 };
+		queue_push(in, &m);
+		m = until(MSG_READY, 0, NULL, NULL, 0);
+		msg_free(&m);
+		push_prompt(20, user, 100000);
+		m = until(MSG_PREFILL, 20, NULL, NULL, 0);
+		T_EQ_INT(m.type, MSG_PREFILL);
+		msg_free(&m);
+		m = (struct msg){ .type = MSG_QUIT };
+		queue_push(in, &m);
+		engine_join(e);
+		m = until(MSG_DONE, 20, NULL, NULL, 0);
+		T_EQ_INT(m.type, MSG_DONE);
+		T_EQ_INT(m.stats.stop, GEN_STOP_USER);
+		msg_free(&m);
+		free(user);
+	}
 	queue_free(in);
 	queue_free(out);
 	return t_done("test-engine");

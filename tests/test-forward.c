@@ -2,9 +2,13 @@
  * test-forward.c - properties of the forward pass the golden comparison
  * (cli-verify.sh) does not show: ctx_forward allocates nothing once the
  * context exists, overflowing the context or passing a bad token id is a
- * clean error that leaves the state untouched, and reset really forgets.
+ * clean error that leaves the state untouched, reset really forgets, and
+ * the abort callback is asked within every layer, stops at once and leaves
+ * a context that refuses work until it is restored or reset.
  */
 #include <malloc.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +23,111 @@ heap_in_use(void)
 	struct mallinfo2 mi = mallinfo2();
 
 	return mi.uordblks + mi.hblkhd;
+}
+
+/* Watches a one-step forward through the hidden-state capture. */
+struct probe {
+	float *cap;      /* [n_layers + 1][n_tok][dim], NaN where not yet written */
+	int n_layers, n_tok, dim;
+	int calls, stop_at;
+	int done_at[256]; /* layers complete when call i came */
+};
+
+/* Layers whose output the capture holds (slot l + 1 = after layer l). */
+static int
+layers_done(const struct probe *p)
+{
+	int n = 0;
+
+	for (int l = 1; l <= p->n_layers; l++)
+		n += !isnan(p->cap[(size_t)l * p->n_tok * p->dim]);
+	return n;
+}
+
+static bool
+probe_poll(void *arg)
+{
+	struct probe *p = arg;
+
+	if (p->calls < (int)ARRAY_LEN(p->done_at))
+		p->done_at[p->calls] = layers_done(p);
+	return ++p->calls == p->stop_at;
+}
+
+static void
+probe_reset(struct probe *p, struct ctx *c, int stop_at)
+{
+	size_t n = (size_t)(p->n_layers + 1) * p->n_tok * p->dim;
+
+	for (size_t i = 0; i < n; i++)
+		p->cap[i] = NAN;
+	p->calls = 0;
+	p->stop_at = stop_at;
+	ctx_capture_hidden(c, p->cap, p->n_tok);
+	ctx_set_abort(c, probe_poll, p);
+}
+
+/*
+ * A stop asked for at any poll ends the step there: no layer completes
+ * after it, the poll is not asked again, and the context refuses to go on
+ * until reset; then it computes what an uninterrupted context does.
+ */
+static void
+test_abort(const struct model *m, struct ctx *c, const int32_t *ids, float *a, float *b)
+{
+	struct probe p = { .n_layers = m->cfg.n_layers, .n_tok = 8, .dim = m->cfg.hidden_size };
+	size_t V = (size_t)m->cfg.vocab_size;
+	char *cause = NULL;
+	int total;
+
+	p.cap = xmalloc((size_t)(p.n_layers + 1) * p.n_tok * p.dim * sizeof(float));
+	ctx_reset(c);
+	probe_reset(&p, c, 0);
+	T_EQ_INT(ctx_forward(c, ids, 8, a, false, &cause), 0);
+	total = p.calls;
+	/* Asked at least once while each layer l was the next to finish. */
+	T_ASSERT(total >= p.n_layers && total <= (int)ARRAY_LEN(p.done_at));
+	for (int l = 0; l < p.n_layers; l++) {
+		bool seen = false;
+
+		for (int i = 0; i < total; i++)
+			seen |= p.done_at[i] == l;
+		T_ASSERT(seen);
+	}
+	for (int k = 1; k <= total; k++) {
+		ctx_reset(c);
+		probe_reset(&p, c, k);
+		T_EQ_INT(ctx_forward(c, ids, 8, b, false, &cause), 1);
+		T_EQ_INT(p.calls, k);
+		T_EQ_INT(layers_done(&p), p.done_at[k - 1]);
+		T_EQ_INT(ctx_forward(c, ids, 8, b, false, &cause), -1);
+		T_STR_CONTAINS(cause, "stopped in the middle");
+		ctx_reset(c);
+		ctx_set_abort(c, NULL, NULL);
+		T_EQ_INT(ctx_forward(c, ids, 8, b, false, &cause), 0);
+		T_ASSERT(memcmp(a, b, V * sizeof(float)) == 0);
+	}
+
+	/* Stopped after a snapshot: save is ignored, restore gives the snapshot back. */
+	ctx_capture_hidden(c, NULL, 0);
+	ctx_reset(c);
+	T_EQ_INT(ctx_forward(c, ids, 12, NULL, false, &cause), 0);
+	ctx_save(c);
+	T_EQ_INT(ctx_forward(c, ids + 12, 7, a, false, &cause), 0);
+	T_EQ_INT(ctx_restore(c), 0);
+	p.calls = 0;
+	p.stop_at = 3;
+	ctx_set_abort(c, probe_poll, &p);
+	T_EQ_INT(ctx_forward(c, ids + 20, 8, b, false, &cause), 1);
+	ctx_save(c);
+	T_EQ_INT(ctx_saved_pos(c), 12);
+	T_EQ_INT(ctx_restore(c), 0);
+	ctx_set_abort(c, NULL, NULL);
+	T_EQ_INT(ctx_forward(c, ids + 12, 7, b, false, &cause), 0);
+	T_ASSERT(memcmp(a, b, V * sizeof(float)) == 0);
+	ctx_reset(c);
+	free(p.cap);
+	free(cause);
 }
 
 int
@@ -89,6 +198,8 @@ main(void)
 	T_ASSERT(memcmp(a, b, (size_t)V * sizeof(float)) == 0);
 	ctx_reset(c);
 	T_EQ_INT(ctx_saved_pos(c), -1);
+
+	test_abort(m, c, ids, a, b);
 
 	free(cause);
 	free(a);

@@ -5,7 +5,10 @@
  * through the real `qnext` binary (its stdout + reasoning on stderr must be
  * the text of those ids); a follow-up turn reuses the saved prefix and gives
  * the same tokens as a fresh session; a prompt longer than the context is a
- * clean error.
+ * clean error; the poll is asked within every layer of the prefill, a stop
+ * takes effect at the poll that asks for it, and a reply after a stopped
+ * prefill is the reply a fresh session gives (and still reuses the prefix
+ * saved before).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "model.h"
 #include "safetensors.h"
 #include "session.h"
 #include "tokenizer.h"
@@ -44,6 +48,50 @@ collect(void *arg, enum think_part part, const char *text, size_t len)
 {
 	(void)arg, (void)part, (void)text, (void)len;
 	return true;
+}
+
+/* Stops the reply at poll call stop_at, or at call `after` past the nth progress report. */
+struct stopper {
+	int calls, stop_at;
+	int progress, stop_progress, after, since;
+	int calls_at_first_progress;
+};
+
+static bool
+stopper_poll(void *arg)
+{
+	struct stopper *p = arg;
+
+	p->calls++;
+	if (p->stop_progress > 0 && p->progress >= p->stop_progress)
+		return ++p->since == p->after;
+	return p->calls == p->stop_at;
+}
+
+static void
+stopper_progress(void *arg, int done, int total)
+{
+	struct stopper *p = arg;
+
+	if (p->progress++ == 0)
+		p->calls_at_first_progress = p->calls;
+	(void)done, (void)total;
+}
+
+static int
+stopped_reply(struct session *s, const struct chat_msg *m, size_t n, struct stopper *p,
+	      struct gen_stats *st)
+{
+	struct gen_params gp = { .max_tokens = 4, .poll = stopper_poll,
+				 .progress = stopper_progress };
+	char *cause = NULL;
+	int rc;
+
+	sampler_params_default(&gp.sp);
+	gp.sp.temperature = 0;
+	rc = session_reply(s, m, n, &gp, collect, p, st, &cause);
+	free(cause);
+	return rc;
 }
 
 static struct session *
@@ -108,6 +156,7 @@ main(void)
 	struct gen_stats st;
 	struct chat_msg more[8];
 	const int32_t *ids;
+	int old_base;
 	int32_t first[64];
 	int n, n_first;
 
@@ -121,12 +170,57 @@ main(void)
 	T_EQ_INT(st.stop, GEN_STOP_LENGTH);
 	test_cli(session_tokenizer(s), gi->data, (int)gi->n_elems);
 
-	/* A follow-up turn reuses the saved prefix ... */
+	/* Polled within every layer of the prefill, not once per chunk. */
+	{
+		struct stopper p = { 0 };
+		int layers = session_model(s)->cfg.n_layers;
+
+		fresh = open_tiny(512);
+		T_EQ_INT(stopped_reply(fresh, msgs, n_msgs, &p, &st), 0);
+		/* Fresh: the base (one chunk), then the generation prompt. */
+		T_EQ_INT(p.progress, 2);
+		T_ASSERT(p.calls_at_first_progress >= layers);
+		session_close(fresh);
+		/* A stop at any poll of the prefill ends the reply there, and the
+		 * next reply is the golden one. */
+		for (int k = 1; k <= p.calls_at_first_progress + 3; k += 5) {
+			struct stopper q = { .stop_at = k };
+
+			fresh = open_tiny(512);
+			T_EQ_INT(stopped_reply(fresh, msgs, n_msgs, &q, &st), 0);
+			T_EQ_INT(st.stop, GEN_STOP_USER);
+			T_EQ_INT(st.gen_tokens, 0);
+			T_EQ_INT(q.calls, k);
+			T_EQ_INT(q.progress, k > p.calls_at_first_progress);
+			T_EQ_INT(greedy_reply(fresh, msgs, n_msgs, (int)gi->n_elems, &st), 0);
+			ids = session_last_ids(fresh, &n);
+			T_EQ_INT(n, gi->n_elems);
+			T_ASSERT(memcmp(ids, gi->data, (size_t)gi->n_bytes) == 0);
+			session_close(fresh);
+		}
+	}
+
+	/* A follow-up turn stopped while its new messages are read keeps the
+	 * saved prefix; stopped in the generation prompt, the new one. */
 	memcpy(more, msgs, n_msgs * sizeof(msgs[0]));
 	more[n_msgs] = (struct chat_msg){ .role = "assistant", .content = "Short answer." };
 	more[n_msgs + 1] = (struct chat_msg){ .role = "user", .content = "And then?" };
+	{
+		struct stopper p = { .stop_at = 3 }, q = { .stop_progress = 1, .after = 2 };
+
+		T_EQ_INT(stopped_reply(s, more, n_msgs + 2, &p, &st), 0);
+		T_EQ_INT(st.stop, GEN_STOP_USER);
+		T_ASSERT(st.reused_tokens > 100);
+		old_base = st.reused_tokens;
+		T_EQ_INT(stopped_reply(s, more, n_msgs + 2, &q, &st), 0);
+		T_EQ_INT(st.stop, GEN_STOP_USER);
+		T_EQ_INT(st.reused_tokens, old_base);
+		T_EQ_INT(q.progress, 1);
+	}
+	/* A follow-up turn reuses the saved prefix ... */
 	T_EQ_INT(greedy_reply(s, more, n_msgs + 2, 16, &st), 0);
 	T_ASSERT(st.reused_tokens > 100 && st.reused_tokens < st.prompt_tokens);
+	T_ASSERT(st.reused_tokens > old_base); /* the base saved by the stopped reply */
 	ids = session_last_ids(s, &n_first);
 	memcpy(first, ids, (size_t)n_first * sizeof(int32_t));
 	/* ... and generates what a fresh session does. */

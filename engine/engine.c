@@ -157,6 +157,8 @@ on_text(void *arg, enum think_part part, const char *text, size_t len)
 	struct engine *e = arg;
 	struct msg m = { .type = MSG_TOKEN, .seq = e->turn, .part = part };
 
+	/* The UI's live speed comes from these, not from when messages arrive. */
+	session_gen_progress(e->s, &m.n, &m.t);
 	m.text = xmalloc(len + 1);
 	memcpy(m.text, text, len);
 	m.text[len] = '\0';
@@ -175,7 +177,7 @@ on_progress(void *arg, int done, int total)
 {
 	struct engine *e = arg;
 	struct msg m = { .type = MSG_PREFILL, .seq = e->turn, .a = (uint64_t)done,
-			 .b = (uint64_t)total };
+			 .b = (uint64_t)total, .t = now_sec() };
 
 	queue_push(e->out, &m);
 }

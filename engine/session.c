@@ -37,6 +37,7 @@ struct session {
 	int n_base;
 	int32_t *out;     /* [n_ctx] ids of the last reply */
 	int n_out;
+	double t_out;     /* now_sec() when out[n_out - 1] was sampled */
 	float *logits;    /* [vocab] */
 	char *text;       /* [tokenizer_decode_max + 8] one token's text */
 };
@@ -191,6 +192,13 @@ session_last_ids(const struct session *s, int *n)
 	return s->out;
 }
 
+void
+session_gen_progress(const struct session *s, int *n, double *t)
+{
+	*n = s->n_out;
+	*t = s->t_out;
+}
+
 /* Tokens of the conversation: base (complete messages) and full (+ generation prompt). */
 static int
 encode_prompt(struct session *s, const struct chat_msg *msgs, size_t n, int32_t **base,
@@ -282,19 +290,43 @@ is_eos(const struct session *s, int32_t id)
 	return false;
 }
 
+/*
+ * The splitter's output for one token, gathered so the callback gets one
+ * piece per token and part: the splitter may cut a token's text in several
+ * pieces, and what it held back comes out with a later token's.
+ */
 struct emit_arg {
 	session_cb *cb;
 	void *arg;
 	bool stop;
+	enum think_part part; /* of buf */
+	char *buf;
+	size_t len, cap;
 };
+
+/* Hand the gathered text to the callback. */
+static void
+deliver(struct emit_arg *e)
+{
+	if (e->len > 0 && !e->stop && !e->cb(e->arg, e->part, e->buf, e->len))
+		e->stop = true;
+	e->len = 0;
+}
 
 static void
 emit(void *v, enum think_part part, const char *text, size_t len)
 {
 	struct emit_arg *e = v;
 
-	if (!e->stop && !e->cb(e->arg, part, text, len))
-		e->stop = true;
+	if (e->len > 0 && part != e->part)
+		deliver(e);
+	e->part = part;
+	if (e->len + len > e->cap) {
+		e->cap = MAX(2 * e->cap, e->len + len);
+		e->buf = xrealloc(e->buf, e->cap);
+	}
+	memcpy(e->buf + e->len, text, len);
+	e->len += len;
 }
 
 /* Sample and decode until a stop condition. */
@@ -310,17 +342,20 @@ decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp,
 	tok_decoder_init(&dec);
 	for (;;) {
 		int32_t id = sampler_sample(smp, s->logits);
+		double t = now_sec();
 
 		if (s->n_out == 0)
-			st->ttft_s = now_sec();
+			st->ttft_s = t;
 		if (is_eos(s, id)) {
 			st->stop = GEN_STOP_EOS;
 			break;
 		}
 		s->out[s->n_out++] = id;
+		s->t_out = t;
 		sampler_accept(smp, id);
 		n = tokenizer_decode(s->tok, &dec, id, s->text, tokenizer_decode_max(s->tok) + 8);
 		think_feed(&ts, id, s->text, n, emit, ea);
+		deliver(ea);
 		if (ea->stop || (gp->poll != NULL && gp->poll(arg))) {
 			st->stop = GEN_STOP_USER;
 			break;
@@ -339,6 +374,7 @@ decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp,
 	n = tok_decoder_flush(&dec, s->text, tokenizer_decode_max(s->tok) + 8);
 	think_feed(&ts, -1, s->text, n, emit, ea);
 	think_flush(&ts, emit, ea);
+	deliver(ea);
 	return 0;
 }
 
@@ -349,13 +385,14 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n,
 {
 	int32_t *base = NULL, *full = NULL;
 	size_t n_base = 0, n_full = 0;
-	struct emit_arg ea = { cb, arg, false };
+	struct emit_arg ea = { .cb = cb, .arg = arg };
 	struct sampler *smp = NULL;
 	double t0 = now_sec(), t1;
 	int rc = -1, r;
 
 	memset(st, 0, sizeof(*st));
 	s->n_out = 0;
+	s->t_out = t0;
 	if (encode_prompt(s, msgs, n, &base, &n_base, &full, &n_full, cause) != 0)
 		goto out;
 	st->prompt_tokens = (int)n_full;
@@ -385,6 +422,7 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n,
 	rc = 0;
 out:
 	sampler_free(smp);
+	free(ea.buf);
 	free(base);
 	free(full);
 	return rc;

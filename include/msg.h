@@ -29,8 +29,8 @@ enum msg_type {
 	/* Engine -> UI. */
 	MSG_PROGRESS = 200, /* loading: a = bytes read so far, b = bytes in all; text = phase */
 	MSG_READY,          /* model usable: text = description; n = context length */
-	MSG_PREFILL,        /* seq: a = prompt tokens processed, b = to process */
-	MSG_TOKEN,          /* seq: text, part (reasoning or answer) */
+	MSG_PREFILL,        /* seq: a = prompt tokens processed, b = to process; t */
+	MSG_TOKEN,          /* seq: text, part, n, t (below) */
 	MSG_DONE,           /* seq: the turn ended; stats */
 	MSG_ERROR,          /* seq (0 = no turn, e.g. the load): text = one line */
 };
@@ -48,6 +48,19 @@ struct msg {
 	int n, n2;
 	double t;              /* engine's now_sec() when the event happened (MSG_TOKEN, MSG_PREFILL, MSG_PROGRESS) */
 };
+
+/*
+ * MSG_TOKEN: the text of one token (sometimes of several, or none: see
+ * session_gen_progress) in one part.  n = tokens generated so far in the
+ * turn, reasoning and answer alike, counting the latest sampled one; t = the
+ * engine's now_sec() when that n-th token was sampled.  So the live speed is
+ * (n - n0) / (t - t0) between two MSG_TOKENs of the turn, whenever they
+ * reach the UI.  n never decreases and goes up by one or more per message;
+ * it repeats only when one token's text ends the reasoning and starts the
+ * answer (two messages, one per part) and for the held-back text sent when
+ * the turn ends.  The last n equals MSG_DONE's stats.gen_tokens unless the
+ * last tokens showed no text (a final `</think>`).
+ */
 
 /* Free what m owns (text, conv) and zero it.  Accepts a zeroed message. */
 void msg_free(struct msg *m);

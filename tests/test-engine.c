@@ -58,6 +58,62 @@ until(enum msg_type type, uint64_t seq, int *n_tokens, char *text, size_t cap)
 	}
 }
 
+/*
+ * What one turn's messages said, up to its MSG_DONE: MSG_TOKEN's n only
+ * grows (a repeat needs a change of part, or is the turn's last message), t
+ * never goes back, and every t lies between the prompt's push and now.
+ */
+struct turn {
+	double t_push;
+	int n_tok, n_prefill, last_n, repeat_at;
+	enum think_part last_part;
+	double last_t;
+	bool bad_n, bad_t;
+	char text[8192];
+};
+
+static struct msg
+run_turn(uint64_t seq, struct turn *tr)
+{
+	for (;;) {
+		struct msg m = next();
+
+		if (m.type == 0 || (m.seq == seq && (m.type == MSG_DONE || m.type == MSG_ERROR)))
+			return m;
+		if (m.seq != seq) {
+			msg_free(&m);
+			continue;
+		}
+		if (m.type == MSG_PREFILL) {
+			tr->n_prefill++;
+			tr->bad_t |= m.t < tr->t_push || m.t > now_sec();
+		}
+		if (m.type == MSG_TOKEN) {
+			tr->bad_n |= m.n < 1 || m.n < tr->last_n;
+			if (m.n == tr->last_n && m.part == tr->last_part)
+				tr->repeat_at = tr->n_tok;
+			tr->bad_t |= m.t < tr->t_push || m.t < tr->last_t || m.t > now_sec();
+			tr->last_n = m.n;
+			tr->last_t = m.t;
+			tr->last_part = m.part;
+			tr->n_tok++;
+			if (strlen(tr->text) + strlen(m.text) < sizeof(tr->text))
+				strcat(tr->text, m.text);
+		}
+		msg_free(&m);
+	}
+}
+
+static void
+check_turn(const struct turn *tr, const struct msg *done)
+{
+	T_ASSERT(tr->n_tok >= 1);
+	T_ASSERT(!tr->bad_n);
+	T_ASSERT(!tr->bad_t);
+	T_ASSERT(tr->repeat_at < 0 || tr->repeat_at == tr->n_tok - 1);
+	T_ASSERT(tr->last_n <= done->stats.gen_tokens);
+}
+
 /* A user message of about n tokens (several prefill chunks). */
 static char *
 long_text(int n)
@@ -88,7 +144,7 @@ main(void)
 {
 	struct engine *e;
 	struct msg m;
-	int n_tok = 0, n_progress = 0;
+	int n_progress = 0;
 	char text[8192] = "";
 
 	in = queue_new(NULL);
@@ -112,14 +168,22 @@ main(void)
 	T_ASSERT(n_progress >= 1);
 	msg_free(&m);
 
-	/* A full greedy turn. */
-	push_prompt(1, "Hello", 20);
-	m = until(MSG_DONE, 1, &n_tok, text, sizeof(text));
-	T_EQ_INT(m.type, MSG_DONE);
-	T_EQ_INT(m.stats.gen_tokens, 20);
-	T_EQ_INT(m.stats.stop, GEN_STOP_LENGTH);
-	T_ASSERT(n_tok >= 1 && strlen(text) > 0);
-	msg_free(&m);
+	/* A full greedy turn, its tokens numbered and timed by the engine. */
+	{
+		struct turn tr = { .t_push = now_sec(), .repeat_at = -1 };
+
+		push_prompt(1, "Hello", 20);
+		m = run_turn(1, &tr);
+		T_EQ_INT(m.type, MSG_DONE);
+		T_EQ_INT(m.stats.gen_tokens, 20);
+		T_EQ_INT(m.stats.stop, GEN_STOP_LENGTH);
+		check_turn(&tr, &m);
+		T_EQ_INT(tr.last_n, 20);
+		T_EQ_INT(tr.n_prefill, 2);
+		T_ASSERT(strlen(tr.text) > 0);
+		strcpy(text, tr.text);
+		msg_free(&m);
+	}
 
 	/* The same turn again gives the same text (greedy, reused prefix). */
 	{

@@ -42,12 +42,18 @@ $Q -m $M -p "Tell me" --temp 1 --seed 8 --max-tokens 12 --thinking -q >"$tmp/c" 
 cmp -s "$tmp/a" "$tmp/b" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL same seed differs"; }
 cmp -s "$tmp/a" "$tmp/c" && { fail=$((fail + 1)); echo "FAIL other seed same"; } || pass=$((pass + 1))
 # No --seed (or --seed -1): a fresh seed per reply, shown in the stats line so
-# the answer can be reproduced.  64 sampled tokens colliding is vanishingly
+# the answer can be reproduced.  On a copy of the tiny model without an end
+# token every run samples all 64 tokens (a run that ended at once would be
+# as empty as the next), so two runs' texts colliding is vanishingly
 # unlikely.  text: the reasoning and answer of a run, without the stats line.
+mkdir "$tmp/endless"
+cp $M/* "$tmp/endless/"
+printf '{"eos_token_id": [100000], "temperature": 0.6, "top_k": 20, "top_p": 0.95}' \
+	>"$tmp/endless/generation_config.json"
 text() { # output file, seed arguments...
 	f=$1
 	shift
-	$Q -m $M -p "Tell me" --temp 1 --max-tokens 64 --thinking "$@" >"$f" 2>"$f.err"
+	$Q -m "$tmp/endless" -p "Tell me" --temp 1 --max-tokens 64 --thinking "$@" >"$f" 2>"$f.err"
 	grep -v '^\[prompt ' "$f.err" >>"$f"
 }
 text "$tmp/r1"

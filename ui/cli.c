@@ -173,8 +173,9 @@ parse_seed(const char *s, uint64_t *out)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || v < -1 || v > (long long)SAMPLER_SEED_MAX) {
-		fprintf(stderr, "qnext: --seed: '%s' is not -1 (random) or an integer in [0, %llu]\n",
-			s, (unsigned long long)SAMPLER_SEED_MAX);
+		fprintf(stderr,
+			"qnext: --seed: '%s' is not -1 (random) or an integer in [0, %llu]\n", s,
+			(unsigned long long)SAMPLER_SEED_MAX);
 		return -1;
 	}
 	*out = v < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)v;

@@ -1,13 +1,15 @@
 /*
  * engine.c - the engine thread (see engine.h).
  *
- * DESIGN: one loop blocks on the inbound queue.  Long work (reading the
- * model into memory, prefill, decode) polls the queue between steps without
- * blocking; a message that is not for the running job is kept in `pending`
- * and handled when the job has stopped.  Nothing here is shared with the UI
- * except the two queues.
+ * DESIGN: one loop takes messages from the inbound queue; it blocks only
+ * when the read-ahead of the weights is finished, else it goes on with that
+ * whenever the queue is empty.  Long work (read-ahead, prefill, decode)
+ * polls the queue between steps without blocking; a message that is not for
+ * the running job is kept in `pending` and handled when the job has
+ * stopped.  Nothing here is shared with the UI except the two queues.
  *
- * Thread affinity: the engine thread, except engine_start/engine_join.
+ * Thread affinity: the engine thread, except engine_start/engine_join and
+ * the ticker thread that repeats "opening" during session_open.
  */
 #include "engine.h"
 
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "model.h"
 #include "queue.h"
@@ -25,6 +28,15 @@
 #include "sysinfo.h"
 #include "util.h"
 
+/* Where the read-ahead of the weights stands (see warm()). */
+struct warm_state {
+	bool active;         /* begun and not finished */
+	bool paused;         /* "paused" sent since it last ran */
+	int shard;           /* next shard to read */
+	size_t at;           /* next byte in it */
+	uint64_t done, total;
+};
+
 struct engine {
 	pthread_t th;
 	struct queue *in, *out;
@@ -32,6 +44,7 @@ struct engine {
 	struct msg pending; /* type 0 = none */
 	bool quit;
 	uint64_t turn;      /* seq of the running turn */
+	struct warm_state w;
 };
 
 static void
@@ -81,47 +94,171 @@ interrupted(struct engine *e)
 
 /* ---- loading -------------------------------------------------------------- */
 
+/* Progress reports while reading: at least every REPORT_BYTES or REPORT_S. */
+#define READ_STEP    ((size_t)16 << 20) /* a prompt waits for one step at most */
+#define REPORT_BYTES ((uint64_t)64 << 20)
+#define REPORT_S     0.25
+
+static void
+send_progress(struct engine *e, uint64_t a, uint64_t b, const char *text)
+{
+	struct msg m = { .type = MSG_PROGRESS, .a = a, .b = b, .text = xstrdup(text),
+			 .t = now_sec() };
+
+	queue_push(e->out, &m);
+}
+
+/*
+ * While the engine thread is busy in session_open (seconds, cold), a
+ * second thread repeats "opening" every REPORT_S so the UI never shows a
+ * stale figure.  It only pushes to the outbound queue, which is thread-safe.
+ */
+struct ticker {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, started;
+	struct engine *e;
+	uint64_t total;
+};
+
+static void *
+ticker_main(void *arg)
+{
+	struct ticker *tk = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&tk->mu);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)(REPORT_S * 1e9);
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		while (!tk->stop && pthread_cond_timedwait(&tk->cv, &tk->mu, &ts) == 0)
+			;
+		if (tk->stop)
+			break;
+		pthread_mutex_unlock(&tk->mu);
+		send_progress(tk->e, 0, tk->total, "opening");
+		pthread_mutex_lock(&tk->mu);
+	}
+	pthread_mutex_unlock(&tk->mu);
+	return NULL;
+}
+
+static void
+ticker_start(struct ticker *tk, struct engine *e, uint64_t total)
+{
+	pthread_condattr_t ca;
+
+	memset(tk, 0, sizeof(*tk));
+	tk->e = e;
+	tk->total = total;
+	pthread_mutex_init(&tk->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&tk->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* Without it the load still works; only the repeats are missing. */
+	tk->started = pthread_create(&tk->th, NULL, ticker_main, tk) == 0;
+}
+
+/* Stop and join: after this no "opening" can follow what we send next. */
+static void
+ticker_stop(struct ticker *tk)
+{
+	pthread_mutex_lock(&tk->mu);
+	tk->stop = true;
+	pthread_cond_signal(&tk->cv);
+	pthread_mutex_unlock(&tk->mu);
+	if (tk->started)
+		pthread_join(tk->th, NULL);
+	pthread_cond_destroy(&tk->cv);
+	pthread_mutex_destroy(&tk->mu);
+}
+
+/*
+ * Start the read-ahead of the open model, or say why there is none: the
+ * weights do not fit in the memory available, so pages come and go on
+ * demand and reading ahead would only evict them.
+ */
+static void
+warm_begin(struct engine *e)
+{
+	const struct st_set *st = session_model(e->s)->st;
+	struct sysinfo_mem mem;
+
+	memset(&e->w, 0, sizeof(e->w));
+	for (int i = 0; i < st_shard_count(st); i++) {
+		size_t len;
+
+		st_shard_base(st, i, &len);
+		e->w.total += len;
+	}
+	if (sysinfo_mem(&mem) == 0 && e->w.total > mem.available) {
+		send_progress(e, 0, 0, "model larger than free memory: reading on demand");
+		return;
+	}
+	e->w.active = true;
+}
+
 /*
  * Read the shards into the page cache in order, one sequential pass, so the
  * first answer does not wait on scattered page faults; report progress.
- * Skipped when the weights do not fit in the memory available: then pages
- * come and go on demand and reading ahead would only evict them.
+ * Runs while the engine has nothing else to do: it stops when a message
+ * arrives and the main loop calls it again, to go on where it stopped, once
+ * the queue is idle.  "done" at the end.
  */
 static void
 warm(struct engine *e)
 {
 	const struct st_set *st = session_model(e->s)->st;
-	struct sysinfo_mem mem;
-	uint64_t total = 0, done = 0;
+	struct warm_state *w = &e->w;
 	volatile unsigned char sink = 0;
+	double t_sent = now_sec();
+	uint64_t sent = w->done;
 
-	for (int i = 0; i < st_shard_count(st); i++) {
-		size_t len;
+	w->paused = false;
+	send_progress(e, w->done, w->total, "reading weights");
+	while (w->shard < st_shard_count(st)) {
+		size_t len, n;
+		const unsigned char *p = st_shard_base(st, w->shard, &len);
 
-		st_shard_base(st, i, &len);
-		total += len;
-	}
-	if (sysinfo_mem(&mem) == 0 && total > mem.available) {
-		send_msg(e, MSG_PROGRESS, 0, xstrdup("model larger than free memory: reading on demand"));
-		return;
-	}
-	for (int i = 0; i < st_shard_count(st) && !interrupted(e); i++) {
-		size_t len;
-		const unsigned char *p = st_shard_base(st, i, &len);
-
-		for (size_t at = 0; at < len && !interrupted(e); at += (size_t)64 << 20) {
-			size_t n = MIN((size_t)64 << 20, len - at);
-			struct msg m = { .type = MSG_PROGRESS, .a = done + n, .b = total };
-
-			madvise((void *)((uintptr_t)(p + at) & ~(uintptr_t)4095), n, MADV_WILLNEED);
-			for (size_t k = 0; k < n; k += 4096)
-				sink ^= p[at + k];
-			done += n;
-			m.text = xstrdup("reading weights");
-			queue_push(e->out, &m);
+		if (interrupted(e))
+			return;
+		if (w->at >= len) {
+			w->shard++, w->at = 0;
+			continue;
+		}
+		n = MIN(READ_STEP, len - w->at);
+		madvise((void *)((uintptr_t)(p + w->at) & ~(uintptr_t)4095), n, MADV_WILLNEED);
+		for (size_t k = 0; k < n; k += 4096)
+			sink ^= p[w->at + k];
+		w->at += n;
+		w->done += n;
+		if (w->done - sent >= REPORT_BYTES || now_sec() - t_sent >= REPORT_S) {
+			send_progress(e, w->done, w->total, "reading weights");
+			sent = w->done;
+			t_sent = now_sec();
 		}
 	}
 	(void)sink;
+	w->active = false;
+	send_progress(e, w->total, w->total, "done");
+}
+
+/*
+ * A prompt is about to run before the read-ahead has finished (it stopped
+ * the read-ahead, or came before it could start): say so, so the UI does
+ * not show a stale "reading weights" figure for the whole turn.
+ */
+static void
+warm_pause(struct engine *e)
+{
+	if (!e->w.active || e->w.paused)
+		return;
+	e->w.paused = true;
+	send_progress(e, e->w.done, e->w.total, "paused");
 }
 
 static void
@@ -130,10 +267,19 @@ do_load(struct engine *e, struct msg *m)
 	struct session_opts o = { .dir = m->text, .n_ctx = m->n, .n_threads = m->n2 };
 	char *cause = NULL, *desc;
 	struct msg r = { .type = MSG_READY };
+	struct ticker tk;
+	uint64_t total;
 
 	session_close(e->s);
-	send_msg(e, MSG_PROGRESS, 0, xstrdup("opening"));
-	if ((e->s = session_open(&o, &cause)) == NULL) {
+	e->s = NULL;
+	memset(&e->w, 0, sizeof(e->w));
+	/* Sized before anything is opened, so the first report has b. */
+	total = model_files_bytes(m->text);
+	send_progress(e, 0, total, "opening");
+	ticker_start(&tk, e, total);
+	e->s = session_open(&o, &cause);
+	ticker_stop(&tk);
+	if (e->s == NULL) {
 		send_msg(e, MSG_ERROR, 0, xasprintf("cannot load the model: %s", cause));
 		free(cause);
 		return;
@@ -141,12 +287,12 @@ do_load(struct engine *e, struct msg *m)
 	if (session_notice(e->s) != NULL)
 		send_msg(e, MSG_ERROR, 0, xstrdup(session_notice(e->s)));
 	/* Usable now: the weights are mapped.  Reading them in is a bonus
-	 * that the first prompt interrupts. */
+	 * that prompts interrupt. */
 	desc = model_describe(session_model(e->s));
 	r.text = desc;
 	r.n = session_n_ctx(e->s);
 	queue_push(e->out, &r);
-	warm(e);
+	warm_begin(e);
 }
 
 /* ---- a turn --------------------------------------------------------------- */
@@ -204,6 +350,25 @@ do_prompt(struct engine *e, struct msg *m)
 	queue_push(e->out, &done);
 }
 
+/*
+ * The next message to handle: a kept one, else the queue's.  While the
+ * read-ahead is unfinished the engine does not block: false means the
+ * queue is idle and the read-ahead may go on.
+ */
+static bool
+next_job(struct engine *e, struct msg *m)
+{
+	if (e->pending.type != 0) {
+		*m = e->pending;
+		memset(&e->pending, 0, sizeof(e->pending));
+		return true;
+	}
+	if (e->s != NULL && e->w.active)
+		return queue_pop(e->in, m);
+	queue_wait(e->in, m);
+	return true;
+}
+
 static void *
 engine_main(void *arg)
 {
@@ -215,17 +380,24 @@ engine_main(void *arg)
 	while (!e->quit) {
 		struct msg m;
 
-		if (e->pending.type != 0) {
-			m = e->pending;
-			memset(&e->pending, 0, sizeof(e->pending));
-		} else
-			queue_wait(e->in, &m);
-		if (m.type == MSG_LOAD)
+		if (!next_job(e, &m)) {
+			warm(e);
+			continue;
+		}
+		switch (m.type) {
+		case MSG_LOAD:
 			do_load(e, &m);
-		else if (m.type == MSG_PROMPT)
+			break;
+		case MSG_PROMPT:
+			warm_pause(e);
 			do_prompt(e, &m);
-		else if (m.type == MSG_QUIT)
+			break;
+		case MSG_QUIT:
 			e->quit = true;
+			break;
+		default:
+			break; /* a cancel of a turn that has ended */
+		}
 		msg_free(&m);
 	}
 	msg_free(&e->pending);

@@ -14,10 +14,12 @@
  */
 #include "model.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "safetensors.h"
 #include "util.h"
@@ -510,6 +512,42 @@ model_open(const char *dir, char **cause)
 fail:
 	model_close(m);
 	return NULL;
+}
+
+/* Does name look like Hugging Face's "model-00001-of-00009.safetensors"? */
+static bool
+shard_name(const char *name)
+{
+	size_t n = strlen(name), sfx = strlen(".safetensors");
+
+	return strncmp(name, "model-", 6) == 0 && strstr(name, "-of-") != NULL && n > sfx &&
+	       strcmp(name + n - sfx, ".safetensors") == 0;
+}
+
+static uint64_t
+file_bytes(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	struct stat sb;
+	uint64_t n = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
+
+	free(path);
+	return n;
+}
+
+uint64_t
+model_files_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t total = 0;
+
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (shard_name(e->d_name))
+			total += file_bytes(dir, e->d_name);
+	if (d != NULL)
+		closedir(d);
+	return total > 0 ? total : file_bytes(dir, "model.safetensors");
 }
 
 static void

@@ -2,8 +2,9 @@
  * engine.h - the engine thread: owns the model, the context, the tokenizer
  * and the sampler, and talks to the UI only through two queues.
  *
- * It answers MSG_LOAD (open the model, then read it into memory while
- * reporting MSG_PROGRESS, then MSG_READY or MSG_ERROR), MSG_PROMPT (stream
+ * It answers MSG_LOAD (open the model reporting MSG_PROGRESS, then
+ * MSG_READY or MSG_ERROR; then, whenever no message waits, read the weights
+ * into memory reporting MSG_PROGRESS: see msg.h), MSG_PROMPT (stream
  * MSG_PREFILL, MSG_TOKEN, then MSG_DONE or MSG_ERROR for that seq),
  * MSG_CANCEL and MSG_QUIT (checked between the layers of a prefill step,
  * so a stop waits a fraction of a second, and between tokens).  A prompt or

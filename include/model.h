@@ -90,6 +90,14 @@ struct model *model_open(const char *dir, char **cause);
 /* Unmap and free.  Accepts NULL. */
 void model_close(struct model *m);
 
+/*
+ * Bytes of the weight files in dir, found by name as the loader finds them
+ * (every model-*-of-*.safetensors, else model.safetensors) and sized with
+ * stat(2) without opening them, so a load can say how much it will read
+ * before it starts.  0 when there are none.
+ */
+uint64_t model_files_bytes(const char *dir);
+
 /* Bytes a matrix occupies in the checkpoint (qweight + qzeros + scales, or w). */
 uint64_t qmat_bytes(const struct qmat *W);
 

@@ -27,7 +27,7 @@ enum msg_type {
 	MSG_QUIT,       /* stop whatever runs and end the thread */
 
 	/* Engine -> UI. */
-	MSG_PROGRESS = 200, /* loading: a = bytes read so far, b = bytes in all; text = phase */
+	MSG_PROGRESS = 200, /* loading: a, b, t, text = phase (below) */
 	MSG_READY,          /* model usable: text = description; n = context length */
 	MSG_PREFILL,        /* seq: a = prompt tokens processed, b = to process; t */
 	MSG_TOKEN,          /* seq: text, part, n, t (below) */
@@ -50,6 +50,27 @@ struct msg {
 };
 
 /*
+ * MSG_PROGRESS (seq 0), about the model being loaded: a = bytes of weights
+ * read into memory so far, b = bytes of the weight files in all, t = the
+ * engine's now_sec() when sent; text = the phase:
+ *   "opening"          a = 0 and b > 0 from the first message (the files are
+ *                      sized before anything is opened; b = 0 only when no
+ *                      file is named like weights), again every 0.25 s
+ *                      until MSG_READY or MSG_ERROR.
+ *   "reading weights"  after MSG_READY, the read-ahead: at least every 64 MiB
+ *                      or 0.25 s.
+ *   "paused"           a prompt runs first; the read-ahead goes on (a
+ *                      "reading weights" with the same a) once the turn has
+ *                      ended and no message waits.  Once per turn.
+ *   "done"             a == b: all read.  The last MSG_PROGRESS of the load.
+ *   "model larger than free memory: reading on demand"
+ *                      a == b == 0: no read-ahead (pages come as used).  The
+ *                      last MSG_PROGRESS of the load.
+ * Within a load a never decreases and stays <= b, and b stays the same,
+ * except that the first "reading weights" corrects it should the index name
+ * other files than the ones found by name (and the on-demand notice's 0).
+ * A new MSG_LOAD starts over with "opening".
+ *
  * MSG_TOKEN: the text of one token (sometimes of several, or none: see
  * session_gen_progress) in one part.  n = tokens generated so far in the
  * turn, reasoning and answer alike, counting the latest sampled one; t = the

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "engine.h"
+#include "model.h"
 #include "queue.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -114,6 +115,63 @@ check_turn(const struct turn *tr, const struct msg *done)
 	T_ASSERT(tr->last_n <= done->stats.gen_tokens);
 }
 
+/*
+ * What a load's messages said, up to the read-ahead's "done" (and the
+ * MSG_DONE of turn `seq` when nonzero): every MSG_PROGRESS has the same
+ * b > 0, a never goes back and stays <= b, t never goes back.
+ */
+struct load {
+	int n_progress, ready_n, paused_at, turn_at, done_at, at;
+	uint64_t b, last_a, paused_a;
+	double last_t;
+	bool ready, four_layers, first_opening, paused, done, turn_done, bad;
+};
+
+static void
+push_load(void)
+{
+	struct msg m = { .type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024,
+			 .n2 = 2 };
+
+	queue_push(in, &m);
+}
+
+static void
+watch_load(struct load *l, uint64_t seq)
+{
+	double t_push = now_sec();
+
+	while (!l->done || (seq != 0 && !l->turn_done)) {
+		struct msg m = next();
+
+		if (m.type == 0)
+			return;
+		l->at++;
+		if (m.type == MSG_READY) {
+			l->ready = true;
+			l->ready_n = m.n;
+			l->four_layers = strstr(m.text, "4 layers") != NULL;
+		}
+		if (m.type == MSG_DONE && m.seq == seq)
+			l->turn_done = true, l->turn_at = l->at;
+		if (m.type == MSG_PROGRESS) {
+			if (l->n_progress++ == 0) {
+				l->b = m.b;
+				l->first_opening = strcmp(m.text, "opening") == 0;
+			}
+			l->bad |= m.b != l->b || m.b == 0 || m.a < l->last_a || m.a > m.b;
+			l->bad |= m.t < t_push || m.t < l->last_t || m.t > now_sec();
+			l->last_a = m.a;
+			l->last_t = m.t;
+			if (strcmp(m.text, "paused") == 0 && !l->paused)
+				l->paused = true, l->paused_a = m.a, l->paused_at = l->at;
+			if (strcmp(m.text, "done") == 0)
+				l->done = m.a == m.b, l->done_at = l->at;
+		}
+		msg_free(&m);
+	}
+}
+
 /* A user message of about n tokens (several prefill chunks). */
 static char *
 long_text(int n)
@@ -144,7 +202,6 @@ main(void)
 {
 	struct engine *e;
 	struct msg m;
-	int n_progress = 0;
 	char text[8192] = "";
 
 	in = queue_new(NULL);
@@ -152,21 +209,43 @@ main(void)
 	e = engine_start(in, out, NULL);
 	T_ASSERT(e != NULL);
 
-	m = (struct msg){ .type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024,
-			  .n2 = 2 };
-	queue_push(in, &m);
-	for (;;) {
-		m = next();
-		if (m.type != MSG_PROGRESS)
-			break;
-		n_progress++;
-		msg_free(&m);
+	/* Load: sized from the first report, ready, then read ahead to the end. */
+	{
+		struct load l = { 0 };
+
+		push_load();
+		watch_load(&l, 0);
+		T_ASSERT(l.ready);
+		T_EQ_INT(l.ready_n, 1024);
+		T_ASSERT(l.four_layers);
+		T_ASSERT(l.n_progress >= 3);
+		T_ASSERT(l.first_opening);
+		T_ASSERT(!l.bad);
+		T_ASSERT(l.b == model_files_bytes("tests/data/tiny") && l.b > 1000000);
+		T_ASSERT(l.done && !l.paused);
 	}
-	T_EQ_INT(m.type, MSG_READY);
-	T_EQ_INT(m.n, 1024);
-	T_STR_CONTAINS(m.text, "4 layers");
-	T_ASSERT(n_progress >= 1);
-	msg_free(&m);
+
+	/*
+	 * A prompt sent with the load finds the read-ahead running (it starts
+	 * at once and the load takes far longer than two pushes): the read-ahead
+	 * says "paused", the turn runs, and the read-ahead then ends with a == b.
+	 * Tried again should the pushes ever lose that race.
+	 */
+	{
+		struct load l = { 0 };
+
+		for (int i = 0; i < 3 && !l.paused; i++) {
+			memset(&l, 0, sizeof(l));
+			push_load();
+			push_prompt(30 + (uint64_t)i, "Hi", 3);
+			watch_load(&l, 30 + (uint64_t)i);
+		}
+		T_ASSERT(l.paused);
+		T_ASSERT(l.paused_a < l.b);
+		T_ASSERT(l.done && l.turn_done);
+		T_ASSERT(l.paused_at < l.turn_at && l.turn_at < l.done_at);
+		T_ASSERT(!l.bad);
+	}
 
 	/* A full greedy turn, its tokens numbered and timed by the engine. */
 	{

@@ -136,4 +136,10 @@ void commands_complete_free(char **list);
  */
 const char *commands_help(void);
 
+/*
+ * The help text's lines about one command (name with or without its '/',
+ * any of its spellings), malloc'd; NULL when no such command.
+ */
+char *commands_help_topic(const char *name);
+
 #endif

@@ -65,7 +65,7 @@ struct store_conv_item {
 	int64_t id;
 	char *title; /* the title, else the first question's first line, else "(untitled)" */
 	int64_t updated_at;
-	int64_t n_messages; /* every message of the tree, hidden branches included */
+	int64_t n_messages; /* messages on the current branch (what opening it shows) */
 	bool pinned;
 };
 
@@ -149,7 +149,10 @@ int store_schema_version(void);
 int64_t store_conv_create(struct store *s, const char *model, const char *system_prompt,
 			  char **cause);
 
-/* Set the title; NULL or "" removes it, so the list falls back to the first question. */
+/*
+ * Set the title to title's first line, surrounding blanks trimmed; NULL or a
+ * blank one removes it, so the list falls back to the first question.
+ */
 int store_conv_rename(struct store *s, int64_t conv_id, const char *title, char **cause);
 /* Set the system prompt (NULL for none); later turns use it, past ones are not rewritten. */
 int store_conv_set_system(struct store *s, int64_t conv_id, const char *system_prompt,

@@ -175,7 +175,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CONV_SET_ARCHIVED] = "UPDATE conversation SET archived = ?2 WHERE id = ?1",
 	[ST_CONV_DELETE] = "DELETE FROM conversation WHERE id = ?1",
 	[ST_CONV_LIST] = "SELECT c.id, c.title, " FIRST_USER ", c.updated_at,"
-			 " (SELECT count(*) FROM message m WHERE m.conversation_id = c.id),"
+			 /* The messages on the current branch: what opening it shows. */
+			 " (WITH RECURSIVE b(id) AS (SELECT c.current_leaf_id UNION ALL"
+			 "  SELECT m.parent_id FROM message m JOIN b ON m.id = b.id"
+			 "  WHERE m.parent_id IS NOT NULL) SELECT count(*) FROM b WHERE id IS NOT NULL),"
 			 " c.pinned FROM conversation c WHERE c.archived = 0"
 			 " ORDER BY c.pinned DESC, c.updated_at DESC, c.id DESC",
 	[ST_CONV_GET] = "SELECT c.uuid, c.title, " FIRST_USER ", c.system_prompt, c.model,"
@@ -783,8 +786,13 @@ int
 store_conv_rename(struct store *s, int64_t conv_id, const char *title, char **cause)
 {
 	sqlite3_stmt *st = use(s, ST_CONV_RENAME);
+	size_t len;
+	const char *t = first_line(title, &len); /* a title is one line, no stray blanks */
 
-	bind_text(st, 2, title != NULL && title[0] != '\0' ? title : NULL);
+	if (len == 0)
+		sqlite3_bind_null(st, 2);
+	else
+		sqlite3_bind_text(st, 2, t, (int)len, SQLITE_TRANSIENT);
 	return conv_update(s, st, conv_id, "cannot rename the conversation", cause);
 }
 

@@ -85,4 +85,98 @@ got=$(you_text)
 	|| bad "CJK wrapped at 120: got $got"
 quit_ok "quit at 120x36"
 
+# ---- 4. vi mode keeps the application keys -------------------------------
+printf 'set editing-mode vi\n' >"$tmp/inputrc"
+export INPUTRC="$tmp/inputrc"
+start "$tmp/endless" "--max-tokens 100000"
+expect "vi mode: loads" "ready in"
+$T send-keys F1
+expect "vi insert mode: F1 shows the help" "qnext help"
+$T send-keys q
+wait_gone "qnext help" 20
+send_line "go on"
+expect "vi mode: generating" "generating"
+$T send-keys C-c
+expect "vi insert mode: Ctrl-C stops the answer" " - stopped"
+send_line "/set max_tokens 8"
+send_line "short"
+expect "vi mode: a short answer" " - token limit"
+$T send-keys C-o
+expect "vi insert mode: Ctrl-O opens the panel" "v thought for"
+$T send-keys Escape
+sleep 0.3
+$T send-keys F2
+expect "vi command mode: F2 lists the chats" "conversations - Enter"
+$T send-keys q
+wait_gone "conversations - Enter" 20
+$T send-keys Escape
+sleep 0.3
+$T send-keys C-l
+$T send-keys -l "i"
+$T send-keys C-c
+sleep 0.3
+screen | grep -q "^> .*?" && bad "vi: Ctrl-C inserted a character" || ok "vi: Ctrl-C inserts nothing"
+$T send-keys Escape
+sleep 0.3
+$T send-keys F10
+if wait_exit | grep -q "EXIT=0"; then ok "vi command mode: F10 quits"; else bad "vi mode: F10"; fi
+unset INPUTRC
+
+# ---- 12, 13, 16, 17. browser, help, small ones at 80x24 -------------------
+COLS=80 ROWS=24 start tests/data/tiny "--max-tokens 3"
+expect "80x24: loads" "ready in"
+send_line "alpha chat"
+expect "alpha answered" "token limit"
+send_line "/system"
+expect "/system with none set says so" "system prompt: (none)"
+send_line "/help set"
+expect "/help set shows /set's lines" "/set <param> <value>"
+screen | grep -q "/regen\|/show" && bad "/help set shows other commands" || ok "/help set shows only /set"
+$T send-keys F1
+expect "F1 help at 80x24" "lines 1-"
+# Rows above the status rows: nothing of the transcript at column 0.
+screen | head -n 21 | grep -q '^[^ ]' && bad "help overlay leaves column 0 visible" || ok "help covers column 0"
+$T send-keys End
+expect "help scrolls to its end" "/quit, /exit, /bye"
+expect "help footer at the end" "of 3[0-9] "
+$T send-keys Home
+expect "help scrolls back" "Enter send"
+$T send-keys q
+wait_gone "lines 1-" 20 && ok "q closes the help" || bad "q closes the help"
+send_line "/new"
+send_line "beta chat"
+expect "beta answered" "token limit"
+$T send-keys F5
+sleep 1
+wait_for "token limit" 100
+$T send-keys F2
+expect "browser shows IDs" "#2  "
+expect "browser counts the branch shown" "#2  .*, 2 messages"
+screen | sed -n '2,21p' | grep -q '^[^ ]' && bad "browser leaves column 0 visible" || ok "browser covers column 0"
+$T send-keys R
+expect "rename prefilled with the old title" "new title: beta chat"
+$T send-keys C-u
+send_line " Renamed beta "
+expect "renamed in the list" "Renamed beta"
+$T send-keys d
+expect "rename keeps the selection; delete names the chat" 'delete #2 "Renamed beta"? (y/n)'
+$T send-keys n
+$T send-keys F2
+expect "browser again" "conversations - Enter"
+$T send-keys End
+$T send-keys d
+expect "End (tmux: ESC [ 4 ~) selects the last" 'delete #1 "alpha chat"'
+$T send-keys n
+$T send-keys F2
+expect "browser once more" "conversations - Enter"
+$T send-keys End Home
+$T send-keys d
+expect "Home (tmux: ESC [ 1 ~) selects the first" 'delete #2 '
+$T send-keys n
+$T send-keys F2
+expect "browser to open" "conversations - Enter"
+$T send-keys Enter
+expect "opening counts what the list counts" 'opened "Renamed beta" (2 messages)'
+quit_ok "quit after the browser"
+
 finish

@@ -131,7 +131,8 @@ test_set(void)
 	set_ok("/set top_k 20.0", PARAM_TOP_K, 20.0);
 	set_ok("/set min_p 0.05", PARAM_MIN_P, 0.05);
 	set_ok("/set seed 0", PARAM_SEED, 0.0);
-	set_ok("/set seed 9007199254740992", PARAM_SEED, 9007199254740992.0);
+	set_ok("/set seed 9007199254740991", PARAM_SEED, 9007199254740991.0);
+	set_ok("/set seed -1", PARAM_SEED, -1.0); /* back to a fresh seed per answer */
 	set_ok("/set max_tokens 1", PARAM_MAX_TOKENS, 1.0);
 	set_ok("/set presence -1.5", PARAM_PRESENCE, -1.5);
 	set_ok("/set presence_penalty 1.5", PARAM_PRESENCE, 1.5);
@@ -156,7 +157,8 @@ test_set(void)
 	bad("/set top_k 2.5", "/set top_k: expected a whole number, got '2.5'");
 	bad("/set top_k many", "/set top_k: expected a whole number, got 'many'");
 	bad("/set max_tokens 0", "/set max_tokens: 0 is out of range (1 or more)");
-	bad("/set seed -1", "/set seed: -1 is out of range");
+	bad("/set seed -2", "/set seed: -2 is out of range");
+	bad("/set seed 9007199254740992", "/set seed: 9007199254740992 is out of range");
 	bad("/set seed 1e300", "/set seed: 1e300 is out of range");
 	bad("/set repeat 0", "/set repeat: 0 is out of range");
 	bad("/set presence 3", "/set presence: 3 is out of range (-2 to 2)");
@@ -378,6 +380,31 @@ test_help(void)
 	}
 }
 
+/* /help NAME gives that command's lines, by any spelling, and nothing else. */
+static void
+test_help_topic(void)
+{
+	char *t;
+
+	t = commands_help_topic("set");
+	T_ASSERT(t != NULL && strncmp(t, "  /set <param>", 14) == 0);
+	T_STR_CONTAINS(t, "max_tokens >= 1");
+	T_ASSERT(t != NULL && strstr(t, "/show") == NULL && strstr(t, "/system") == NULL);
+	free(t);
+	t = commands_help_topic("/clear");
+	T_ASSERT(t != NULL && strstr(t, "/new, /clear") != NULL && strstr(t, "/regen") == NULL);
+	free(t);
+	t = commands_help_topic("quit");
+	T_ASSERT(t != NULL && strstr(t, "/quit") != NULL);
+	free(t);
+	t = commands_help_topic("?");
+	T_ASSERT(t != NULL && strstr(t, "/help [command]") != NULL);
+	free(t);
+	T_ASSERT(commands_help_topic("s") == NULL);
+	T_ASSERT(commands_help_topic("nosuch") == NULL);
+	T_ASSERT(commands_help_topic("") == NULL);
+}
+
 int
 main(void)
 {
@@ -389,5 +416,6 @@ main(void)
 	test_not_commands();
 	test_complete();
 	test_help();
+	test_help_topic();
 	return t_done("test-commands");
 }

@@ -548,6 +548,43 @@ branch_ids(struct store *s, int64_t conv, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * The list counts what opening a chat shows (the current branch), not
+ * regenerated siblings; a title is stored as one trimmed line.
+ */
+static void
+test_list_counts_branch(void)
+{
+	struct store *s = open_ok(":memory:");
+	struct store_conv_item *it = NULL;
+	struct store_message *m = NULL;
+	struct store_conv c;
+	int64_t conv, a1;
+	size_t n = 0, nb = 0;
+
+	conv = store_conv_create(s, "m", NULL, NULL);
+	a1 = make_turn(s, conv, "q", "first", NULL);
+	T_ASSERT(store_msg_regenerate(s, conv, a1, "m", NULL) > a1);
+	T_EQ_INT(store_branch_load(s, conv, &m, &nb, NULL), 0);
+	T_EQ_INT(store_conv_list(s, &it, &n, NULL), 0);
+	T_EQ_INT(n, 1);
+	if (n == 1) {
+		T_EQ_INT(it[0].n_messages, 2);
+		T_EQ_INT(it[0].n_messages, (int64_t)nb);
+	}
+	store_conv_list_free(it, n);
+	store_branch_free(m, nb);
+	T_EQ_INT(store_conv_rename(s, conv, "  Trip plans \t\nsecond line", NULL), 0);
+	T_EQ_INT(store_conv_get(s, conv, &c, NULL), 0);
+	T_ASSERT(c.title != NULL && strcmp(c.title, "Trip plans") == 0);
+	store_conv_release(&c);
+	T_EQ_INT(store_conv_rename(s, conv, " \t ", NULL), 0);
+	T_EQ_INT(store_conv_get(s, conv, &c, NULL), 0);
+	T_ASSERT(c.title == NULL);
+	store_conv_release(&c);
+	store_close(s);
+}
+
 static void
 test_branches(void)
 {
@@ -961,6 +998,7 @@ main(void)
 	test_locked();
 	test_recovery();
 	test_conversations();
+	test_list_counts_branch();
 	test_branches();
 	test_chat_conversion();
 	test_search();

@@ -121,11 +121,15 @@ app_redisplay(void)
 
 /* Switch the input line to prompt p, sending the next line to fn (NULL = chat). */
 void
-app_ask(struct app *a, const char *p, app_line_fn *fn)
+app_ask(struct app *a, const char *p, const char *initial, app_line_fn *fn)
 {
 	line_action = fn;
 	rl_callback_handler_remove();
 	rl_callback_handler_install(p, on_line);
+	if (initial != NULL) {
+		rl_insert_text(initial);
+		rl_point = rl_end;
+	}
 	screen_dirty(a);
 }
 
@@ -504,6 +508,18 @@ drain_engine(struct app *a)
 
 static void do_search_line(struct app *a, const char *line);
 
+/* "random" or the number (static buffer: use at once). */
+static const char *
+seed_str(uint64_t seed)
+{
+	static char buf[32];
+
+	if (seed == SAMPLER_SEED_RANDOM)
+		return "random (a fresh one per answer)";
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)seed);
+	return buf;
+}
+
 static void
 show(struct app *a, const struct command *c)
 {
@@ -521,9 +537,9 @@ show(struct app *a, const struct command *c)
 			 a->last_stats.gen_tokens, a->prefill_tps, a->decode_tps, a->ttft);
 	else
 		app_info(a, "temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
-			    "%.2f  seed %llu  max_tokens %d",
+			    "%.2f  seed %s  max_tokens %d",
 			 p->temperature, p->top_k, p->top_p, p->min_p, p->presence_penalty,
-			 p->repetition_penalty, (unsigned long long)p->seed, a->gp.max_tokens);
+			 p->repetition_penalty, seed_str(p->seed), a->gp.max_tokens);
 }
 
 static void
@@ -536,12 +552,26 @@ set_param(struct app *a, const struct command *c)
 	case PARAM_TOP_P: p->top_p = (float)c->value; break;
 	case PARAM_TOP_K: p->top_k = (int)c->value; break;
 	case PARAM_MIN_P: p->min_p = (float)c->value; break;
-	case PARAM_SEED: p->seed = (uint64_t)c->value; break;
+	case PARAM_SEED: p->seed = c->value < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)c->value; break;
 	case PARAM_MAX_TOKENS: a->gp.max_tokens = (int)c->value; break;
 	case PARAM_PRESENCE: p->presence_penalty = (float)c->value; break;
 	case PARAM_REPEAT: p->repetition_penalty = (float)c->value; break;
 	}
 	app_set_status(a, false, "set");
+}
+
+/* The current chat's title for editing, or NULL (static buffer: use at once). */
+static const char *
+current_title(struct app *a)
+{
+	static char buf[256];
+	struct store_conv c;
+
+	if (a->store == NULL || a->conv_id <= 0 || store_conv_get(a->store, a->conv_id, &c, NULL) != 0)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%s", c.title != NULL ? c.title : "");
+	store_conv_release(&c);
+	return buf;
 }
 
 static void
@@ -684,11 +714,28 @@ think_all(struct app *a, enum command_think t)
 	screen_dirty(a);
 }
 
+/* /help: the overlay, or one command's lines in the transcript. */
+static void
+help(struct app *a, const char *topic)
+{
+	char *t;
+
+	if (topic == NULL) {
+		a->overlay = OVERLAY_HELP;
+		a->help_top = 0;
+	} else if ((t = commands_help_topic(topic)) == NULL)
+		app_set_status(a, true, "no command /%s; /help lists them", topic[0] == '/' ? topic + 1 : topic);
+	else {
+		app_info(a, "%s", t);
+		free(t);
+	}
+}
+
 static void
 run_command(struct app *a, const struct command *c)
 {
 	switch (c->id) {
-	case CMD_HELP: a->overlay = OVERLAY_HELP; break;
+	case CMD_HELP: help(a, c->arg); break;
 	case CMD_NEW: app_new_conversation(a); break;
 	case CMD_REGEN: app_regen(a); break;
 	case CMD_SYSTEM:
@@ -706,7 +753,7 @@ run_command(struct app *a, const struct command *c)
 		if (c->arg != NULL)
 			rename_line(a, c->arg);
 		else
-			app_ask(a, "new title: ", rename_line);
+			app_ask(a, "new title: ", current_title(a), rename_line);
 		break;
 	case CMD_DELETE: app_confirm(a, "delete this conversation?", delete_current); break;
 	case CMD_EXPORT:
@@ -769,7 +816,7 @@ on_line(char *line)
 	app_line_fn *fn = line_action;
 
 	if (fn != NULL) {
-		app_ask(a, "> ", NULL);
+		app_ask(a, "> ", NULL, NULL);
 		if (line != NULL)
 			fn(a, line);
 		free(line);
@@ -884,7 +931,7 @@ static int
 key_help(int c, int k)
 {
 	(void)c, (void)k;
-	app_g->overlay = OVERLAY_HELP;
+	help(app_g, NULL);
 	screen_dirty(app_g);
 	return 0;
 }
@@ -950,7 +997,7 @@ static int
 key_search(int c, int k)
 {
 	(void)c, (void)k;
-	app_ask(app_g, "search: ", do_search_line);
+	app_ask(app_g, "search: ", NULL, do_search_line);
 	return 0;
 }
 
@@ -1040,10 +1087,18 @@ complete(const char *text, int start, int end)
 	return m;
 }
 
+/*
+ * Bind in every keymap a user can be in: emacs, and vi's insert and command
+ * maps (with `set editing-mode vi` in ~/.inputrc the emacs map is never
+ * used, so keys bound only there do nothing).
+ */
 static void
 bind(const char *seq, rl_command_func_t *fn)
 {
-	rl_bind_keyseq(seq, fn);
+	Keymap maps[] = { emacs_standard_keymap, vi_insertion_keymap, vi_movement_keymap };
+
+	for (size_t i = 0; i < ARRAY_LEN(maps); i++)
+		rl_bind_keyseq_in_map(seq, fn, maps[i]);
 }
 
 static void
@@ -1124,6 +1179,7 @@ readline_init(void)
 	using_history();
 	read_history(hist);
 	free(hist);
+	rl_initialize(); /* reads ~/.inputrc now, so the application's keys win over it */
 	bind_keys();
 	rl_callback_handler_install("> ", on_line);
 }
@@ -1237,32 +1293,83 @@ on_signals(struct app *a)
 
 /* ---- keyboard ----------------------------------------------------------------- */
 
+/*
+ * Bytes of the escape sequence at p (n > 0 bytes there): a CSI or SS3
+ * sequence up to its final byte, Alt plus a key, or a lone Esc; 0 when p
+ * does not start with Esc.
+ */
+static size_t
+esc_seq_len(const unsigned char *p, size_t n)
+{
+	size_t k = 2;
+
+	if (p[0] != 0x1b)
+		return 0;
+	if (n == 1)
+		return 1;
+	if (p[1] == 0x1b) /* Alt with a key that is a sequence itself */
+		return 1 + esc_seq_len(p + 1, n - 1);
+	if (p[1] == 'O')
+		return MIN(3, n);
+	if (p[1] != '[')
+		return 2;
+	while (k < n && !(p[k] >= 0x40 && p[k] <= 0x7e))
+		k++;
+	return MIN(k + 1, n);
+}
+
+/* The key a CSI/SS3 sequence p[0..n) names, for the overlays; -1 if none of theirs. */
+static int
+seq_key(const unsigned char *p, size_t n)
+{
+	int num = n > 3 ? atoi((const char *)p + 2) : 0;
+
+	switch (p[n - 1]) {
+	case 'A': return KEY_UP;
+	case 'B': return KEY_DOWN;
+	case 'H': return KEY_HOME;
+	case 'F': return KEY_END;
+	case '~': /* vt220 keypad: 1 and 7 Home, 4 and 8 End (screen, tmux, rxvt) */
+		return num == 5 ? KEY_PPAGE : num == 6 ? KEY_NPAGE : num == 1 || num == 7 ? KEY_HOME
+			: num == 4 || num == 8 ? KEY_END : -1;
+	default: return -1;
+	}
+}
+
 /* Decode one key from the input bytes for the overlays; 0 when none. */
 static int
 next_key(struct app *a)
 {
 	unsigned char *p = a->inbuf + a->in_pos;
-	size_t n = a->in_len - a->in_pos;
+	size_t n = a->in_len - a->in_pos, k;
 
 	if (n == 0)
 		return 0;
-	if (p[0] == 0x1b && n >= 3 && (p[1] == '[' || p[1] == 'O')) {
-		size_t k = 2;
-
-		while (k < n && !(p[k] >= 0x40 && p[k] <= 0x7e))
-			k++;
-		a->in_pos += MIN(k + 1, n);
-		switch (p[k < n ? k : n - 1]) {
-		case 'A': return KEY_UP;
-		case 'B': return KEY_DOWN;
-		case 'H': return KEY_HOME;
-		case 'F': return KEY_END;
-		case '~': return p[2] == '5' ? KEY_PPAGE : p[2] == '6' ? KEY_NPAGE : -1;
-		default: return -1;
-		}
+	k = esc_seq_len(p, n);
+	if (k >= 3 && p[1] != 0x1b) {
+		a->in_pos += k;
+		return seq_key(p, k);
 	}
 	a->in_pos++;
 	return p[0];
+}
+
+/* The help overlay scrolls; any key but a moving one closes it. */
+static void
+help_key(struct app *a, int k)
+{
+	int page = MAX(1, a->rows - 6);
+
+	switch (k) {
+	case 'j': case KEY_DOWN: a->help_top++; break;
+	case 'k': case KEY_UP: a->help_top--; break;
+	case ' ': case KEY_NPAGE: a->help_top += page; break;
+	case 'b': case KEY_PPAGE: a->help_top -= page; break;
+	case 'g': case KEY_HOME: a->help_top = 0; break;
+	case 'G': case KEY_END: a->help_top = 1 << 20; break;
+	default: a->overlay = OVERLAY_NONE; return;
+	}
+	a->help_top = MAX(0, a->help_top); /* the far end is clamped when drawn */
 }
 
 static void
@@ -1272,7 +1379,7 @@ overlay_keys(struct app *a)
 
 	while ((k = next_key(a)) != 0) {
 		if (a->overlay == OVERLAY_HELP) {
-			a->overlay = OVERLAY_NONE;
+			help_key(a, k);
 		} else if (a->overlay == OVERLAY_CONFIRM) {
 			a->overlay = OVERLAY_NONE;
 			if ((k == 'y' || k == 'Y') && a->confirm_fn != NULL)
@@ -1320,8 +1427,16 @@ on_stdin(struct app *a)
 		overlay_keys(a);
 	if (lone_escape(a))
 		return;
-	while (a->in_pos < a->in_len && a->overlay == OVERLAY_NONE && !a->quit)
+	while (a->in_pos < a->in_len && a->overlay == OVERLAY_NONE && !a->quit) {
+		size_t k = esc_seq_len(a->inbuf + a->in_pos, a->in_len - a->in_pos);
+
+		/* An escape sequence goes to readline as pushed input: vi mode
+		 * takes an Esc as "command mode" unless it sees the rest of the
+		 * key already pending, and it looks there, not in our buffer. */
+		while (k-- > 0)
+			rl_stuff_char(a->inbuf[a->in_pos++]);
 		rl_callback_read_char();
+	}
 	if (a->overlay != OVERLAY_NONE)
 		overlay_keys(a);
 	a->in_len = a->in_pos = 0;

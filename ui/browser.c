@@ -76,7 +76,9 @@ load_list(struct app *a)
 
 		a->items[i].conv_id = it[i].id;
 		a->items[i].title = xstrdup(it[i].title);
-		a->items[i].detail = xasprintf("%s, %lld messages", w, (long long)it[i].n_messages);
+		a->items[i].detail = xasprintf("#%lld  %s, %lld message%s", (long long)it[i].id, w,
+					       (long long)it[i].n_messages,
+					       it[i].n_messages == 1 ? "" : "s");
 		free(w);
 	}
 	a->n_items = (int)n;
@@ -99,8 +101,11 @@ load_search(struct app *a, const char *q)
 	a->items = xcalloc(n + 1, sizeof(*a->items));
 	for (size_t i = 0; i < n; i++) {
 		a->items[i].conv_id = h[i].conv_id;
+		char *snip = snippet(h[i].snippet);
+
 		a->items[i].title = xstrdup(h[i].title);
-		a->items[i].detail = snippet(h[i].snippet);
+		a->items[i].detail = xasprintf("#%lld  %s", (long long)h[i].conv_id, snip);
+		free(snip);
 	}
 	a->n_items = (int)n;
 	store_hits_free(h, n);
@@ -139,6 +144,16 @@ search_line(struct app *a, const char *line)
 	browser_open(a, line);
 }
 
+/* Reopen the list (or search) with the cursor on conversation id when it is there. */
+static void
+reopen_at(struct app *a, int64_t id)
+{
+	browser_open(a, a->browser_query);
+	for (int i = 0; i < a->n_items; i++)
+		if (a->items[i].conv_id == id)
+			a->sel = i;
+}
+
 static void
 rename_line(struct app *a, const char *line)
 {
@@ -149,7 +164,7 @@ rename_line(struct app *a, const char *line)
 		app_set_status(a, true, "rename failed: %s", cause);
 		free(cause);
 	}
-	browser_open(a, a->browser_query);
+	reopen_at(a, id);
 }
 
 static void
@@ -169,16 +184,17 @@ delete_confirmed(struct app *a)
 }
 
 static void
-ask_line(struct app *a, const char *prompt, app_line_fn *fn)
+ask_line(struct app *a, const char *prompt, const char *initial, app_line_fn *fn)
 {
 	browser_close(a);
-	app_ask(a, prompt, fn);
+	app_ask(a, prompt, initial, fn);
 }
 
 void
 browser_key(struct app *a, int key)
 {
 	int64_t id = a->n_items > 0 ? a->items[a->sel].conv_id : 0;
+	char *title = id > 0 ? xstrdup(a->items[a->sel].title) : NULL, *q;
 
 	switch (key) {
 	case 'j': case KEY_DOWN: a->sel = MIN(a->sel + 1, MAX(a->n_items - 1, 0)); break;
@@ -192,18 +208,20 @@ browser_key(struct app *a, int key)
 		if (id > 0)
 			app_open_conversation(a, id);
 		break;
-	case '/': ask_line(a, "search chats: ", search_line); break;
+	case '/': ask_line(a, "search chats: ", NULL, search_line); break;
 	case 'R':
 		if (id > 0) {
 			a->browser_target = id;
-			ask_line(a, "new title: ", rename_line);
+			ask_line(a, "new title: ", title, rename_line);
 		}
 		break;
 	case 'd':
 		if (id > 0) {
 			a->browser_target = id;
 			browser_close(a);
-			app_confirm(a, "delete the selected conversation?", delete_confirmed);
+			q = xasprintf("delete #%lld \"%s\"?", (long long)id, title);
+			app_confirm(a, q, delete_confirmed);
+			free(q);
 		}
 		break;
 	case 'x':
@@ -213,13 +231,14 @@ browser_key(struct app *a, int key)
 	case 'q': case 0x1b: case 'Q': browser_close(a); break;
 	default: break;
 	}
+	free(title);
 	screen_dirty(a);
 }
 
 void
-browser_draw(struct app *a)
+browser_draw(struct app *a, int h)
 {
-	int h = a->rows - 4, w = a->cols - 2, x = 1, rows = (h - 2) / 2;
+	int w = a->cols, x = 0, rows = MAX(1, (h - 1) / 2);
 	char title[256];
 
 	if (a->sel < a->top)

@@ -13,16 +13,18 @@
  */
 #include "commands.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "sampler.h"
 #include "util.h"
 
 #define QUOTE_MAX 40                 /* at most this much of the user's text is echoed in a cause */
-#define SEED_MAX  9007199254740992.0 /* 2^53: the largest seed a double holds exactly */
+#define SEED_MAX  ((double)SAMPLER_SEED_MAX) /* 2^53 - 1: every seed a double holds exactly */
 #define WHOLE_MAX 2147483647.0
 
 static const char *const show_words[] = { "params", "system", "model", "stats", NULL };
@@ -67,7 +69,7 @@ static const struct param_def {
 	{ "top_p", PARAM_TOP_P, 0, 1, false, false, "0 to 1" },
 	{ "top_k", PARAM_TOP_K, 0, WHOLE_MAX, false, true, "0 or more" },
 	{ "min_p", PARAM_MIN_P, 0, 1, false, false, "0 to 1" },
-	{ "seed", PARAM_SEED, 0, SEED_MAX, false, true, "0 to 2^53" },
+	{ "seed", PARAM_SEED, -1, SEED_MAX, false, true, "-1 (a fresh one per answer) or 0 to 2^53-1" },
 	{ "max_tokens", PARAM_MAX_TOKENS, 1, WHOLE_MAX, false, true, "1 or more" },
 	{ "presence", PARAM_PRESENCE, -2, 2, false, false, "-2 to 2" },
 	{ "repeat", PARAM_REPEAT, 0, 10, true, false, "above 0, up to 10" },
@@ -674,7 +676,8 @@ commands_help(void)
 	       "  /system [text]          show the system prompt, or set it for this chat;\n"
 	       "                          \"\" clears it, \"\"\"...\"\"\" spans lines\n"
 	       "  /set <param> <value>    change a sampling setting for this chat:\n"
-	       "      temp 0-5, top_p 0-1, top_k >= 0 (0 = off), min_p 0-1, seed >= 0,\n"
+	       "      temp 0-5, top_p 0-1, top_k >= 0 (0 = off), min_p 0-1,\n"
+	       "      seed 0 to 2^53-1 (-1 = a fresh one per answer, the default),\n"
 	       "      max_tokens >= 1, presence -2 to 2 (0 = off),\n"
 	       "      repeat (repetition penalty) > 0 up to 10 (1 = off)\n"
 	       "  /show [params|system|model|stats]\n"
@@ -691,4 +694,43 @@ commands_help(void)
 	       "  /copy [last|all|code]   copy the last answer (default), the whole chat,\n"
 	       "                          or the last code block\n"
 	       "  /quit, /exit, /bye      quit\n";
+}
+
+/* Does the help line `line` (a block's first) name /name[0..n)? */
+static bool
+names_command(const char *line, size_t len, const char *name, size_t n)
+{
+	for (const char *p = line; (p = memchr(p, '/', len - (size_t)(p - line))) != NULL; p++) {
+		size_t left = len - (size_t)(p + 1 - line);
+
+		if (left >= n && strncasecmp(p + 1, name, n) == 0 &&
+		    (left == n || !(isalnum((unsigned char)p[1 + n]) || p[1 + n] == '_')))
+			return true;
+	}
+	return false;
+}
+
+char *
+commands_help_topic(const char *name)
+{
+	const char *p = commands_help(), *start = NULL;
+	size_t n;
+
+	if (name[0] == '/')
+		name++;
+	n = strlen(name);
+	if (n == 0)
+		return NULL;
+	/* A block is a line starting "  /" plus the deeper-indented lines after it. */
+	while (*p != '\0') {
+		size_t len = strcspn(p, "\n");
+		bool head = strncmp(p, "  /", 3) == 0;
+
+		if (start != NULL && (head || strncmp(p, "   ", 3) != 0))
+			return strndup(start, (size_t)(p - start));
+		if (start == NULL && head && names_command(p, len, name, n))
+			start = p;
+		p += len + (p[len] == '\n');
+	}
+	return start != NULL ? xstrdup(start) : NULL;
 }

@@ -519,21 +519,26 @@ input_rows(struct app *a)
 
 /* ---- overlays --------------------------------------------------------------- */
 
+/* Blank rows [0, rows) across the whole width: an overlay hides the transcript. */
 static void
-draw_box(struct app *a, int y0, int x0, int h, int w, const char *title)
+clear_area(int rows)
 {
-	for (int y = y0; y < y0 + h; y++) {
-		move(y, x0);
-		for (int x = 0; x < w; x++)
-			addch(' ');
+	for (int y = 0; y < rows; y++) {
+		move(y, 0);
+		clrtoeol();
 	}
+}
+
+/* A bar in reverse video across columns [x0, x0 + w) with text on it. */
+static void
+bar(int y, int x0, int w, const char *text)
+{
 	attron(A_REVERSE);
-	move(y0, x0);
+	move(y, x0);
 	for (int x = 0; x < w; x++)
 		addch(' ');
-	put_str(y0, x0 + 1, title, w - 2);
+	put_str(y, x0 + 1, text, w - 2);
 	attroff(A_REVERSE);
-	(void)a;
 }
 
 static const char *const help_keys[] = {
@@ -544,25 +549,49 @@ static const char *const help_keys[] = {
 	"PgUp/PgDn scroll   Alt-PgUp/PgDn, Shift-Up/Down a few lines",
 	"Alt-Home/Alt-End top/bottom    Ctrl-S, F3 search the transcript",
 	"Alt-1..9 open recent conversation N      Up/Down, Ctrl-R input history",
+	"Tab completes commands; in vi mode (~/.inputrc) all of these work too",
 	"",
 };
 
-static void
-draw_help(struct app *a)
+/* The help's lines: the keys, then the commands (n of them; *lens their lengths). */
+static int
+help_lines(const char **lines, int *lens, int max)
 {
-	const char *cmds = commands_help();
-	int h = MIN(a->rows - 2, 30), w = MIN(a->cols - 2, 90), y = 1, x = (a->cols - w) / 2;
-	const char *p = cmds;
+	const char *p = commands_help();
+	int n = 0;
 
-	draw_box(a, 0, x, h + 1, w, "qnext help - any key closes (man qnext for everything)");
-	for (size_t i = 0; i < ARRAY_LEN(help_keys) && y < h; i++)
-		put_str(y++, x + 1, help_keys[i], w - 2);
-	while (*p != '\0' && y < h) {
-		size_t n = strcspn(p, "\n");
-
-		put(y++, x + 1, p, n, w - 2);
-		p += n + (p[n] == '\n');
+	for (size_t i = 0; i < ARRAY_LEN(help_keys) && n < max; i++, n++) {
+		lines[n] = help_keys[i];
+		lens[n] = (int)strlen(help_keys[i]);
 	}
+	while (*p != '\0' && n < max) {
+		size_t len = strcspn(p, "\n");
+
+		lines[n] = p;
+		lens[n++] = (int)len;
+		p += len + (p[len] == '\n');
+	}
+	return n;
+}
+
+/* The help over the transcript area (rows tall), scrolled to a->help_top. */
+static void
+draw_help(struct app *a, int rows)
+{
+	const char *lines[128];
+	int lens[128], n = help_lines(lines, lens, 128);
+	int w = MIN(a->cols, 90), x = (a->cols - w) / 2, body = MAX(1, rows - 2);
+	char foot[128];
+
+	a->help_top = MAX(0, MIN(a->help_top, n - body));
+	clear_area(rows);
+	bar(0, x, w, "qnext help (man qnext for everything)");
+	for (int i = 0; i < body && a->help_top + i < n; i++)
+		put(1 + i, x + 1, lines[a->help_top + i], (size_t)lens[a->help_top + i], w - 2);
+	snprintf(foot, sizeof(foot), "lines %d-%d of %d%s", a->help_top + 1,
+		 MIN(n, a->help_top + body), n,
+		 n > body ? "  Up/Down/PgUp/PgDn scroll, any other key closes" : "  any key closes");
+	bar(rows - 1, x, w, foot);
 }
 
 /* ---- the frame ----------------------------------------------------------- */
@@ -586,9 +615,9 @@ screen_draw(struct app *a)
 	draw_transcript(a, trows);
 	draw_status(a, trows);
 	if (a->overlay == OVERLAY_HELP)
-		draw_help(a);
+		draw_help(a, trows);
 	else if (a->overlay == OVERLAY_BROWSER)
-		browser_draw(a);
+		browser_draw(a, trows);
 	draw_input(a, trows + STATUS_ROWS, a->in_rows);
 	if (a->overlay == OVERLAY_HELP || a->overlay == OVERLAY_BROWSER)
 		curs_set(0);

@@ -173,6 +173,7 @@ struct app {
 	int n_items, sel, top;
 	char *browser_query;
 	int64_t browser_target; /* conversation a rename or delete question is about */
+	int help_top;           /* first line the help overlay shows */
 	/* Confirmation: what to do on 'y'. */
 	void (*confirm_fn)(struct app *a);
 	char *confirm_text;
@@ -206,9 +207,9 @@ void app_open_conversation(struct app *a, int64_t id);
 void app_set_status(struct app *a, bool error, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void app_info(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Ask for one line at a special prompt; fn gets it (not called on Ctrl-D). */
+/* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not called on Ctrl-D). */
 typedef void app_line_fn(struct app *a, const char *line);
-void app_ask(struct app *a, const char *prompt, app_line_fn *fn);
+void app_ask(struct app *a, const char *prompt, const char *initial, app_line_fn *fn);
 /* Ask y/n in the status line; fn runs on 'y'. */
 void app_confirm(struct app *a, const char *question, void (*fn)(struct app *a));
 /* Export conversation id as Markdown (md) or JSON to path (NULL: ./qnext-ID.md). */
@@ -220,7 +221,8 @@ void browser_open(struct app *a, const char *query);
 void browser_close(struct app *a);
 /* A key while the browser is shown (bytes already decoded to a key code). */
 void browser_key(struct app *a, int key);
-void browser_draw(struct app *a);
+/* Over the transcript area, rows tall. */
+void browser_draw(struct app *a, int rows);
 
 /* ---- screen.c: layout and drawing -------------------------------------- */
 

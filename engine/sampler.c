@@ -63,6 +63,22 @@ sampler_seed_pick(uint64_t seed)
 	return r & SAMPLER_SEED_MAX;
 }
 
+char *
+sampler_params_json(const struct sampler_params *p)
+{
+	json_t *o = json_pack("{s:f, s:i, s:f, s:f, s:f, s:f, s:I}", "temperature",
+			      (double)p->temperature, "top_k", p->top_k, "top_p", (double)p->top_p,
+			      "min_p", (double)p->min_p, "presence_penalty", (double)p->presence_penalty,
+			      "repetition_penalty", (double)p->repetition_penalty, "seed",
+			      (json_int_t)p->seed);
+	char *r = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+
+	json_decref(o);
+	if (r == NULL)
+		fatal("sampler_params_json: out of memory");
+	return r;
+}
+
 static int
 num_field(json_t *j, const char *key, float *out, const char *path, char **cause)
 {

@@ -49,6 +49,9 @@ void sampler_params_default(struct sampler_params *p);
 /* seed itself, or for SAMPLER_SEED_RANDOM a random one in [0, SAMPLER_SEED_MAX]. */
 uint64_t sampler_seed_pick(uint64_t seed);
 
+/* p as a JSON object (temperature, top_k, ..., seed), malloc'd: saved with an answer. */
+char *sampler_params_json(const struct sampler_params *p);
+
 /*
  * Defaults, then dir/generation_config.json when it exists (temperature,
  * top_k, top_p, min_p, repetition_penalty, do_sample false = greedy,

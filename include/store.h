@@ -58,6 +58,7 @@ struct store_reply {
 	enum store_status status; /* STORE_DONE, STORE_STOPPED or STORE_ERROR */
 	const char *error;        /* why, for STORE_ERROR; else NULL */
 	struct store_usage usage;
+	const char *params_json;  /* the sampling settings used, seed included (a JSON object), or NULL */
 };
 
 /* One row of the conversation list. */
@@ -96,6 +97,7 @@ struct store_message {
 	char *model;              /* assistant messages: the model that wrote it; else NULL */
 	struct store_usage usage;
 	int64_t created_at;
+	char *params_json; /* assistant messages: the sampling settings used (JSON), or NULL */
 	int n_siblings;    /* messages with this parent, this one included: 2 in "< 1/2 >" */
 	int sibling_index; /* 0-based rank among them, oldest first: 0 in "< 1/2 >" */
 };

@@ -161,7 +161,7 @@ enum stmt {
 #define MSG_COLUMNS                                                                      \
 	"m.id, m.parent_id, m.role, m.content, m.reasoning, m.status, m.error, m.model," \
 	" m.prompt_tokens, m.cached_tokens, m.output_tokens, m.reasoning_tokens,"        \
-	" m.prefill_ms, m.decode_ms, m.ttft_ms, m.created_at"
+	" m.prefill_ms, m.decode_ms, m.ttft_ms, m.created_at, m.params_json"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -195,7 +195,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MSG_FINISH] = "UPDATE message SET content = ?2, reasoning = ?3, status = ?4,"
 			  " error = ?5, prompt_tokens = ?6, cached_tokens = ?7,"
 			  " output_tokens = ?8, reasoning_tokens = ?9, prefill_ms = ?10,"
-			  " decode_ms = ?11, ttft_ms = ?12, updated_at = " NOW_MS " WHERE id = ?1",
+			  " decode_ms = ?11, ttft_ms = ?12, params_json = ?13,"
+			  " updated_at = " NOW_MS " WHERE id = ?1",
 	[ST_SIBLINGS] = "SELECT id FROM message WHERE conversation_id = ?1 AND parent_id IS ?2"
 			" ORDER BY id",
 	/*
@@ -1126,6 +1127,7 @@ store_msg_finish(struct store *s, int64_t msg_id, const struct store_reply *r, c
 	bind_count(st, 10, r->usage.prefill_ms);
 	bind_count(st, 11, r->usage.decode_ms);
 	bind_count(st, 12, r->usage.ttft_ms);
+	bind_text(st, 13, r->params_json);
 	return msg_update(s, st, msg_id, "cannot save the reply", cause);
 }
 
@@ -1229,8 +1231,9 @@ read_message(sqlite3_stmt *st, struct store_message *m)
 	m->usage.decode_ms = col_count(st, 13);
 	m->usage.ttft_ms = col_count(st, 14);
 	m->created_at = sqlite3_column_int64(st, 15);
-	m->n_siblings = (int)MIN(sqlite3_column_int64(st, 16), 1 << 30);
-	m->sibling_index = (int)MIN(sqlite3_column_int64(st, 17), 1 << 30);
+	m->params_json = col_str(st, 16);
+	m->n_siblings = (int)MIN(sqlite3_column_int64(st, 17), 1 << 30);
+	m->sibling_index = (int)MIN(sqlite3_column_int64(st, 18), 1 << 30);
 	/* The schema forbids these NULLs; a damaged file may still hold them. */
 	if (m->role == NULL)
 		m->role = xstrdup("user");
@@ -1299,6 +1302,7 @@ store_branch_free(struct store_message *msgs, size_t n)
 		free(msgs[i].reasoning);
 		free(msgs[i].error);
 		free(msgs[i].model);
+		free(msgs[i].params_json);
 	}
 	free(msgs);
 }
@@ -1574,7 +1578,7 @@ json_usage(const struct store_usage *u)
 static json_t *
 json_message(const struct store_message *m)
 {
-	json_t *o = json_object();
+	json_t *o = json_object(), *params;
 
 	json_object_set_new(o, "role", jstr(m->role));
 	json_object_set_new(o, "content", jstr(m->content));
@@ -1587,6 +1591,8 @@ json_message(const struct store_message *m)
 		json_object_set_new(o, "model", jstr(m->model));
 	json_object_set_new(o, "created_at", json_integer(m->created_at));
 	json_object_set_new(o, "usage", json_usage(&m->usage));
+	if (m->params_json != NULL && (params = json_loads(m->params_json, 0, NULL)) != NULL)
+		json_object_set_new(o, "params", params); /* the seed: how to get this answer again */
 	return o;
 }
 

@@ -179,4 +179,48 @@ $T send-keys Enter
 expect "opening counts what the list counts" 'opened "Renamed beta" (2 messages)'
 quit_ok "quit after the browser"
 
+# ---- 3. regenerate draws a fresh seed; a fixed one reproduces ---------------
+# The text of the last answer (the rows between "qnext" and its stats line).
+answer() {
+	screen | awk '/^qnext$/ { t = ""; on = 1; next } on && / - [a-z ]+$/ { on = 0 }
+		on && !/^  [>v] / { t = t $0 } END { print t }'
+}
+seed_of() { screen | grep -o 'seed [0-9]* - ' | tail -1 | tr -dc 0-9; }
+start tests/data/tiny "--max-tokens 24"
+expect "seed: loads" "ready in"
+send_line "/think show" # tiny's answers are mostly reasoning: compare that too
+send_line "Tell me something"
+expect "first answer" "seed [0-9]* - "
+a1=$(answer); s1=$(seed_of)
+first=$a1
+$T send-keys F5
+wait_gone "seed $s1 - " 100
+expect "regenerated answer" "seed [0-9]* - "
+a2=$(answer); s2=$(seed_of)
+[ -n "$s1" ] && [ "$s1" != "$s2" ] && ok "F5 draws a new seed ($s1, $s2)" || bad "F5 seed: '$s1' then '$s2'"
+[ "$a1" != "$a2" ] && ok "F5 gives a different answer" || bad "F5 gave the same answer: $a1"
+quit_ok "quit after regenerating"
+"$Q" export 1 --format json >"$tmp/seed.json" 2>&1
+grep -q "\"seed\": $s2" "$tmp/seed.json" && ok "the answer's seed is saved with it" \
+	|| { bad "seed saved"; cat "$tmp/seed.json"; }
+start tests/data/tiny "--max-tokens 24 --seed 7"
+expect "fixed seed: loads" "ready in"
+send_line "/think show"
+send_line "Tell me something"
+expect "fixed seed: first answer" "seed 7 - "
+a1=$(answer)
+send_line "/set seed $s1"
+$T send-keys F5
+expect "/set seed: regenerated" "seed $s1 - "
+a3=$(answer)
+send_line "/set seed 7"
+$T send-keys F5
+wait_gone "seed $s1 - " 100
+expect "fixed seed: regenerated" "seed 7 - "
+a2=$(answer)
+[ "$a1" = "$a2" ] && ok "--seed 7 reproduces the answer" || bad "--seed 7: '$a1' vs '$a2'"
+[ "$a3" = "$first" ] && ok "/set seed N reproduces the answer saved with seed N" \
+	|| bad "/set seed $s1: '$a3' vs '$first'"
+quit_ok "quit with a fixed seed"
+
 finish

@@ -211,6 +211,9 @@ app_send_prompt(struct app *a)
 	m.n_conv = n;
 	free(c);
 	m.params = a->gp;
+	/* A fresh seed per answer unless one is fixed; saved with the answer. */
+	m.params.sp.seed = sampler_seed_pick(a->gp.sp.seed);
+	a->turn_sp = m.params.sp;
 	m.seq = ++a->seq;
 	e = transcript_add(&a->tr, ENTRY_ASSISTANT, "");
 	a->turn_uid = e->uid;
@@ -242,7 +245,7 @@ finish_turn(struct app *a, enum store_status st, const char *error, const struct
 {
 	struct entry *e = app_turn(a);
 	struct store_reply r = { .status = st, .error = error, .usage = STORE_USAGE_UNKNOWN };
-	char *cause = NULL;
+	char *cause = NULL, *params;
 
 	a->turn_uid = 0;
 	a->state = APP_IDLE;
@@ -252,6 +255,7 @@ finish_turn(struct app *a, enum store_status st, const char *error, const struct
 		return;
 	r.content = e->text;
 	r.reasoning = e->rlen ? e->reason : NULL;
+	r.params_json = params = sampler_params_json(&a->turn_sp);
 	e->streaming = false;
 	if (e->len == 0 && e->t_think == 0)
 		e->t_think = now_sec() - e->t0;
@@ -266,6 +270,7 @@ finish_turn(struct app *a, enum store_status st, const char *error, const struct
 	}
 	if (a->store != NULL && e->db_id > 0 && store_msg_finish(a->store, e->db_id, &r, &cause))
 		store_warn(a, cause);
+	free(params);
 }
 
 void
@@ -337,6 +342,19 @@ app_new_conversation(struct app *a)
 	app_set_status(a, false, "new conversation (the old one is kept: F2 lists them)");
 }
 
+/*
+ * How long a saved answer thought: the first token's wait plus its share of
+ * the decode time (tokens come at an even pace); 0 when not recorded.
+ */
+static double
+think_seconds(const struct store_usage *u)
+{
+	if (u->ttft_ms < 0 || u->decode_ms < 0 || u->reasoning_tokens <= 0 || u->output_tokens <= 0)
+		return 0;
+	return (u->ttft_ms + (double)u->decode_ms * (double)(u->reasoning_tokens - 1) /
+				     (double)MAX(1, u->output_tokens - 1)) / 1000.0;
+}
+
 void
 app_open_conversation(struct app *a, int64_t id)
 {
@@ -364,13 +382,15 @@ app_open_conversation(struct app *a, int64_t id)
 		if (msgs[i].reasoning != NULL) {
 			entry_append(e, true, msgs[i].reasoning, strlen(msgs[i].reasoning));
 			e->think_tokens = (int)MAX(0, msgs[i].usage.reasoning_tokens);
+			e->t_think = think_seconds(&msgs[i].usage);
 		}
 		e->think_open = a->think_default_open;
 	}
 	free(a->system);
 	a->system = conv.system_prompt != NULL ? xstrdup(conv.system_prompt) : NULL;
 	a->conv_id = id;
-	app_set_status(a, false, "opened \"%s\" (%zu messages)", conv.display_title, n);
+	app_set_status(a, false, "opened \"%s\" (%d message%s)", conv.display_title, a->tr.n,
+		       a->tr.n == 1 ? "" : "s");
 	store_conv_release(&conv);
 	store_branch_free(msgs, n);
 }
@@ -427,8 +447,10 @@ on_done(struct app *a, struct msg *m)
 	a->ttft = s->ttft_s;
 	a->ctx_used = s->prompt_tokens + s->gen_tokens;
 	a->last_stats = *s;
-	e->stats = xasprintf("%d tokens, %.1f tok/s, first token %.2f s, prompt %d (%d new) - %s",
-			     s->gen_tokens, tg, s->ttft_s, s->prompt_tokens, new_tok,
+	e->stats = xasprintf("%d token%s, %.1f tok/s, first token %.2f s, prompt %d (%d new), "
+			     "seed %llu - %s",
+			     s->gen_tokens, s->gen_tokens == 1 ? "" : "s", tg, s->ttft_s,
+			     s->prompt_tokens, new_tok, (unsigned long long)a->turn_sp.seed,
 			     gen_stop_name(s->stop));
 	finish_turn(a, s->stop == GEN_STOP_USER ? STORE_STOPPED : STORE_DONE, NULL, s);
 }

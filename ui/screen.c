@@ -215,17 +215,17 @@ put_str(int y, int x, const char *s, int width)
 static void
 think_summary(const struct entry *e, char *buf, size_t n)
 {
-	const char *arrow = e->think_open ? "v" : ">";
+	const char *arrow = e->think_open ? "v" : ">", *hint = e->think_open ? "" : "  (Ctrl-O shows it)";
+	const char *s = e->think_tokens == 1 ? "" : "s";
 
 	if (e->streaming && e->len == 0)
-		snprintf(buf, n, "%s thinking... %d tokens, %.1f s", arrow, e->think_tokens,
+		snprintf(buf, n, "%s thinking... %d token%s, %.1f s", arrow, e->think_tokens, s,
 			 e->t_think);
 	else if (e->t_think > 0)
-		snprintf(buf, n, "%s thought for %.1f s, %d tokens%s", arrow, e->t_think,
-			 e->think_tokens, e->think_open ? "" : "  (Ctrl-O shows it)");
+		snprintf(buf, n, "%s thought for %.1f s, %d token%s%s", arrow, e->t_think,
+			 e->think_tokens, s, hint);
 	else
-		snprintf(buf, n, "%s thinking, %d tokens%s", arrow, e->think_tokens,
-			 e->think_open ? "" : "  (Ctrl-O shows it)");
+		snprintf(buf, n, "%s thinking, %d token%s%s", arrow, e->think_tokens, s, hint);
 }
 
 static void

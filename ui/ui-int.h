@@ -143,6 +143,7 @@ struct app {
 	/* The assistant entry being generated, by uid (0 = none): the
 	 * transcript can be cleared under a turn, so no pointer is kept. */
 	uint64_t turn_uid;
+	struct sampler_params turn_sp; /* what the turn samples with, its seed resolved */
 	bool stopping;       /* a cancel was sent for the turn */
 	int64_t regen_of;    /* stored answer the next turn regenerates (a sibling), or 0 */
 	bool think_default_open;

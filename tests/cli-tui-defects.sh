@@ -223,4 +223,23 @@ a2=$(answer)
 	|| bad "/set seed $s1: '$a3' vs '$first'"
 quit_ok "quit with a fixed seed"
 
+# ---- 5. the live tok/s agrees with the turn's final figure ----------------
+start "$tmp/endless" "--max-tokens 100000"
+expect "rate: loads" "ready in"
+send_line "count"
+expect "rate: generating" "generating [0-9.]* tok/s"
+live=""
+for i in 1 2 3 4 5 6; do
+	sleep 0.3
+	live="$live $(screen | grep -o 'generating [0-9.]* tok/s' | tr -dc '0-9.')"
+done
+$T send-keys C-c
+expect "rate: stopped" " - stopped"
+final=$(screen | grep -o 'tokens, [0-9.]* tok/s' | tail -1 | tr -dc '0-9.')
+# Within a factor of 3 of the final figure (a wrong clock is off by 20-1000x).
+if [ -n "$final" ] && echo "$live" | awk -v f="$final" '{ for (i = 1; i <= NF; i++) if ($i > 3 * f || $i < f / 3) bad = 1 } END { exit bad }'
+then ok "live tok/s ($live) agrees with the final $final"
+else bad "live tok/s ($live) vs final $final"; fi
+quit_ok "quit after the rate check"
+
 finish

@@ -230,7 +230,8 @@ app_send_prompt(struct app *a)
 	}
 	a->regen_of = 0;
 	a->state = APP_GENERATING;
-	a->tok_ema = 0;
+	a->tok_n0 = 0;
+	a->tok_rate = 0;
 	a->last_checkpoint = now_sec();
 	a->decode_tps = 0;
 	a->prefill_done = a->prefill_total = 0;
@@ -397,6 +398,21 @@ app_open_conversation(struct app *a, int64_t id)
 
 /* ---- engine messages ------------------------------------------------------ */
 
+/*
+ * The decode speed so far, from the engine's own count and clock: tokens
+ * reach this thread in batches, so arrival times say nothing about speed.
+ * Averaged from the turn's first token, as the final figure is.
+ */
+static void
+live_rate(struct app *a, int n, double t)
+{
+	if (a->tok_n0 == 0 || n < a->tok_n0) {
+		a->tok_n0 = n;
+		a->tok_t0 = t;
+	} else if (n > a->tok_n0 && t > a->tok_t0)
+		a->tok_rate = (n - a->tok_n0) / (t - a->tok_t0);
+}
+
 static void
 on_token(struct app *a, struct msg *m)
 {
@@ -408,17 +424,12 @@ on_token(struct app *a, struct msg *m)
 	if (m->part == THINK_REASONING) {
 		entry_append(e, true, m->text, strlen(m->text));
 		e->think_tokens++;
-		e->t_think = t - e->t0;
+		e->t_think = m->t - e->t0; /* the engine's clock, as the speed is */
 	} else {
 		entry_append(e, false, m->text, strlen(m->text));
 		e->answer_tokens++;
 	}
-	if (a->last_tok_t > 0 && t > a->last_tok_t) {
-		double inst = 1.0 / (t - a->last_tok_t);
-
-		a->tok_ema = a->tok_ema == 0 ? inst : 0.8 * a->tok_ema + 0.2 * inst;
-	}
-	a->last_tok_t = t;
+	live_rate(a, m->n, m->t);
 	/* Save the answer so far every few seconds: a crash loses little, and
 	 * the FTS index is not rebuilt per token. */
 	if (a->store != NULL && e->db_id > 0 && t - a->last_checkpoint > 5) {

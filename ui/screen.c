@@ -400,7 +400,7 @@ draw_speed(struct app *a, int y)
 			 a->prefill_total);
 	else if (a->state == APP_GENERATING)
 		snprintf(text, sizeof(text), " | generating %.1f tok/s | prefill %.0f tok/s",
-			 a->tok_ema, a->prefill_tps);
+			 a->tok_rate, a->prefill_tps);
 	else
 		snprintf(text, sizeof(text), " | prefill %.0f tok/s | decode %.1f tok/s | ttft %.2f s",
 			 a->prefill_tps, a->decode_tps, a->ttft);

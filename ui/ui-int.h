@@ -161,7 +161,8 @@ struct app {
 	double load_t0;
 	char *load_phase;
 	double prefill_tps, decode_tps, ttft;
-	double tok_ema, last_tok_t;
+	int tok_n0;             /* engine's token count and time at the turn's first token */
+	double tok_t0, tok_rate; /* live decode tok/s (live_rate) */
 	double last_checkpoint; /* when the streaming answer was last saved */
 	int prefill_done, prefill_total;
 	struct gen_stats last_stats;

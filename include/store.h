@@ -25,7 +25,7 @@ struct store;
 #define STORE_MARK_END   "\x02"
 
 enum store_status {
-	STORE_STREAMING, /* being generated, or the program died while it was */
+	STORE_STREAMING, /* being generated, or its writer died while it was */
 	STORE_DONE,
 	STORE_STOPPED, /* cut short by the user, or recovered from a crash */
 	STORE_ERROR,
@@ -129,7 +129,10 @@ char *store_default_path(void);
  * was: another program's SQLite file, a file from a newer qnext, a file that
  * is not a database, a read-only file, and a database another process keeps
  * locked for longer than the busy timeout.  Messages left 'streaming' by a
- * crash become 'stopped' (store_recovered() counts them).
+ * process that is gone become 'stopped' (store_recovered() counts them);
+ * those another process (or another store in this one) is still writing
+ * are left alone (see store_msg_begin_assistant), and so are all of them
+ * when the side file that tells cannot be read.
  * Returns the store (free with store_close), or NULL with *cause set.
  */
 struct store *store_open(const char *path, char **cause);
@@ -190,7 +193,12 @@ int64_t store_msg_add_user(struct store *s, int64_t conv_id, const char *content
 /*
  * Insert an empty assistant message with status 'streaming' under the
  * visible branch's head, written by model; it becomes the head.  End it with
- * store_msg_finish.  Returns the message id, or -1 with *cause set.
+ * store_msg_finish.  Until then (or store_close, or this process's end) the
+ * store holds an open-file-description write lock on byte <message id> of
+ * the side file "<db path>-live" (created 0600 next to the database; none
+ * for ":memory:"), which tells any other store_open, in this process or
+ * another, that the answer is live.  Returns the message id, or -1 with
+ * *cause set.
  */
 int64_t store_msg_begin_assistant(struct store *s, int64_t conv_id, const char *model,
 				  char **cause);
@@ -220,7 +228,11 @@ int64_t store_msg_edit_user(struct store *s, int64_t conv_id, int64_t msg_id, co
 int store_msg_checkpoint(struct store *s, int64_t msg_id, const char *content,
 			 const char *reasoning, char **cause);
 
-/* End an assistant message with one UPDATE.  Returns 0, or -1 with *cause set. */
+/*
+ * End an assistant message with one UPDATE and drop its lock (even when
+ * the UPDATE fails: nobody writes the row any more, so a later open may
+ * recover it).  Returns 0, or -1 with *cause set.
+ */
 int store_msg_finish(struct store *s, int64_t msg_id, const struct store_reply *r, char **cause);
 
 /*

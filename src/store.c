@@ -2,9 +2,10 @@
  * store.c - the conversation store in SQLite (see store.h and UI.md §4).
  *
  * Reading order: the schema, as a list of migration steps; the connection
- * and its prepared statements; opening (directories, checks on what the file
- * is, pragmas, the migration transaction, crash recovery); conversations;
- * messages; the visible branch; search; export.
+ * and its prepared statements; the locks that mark answers being written;
+ * opening (directories, checks on what the file is, pragmas, the migration
+ * transaction, crash recovery); conversations; messages; the visible branch;
+ * search; export.
  *
  * DESIGN
  * - The file is identified before anything is written to it: another
@@ -20,6 +21,10 @@
  * - A message row exists from the moment generation starts (status
  *   'streaming'); the text arrives with one UPDATE at the end, because every
  *   UPDATE re-indexes the row for full-text search through the triggers.
+ * - Several processes share the file (the chat, `qnext list`, a second
+ *   chat), so a 'streaming' row at open may be another process's live
+ *   answer.  Its writer holds a lock on <db>-live until it finishes; only
+ *   rows nobody holds count as crashed (see "Answers being written").
  * - The schema is our own file's, so trusted_schema stays on: the FTS
  *   triggers need it.  DEFENSIVE mode still keeps SQL from editing the
  *   schema behind SQLite's back, and cell_size_check catches some damage
@@ -238,8 +243,10 @@ struct store {
 	sqlite3 *db;
 	char *path; /* as given to store_open, for causes */
 	sqlite3_stmt *stmt[ST_COUNT];
-	int recovered; /* 'streaming' messages store_open marked 'stopped' */
-	bool ready;    /* schema current: store_close may checkpoint */
+	int recovered;   /* 'streaming' messages store_open marked 'stopped' */
+	bool ready;      /* schema current: store_close may checkpoint */
+	char *live_path; /* <db>-live, whose locks mark answers being written; NULL in memory */
+	int live_fd;     /* open on live_path, or -1 */
 };
 
 /* ---- Errors and statement helpers ---------------------------------------------------------- */
@@ -439,6 +446,87 @@ precreate(const char *path, char **cause)
 	return 0;
 }
 
+/* ---- Answers being written ------------------------------------------------------------------ */
+
+/*
+ * A 'streaming' row is either an answer some process is writing now or one
+ * whose writer died.  The writer holds a write lock on byte <message id> of
+ * <db>-live, taken inside the transaction that inserts the row (so no other
+ * process ever sees the row unlocked) and dropped by store_msg_finish(), by
+ * store_close() or by the kernel when the process dies; recovery stops only
+ * the rows whose byte nobody holds.
+ *
+ * These are open file description (OFD) locks, not classic POSIX ones.
+ * POSIX locks belong to the process: they never conflict with another store
+ * of the same process, and closing any descriptor of the file (that other
+ * store's store_close) drops them all.  For the same reason they are not
+ * taken on the database file, whose POSIX locks are SQLite's.
+ */
+
+/* Open the side file once; without create, a missing file is ENOENT. */
+static int
+live_open(struct store *s, bool create)
+{
+	if (s->live_fd >= 0)
+		return 0;
+	if (s->live_path == NULL) {
+		errno = ENOENT;
+		return -1;
+	}
+	s->live_fd =
+		open(s->live_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
+	return s->live_fd >= 0 ? 0 : -1;
+}
+
+/* A message's byte: its id is the offset (ids are positive). */
+static struct flock
+live_byte(int64_t msg_id, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = msg_id, .l_len = 1 };
+
+	return fl; /* l_pid stays 0, as OFD requests must have it */
+}
+
+static int
+live_set(struct store *s, int64_t msg_id, short type)
+{
+	struct flock fl = live_byte(msg_id, type);
+
+	return fcntl(s->live_fd, F_OFD_SETLK, &fl);
+}
+
+/*
+ * Mark msg_id as being written by this store.  A failure (a side file we
+ * may not create) is not reported: saving the answer matters more, and the
+ * worst that follows is another process's open taking it for crashed.
+ */
+static void
+live_lock(struct store *s, int64_t msg_id)
+{
+	if (live_open(s, true) == 0)
+		live_set(s, msg_id, F_WRLCK);
+}
+
+static void
+live_unlock(struct store *s, int64_t msg_id)
+{
+	if (s->live_fd >= 0)
+		live_set(s, msg_id, F_UNLCK);
+}
+
+/* 1 when someone (another process, or another store here) writes msg_id, 0 if not, -1 unknown. */
+static int
+live_held(struct store *s, int64_t msg_id)
+{
+	struct flock fl = live_byte(msg_id, F_WRLCK);
+
+	if (live_open(s, false) != 0)
+		return errno == ENOENT ? 0 : -1; /* no side file: nobody ever locked a row */
+	if (fcntl(s->live_fd, F_OFD_GETLK, &fl) != 0)
+		return -1;
+	return fl.l_type != F_UNLCK;
+}
+
 /* ---- Opening -------------------------------------------------------------------------------- */
 
 int
@@ -552,6 +640,62 @@ apply_steps(struct store *s, int64_t from, char **cause)
 	return 0;
 }
 
+/* OUT: *ids (malloc'd, or NULL when *n is 0) and *n: the rows still 'streaming'. */
+static int
+streaming_rows(struct store *s, int64_t **ids, size_t *n, char **cause)
+{
+	static const char sql[] = "SELECT id FROM message WHERE status = 'streaming'";
+	sqlite3_stmt *st;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_cause(s, s->path, cause);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*ids = xrealloc(*ids, (*n + 1) * sizeof(**ids));
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE)
+		db_cause(s, s->path, cause);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Mark 'stopped' the 'streaming' rows whose writer is gone.  A row whose
+ * lock cannot be read is left alone: a dead answer still shown as
+ * streaming is a smaller harm than a live one marked stopped.
+ */
+static int
+recover(struct store *s, char **cause)
+{
+	static const char sql[] = "UPDATE message SET status = 'stopped', updated_at = " NOW_MS
+				  " WHERE id = ?1 AND status = 'streaming'";
+	sqlite3_stmt *st = NULL;
+	int64_t *ids;
+	size_t n;
+	int rc = 0;
+
+	if (streaming_rows(s, &ids, &n, cause) != 0)
+		return -1;
+	if (n > 0 && sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		rc = db_cause(s, s->path, cause);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (live_held(s, ids[i]) != 0)
+			continue;
+		sqlite3_bind_int64(st, 1, ids[i]);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_cause(s, s->path, cause);
+		else
+			s->recovered += sqlite3_changes(s->db);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	free(ids);
+	return rc;
+}
+
 /*
  * Bring the schema up to date and recover crashed replies, all in one
  * transaction.  The version is read again inside it: another qnext may have
@@ -565,12 +709,8 @@ migrate(struct store *s, char **cause)
 	if (exec(s, "BEGIN IMMEDIATE", s->path, cause) != 0)
 		return -1;
 	if (identify(s, &version, cause) != 0 || apply_steps(s, version, cause) != 0 ||
-	    exec(s,
-		 "UPDATE message SET status = 'stopped', updated_at = " NOW_MS
-		 " WHERE status = 'streaming'",
-		 s->path, cause) != 0)
+	    recover(s, cause) != 0)
 		goto fail;
-	s->recovered = sqlite3_changes(s->db);
 	if (exec(s, "COMMIT", s->path, cause) != 0)
 		goto fail;
 	return 0;
@@ -578,6 +718,19 @@ fail:
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
+}
+
+/*
+ * The side file's path, from SQLite's absolute name of the file so that a
+ * chdir() between open and the first answer changes nothing; NULL for a
+ * database in memory, which no other process can see.
+ */
+static char *
+live_path(sqlite3 *db)
+{
+	const char *f = sqlite3_db_filename(db, "main");
+
+	return f == NULL || f[0] == '\0' ? NULL : xasprintf("%s-live", f);
 }
 
 static int
@@ -616,6 +769,7 @@ store_open_with(const char *path, const struct store_options *opt, char **cause)
 		return NULL;
 	s = xcalloc(1, sizeof(*s));
 	s->path = xstrdup(path);
+	s->live_fd = -1;
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		if (s->db == NULL)
@@ -631,6 +785,7 @@ store_open_with(const char *path, const struct store_options *opt, char **cause)
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, busy_ms);
+	s->live_path = live_path(s->db);
 	if (identify(s, &version, cause) != 0 || configure(s, cause) != 0 ||
 	    migrate(s, cause) != 0 || prepare_all(s, cause) != 0)
 		goto fail;
@@ -654,6 +809,9 @@ store_close(struct store *s)
 		sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 	}
 	sqlite3_close(s->db);
+	if (s->live_fd >= 0)
+		close(s->live_fd); /* drops the locks of answers left unfinished */
+	free(s->live_path);
 	free(s->path);
 	free(s);
 }
@@ -1046,9 +1204,16 @@ append_msg(struct store *s, int64_t conv_id, int64_t sibling_of, const char *rol
 	bind_text(st, 6, model);
 	if (run(s, st, what, cause) != 0)
 		goto fail;
-	if ((id = new_id(s, what, cause)) < 0 || conv_set_leaf(s, conv_id, id, what, cause) != 0 ||
-	    tx_commit(s, what, cause) != 0)
+	if ((id = new_id(s, what, cause)) < 0 || conv_set_leaf(s, conv_id, id, what, cause) != 0)
 		goto fail;
+	/* Before the commit: no other process may see the row streaming and unlocked. */
+	if (status == STORE_STREAMING)
+		live_lock(s, id);
+	if (tx_commit(s, what, cause) != 0) {
+		if (status == STORE_STREAMING)
+			live_unlock(s, id);
+		goto fail;
+	}
 	return id;
 fail:
 	tx_rollback(s);
@@ -1112,6 +1277,7 @@ int
 store_msg_finish(struct store *s, int64_t msg_id, const struct store_reply *r, char **cause)
 {
 	sqlite3_stmt *st;
+	int rc;
 
 	if (r->status == STORE_STREAMING)
 		return cause_set(cause, "cannot save the reply: it is still streaming");
@@ -1128,7 +1294,10 @@ store_msg_finish(struct store *s, int64_t msg_id, const struct store_reply *r, c
 	bind_count(st, 11, r->usage.decode_ms);
 	bind_count(st, 12, r->usage.ttft_ms);
 	bind_text(st, 13, r->params_json);
-	return msg_update(s, st, msg_id, "cannot save the reply", cause);
+	rc = msg_update(s, st, msg_id, "cannot save the reply", cause);
+	/* Also after a failure: nobody will write this row any more, recovery may stop it. */
+	live_unlock(s, msg_id);
+	return rc;
 }
 
 /* ---- The visible branch --------------------------------------------------------------------- */

@@ -42,7 +42,7 @@ check(int failed, char **cause)
 static void
 remove_files(void)
 {
-	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal", "-live" };
 	char *p;
 
 	for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
@@ -98,7 +98,7 @@ read_conversation(struct store *s, int64_t id)
 static void
 write_turn(struct store *s)
 {
-	struct store_reply r = { "answer", "thought", STORE_DONE, NULL, STORE_USAGE_UNKNOWN };
+	struct store_reply r = { "answer", "thought", STORE_DONE, NULL, STORE_USAGE_UNKNOWN, NULL };
 	char *cause = NULL;
 	int64_t conv, id;
 

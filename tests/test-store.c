@@ -4,15 +4,18 @@
  * files it must refuse (another program's, a newer qnext's, garbage,
  * read-only, locked), crash recovery, conversations, branches, search with
  * hostile input, cascading deletes and export.  A second sqlite3 connection
- * plays the other process and edits files behind the store's back.
+ * plays the other process and edits files behind the store's back; for
+ * recovery while an answer is live, a forked child is the other process.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,7 +128,7 @@ open_ok(const char *path)
 static int64_t
 make_turn(struct store *s, int64_t conv, const char *q, const char *a, const char *reasoning)
 {
-	struct store_reply r = { a, reasoning, STORE_DONE, NULL, STORE_USAGE_UNKNOWN };
+	struct store_reply r = { a, reasoning, STORE_DONE, NULL, STORE_USAGE_UNKNOWN, NULL };
 	int64_t id;
 
 	T_ASSERT(store_msg_add_user(s, conv, q, NULL) > 0);
@@ -434,6 +437,178 @@ test_recovery(void)
 	free(path);
 }
 
+/* The status of message id in conv as an open store sees it, or -1. */
+static int
+status_of(struct store *s, int64_t conv, int64_t id)
+{
+	struct store_message *m;
+	int st = -1;
+	size_t n;
+
+	if (store_branch_load(s, conv, &m, &n, NULL) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (m[i].id == id)
+			st = (int)m[i].status;
+	store_branch_free(m, n);
+	return st;
+}
+
+/*
+ * Two stores of one process: POSIX record locks would not conflict between
+ * them, and the second store's close would drop the first one's locks.
+ */
+static void
+test_recovery_same_process(void)
+{
+	char *path = tpath("two.db"), *live = xasprintf("%s-live", path);
+	struct store *writer = open_ok(path), *s;
+	struct stat st;
+	int64_t conv, id;
+
+	conv = store_conv_create(writer, "m", NULL, NULL);
+	T_ASSERT(store_msg_add_user(writer, conv, "q", NULL) > 0);
+	id = store_msg_begin_assistant(writer, conv, "m", NULL);
+	T_ASSERT(id > 0);
+	T_ASSERT(stat(live, &st) == 0 && (st.st_mode & 0777) == 0600);
+	for (int i = 0; i < 2; i++) {
+		s = open_ok(path);
+		T_EQ_INT(store_recovered(s), 0);
+		T_EQ_INT(status_of(s, conv, id), STORE_STREAMING);
+		store_close(s);
+	}
+	store_close(writer); /* unfinished: its lock goes with it */
+	s = open_ok(path);
+	T_EQ_INT(store_recovered(s), 1);
+	T_EQ_INT(status_of(s, conv, id), STORE_STOPPED);
+	store_close(s);
+
+	/* A store in memory has no side file, yet streams and finishes as before. */
+	s = open_ok(":memory:");
+	conv = store_conv_create(s, "m", NULL, NULL);
+	id = store_msg_begin_assistant(s, conv, "m", NULL);
+	T_ASSERT(id > 0 && access(":memory:-live", F_OK) != 0);
+	store_close(s);
+	free(live);
+	free(path);
+}
+
+/*
+ * The child side of test_recovery_live: open path, write a turn and begin
+ * an answer (a regenerated one when regen), send its conversation and
+ * message ids on out, then obey commands from in: 'f' finishes the answer
+ * and acknowledges, anything else or EOF ends the process without closing
+ * anything.  Never returns.
+ */
+static void
+live_child(const char *path, bool regen, int in, int out)
+{
+	struct store_reply r = { "full answer", NULL, STORE_DONE, NULL, STORE_USAGE_UNKNOWN, NULL };
+	int64_t ids[2] = { -1, -1 };
+	struct store *s;
+	char c;
+
+	if ((s = store_open(path, NULL)) != NULL &&
+	    (ids[0] = store_conv_create(s, "m", NULL, NULL)) > 0 &&
+	    store_msg_add_user(s, ids[0], "q", NULL) > 0) {
+		ids[1] = store_msg_begin_assistant(s, ids[0], "m", NULL);
+		if (regen && ids[1] > 0 && store_msg_finish(s, ids[1], &r, NULL) == 0)
+			ids[1] = store_msg_regenerate(s, ids[0], ids[1], "m", NULL);
+		if (ids[1] > 0 && store_msg_checkpoint(s, ids[1], "partial", NULL, NULL) != 0)
+			ids[1] = -1;
+	}
+	if (write(out, ids, sizeof(ids)) != (ssize_t)sizeof(ids))
+		_exit(1);
+	while (read(in, &c, 1) == 1 && c == 'f') {
+		c = s != NULL && store_msg_finish(s, ids[1], &r, NULL) == 0 ? 'd' : 'e';
+		if (write(out, &c, 1) != 1)
+			_exit(1);
+	}
+	_exit(0);
+}
+
+/* Whether some process holds byte id of the side file, asked the way store_open asks. */
+static bool
+live_byte_held(const char *path, int64_t id)
+{
+	char *live = xasprintf("%s-live", path);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = id, .l_len = 1 };
+	int fd = open(live, O_RDONLY | O_CLOEXEC);
+	bool held = fd >= 0 && fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+
+	if (fd >= 0)
+		close(fd);
+	free(live);
+	return held;
+}
+
+/*
+ * Another process streams an answer (the full-screen chat) while this one
+ * opens the file (`qnext list`, `qnext export`, a second chat): the answer
+ * must stay 'streaming'; once its writer is killed the next open stops it;
+ * a normal finish releases it at once.  regen writes the answer through
+ * store_msg_regenerate instead of store_msg_begin_assistant.
+ */
+static void
+test_recovery_live(bool regen)
+{
+	char *path = tpath(regen ? "live-regen.db" : "live.db"), c;
+	int to_child[2], from_child[2], status, want_recovered, want_status;
+	int64_t ids[2] = { -1, -1 };
+	struct store *s;
+	pid_t pid;
+
+	store_close(open_ok(path)); /* the schema exists before the child starts */
+	T_ASSERT(pipe(to_child) == 0 && pipe(from_child) == 0);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		close(to_child[1]);
+		close(from_child[0]);
+		live_child(path, regen, to_child[0], from_child[1]);
+	}
+	T_ASSERT(pid > 0);
+	close(to_child[0]);
+	close(from_child[1]);
+	T_ASSERT(read(from_child[0], ids, sizeof(ids)) == (ssize_t)sizeof(ids));
+	T_ASSERT(ids[0] > 0 && ids[1] > 0);
+	T_ASSERT(live_byte_held(path, ids[1]));
+
+	/* Opened twice: the first store's close must not disturb the writer either. */
+	for (int i = 0; i < 2; i++) {
+		s = open_ok(path);
+		T_EQ_INT(store_recovered(s), 0);
+		T_EQ_INT(status_of(s, ids[0], ids[1]), STORE_STREAMING);
+		store_close(s);
+	}
+
+	if (regen) {
+		/* Finished: the lock goes at once, the child still running. */
+		T_ASSERT(write(to_child[1], "f", 1) == 1);
+		T_ASSERT(read(from_child[0], &c, 1) == 1 && c == 'd');
+		T_ASSERT(!live_byte_held(path, ids[1]));
+		s = open_ok(path);
+		T_EQ_INT(store_recovered(s), 0);
+		T_EQ_INT(status_of(s, ids[0], ids[1]), STORE_DONE);
+		store_close(s);
+		close(to_child[1]); /* EOF: the child ends */
+	} else {
+		kill(pid, SIGKILL); /* dies mid-answer */
+	}
+	T_ASSERT(waitpid(pid, &status, 0) == pid);
+	close(from_child[0]);
+	if (!regen)
+		close(to_child[1]);
+
+	/* Gone: a killed writer's answer is recovered, a finished one stays done. */
+	want_recovered = regen ? 0 : 1;
+	want_status = regen ? STORE_DONE : STORE_STOPPED;
+	s = open_ok(path);
+	T_EQ_INT(store_recovered(s), want_recovered);
+	T_EQ_INT(status_of(s, ids[0], ids[1]), want_status);
+	store_close(s);
+	free(path);
+}
+
 static bool
 is_uuid_v4(const char *u)
 {
@@ -589,7 +764,7 @@ static void
 test_branches(void)
 {
 	struct store_reply r = {
-		"hello", "greet back", STORE_DONE, NULL, { 12, 3, 7, 2, 40, 90, 55 }
+		"hello", "greet back", STORE_DONE, NULL, { 12, 3, 7, 2, 40, 90, 55 }, NULL
 	};
 	struct store *s = open_ok(":memory:");
 	int64_t conv, u1, a1, a2, u2, u1b;
@@ -678,7 +853,9 @@ test_branches(void)
 static void
 test_chat_conversion(void)
 {
-	struct store_reply err = { "", NULL, STORE_ERROR, "out of memory", STORE_USAGE_UNKNOWN };
+	struct store_reply err = {
+		"", NULL, STORE_ERROR, "out of memory", STORE_USAGE_UNKNOWN, NULL
+	};
 	struct store *s = open_ok(":memory:");
 	struct store_message *m;
 	struct chat_msg *cm;
@@ -909,7 +1086,8 @@ count_str(const char *hay, const char *needle)
 static void
 test_export(void)
 {
-	struct store_reply r = { "4", "Add them.", STORE_DONE, NULL, { 20, 0, 5, 3, -1, 80, 30 } };
+	struct store_reply r = { "4", "Add them.", STORE_DONE, NULL, { 20, 0, 5, 3, -1, 80, 30 },
+				 NULL };
 	char *path = tpath("export.md"), *md, *js, *file, *cause = NULL;
 	struct store *s = open_ok(":memory:");
 	json_t *root, *msgs, *m1, *u;
@@ -997,6 +1175,9 @@ main(void)
 	test_read_only();
 	test_locked();
 	test_recovery();
+	test_recovery_same_process();
+	test_recovery_live(false);
+	test_recovery_live(true);
 	test_conversations();
 	test_list_counts_branch();
 	test_branches();

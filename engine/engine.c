@@ -291,6 +291,7 @@ do_load(struct engine *e, struct msg *m)
 	desc = model_describe(session_model(e->s));
 	r.text = desc;
 	r.n = session_n_ctx(e->s);
+	r.n2 = model_is_full_size(session_model(e->s));
 	queue_push(e->out, &r);
 	warm_begin(e);
 }

@@ -592,6 +592,13 @@ fmt_name(const struct qmat *W, char *buf, size_t len)
 	return buf;
 }
 
+bool
+model_is_full_size(const struct model *m)
+{
+	return m->cfg.n_layers == 48 && m->cfg.hidden_size == 2048 && m->cfg.n_experts == 512 &&
+	       m->cfg.n_experts_per_tok == 10 && m->cfg.vocab_size >= 151643;
+}
+
 char *
 model_describe(const struct model *m)
 {

@@ -104,4 +104,11 @@ uint64_t qmat_bytes(const struct qmat *W);
 /* One-line description of the layout ("experts int4 g128, attention int8, lm_head bf16"). */
 char *model_describe(const struct model *m);
 
+/*
+ * Whether m has Qwen3-Next-80B-A3B's shape (48 layers, dim 2048, 512
+ * experts, top 10, the full vocabulary).  Anything else is a test or
+ * synthetic checkpoint, whose random weights answer gibberish: the UI says so.
+ */
+bool model_is_full_size(const struct model *m);
+
 #endif

@@ -28,7 +28,8 @@ enum msg_type {
 
 	/* Engine -> UI. */
 	MSG_PROGRESS = 200, /* loading: a, b, t, text = phase (below) */
-	MSG_READY,          /* model usable: text = description; n = context length */
+	MSG_READY,          /* model usable: text = description; n = context length;
+			     * n2 = 1 for the full-size model, 0 for a test-sized one */
 	MSG_PREFILL,        /* seq: a = prompt tokens processed, b = to process; t */
 	MSG_TOKEN,          /* seq: text, part, n, t (below) */
 	MSG_DONE,           /* seq: the turn ended; stats */

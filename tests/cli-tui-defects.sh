@@ -123,6 +123,7 @@ if wait_exit | grep -q "EXIT=0"; then ok "vi command mode: F10 quits"; else bad 
 unset INPUTRC
 
 # ---- 12, 13, 16, 17. browser, help, small ones at 80x24 -------------------
+fresh_history browser
 COLS=80 ROWS=24 start tests/data/tiny "--max-tokens 3"
 expect "80x24: loads" "ready in"
 send_line "alpha chat"
@@ -182,20 +183,22 @@ quit_ok "quit after the browser"
 # ---- 3. regenerate draws a fresh seed; a fixed one reproduces ---------------
 # The text of the last answer (the rows between "qnext" and its stats line).
 answer() {
-	screen | awk '/^qnext$/ { t = ""; on = 1; next } on && / - [a-z ]+$/ { on = 0 }
+	screen | awk '/^qnext$/ { t = ""; on = 1; next } on && / tok\/s, first token / { on = 0 }
 		on && !/^  [>v] / { t = t $0 } END { print t }'
 }
-seed_of() { screen | grep -o 'seed [0-9]* - ' | tail -1 | tr -dc 0-9; }
+# The last stats line's seed (the line may wrap before the number).
+seed_of() { screen | tr '\n' ' ' | grep -o 'seed  *[0-9][0-9]*' | tail -1 | tr -dc 0-9; }
+fresh_history seed
 start tests/data/tiny "--max-tokens 24"
 expect "seed: loads" "ready in"
 send_line "/think show" # tiny's answers are mostly reasoning: compare that too
 send_line "Tell me something"
-expect "first answer" "seed [0-9]* - "
+expect "first answer" "first token"
 a1=$(answer); s1=$(seed_of)
 first=$a1
 $T send-keys F5
-wait_gone "seed $s1 - " 100
-expect "regenerated answer" "seed [0-9]* - "
+wait_gone "$s1" 100
+expect "regenerated answer" "first token"
 a2=$(answer); s2=$(seed_of)
 [ -n "$s1" ] && [ "$s1" != "$s2" ] && ok "F5 draws a new seed ($s1, $s2)" || bad "F5 seed: '$s1' then '$s2'"
 [ "$a1" != "$a2" ] && ok "F5 gives a different answer" || bad "F5 gave the same answer: $a1"
@@ -207,16 +210,16 @@ start tests/data/tiny "--max-tokens 24 --seed 7"
 expect "fixed seed: loads" "ready in"
 send_line "/think show"
 send_line "Tell me something"
-expect "fixed seed: first answer" "seed 7 - "
+expect "fixed seed: first answer" "first token"
 a1=$(answer)
 send_line "/set seed $s1"
 $T send-keys F5
-expect "/set seed: regenerated" "seed $s1 - "
+expect "/set seed: regenerated" "$s1"
 a3=$(answer)
 send_line "/set seed 7"
 $T send-keys F5
-wait_gone "seed $s1 - " 100
-expect "fixed seed: regenerated" "seed 7 - "
+wait_gone "$s1" 100
+expect "fixed seed: regenerated" "first token"
 a2=$(answer)
 [ "$a1" = "$a2" ] && ok "--seed 7 reproduces the answer" || bad "--seed 7: '$a1' vs '$a2'"
 [ "$a3" = "$first" ] && ok "/set seed N reproduces the answer saved with seed N" \
@@ -241,5 +244,51 @@ if [ -n "$final" ] && echo "$live" | awk -v f="$final" '{ for (i = 1; i <= NF; i
 then ok "live tok/s ($live) agrees with the final $final"
 else bad "live tok/s ($live) vs final $final"; fi
 quit_ok "quit after the rate check"
+
+# ---- 6, 7, 10, 21. typed text, notices, Ctrl-D, the start screen -----------
+start "$tmp/endless" "--max-tokens 100000"
+expect "start screen names the model" "model  $tmp/endless"
+expect "start screen says it is ready" "state  ready: 4 layers"
+expect "start screen warns of a test model" "random weights: its answers are gibberish"
+expect "start screen points to help" "F1 help"
+send_line "first"
+expect "typing: generating" "generating"
+send_line "typed while it answers"
+expect "the line is kept, and the notice says so" "your text is kept"
+wait_for "^> typed while it answers" 20 && ok "typed text is still in the input" \
+	|| bad "typed text was thrown away"
+$T send-keys C-u
+$T send-keys C-d
+expect "Ctrl-D while generating asks first" "quit anyway? (y/n)"
+$T send-keys n
+sleep 0.5
+[ ! -s "$tmp/exit" ] && ok "n keeps it running" || bad "Ctrl-D quit without asking"
+$T send-keys C-c
+expect "stopped for the notice test" " - stopped"
+send_line "/think maybe"
+expect "an error notice" "expected show or hide"
+send_line "/set max_tokens 5"
+send_line "short one"
+expect "answered" "5 tokens, "
+sleep 1
+screen | grep -q "expected show or hide" && bad "the error notice outlived the next answer" \
+	|| ok "notices end when a message is sent"
+quit_ok "quit after the notices"
+
+# ---- 8. every status field whole or dropped, at every width ---------------
+for c in 80 100 120 160 200; do
+	COLS=$c ROWS=24 start tests/data/tiny "--max-tokens 3"
+	wait_for "ready in" 150
+	send_line "hi"
+	wait_for "token limit" 100
+	sleep 4.5 # the "ready" notice is gone
+	row1=$(screen | grep "^Mem\[")
+	row2=$(screen | grep "^ctx ")
+	echo "$row1" | grep -q "flt [0-9]*/s *$" && ok "$c columns: the fault gauge is whole" \
+		|| bad "$c columns: row 1 is '$row1'"
+	echo "$row2" | grep -q "^ctx [0-9.k]*/[0-9.k]* [0-9]*%\( | [^|]*[a-z]\)*\( s\)* *$" \
+		&& ok "$c columns: row 2 is whole fields" || bad "$c columns: row 2 is '$row2'"
+	quit_ok "quit at $c columns"
+done
 
 finish

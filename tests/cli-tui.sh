@@ -108,8 +108,8 @@ while $T capture-pane -p | grep -q "generating\|stopping" && [ $i -lt 100 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-last=$($T capture-pane -p | grep " - [a-z ]*$" | tail -1)
-case "$last" in *" - stopped") ok "Esc stops it too" ;; *) bad "Esc did not stop: $last" ;; esac
+last=$($T capture-pane -p | grep -o " - [a-z ]*, seed" | tail -1)
+case "$last" in *" - stopped, seed") ok "Esc stops it too" ;; *) bad "Esc did not stop: $last" ;; esac
 i=0
 while $T capture-pane -p | grep -q "generating\|stopping" && [ $i -lt 100 ]; do
 	sleep 0.1

@@ -14,6 +14,9 @@ COLS=100
 ROWS=30
 export XDG_DATA_HOME="$tmp/data" XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache"
 
+# A history DB of its own from here on (conversation IDs start at 1 again).
+fresh_history() { export XDG_DATA_HOME="$tmp/data-$1"; }
+
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; $T capture-pane -p 2>/dev/null | sed 's/^/  | /'; }
 

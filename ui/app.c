@@ -206,6 +206,7 @@ app_send_prompt(struct app *a)
 	char *cause = NULL;
 	int n;
 
+	a->status_until = 0; /* a new turn: old notices are done with */
 	c = build_conv(a, &n);
 	m.conv = msg_conv_copy(c, n);
 	m.n_conv = n;
@@ -458,11 +459,11 @@ on_done(struct app *a, struct msg *m)
 	a->ttft = s->ttft_s;
 	a->ctx_used = s->prompt_tokens + s->gen_tokens;
 	a->last_stats = *s;
-	e->stats = xasprintf("%d token%s, %.1f tok/s, first token %.2f s, prompt %d (%d new), "
-			     "seed %llu - %s",
+	e->stats = xasprintf("%d token%s, %.1f tok/s, first token %.2f s, prompt %d (%d new) - %s, "
+			     "seed %llu",
 			     s->gen_tokens, s->gen_tokens == 1 ? "" : "s", tg, s->ttft_s,
-			     s->prompt_tokens, new_tok, (unsigned long long)a->turn_sp.seed,
-			     gen_stop_name(s->stop));
+			     s->prompt_tokens, new_tok, gen_stop_name(s->stop),
+			     (unsigned long long)a->turn_sp.seed);
 	finish_turn(a, s->stop == GEN_STOP_USER ? STORE_STOPPED : STORE_DONE, NULL, s);
 }
 
@@ -484,16 +485,31 @@ on_error(struct app *a, struct msg *m)
 	app_set_status(a, true, "%s", m->text);
 }
 
+/* The load and read-ahead reports (msg.h says what they carry). */
+static void
+on_progress(struct app *a, struct msg *m)
+{
+	bool reading = m->text != NULL && strcmp(m->text, "reading weights") == 0;
+
+	if (reading && a->load_reading && m->t > a->load_last_t && m->a >= a->load_done) {
+		a->load_read_s += m->t - a->load_last_t;
+		a->load_read_bytes += m->a - a->load_done;
+	}
+	a->load_reading = reading;
+	a->load_last_t = m->t;
+	a->load_done = m->a;
+	a->load_total = m->b;
+	free(a->load_phase);
+	a->load_phase = m->text;
+	m->text = NULL;
+}
+
 static void
 on_engine(struct app *a, struct msg *m)
 {
 	switch (m->type) {
 	case MSG_PROGRESS:
-		if (m->b > 0)
-			a->load_done = m->a, a->load_total = m->b;
-		free(a->load_phase);
-		a->load_phase = m->text;
-		m->text = NULL;
+		on_progress(a, m);
 		break;
 	case MSG_READY:
 		a->state = a->state == APP_GENERATING ? a->state : APP_IDLE;
@@ -501,8 +517,10 @@ on_engine(struct app *a, struct msg *m)
 		a->model_desc = m->text;
 		m->text = NULL;
 		a->n_ctx = m->n;
-		app_set_status(a, false, "ready in %.1f s: %s", now_sec() - a->load_t0,
-			       a->model_desc);
+		a->test_model = m->n2 == 0;
+		/* Short, so the read-ahead's progress stays beside it; the start
+		 * screen and /show model describe the model. */
+		app_set_status(a, false, "ready in %.1f s", now_sec() - a->load_t0);
 		break;
 	case MSG_PREFILL:
 		if (m->seq == a->seq)
@@ -815,21 +833,18 @@ user_line(struct app *a, const char *line)
 		free(cause);
 		return;
 	}
+	if (a->state != APP_IDLE) {
+		app_set_status(a, true, "%s: your text is kept, Enter sends it then%s",
+			       a->state == APP_GENERATING ? "an answer is being generated"
+			       : a->state == APP_LOADING  ? "the model is still loading"
+							  : "no model is loaded (see above)",
+			       a->state == APP_GENERATING ? " (Ctrl-C stops the answer)" : "");
+		free(a->kept_line);
+		a->kept_line = xstrdup(line);
+		return;
+	}
 	if (line[0] == '/' && line[1] == '/')
 		line++; /* "//text" is a message that starts with a slash */
-	if (a->state == APP_GENERATING) {
-		app_set_status(a, true, "an answer is being generated: Ctrl-C stops it");
-		rl_replace_line(line, 0); /* give the text back */
-		rl_point = rl_end;
-		return;
-	}
-	if (a->state != APP_IDLE) {
-		app_set_status(a, true, a->state == APP_LOADING ? "the model is still loading"
-								: "no model loaded (see above)");
-		rl_replace_line(line, 0);
-		rl_point = rl_end;
-		return;
-	}
 	transcript_add(&a->tr, ENTRY_USER, line);
 	if (ensure_conv(a)) {
 		int64_t id = store_msg_add_user(a->store, a->conv_id, line, &cause);
@@ -840,6 +855,12 @@ user_line(struct app *a, const char *line)
 			a->tr.e[a->tr.n - 1]->db_id = id;
 	}
 	app_send_prompt(a);
+}
+
+static void
+quit_confirmed(struct app *a)
+{
+	a->quit = true;
 }
 
 static void
@@ -856,7 +877,10 @@ on_line(char *line)
 		return;
 	}
 	if (line == NULL) { /* Ctrl-D on an empty line */
-		a->quit = true;
+		if (a->state == APP_GENERATING)
+			app_confirm(a, "an answer is being generated: quit anyway?", quit_confirmed);
+		else
+			a->quit = true;
 		return;
 	}
 	if (line[strspn(line, " \t\r\n")] != '\0') {
@@ -1444,6 +1468,22 @@ lone_escape(struct app *a)
 	return true;
 }
 
+/*
+ * Put a line that could not be sent back in the input.  Not from the line
+ * handler itself: readline empties the line after the handler returns.
+ */
+static void
+restore_kept_line(struct app *a)
+{
+	if (a->kept_line == NULL)
+		return;
+	rl_replace_line(a->kept_line, 0);
+	rl_point = rl_end;
+	free(a->kept_line);
+	a->kept_line = NULL;
+	screen_dirty(a);
+}
+
 static void
 on_stdin(struct app *a)
 {
@@ -1469,6 +1509,7 @@ on_stdin(struct app *a)
 		while (k-- > 0)
 			rl_stuff_char(a->inbuf[a->in_pos++]);
 		rl_callback_read_char();
+		restore_kept_line(a);
 	}
 	if (a->overlay != OVERLAY_NONE)
 		overlay_keys(a);
@@ -1545,6 +1586,9 @@ shutdown_app(struct app *a)
 
 	if (a->state == APP_GENERATING)
 		finish_turn(a, STORE_STOPPED, NULL, NULL);
+	/* The engine stops within a layer; say what the exit waits for meanwhile. */
+	a->quitting = true;
+	screen_draw(a);
 	queue_push(a->to_engine, &m);
 	engine_join(a->engine);
 	write_history(hist);
@@ -1573,7 +1617,7 @@ app_free(struct app *a)
 	queue_free(a->from_engine);
 	browser_close(a);
 	free(a->model_dir), free(a->model_desc), free(a->system), free(a->status);
-	free(a->store_error), free(a->load_phase), free(a->confirm_text);
+	free(a->store_error), free(a->load_phase), free(a->confirm_text), free(a->kept_line);
 	close(a->sig_pipe[0]);
 	close(a->sig_pipe[1]);
 	free(a);

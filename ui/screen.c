@@ -272,6 +272,70 @@ draw_line(struct app *a, int y, const struct line *l)
 	}
 }
 
+/* Whether the chat on screen has a question or an answer yet. */
+static bool
+conversation_started(const struct app *a)
+{
+	for (int i = 0; i < a->tr.n; i++)
+		if (a->tr.e[i]->kind == ENTRY_USER || a->tr.e[i]->kind == ENTRY_ASSISTANT)
+			return true;
+	return false;
+}
+
+/*
+ * The start screen, above any notices, until the first message: what is
+ * loaded and in what state, where help is, and a plain warning when the
+ * weights are a random test model.
+ */
+/* Draw text wrapped to w columns from row *y on, below row max; advances *y. */
+static void
+put_wrapped(int *y, int x, const char *text, int w, int max)
+{
+	struct wrap_seg seg[8];
+	size_t n = wrap_text(text, strlen(text), w, seg, 8);
+
+	for (size_t i = 0; i < MIN(n, (size_t)8) && *y < max; i++)
+		put((*y)++, x, text + seg[i].off, seg[i].len, w);
+}
+
+/*
+ * The start screen, above any notices, until the first message: what is
+ * loaded and in what state, where help is, and a plain warning when the
+ * weights are a random test model.
+ */
+static void
+draw_welcome(struct app *a, int rows)
+{
+	char buf[512];
+	int y = 1, x = TRANSCRIPT_INDENT, w = MAX(1, a->cols - 2 * TRANSCRIPT_INDENT);
+
+	attron(A_BOLD);
+	put_wrapped(&y, x, "qnext " VERSION " - Qwen3-Next-80B-A3B-Thinking on the CPU", w, rows);
+	attroff(A_BOLD);
+	y++;
+	snprintf(buf, sizeof(buf), "model  %s", a->model_dir);
+	put_wrapped(&y, x, buf, w, rows);
+	if (a->state == APP_LOADING)
+		snprintf(buf, sizeof(buf), "state  loading (%s)", a->load_phase ? a->load_phase : "starting");
+	else if (a->state == APP_NO_MODEL)
+		snprintf(buf, sizeof(buf), "state  not loaded (the reason is below)");
+	else
+		snprintf(buf, sizeof(buf), "state  ready: %s", a->model_desc ? a->model_desc : "");
+	put_wrapped(&y, x, buf, w, rows);
+	if (a->state != APP_LOADING && a->state != APP_NO_MODEL && a->test_model) {
+		y++;
+		attron(att(a, PAIR_ERROR, A_BOLD) | A_BOLD);
+		put_wrapped(&y, x, "This is a small test model with random weights: its answers are "
+				   "gibberish.", w, rows);
+		attroff(att(a, PAIR_ERROR, A_BOLD) | A_BOLD);
+		put_wrapped(&y, x, "The real one: hf download "
+				   "Intel/Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound", w, rows);
+	}
+	y++;
+	put_wrapped(&y, x, "Type a message and press Enter.   F1 help   F2 conversations   "
+			   "Ctrl-D quit", w, rows);
+}
+
 static void
 draw_transcript(struct app *a, int rows)
 {
@@ -280,9 +344,19 @@ draw_transcript(struct app *a, int rows)
 
 	a->tr.scroll = MAX(0, MIN(a->tr.scroll, total - rows));
 	first = total - rows - a->tr.scroll;
+	if (!conversation_started(a) && total < rows) {
+		/* Notices stay at the bottom; the start screen takes the rows above. */
+		for (int y = 0; y < rows - total; y++) {
+			move(y, 0);
+			clrtoeol();
+		}
+		draw_welcome(a, rows - total);
+	}
 	for (int y = 0; y < rows; y++) {
 		const struct line *l = first + y >= 0 ? transcript_line(&a->tr, first + y) : NULL;
 
+		if (l == NULL && !conversation_started(a))
+			continue; /* the start screen's row */
 		if (l == NULL) {
 			move(y, 0);
 			clrtoeol();
@@ -323,34 +397,128 @@ gauge(struct app *a, int y, int x, int w, const char *cap, double frac, const ch
 	addch(']');
 }
 
+/*
+ * A status row is a list of fields, each drawn whole or not at all: when
+ * the row is too narrow the fields of least importance go first, and the
+ * rest keep their order.  (htop drops meters the same way.)
+ */
+struct field {
+	char text[160];
+	int prio;   /* 0 = most important */
+	attr_t at;
+	bool shown;
+};
+
+/* Choose what fits in width columns (sep between them); returns the width used. */
+static int
+fit_fields(struct field *f, int n, int width, const char *sep)
+{
+	int used = 0, k = 0, sw = (int)strlen(sep);
+
+	for (int p = 0; p < 8; p++)
+		for (int i = 0; i < n; i++) {
+			int w;
+
+			if (f[i].prio != p || f[i].text[0] == '\0')
+				continue;
+			w = wrap_width(f[i].text, strlen(f[i].text)) + (k > 0 ? sw : 0);
+			if (used + w <= width) {
+				f[i].shown = true;
+				used += w;
+				k++;
+			}
+		}
+	return used;
+}
+
+/* Draw the shown fields from column x on, in their order; returns the column after. */
+static int
+draw_fields(const struct field *f, int n, int y, int x, const char *sep)
+{
+	bool first = true;
+
+	for (int i = 0; i < n; i++) {
+		if (!f[i].shown)
+			continue;
+		if (!first)
+			x += put_str(y, x, sep, (int)strlen(sep));
+		first = false;
+		attron(f[i].at);
+		x += put_str(y, x, f[i].text, 1 << 20);
+		attroff(f[i].at);
+	}
+	return x;
+}
+
+static void
+field_set(struct field *f, int prio, attr_t at, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+field_set(struct field *f, int prio, attr_t at, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(f->text, sizeof(f->text), fmt, ap);
+	va_end(ap);
+	f->prio = prio;
+	f->at = at;
+	f->shown = false;
+}
+
+/* Columns a gauge needs at least: caption, brackets and its text plus a little bar. */
+static int
+gauge_min(const char *cap, const char *text)
+{
+	return (int)(strlen(cap) + strlen(text)) + 2 + 4;
+}
+
+/*
+ * Row 1: Mem and Swp gauges, then qnext's own RSS, swap and major page
+ * faults per second (the thrashing signal: it must never be the part cut).
+ */
 static void
 draw_memory(struct app *a, int y)
 {
 	struct sysinfo_mem m = { 0 };
 	struct sysinfo_proc p = { 0 };
-	char t1[32], t2[32], text[96];
-	int w = (a->cols - 2) / 2 - 14;
-	double used, frac;
+	struct field f[3] = { 0 };
+	char t1[32], t2[32], mem[64], swp[64];
+	double used = 0, frac = 0, sfrac = 0;
+	int right, room, w;
 
 	sysinfo_mem(&m);
 	sysinfo_proc(&p);
 	used = (double)(m.total - m.available);
 	frac = m.total ? used / (double)m.total : 0;
-	snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes((uint64_t)used, t1, sizeof(t1)),
+	snprintf(mem, sizeof(mem), "%s/%s", sysinfo_bytes((uint64_t)used, t1, sizeof(t1)),
 		 sysinfo_bytes(m.total, t2, sizeof(t2)));
+	sfrac = m.swap_total ? (double)(m.swap_total - m.swap_free) / (double)m.swap_total : 0;
+	snprintf(swp, sizeof(swp), "%s/%s",
+		 sysinfo_bytes(m.swap_total - m.swap_free, t1, sizeof(t1)),
+		 sysinfo_bytes(m.swap_total, t2, sizeof(t2)));
+	field_set(&f[0], 1, 0, "qnext %s", sysinfo_bytes(p.rss, t1, sizeof(t1)));
+	field_set(&f[1], 2, 0, "swap %s", sysinfo_bytes(p.swap, t1, sizeof(t1)));
+	field_set(&f[2], 0, a->majflt_rate >= 100 ? att(a, PAIR_GAUGE_BAD, A_BOLD) : 0,
+		  "flt %.0f/s", a->majflt_rate);
 	move(y, 0);
 	clrtoeol();
-	gauge(a, y, 0, w, "Mem", frac, text,
-	      frac > 0.9 ? PAIR_GAUGE_BAD : frac > 0.75 ? PAIR_GAUGE_WARN : PAIR_GAUGE_OK);
-	used = (double)(m.swap_total - m.swap_free);
-	snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes((uint64_t)used, t1, sizeof(t1)),
-		 sysinfo_bytes(m.swap_total, t2, sizeof(t2)));
-	gauge(a, y, w + 1, w, "Swp", m.swap_total ? used / (double)m.swap_total : 0, text,
-	      PAIR_GAUGE_BAD);
-	snprintf(text, sizeof(text), " qnext %s swap %s flt %.0f/s",
-		 sysinfo_bytes(p.rss, t1, sizeof(t1)), sysinfo_bytes(p.swap, t2, sizeof(t2)),
-		 a->majflt_rate);
-	put_str(y, 2 * w + 2, text, a->cols - 2 * w - 3);
+	/* The figures first, with what is left for the gauges' minimum; then the gauges. */
+	right = fit_fields(f, 3, MAX(0, a->cols - 1 - gauge_min("Mem", mem) - 1), "  ");
+	room = a->cols - 1 - right - (right > 0 ? 1 : 0);
+	if (room >= gauge_min("Mem", mem) + 1 + gauge_min("Swp", swp)) {
+		w = (room - 1) / 2;
+		gauge(a, y, 0, w, "Mem", frac, mem,
+		      frac > 0.9 ? PAIR_GAUGE_BAD : frac > 0.75 ? PAIR_GAUGE_WARN : PAIR_GAUGE_OK);
+		gauge(a, y, w + 1, w, "Swp", sfrac, swp, PAIR_GAUGE_BAD);
+		w = 2 * w + 1;
+	} else {
+		w = room;
+		gauge(a, y, 0, w, "Mem", frac, mem,
+		      frac > 0.9 ? PAIR_GAUGE_BAD : frac > 0.75 ? PAIR_GAUGE_WARN : PAIR_GAUGE_OK);
+	}
+	draw_fields(f, 3, y, w + 1, "  ");
 }
 
 static void
@@ -362,63 +530,126 @@ fmt_k(int n, char *buf, size_t len)
 		snprintf(buf, len, "%d", n);
 }
 
+/* Bytes per second the read-ahead achieves, 0 while unknown. */
+static double
+load_rate(const struct app *a)
+{
+	return a->load_read_s > 0.2 ? (double)a->load_read_bytes / a->load_read_s : 0;
+}
+
+/* "1.2G/s, ETA 3 s" or "opening, 2.1 s": never a made-up figure. */
+static void
+load_figures(const struct app *a, char *buf, size_t n)
+{
+	double rate = load_rate(a);
+	char t1[32];
+
+	if (rate > 0 && a->load_done < a->load_total)
+		snprintf(buf, n, "%s/s, ETA %.0f s", sysinfo_bytes((uint64_t)rate, t1, sizeof(t1)),
+			 (double)(a->load_total - a->load_done) / rate);
+	else
+		snprintf(buf, n, "%.1f s", now_sec() - a->load_t0);
+}
+
+/* While loading: Load[|||   1.2G/4.2G] reading weights, 1.2G/s, ETA 3 s */
 static void
 draw_loading(struct app *a, int y)
 {
-	double el = now_sec() - a->load_t0, rate = el > 0 ? a->load_done / el : 0;
 	double frac = a->load_total ? (double)a->load_done / (double)a->load_total : 0;
-	char t1[32], t2[32], text[128];
+	int w = MIN(a->cols / 2, 50);
+	char t1[32], t2[32], text[128], figs[64];
 
-	snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes(a->load_done, t1, sizeof(t1)),
-		 sysinfo_bytes(a->load_total, t2, sizeof(t2)));
-	gauge(a, y, 0, MIN(a->cols / 2, 50), "Load", frac, text, PAIR_GAUGE_OK);
-	snprintf(text, sizeof(text), " %s, %s/s, ETA %.0f s", a->load_phase ? a->load_phase : "",
-		 sysinfo_bytes((uint64_t)rate, t1, sizeof(t1)),
-		 rate > 0 ? (double)(a->load_total - a->load_done) / rate : 0);
-	put_str(y, MIN(a->cols / 2, 50), text, a->cols - MIN(a->cols / 2, 50) - 1);
+	if (a->load_total > 0)
+		snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes(a->load_done, t1, sizeof(t1)),
+			 sysinfo_bytes(a->load_total, t2, sizeof(t2)));
+	else
+		text[0] = '\0'; /* no report from the engine yet: no made-up 0B/0B */
+	gauge(a, y, 0, w, "Load", frac, text, PAIR_GAUGE_OK);
+	load_figures(a, figs, sizeof(figs));
+	snprintf(text, sizeof(text), " %s, %s", a->load_phase ? a->load_phase : "loading", figs);
+	put_str(y, w, text, a->cols - w - 1);
 }
 
+/* The turn's state: what the engine is doing now. */
 static void
-draw_speed(struct app *a, int y)
+state_field(struct app *a, struct field *f)
 {
-	char used[16], tot[16], text[200];
+	struct entry *e = app_turn(a);
+
+	if (a->quitting)
+		field_set(f, 0, A_BOLD, "quitting: waiting for the engine to stop...");
+	else if (a->state == APP_GENERATING && a->stopping)
+		field_set(f, 0, A_BOLD, "stopping...");
+	else if (a->state == APP_GENERATING && e != NULL && e->rlen + e->len == 0)
+		field_set(f, 0, 0, "reading the prompt %d/%d", a->prefill_done, a->prefill_total);
+	else if (a->state == APP_GENERATING)
+		field_set(f, 0, 0, "generating %.1f tok/s", a->tok_rate);
+	else if (a->state == APP_NO_MODEL)
+		field_set(f, 0, att(a, PAIR_ERROR, A_BOLD), "no model");
+	else
+		f->text[0] = '\0';
+}
+
+/* The read-ahead after the model is usable: "weights 22%, 1.2G/s, ETA 3 s". */
+static void
+weights_field(struct app *a, struct field *f)
+{
+	char figs[64];
+
+	f->text[0] = '\0';
+	if (a->load_total == 0 || a->load_done >= a->load_total || a->load_phase == NULL)
+		return;
+	load_figures(a, figs, sizeof(figs));
+	if (strcmp(a->load_phase, "paused") == 0)
+		field_set(f, 3, 0, "weights %.0f%% read (paused during the answer)",
+			  100.0 * (double)a->load_done / (double)a->load_total);
+	else
+		field_set(f, 3, 0, "reading weights %.0f%%, %s",
+			  100.0 * (double)a->load_done / (double)a->load_total, figs);
+}
+
+/*
+ * Row 2: a notice while it lasts, the turn's state, the context gauge, the
+ * read-ahead, the speed figures.
+ */
+static void
+draw_figures(struct app *a, int y)
+{
 	double frac = a->n_ctx ? (double)a->ctx_used / a->n_ctx : 0;
 	enum pair p = frac >= 0.9 ? PAIR_GAUGE_BAD : frac >= 0.75 ? PAIR_GAUGE_WARN : PAIR_STATS;
-	int x;
+	struct field f[5] = { 0 };
+	char used[16], tot[16];
+	bool notice = a->status != NULL && now_sec() < a->status_until;
 
 	fmt_k(a->ctx_used, used, sizeof(used));
 	fmt_k(a->n_ctx, tot, sizeof(tot));
-	snprintf(text, sizeof(text), "ctx %s/%s %.0f%%", used, tot, 100 * frac);
-	attron(att(a, p, frac >= 0.75 ? A_BOLD : 0));
-	x = put_str(y, 0, text, a->cols - 1);
-	attroff(att(a, p, A_BOLD));
-	if (a->state == APP_GENERATING && a->stopping)
-		snprintf(text, sizeof(text), " | stopping...");
-	else if (a->state == APP_GENERATING && app_turn(a) != NULL &&
-		 app_turn(a)->rlen + app_turn(a)->len == 0)
-		snprintf(text, sizeof(text), " | generating: prompt %d/%d", a->prefill_done,
-			 a->prefill_total);
-	else if (a->state == APP_GENERATING)
-		snprintf(text, sizeof(text), " | generating %.1f tok/s | prefill %.0f tok/s",
-			 a->tok_rate, a->prefill_tps);
-	else
-		snprintf(text, sizeof(text), " | prefill %.0f tok/s | decode %.1f tok/s | ttft %.2f s",
-			 a->prefill_tps, a->decode_tps, a->ttft);
-	x += put_str(y, x, text, a->cols - x - 1);
-	if (a->state != APP_LOADING && a->load_total > 0 && a->load_done < a->load_total) {
-		snprintf(text, sizeof(text), " | reading weights %.0f%%",
-			 100.0 * (double)a->load_done / (double)a->load_total);
-		x += put_str(y, x, text, a->cols - x - 1);
+	if (notice)
+		field_set(&f[0], 0, a->status_error ? att(a, PAIR_ERROR, A_BOLD) | A_BOLD
+						    : att(a, PAIR_BAR, A_REVERSE),
+			  "%s", a->status);
+	state_field(a, &f[1]);
+	field_set(&f[2], 2, att(a, p, frac >= 0.75 ? A_BOLD : 0), "ctx %s/%s %.0f%%", used, tot,
+		  100 * frac);
+	weights_field(a, &f[3]);
+	if (a->state == APP_GENERATING && a->prefill_tps > 0)
+		field_set(&f[4], 4, 0, "prefill %.0f tok/s", a->prefill_tps);
+	else if (a->last_stats.gen_tokens > 0 || a->last_stats.prompt_tokens > 0) /* after a turn */
+		field_set(&f[4], 4, 0, "prefill %.0f tok/s, decode %.1f tok/s, ttft %.2f s",
+			  a->prefill_tps, a->decode_tps, a->ttft);
+	/* A notice longer than the row is cut rather than dropped: it is why the row changed. */
+	if (notice && wrap_width(f[0].text, strlen(f[0].text)) > a->cols - 1) {
+		attron(f[0].at);
+		put_str(y, 0, f[0].text, a->cols - 1);
+		attroff(f[0].at);
+		return;
 	}
-	if (a->state == APP_NO_MODEL)
-		put_str(y, x, " | no model", a->cols - x - 1);
+	fit_fields(f, 5, a->cols - 1, " | ");
+	draw_fields(f, 5, y, 0, " | ");
 }
 
 static void
 draw_status(struct app *a, int y)
 {
-	attr_t bar = att(a, PAIR_BAR, A_REVERSE);
-
 	draw_memory(a, y);
 	move(y + 1, 0);
 	clrtoeol();
@@ -428,18 +659,10 @@ draw_status(struct app *a, int y)
 		attroff(A_BOLD);
 		return;
 	}
-	/* While an answer streams the figures stay visible; notices wait. */
-	if (a->status != NULL && a->state != APP_GENERATING &&
-	    (a->status_error || now_sec() < a->status_until)) {
-		attron(a->status_error ? att(a, PAIR_ERROR, A_BOLD) | A_BOLD : bar);
-		put_str(y + 1, 0, a->status, a->cols - 1);
-		attroff(att(a, PAIR_ERROR, A_BOLD) | A_BOLD | bar);
-		return;
-	}
-	if (a->state == APP_LOADING)
+	if (a->state == APP_LOADING && !(a->status != NULL && now_sec() < a->status_until))
 		draw_loading(a, y + 1);
 	else
-		draw_speed(a, y + 1);
+		draw_figures(a, y + 1);
 }
 
 /* ---- input ------------------------------------------------------------------ */

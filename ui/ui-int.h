@@ -131,6 +131,7 @@ struct app {
 	struct engine *engine;
 	char *model_dir;
 	char *model_desc;
+	bool test_model;     /* not the full-size model: random weights, gibberish answers */
 	int n_ctx;
 	int threads;
 
@@ -157,9 +158,14 @@ struct app {
 	char *status;        /* transient message, or NULL */
 	double status_until;
 	bool status_error;
-	uint64_t load_done, load_total;
-	double load_t0;
-	char *load_phase;
+	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
+	double load_t0;          /* when the load was asked for */
+	char *load_phase;        /* its text: "opening", "reading weights", "paused", "done" */
+	/* The read-ahead's speed: bytes and seconds between two of its reports. */
+	uint64_t load_read_bytes;
+	double load_read_s, load_last_t;
+	bool load_reading;
+	bool quitting;           /* waiting for the engine to stop before exiting */
 	double prefill_tps, decode_tps, ttft;
 	int tok_n0;             /* engine's token count and time at the turn's first token */
 	double tok_t0, tok_rate; /* live decode tok/s (live_rate) */
@@ -192,6 +198,7 @@ struct app {
 	unsigned char inbuf[4096];
 	size_t in_len, in_pos;
 	int sig_pipe[2];
+	char *kept_line;     /* a line Enter could not send, to put back in the input */
 };
 
 /* GLOBAL: the one application; readline's callbacks take no argument. */

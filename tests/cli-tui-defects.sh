@@ -291,4 +291,35 @@ for c in 80 100 120 160 200; do
 	quit_ok "quit at $c columns"
 done
 
+# ---- 11, 14, 15. /copy under tmux, multi-line history, Tab candidates ------
+fresh_history copy
+start tests/data/tiny "--max-tokens 12"
+$T set-option -g set-clipboard on
+expect "copy: loads" "ready in"
+send_line "/copy"
+expect "/copy with no answer says so" "nothing to copy: no answer yet"
+$T send-keys -l "line one"
+$T send-keys M-Enter
+$T send-keys -l "line two"
+$T send-keys Enter
+expect "two-line message answered" "first token"
+send_line "/copy all"
+expect "/copy reports" "copied [0-9]* bytes"
+$T show-buffer 2>/dev/null | grep -q "line two" && ok "/copy all reaches tmux's buffer (plain OSC 52)" \
+	|| bad "/copy: tmux buffer is '$($T show-buffer 2>&1 | head -3)'"
+$T send-keys -l "/s"
+$T send-keys Tab
+expect "Tab on /s lists the candidates" "/set  /show"
+$T send-keys C-u
+quit_ok "quit before the history check"
+start tests/data/tiny "--max-tokens 12"
+expect "history: restarted" "ready in"
+$T send-keys Up Up
+sleep 0.3
+screen | grep -A1 "^> line one$" | grep -q "^  line two$" \
+	&& ok "a two-line entry comes back whole after a restart" \
+	|| bad "multi-line history: $(screen | tail -3 | tr '\n' '|')"
+$T send-keys C-u
+quit_ok "quit after the history check"
+
 finish

@@ -683,19 +683,23 @@ app_export(struct app *a, int64_t id, bool json, const char *path)
 	free(def);
 }
 
-/* Copy text to the terminal's clipboard with OSC 52 (through tmux when inside it). */
+/*
+ * Copy text to the terminal's clipboard with OSC 52.  Plain, also under
+ * tmux: tmux takes it into its buffer and the outer clipboard with
+ * `set-clipboard on`, while the passthrough wrapping is dropped unless
+ * `allow-passthrough` is on (off by default).
+ */
 static void
 osc52(struct app *a, const char *text)
 {
 	size_t n = strlen(text);
 	unsigned char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
-	bool tmux = getenv("TMUX") != NULL;
 
 	EVP_EncodeBlock(b64, (const unsigned char *)text, (int)n);
-	printf("%s\033]52;c;%s\a%s", tmux ? "\033Ptmux;\033" : "", b64, tmux ? "\033\\" : "");
+	printf("\033]52;c;%s\a", b64);
 	fflush(stdout);
 	free(b64);
-	app_set_status(a, false, "copied %zu bytes", n);
+	app_set_status(a, false, "copied %zu bytes (through the terminal: OSC 52)", n);
 }
 
 static void
@@ -733,8 +737,10 @@ copy(struct app *a, enum command_copy what)
 		}
 	} else if (e != NULL)
 		buf = xstrdup(e->text);
-	if (buf == NULL) {
-		app_set_status(a, true, "nothing to copy");
+	if (buf == NULL || buf[0] == '\0') {
+		app_set_status(a, true, "nothing to copy: %s", what == COPY_CODE ? "no code block in the last answer"
+								  : e == NULL && what != COPY_ALL ? "no answer yet" : "it is empty");
+		free(buf);
 		return;
 	}
 	osc52(a, buf);
@@ -1149,6 +1155,21 @@ complete(const char *text, int start, int end)
  * maps (with `set editing-mode vi` in ~/.inputrc the emacs map is never
  * used, so keys bound only there do nothing).
  */
+/* Readline lists ambiguous completions on rl_outstream (/dev/null here): show them as a notice. */
+static void
+show_matches(char **matches, int n, int longest)
+{
+	char buf[512];
+	size_t len = 0;
+
+	(void)longest;
+	buf[0] = '\0';
+	for (int i = 1; i <= n && len + 2 < sizeof(buf); i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i > 1 ? "  " : "",
+					matches[i]);
+	app_set_status(app_g, false, "%s", buf);
+}
+
 static void
 bind(const char *seq, rl_command_func_t *fn)
 {
@@ -1231,9 +1252,16 @@ readline_init(void)
 	rl_getc_function = app_getc;
 	rl_redisplay_function = app_redisplay;
 	rl_attempted_completion_function = complete;
+	rl_completion_display_matches_hook = show_matches;
 	rl_variable_bind("keyseq-timeout", "50");
 	rl_variable_bind("enable-bracketed-paste", "on");
+	rl_variable_bind("show-all-if-ambiguous", "on"); /* one Tab lists the candidates */
 	using_history();
+	/* A message can span lines: with timestamps the history file marks
+	 * where each entry starts, so multi-line entries come back whole. */
+	history_write_timestamps = 1;
+	history_multiline_entries = 1;
+	history_comment_char = '#';
 	read_history(hist);
 	free(hist);
 	rl_initialize(); /* reads ~/.inputrc now, so the application's keys win over it */

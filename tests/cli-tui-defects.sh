@@ -178,6 +178,12 @@ $T send-keys F2
 expect "browser to open" "conversations - Enter"
 $T send-keys Enter
 expect "opening counts what the list counts" 'opened "Renamed beta" (2 messages)'
+expect "a reopened answer says how long it thought" "> thought for [0-9.]* s, 3 tokens"
+printf 'col1\tcol2' >"$tmp/tab"
+$T load-buffer "$tmp/tab"
+$T paste-buffer -p
+$T send-keys Enter
+expect "a tab is drawn as blanks" "^  col1    col2$"
 quit_ok "quit after the browser"
 
 # ---- 3. regenerate draws a fresh seed; a fixed one reproduces ---------------

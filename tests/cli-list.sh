@@ -4,35 +4,9 @@
 # export` accepts; it respects XDG_DATA_HOME and never creates a database.
 # The conversations are made by the full-screen chat in a private tmux
 # server on the tiny model.  Run from the repository root.
-Q=$(cd "$(dirname "${QNEXT_BIN:-./qnext}")" && pwd)/$(basename "${QNEXT_BIN:-./qnext}")
-command -v tmux >/dev/null || { echo "cli-list: tmux missing (make deps installs it)"; \
-	echo "cli-list: 0 passed, 1 failed"; exit 1; }
-pass=0
-fail=0
-tmp=$(mktemp -d)
-T="tmux -L qnext-list-$$"
-export XDG_DATA_HOME="$tmp/data" XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache"
-
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
+. tests/tui-lib.sh
+# Failures here are about files: show what the command printed.
 bad() { fail=$((fail + 1)); echo "FAIL $1"; sed 's/^/  | /' "$tmp/out" "$tmp/err" 2>/dev/null; }
-
-# Wait up to 15 s for text on the screen.
-wait_for() {
-	i=0
-	while [ $i -lt 150 ]; do
-		$T capture-pane -p 2>/dev/null | grep -q -- "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	echo "  (waited for '$1')"
-	$T capture-pane -p 2>/dev/null | sed 's/^/  | /'
-	return 1
-}
-
-send() { # text: type it and press Enter
-	$T send-keys -l "$1"
-	$T send-keys Enter
-}
 
 # No database yet: nothing listed, nothing created.
 "$Q" list >"$tmp/out" 2>"$tmp/err"
@@ -42,20 +16,16 @@ rc=$?
 	|| bad "no database (exit $rc)"
 
 # Two conversations: the first is renamed, the second is the most recent.
-$T -f /dev/null new-session -d -x 100 -y 30 \
-	"env LANG=C.UTF-8 TERM=xterm-256color $Q -m tests/data/tiny --max-tokens 8 --seed 1 \
-	2>>$tmp/stderr; echo EXIT=\$? >$tmp/exit; sleep 30"
+start tests/data/tiny "--max-tokens 8 --seed 1"
 made=0
 if wait_for "ready in"; then
-	send "First question here"
-	wait_for "tok/s, first token" && send "/rename Renamed chat" && wait_for "renamed to" \
-		&& send "/new" && sleep 0.5 && send "Second question" && sleep 0.5 \
+	send_line "First question here"
+	wait_for "tok/s, first token" && send_line "/rename Renamed chat" && wait_for "renamed to" \
+		&& send_line "/new" && sleep 0.5 && send_line "Second question" && sleep 0.5 \
 		&& wait_for "tok/s, first token" && made=1
 fi
 $T send-keys F10
-i=0
-while [ ! -s "$tmp/exit" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-$T kill-server 2>/dev/null
+wait_exit >/dev/null
 [ $made = 1 ] && grep -q EXIT=0 "$tmp/exit" && ok "two conversations made" \
 	|| bad "making two conversations in the full-screen chat"
 
@@ -84,6 +54,4 @@ XDG_DATA_HOME="$tmp/elsewhere" "$Q" list >"$tmp/out" 2>"$tmp/err"
 "$Q" list extra >"$tmp/out" 2>"$tmp/err"
 [ $? = 2 ] && grep -q "unexpected argument 'extra'" "$tmp/err" && ok "list extra: usage error" \
 	|| bad "list extra"
-rm -rf "$tmp"
-echo "cli-list: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

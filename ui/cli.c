@@ -91,6 +91,17 @@ cli_usage(FILE *f)
  */
 typedef void usage_fn(FILE *);
 
+/* After getopt: 2 with the usage on stderr when arguments are left over, else 0. */
+static int
+no_operands(int argc, char **argv, usage_fn *usage)
+{
+	if (optind == argc)
+		return 0;
+	fprintf(stderr, "qnext: unexpected argument '%s'\n", argv[optind]);
+	usage(stderr);
+	return 2;
+}
+
 static void
 chat_usage(FILE *f)
 {
@@ -267,12 +278,8 @@ parse_args(struct cli_opts *o, int argc, char **argv, usage_fn *usage, int *stat
 			return -1;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "qnext: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
-		*status = 2;
+	if ((*status = no_operands(argc, argv, usage)) != 0)
 		return -1;
-	}
 	return 0;
 }
 
@@ -867,11 +874,8 @@ cli_list_main(int argc, char **argv)
 		list_usage(ch == 'h' ? stdout : stderr);
 		return ch == 'h' ? 0 : 2;
 	}
-	if (optind != argc) {
-		fprintf(stderr, "qnext: unexpected argument '%s'\n", argv[optind]);
-		list_usage(stderr);
+	if (no_operands(argc, argv, list_usage) != 0)
 		return 2;
-	}
 	if ((path = store_default_path()) == NULL) {
 		fprintf(stderr, "qnext: no home directory for the conversation database "
 				"(set HOME or XDG_DATA_HOME)\n");
@@ -922,11 +926,8 @@ model_only(int argc, char **argv, usage_fn *usage, const char **model)
 			return ch == 'h' ? 0 : 2;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "qnext: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
+	if (no_operands(argc, argv, usage) != 0)
 		return 2;
-	}
 	return -1;
 }
 

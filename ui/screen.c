@@ -340,11 +340,12 @@ static void
 draw_transcript(struct app *a, int rows)
 {
 	int total = transcript_layout(&a->tr, a->cols);
+	bool welcome = total < rows && !conversation_started(a);
 	int first;
 
 	a->tr.scroll = MAX(0, MIN(a->tr.scroll, total - rows));
 	first = total - rows - a->tr.scroll;
-	if (!conversation_started(a) && total < rows) {
+	if (welcome) {
 		/* Notices stay at the bottom; the start screen takes the rows above. */
 		for (int y = 0; y < rows - total; y++) {
 			move(y, 0);
@@ -355,7 +356,7 @@ draw_transcript(struct app *a, int rows)
 	for (int y = 0; y < rows; y++) {
 		const struct line *l = first + y >= 0 ? transcript_line(&a->tr, first + y) : NULL;
 
-		if (l == NULL && !conversation_started(a))
+		if (l == NULL && welcome)
 			continue; /* the start screen's row */
 		if (l == NULL) {
 			move(y, 0);

@@ -54,7 +54,7 @@ text() { # output file, seed arguments...
 	f=$1
 	shift
 	$Q -m "$tmp/endless" -p "Tell me" --temp 1 --max-tokens 64 --thinking "$@" >"$f" 2>"$f.err"
-	grep -v '^\[prompt ' "$f.err" >>"$f"
+	grep -a -v '^\[prompt ' "$f.err" >>"$f" # -a: random tokens can look binary
 }
 text "$tmp/r1"
 text "$tmp/r2"

@@ -64,7 +64,7 @@ printf '{"eos_token_id": [100000], "temperature": 0.6, "top_k": 20, "top_p": 0.9
 sed 's#"content": *"</think>"#"content": "</thonk>"#' $M/tokenizer.json >"$tmp/endless/tokenizer.json"
 on_tty "$tmp/log3" "timeout -s INT 1.5 $Q -m $tmp/endless -p 'Go on' --max-tokens 1000000 >$tmp/out3"
 [ ! -s "$tmp/out3" ] && ok "the endless copy only reasons" || bad "the endless copy answered"
-n=$(tr '\r' '\n' <"$tmp/log3" | grep -o "thinking\.\.\. [0-9]*" | sort -u | wc -l)
+n=$(tr '\r' '\n' <"$tmp/log3" | grep -a -o "thinking\.\.\. [0-9]*" | sort -u | wc -l)
 [ "$n" -ge 2 ] && ok "count updated ($n values)" || { bad "count not updated"; cat -v "$tmp/log3"; }
 [ "$(grep -c "thinking" "$tmp/log3")" = 1 ] && ok "updated in place (no newlines)" \
 	|| { bad "the indicator scrolls"; cat -v "$tmp/log3"; }

@@ -118,7 +118,52 @@ struct ctx {
 	void *abort_arg;
 	bool aborting; /* the current ctx_forward was told to stop */
 	bool torn;     /* a step was abandoned half-way: the state is not usable */
+
+	/* Time and bytes by phase (ctx_profile_take). */
+	struct ctx_profile prof;
+	enum fwd_phase phase;
+	double phase_t; /* when the current phase began */
 };
+
+/* ---- profile ------------------------------------------------------------ */
+
+/* Charge the time since the last switch to the current phase, then enter p. */
+static void
+phase(struct ctx *c, enum fwd_phase p)
+{
+	double t = now_sec();
+
+	c->prof.seconds[c->phase] += t - c->phase_t;
+	c->phase_t = t;
+	c->phase = p;
+}
+
+/* A parallel step that is not a list of matrix products. */
+static void
+pool_step(struct ctx *c, pool_fn *fn, void *arg)
+{
+	c->prof.barriers++;
+	pool_run(c->pool, fn, arg);
+}
+
+const char *
+ctx_phase_name(enum fwd_phase p)
+{
+	static const char *const names[FWD_PHASES] = {
+		[FWD_GLUE] = "glue",       [FWD_ATTN] = "attention", [FWD_GDN] = "deltanet",
+		[FWD_ROUTER] = "router",   [FWD_EXPERTS] = "experts", [FWD_SHARED] = "shared expert",
+		[FWD_MLP] = "dense mlp",   [FWD_HEAD] = "lm_head",
+	};
+
+	return (unsigned)p < FWD_PHASES ? names[p] : "?";
+}
+
+void
+ctx_profile_take(struct ctx *c, struct ctx_profile *p)
+{
+	*p = c->prof;
+	memset(&c->prof, 0, sizeof(c->prof));
+}
 
 /* ---- matrix products through the pool -------------------------------- */
 
@@ -138,6 +183,7 @@ add_job(struct ctx *c, const struct qmat *W, const float *X, const struct qact *
 	if (c->n_jobs == MAX_JOBS)
 		fatal("forward: too many matrix products in one step");
 	j = &c->jobs[c->n_jobs++];
+	c->prof.bytes[c->phase] += qmat_bytes(W);
 	j->W = W;
 	j->X = X;
 	j->A = use_q8(c, W) ? A : NULL;
@@ -188,7 +234,7 @@ static void
 run_jobs(struct ctx *c)
 {
 	if (c->n_jobs > 0)
-		pool_run(c->pool, jobs_worker, c);
+		pool_step(c, jobs_worker, c);
 	c->n_jobs = 0;
 }
 
@@ -310,9 +356,11 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 {
 	const struct model_config *cfg = &c->m->cfg;
 	int hd = cfg->head_dim, kd = cfg->n_kv_heads * hd, qd = cfg->n_heads * hd;
-	const struct qact *A = quantize(c, &c->qa, c->h, n_tok, cfg->hidden_size);
+	const struct qact *A;
 	struct attn_step st = { c, slot, n_tok };
 
+	phase(c, FWD_ATTN);
+	A = quantize(c, &c->qa, c->h, n_tok, cfg->hidden_size);
 	/* k and v of token t share one row of mid: [k | v]. */
 	add_job(c, &a->q_proj, c->h, A, n_tok, c->big1, 2 * qd);
 	add_job(c, &a->k_proj, c->h, A, n_tok, c->mid, 2 * kd);
@@ -322,7 +370,7 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 		return false;
 	for (int t = 0; t < n_tok; t++)
 		attn_prepare(c, a, slot, t, n_tok);
-	pool_run(c->pool, attn_worker, &st);
+	pool_step(c, attn_worker, &st);
 	if (stopping(c))
 		return false;
 	add_job(c, &a->o_proj, c->big2, quantize(c, &c->qa2, c->big2, n_tok, qd), n_tok, c->y,
@@ -485,9 +533,11 @@ static bool
 layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_tok)
 {
 	const struct model *m = c->m;
-	const struct qact *A = quantize(c, &c->qa, c->h, n_tok, m->cfg.hidden_size);
+	const struct qact *A;
 	struct gdn_step st = { c, g, s, n_tok };
 
+	phase(c, FWD_GDN);
+	A = quantize(c, &c->qa, c->h, n_tok, m->cfg.hidden_size);
 	add_job(c, &g->in_qkvz, c->h, A, n_tok, c->big1, m->qkvz_dim);
 	add_job(c, &g->in_ba, c->h, A, n_tok, c->mid, 2 * m->cfg.lin_n_v_heads);
 	run_jobs(c);
@@ -495,13 +545,13 @@ layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_t
 		return false;
 	for (int t = 0; t < n_tok; t++)
 		gdn_split(c, t);
-	pool_run(c->pool, gdn_conv_worker, &st);
+	pool_step(c, gdn_conv_worker, &st);
 	for (int t = 0; t < n_tok; t++) {
 		gdn_qk_norm(c, t);
 		gdn_gates(c, g, t);
 	}
 	/* Head outputs go to big1 [T][value_dim] (the projection is consumed). */
-	pool_run(c->pool, gdn_head_worker, &st);
+	pool_step(c, gdn_head_worker, &st);
 	if (stopping(c))
 		return false;
 	add_job(c, &g->out, c->big1, quantize(c, &c->qa2, c->big1, n_tok, m->value_dim), n_tok,
@@ -559,9 +609,11 @@ moe_experts(struct ctx *c, const struct layer_moe *e, int n_rows)
 {
 	const struct model_config *cfg = &c->m->cfg;
 	int d = cfg->hidden_size, w = cfg->moe_inter;
-	const struct qact *A = quantize(c, &c->qg, c->gx, n_rows, d);
+	const struct qact *A;
 	struct qact *views = c->views;
 
+	phase(c, FWD_EXPERTS);
+	A = quantize(c, &c->qg, c->gx, n_rows, d);
 	for (int x = 0; x < cfg->n_experts; x++) {
 		int r0 = c->off[x], n = c->off[x + 1] - r0;
 		const struct qact *Ax = NULL;
@@ -603,6 +655,7 @@ moe_shared(struct ctx *c, const struct layer_moe *e, const struct qact *A, int n
 {
 	int d = c->m->cfg.hidden_size, w = c->m->cfg.shared_inter;
 
+	phase(c, FWD_SHARED);
 	add_job(c, &e->sh_gate, c->h, A, n_tok, c->sh1, w);
 	add_job(c, &e->sh_up, c->h, A, n_tok, c->sh2, w);
 	add_job(c, &e->sh_router, c->h, A, n_tok, c->shr, 1);
@@ -618,10 +671,13 @@ layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 {
 	const struct model_config *cfg = &c->m->cfg;
 	int d = cfg->hidden_size, n_rows = n_tok * cfg->n_experts_per_tok;
-	const struct qact *A = quantize(c, &c->qa, c->h, n_tok, d);
+	const struct qact *A;
 
+	phase(c, FWD_ROUTER);
+	A = quantize(c, &c->qa, c->h, n_tok, d);
 	add_job(c, &e->router, c->h, A, n_tok, c->router, cfg->n_experts);
 	run_jobs(c);
+	phase(c, FWD_GLUE);
 	for (int t = 0; t < n_tok; t++)
 		moe_route(c, t);
 	moe_group(c, n_tok);
@@ -629,6 +685,7 @@ layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 		return false;
 	if (e->has_shared)
 		moe_shared(c, e, A, n_tok);
+	phase(c, FWD_GLUE);
 	for (int t = 0; t < n_tok; t++) {
 		float *y = c->y + (size_t)t * d, gate = e->has_shared ? ops_sigmoid(c->shr[t]) : 0;
 
@@ -645,8 +702,10 @@ static void
 layer_mlp(struct ctx *c, const struct layer_mlp *l, int n_tok)
 {
 	int d = c->m->cfg.hidden_size, w = c->m->cfg.intermediate_size;
-	const struct qact *A = quantize(c, &c->qa, c->h, n_tok, d);
+	const struct qact *A;
 
+	phase(c, FWD_MLP);
+	A = quantize(c, &c->qa, c->h, n_tok, d);
 	/* Dense layers reuse the expert buffers (sized for top_k x inter rows). */
 	add_job(c, &l->gate, c->h, A, n_tok, c->g1, w);
 	add_job(c, &l->up, c->h, A, n_tok, c->g2, w);
@@ -697,6 +756,9 @@ decoder_step(struct ctx *c, const int32_t *tok, int n_tok, int t0)
 	const struct model *m = c->m;
 	int d = m->cfg.hidden_size, slot = 0;
 
+	c->prof.tokens += (uint64_t)n_tok;
+	c->prof.bytes[FWD_GLUE] +=
+		qmat_bytes(&m->embed) / (uint64_t)m->cfg.vocab_size * (uint64_t)n_tok;
 	for (int t = 0; t < n_tok; t++)
 		qmat_row_f32(&m->embed, tok[t], c->x + (size_t)t * d);
 	capture(c, 0, t0, n_tok);
@@ -710,6 +772,7 @@ decoder_step(struct ctx *c, const int32_t *tok, int n_tok, int t0)
 			      : layer_gdn(c, &l->gdn, &c->gdn[i], n_tok)) ||
 		    stopping(c))
 			return false;
+		phase(c, FWD_GLUE);
 		add_rows(c->x, c->y, (size_t)n_tok * d);
 		norm_rows(c->h, c->x, l->post_norm, n_tok, d, m->cfg.rms_eps);
 		if (l->moe) {
@@ -717,6 +780,7 @@ decoder_step(struct ctx *c, const int32_t *tok, int n_tok, int t0)
 				return false;
 		} else
 			layer_mlp(c, &l->mlp, n_tok);
+		phase(c, FWD_GLUE);
 		add_rows(c->x, c->y, (size_t)n_tok * d);
 		capture(c, i + 1, t0, n_tok);
 	}
@@ -730,10 +794,12 @@ head(struct ctx *c, int r0, int n, float *logits)
 	const struct model *m = c->m;
 	int d = m->cfg.hidden_size;
 
+	phase(c, FWD_HEAD);
 	norm_rows(c->h, c->x + (size_t)r0 * d, m->final_norm, n, d, m->cfg.rms_eps);
 	add_job(c, &m->lm_head, c->h, quantize(c, &c->qa, c->h, n, d), n, logits,
 		m->cfg.vocab_size);
 	run_jobs(c);
+	phase(c, FWD_GLUE);
 }
 
 int
@@ -755,10 +821,13 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 			return cause_set(cause, "token id %d out of range (vocabulary %d)", tokens[i],
 					 vocab);
 	c->aborting = false;
+	c->phase = FWD_GLUE;
+	c->phase_t = now_sec();
 	for (int t0 = 0; t0 < n; t0 += c->o.n_batch) {
 		int nt = MIN(c->o.n_batch, n - t0);
 
 		if (!decoder_step(c, tokens + t0, nt, t0)) {
+			phase(c, FWD_GLUE);
 			c->torn = true;
 			c->capture_at += t0;
 			return 1;
@@ -769,6 +838,7 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 			head(c, nt - 1, 1, logits);
 		c->pos += nt;
 	}
+	phase(c, FWD_GLUE); /* charge the last stretch */
 	c->capture_at += n;
 	return 0;
 }

@@ -47,6 +47,36 @@ int ctx_pos(const struct ctx *c);
 uint64_t ctx_bytes(const struct ctx *c);
 
 /*
+ * Where the forward pass spends its time, by part of the layer: for finding
+ * where a decode step loses memory bandwidth (`qnext bench --phases`).  Time
+ * is wall time on the owner thread, so a phase includes its wait at the
+ * barrier that ends each parallel step.
+ */
+enum fwd_phase {
+	FWD_GLUE,    /* embedding row, norms, residual adds, routing and gathering */
+	FWD_ATTN,    /* gated attention: projections, scores, output projection */
+	FWD_GDN,     /* Gated DeltaNet: projections, conv, recurrence, output projection */
+	FWD_ROUTER,  /* the MoE router's matrix product */
+	FWD_EXPERTS, /* the routed experts' gate/up and down products */
+	FWD_SHARED,  /* the shared expert */
+	FWD_MLP,     /* dense MLP layers (none in Qwen3-Next) */
+	FWD_HEAD,    /* final norm and lm_head */
+	FWD_PHASES,
+};
+
+struct ctx_profile {
+	double seconds[FWD_PHASES];
+	uint64_t bytes[FWD_PHASES]; /* weight bytes the phase's products read */
+	uint64_t barriers;          /* parallel steps (each ends in one barrier) */
+	uint64_t tokens;            /* tokens fed through the decoder */
+};
+
+const char *ctx_phase_name(enum fwd_phase p);
+
+/* Copy what ctx_forward calls spent since the last take into *p, and start over. */
+void ctx_profile_take(struct ctx *c, struct ctx_profile *p);
+
+/*
  * Feed tokens[0..n) at the current position.  logits: NULL for none, else
  * [n][vocab] when all_logits, or [vocab] for the last token only.  Returns 0,
  * or -1 with *cause when the context would overflow, a token id is out of

@@ -27,12 +27,14 @@
 #include "kernels.h"
 #include "model.h"
 #include "pool.h"
+#include "safetensors.h"
+#include "sysinfo.h"
 #include "util.h"
 
 struct bopts {
 	const char *model;
 	int prompt, gen, reps, threads;
-	bool f32, json;
+	bool f32, json, phases;
 };
 
 static int
@@ -55,6 +57,7 @@ struct bresult {
 	double ready;      /* session_open: model + tokenizer + context, seconds */
 	double rss_anon;   /* bytes of anonymous memory (beyond the mapped weights) */
 	double rss_peak;   /* peak resident set, bytes */
+	struct ctx_profile dec; /* the decode steps of every run, by phase */
 };
 
 /* RssAnon from /proc/self/status: what the process holds beyond file pages. */
@@ -94,10 +97,43 @@ time_ready(const struct bopts *o)
 	return s != NULL ? t : 0;
 }
 
+/*
+ * Touch every page of the weights through the mapping before measuring, as
+ * the chat's read-ahead does, so that the figures are the steady state:
+ * otherwise each expert's first use pays its page faults inside the timed
+ * decode (on a 64-expert model, enough to halve the experts' bandwidth in a
+ * 24-token run).  Skipped when the weights do not fit in free memory.
+ */
+static void
+touch_weights(const struct model *m)
+{
+	volatile unsigned char sink = 0;
+	struct sysinfo_mem mem;
+	uint64_t total = 0;
+
+	for (int i = 0; i < st_shard_count(m->st); i++) {
+		size_t len;
+
+		st_shard_base(m->st, i, &len);
+		total += len;
+	}
+	if (sysinfo_mem(&mem) != 0 || total > mem.available)
+		return;
+	for (int i = 0; i < st_shard_count(m->st); i++) {
+		size_t len;
+		const unsigned char *p = st_shard_base(m->st, i, &len);
+
+		for (size_t k = 0; k < len; k += 4096)
+			sink ^= p[k];
+	}
+	(void)sink;
+}
+
 static int
 bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logits, double *pp,
-	   double *tg, double *ttft, char **cause)
+	   double *tg, double *ttft, struct ctx_profile *dec, char **cause)
 {
+	struct ctx_profile p;
 	double t0, t1, t2;
 
 	ctx_reset(c);
@@ -105,10 +141,18 @@ bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logi
 	if (ctx_forward(c, ids, o->prompt, logits, false, cause) != 0)
 		return -1;
 	t1 = now_sec();
+	ctx_profile_take(c, &p); /* the prompt's: not wanted */
 	for (int i = 0; i < o->gen; i++)
 		if (ctx_forward(c, &ids[o->prompt + i], 1, logits, false, cause) != 0)
 			return -1;
 	t2 = now_sec();
+	ctx_profile_take(c, &p);
+	for (int k = 0; k < FWD_PHASES; k++) {
+		dec->seconds[k] += p.seconds[k];
+		dec->bytes[k] += p.bytes[k];
+	}
+	dec->barriers += p.barriers;
+	dec->tokens += p.tokens;
 	*pp = o->prompt / (t1 - t0);
 	*tg = o->gen / (t2 - t1);
 	*ttft = t1 - t0;
@@ -147,6 +191,35 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 	       r->rss_anon / 1e6, r->rss_peak / 1e6);
 }
 
+/*
+ * Where a decode step's time goes: per phase, milliseconds and weight bytes
+ * per token, the bandwidth that phase achieves and its share of the stream
+ * read measured in the same run.  A phase far below the stream read while
+ * reading many bytes is where the bandwidth is lost.
+ */
+static void
+print_phases(const struct bresult *r)
+{
+	const struct ctx_profile *p = &r->dec;
+	double n = p->tokens > 0 ? (double)p->tokens : 1, total = 0;
+
+	for (int k = 0; k < FWD_PHASES; k++)
+		total += p->seconds[k];
+	printf("decode step by phase (%llu tokens, %.1f parallel steps per token):\n",
+	       (unsigned long long)p->tokens, (double)p->barriers / n);
+	printf("  %-14s %9s %6s %10s %8s %7s\n", "phase", "ms/token", "share", "MB/token", "GB/s",
+	       "stream");
+	for (int k = 0; k < FWD_PHASES; k++) {
+		double gbs = p->seconds[k] > 0 ? (double)p->bytes[k] / p->seconds[k] / 1e9 : 0;
+
+		if (p->seconds[k] == 0 && p->bytes[k] == 0)
+			continue;
+		printf("  %-14s %9.2f %5.1f%% %10.1f %8.2f %6.0f%%\n", ctx_phase_name(k),
+		       1e3 * p->seconds[k] / n, total > 0 ? 100 * p->seconds[k] / total : 0,
+		       (double)p->bytes[k] / n / 1e6, gbs, r->stream > 0 ? 100 * gbs / r->stream : 0);
+	}
+}
+
 static int
 bench_run(const struct bopts *o)
 {
@@ -174,9 +247,10 @@ bench_run(const struct bopts *o)
 		printf("model: %s\n", desc);
 		free(desc);
 	}
+	touch_weights(m);
 	r.stream = benchhw_stream_read(BENCHHW_STREAM_BYTES, threads, 5);
 	for (int i = 0; i < o->reps; i++)
-		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &cause) != 0)
+		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &r.dec, &cause) != 0)
 			goto out;
 	r.prefill = median(pp, o->reps);
 	r.decode = median(tg, o->reps);
@@ -189,6 +263,8 @@ bench_run(const struct bopts *o)
 		r.rss_peak = (double)ru.ru_maxrss * 1024;
 	}
 	print_result(o, m, &r, kernels_get()->name, threads);
+	if (o->phases && !o->json)
+		print_phases(&r);
 	rc = 0;
 out:
 	if (cause != NULL)
@@ -205,7 +281,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
-		   "[--f32] [--json]\n");
+		   "[--f32] [--json] [--phases]\n");
 }
 
 int
@@ -216,6 +292,7 @@ bench_main(int argc, char **argv)
 		{ "gen", required_argument, NULL, 'n' },   { "reps", required_argument, NULL, 'r' },
 		{ "threads", required_argument, NULL, 'j' }, { "f32", no_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'J' },        { "help", no_argument, NULL, 'h' },
+		{ "phases", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bopts o = { .prompt = 512, .gen = 128, .reps = 5 };
@@ -231,6 +308,7 @@ bench_main(int argc, char **argv)
 		case 'j': o.threads = atoi(optarg); break;
 		case 'f': o.f32 = true; break;
 		case 'J': o.json = true; break;
+		case 'P': o.phases = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -34,6 +34,9 @@ has "three schedules compared" "chunks 1,5,64,65,rest"
 check "self-consistent, int8 path" 0 $Q verify --model "$tmp/m" --self --tokens 100 --tol 1e-2
 check "bench runs on it" 0 $Q bench -m "$tmp/m" --prompt 32 --gen 8 --reps 1 --json
 has "bench JSON" '"decode_tok_s"'
+check "bench --phases" 0 $Q bench -m "$tmp/m" --prompt 8 --gen 4 --reps 1 --phases
+has "phase table" "^  experts  *[0-9.]*  *[0-9.]*%  *[0-9.]*  *[0-9.]*  *[0-9]*%$"
+has "barriers per token" "parallel steps per token"
 check "same seed, same bytes" 0 $Q mkmodel -o "$tmp/m2" --tiny --shard-gb 0.002
 cmp -s "$tmp/m/model-00002-of-00003.safetensors" "$tmp/m2/model-00002-of-00003.safetensors" \
 	&& pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL mkmodel is not deterministic"; }

@@ -130,6 +130,50 @@ test_abort(const struct model *m, struct ctx *c, const int32_t *ids, float *a, f
 	free(cause);
 }
 
+/*
+ * The profile of one decoded token: its products read exactly the bytes
+ * the model says a token reads, and it counts one barrier per parallel
+ * step (3 per attention layer, 4 per DeltaNet layer, the router, two
+ * expert steps and two shared-expert steps per MoE block, 2 per dense MLP,
+ * 1 for lm_head).
+ */
+static void
+test_profile(const struct model *m, struct ctx *c, const int32_t *ids, float *logits)
+{
+	struct ctx_profile p;
+	uint64_t bytes = 0, barriers = 1;
+	char *cause = NULL;
+	double secs = 0;
+
+	for (int i = 0; i < m->cfg.n_layers; i++) {
+		const struct layer *l = &m->layers[i];
+
+		barriers += l->full ? 3 : 4;
+		barriers += l->moe ? 3 + (l->moe_w.has_shared ? 2 : 0) : 2;
+	}
+	ctx_profile_take(c, &p); /* what the tests before did */
+	ctx_reset(c);
+	T_EQ_INT(ctx_forward(c, ids, 5, NULL, false, &cause), 0);
+	ctx_profile_take(c, &p); /* the prompt's, discarded */
+	T_EQ_INT(p.tokens, 5);
+	T_EQ_INT(ctx_forward(c, ids + 5, 1, logits, false, &cause), 0);
+	ctx_profile_take(c, &p);
+	for (int k = 0; k < FWD_PHASES; k++) {
+		bytes += p.bytes[k];
+		secs += p.seconds[k];
+		T_ASSERT(p.seconds[k] >= 0);
+	}
+	T_EQ_INT(p.tokens, 1);
+	T_EQ_INT(bytes, m->decode_bytes);
+	T_EQ_INT(p.barriers, barriers);
+	T_ASSERT(secs > 0);
+	T_ASSERT(p.bytes[FWD_EXPERTS] > 0 && p.bytes[FWD_HEAD] == qmat_bytes(&m->lm_head));
+	T_ASSERT(strcmp(ctx_phase_name(FWD_EXPERTS), "experts") == 0);
+	ctx_profile_take(c, &p);
+	T_EQ_INT(p.tokens, 0); /* a take starts over */
+	T_EQ_INT(p.barriers, 0);
+}
+
 int
 main(void)
 {
@@ -198,6 +242,7 @@ main(void)
 	T_ASSERT(memcmp(a, b, (size_t)V * sizeof(float)) == 0);
 	ctx_reset(c);
 	T_EQ_INT(ctx_saved_pos(c), -1);
+	test_profile(m, c, ids, a);
 
 	test_abort(m, c, ids, a, b);
 

@@ -44,8 +44,15 @@ struct qmat {
 	const uint16_t *scales;   /* GPTQ: IEEE half [n_groups][n_out] */
 };
 
-/* Activation quantization block: int8 with one float scale per QK inputs. */
-#define QK 32
+/*
+ * Activation quantization: int8 in blocks of QK inputs (each with its sum),
+ * one float scale shared by the QK blocks of a super-block of QKS inputs.
+ * Sharing the scale lets the SIMD kernels keep exact int32 sums across a
+ * whole span of the weights' group (qmat_q8_span) and convert to float once
+ * per span; 128 inputs per scale is finer than llama.cpp's Q8_K (256).
+ */
+#define QK  32
+#define QKS 128
 
 /*
  * Activations of n_tok tokens quantized to int8, ready for matmul_q8.  The
@@ -60,7 +67,7 @@ struct qact {
 	int n_blk;     /* ceil(n / QK) */
 	int8_t *q;     /* [n_tok_max][n_blk*QK] natural order, zero padded */
 	int8_t *qp;    /* [n_tok_max][n_blk*QK] permuted copy for nibble unpacking */
-	float *d;      /* [n_tok_max][n_blk] scale: x ~= d * q */
+	float *d;      /* [n_tok_max][n_blk] scale: x ~= d * q (equal within a QKS super-block) */
 	int32_t *sum;  /* [n_tok_max][n_blk] sum of q over the block */
 };
 
@@ -71,6 +78,13 @@ void qact_release(struct qact *a); /* accepts a zeroed struct */
 /* Whether matmul_q8 accepts W: GPTQ with group_size % QK == 0 (and n_in % QK == 0
  * or a short last group that is still a multiple of 32/bits). */
 bool qmat_q8_ok(const struct qmat *W);
+
+/*
+ * Inputs over which matmul_q8 sums int32 products before one float step: a
+ * run that lies in one weight group and one activation super-block (QKS when
+ * the group size is a multiple of it, the group when it divides QKS, else QK).
+ */
+int qmat_q8_span(const struct qmat *W);
 
 /* Dequantize row o of W (all n_in inputs) into out[n_in] (scalar; embeddings,
  * tests, the BLAS fallback). */
@@ -90,12 +104,13 @@ struct kernels {
 	/*
 	 * The same product with activations A quantized by quantize_act (A->n ==
 	 * W->n_in).  Only when qmat_q8_ok(W).  Integer dot products inside each
-	 * QK block; agrees with the scalar tier's matmul_q8 to float rounding.
+	 * qmat_q8_span; agrees with the scalar tier's matmul_q8 to float rounding.
 	 */
 	void (*matmul_q8)(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0,
 			  int o1);
 
-	/* Quantize X [n_tok][n] into A (symmetric, per QK block, round to nearest). */
+	/* Quantize X [n_tok][n] into A (symmetric, one scale per QKS super-block,
+	 * round half to even; every tier writes the same bytes). */
 	void (*quantize_act)(const float *X, int n_tok, int n, struct qact *A);
 
 	/* Vector helpers for attention and the delta rule. */

@@ -439,7 +439,11 @@ test_gptq(void)
 				      { 2, 64, 24, 48 },
 				      { 8, 200, 40, 16 } };
 	/* bits, n_in, group size, n_out, n_tok */
-	static const int big[][5] = { { 4, 256, 64, 512, 100 },
+	static const int big[][5] = { { 4, 2048, 128, 512, 37 },
+				      { 8, 2048, 128, 4096, 6 },
+				      { 4, 512, 128, 2048, 70 },
+				      { 8, 256, 128, 48, 9 },
+				      { 4, 256, 64, 512, 100 },
 				      { 8, 96, 32, 300, 130 },
 				      { 2, 128, 128, 256, 170 } };
 	size_t bi, ni, gi, oi;
@@ -543,8 +547,8 @@ test_quantize(void)
 
 	for (i = 0; i < n * n_tok; i++)
 		X[i] = rng_uniform(-3, 3) * (i % 7 == 0 ? 10.0f : 1.0f);
-	for (i = 32; i < 64; i++)
-		X[i] = 0; /* token 0, block 1: all zero, d = 0 */
+	for (i = QKS; i < n; i++)
+		X[i] = 0; /* token 0, super-block 1: all zero, d = 0 */
 	X[n + 5] = 0.5f;  /* ties land on exact halves of d = 127/127 */
 	X[n + 6] = 127.0f;
 	X[n + 7] = -2.5f;
@@ -558,13 +562,18 @@ test_quantize(void)
 	/* round half to even: 0.5 -> 0, -2.5 -> -2 */
 	T_EQ_INT(A.q[n_blk * QK + 5], 0);
 	T_EQ_INT(A.q[n_blk * QK + 7], -2);
-	T_EQ_INT(A.d[1], 0);
+	T_ASSERT(A.d[QKS / QK] == 0.0f && A.d[n_blk - 1] == 0.0f);
 	for (tk = 0; tk < n_tok; tk++)
 		for (b = 0; b < n_blk; b++) {
 			const int8_t *q = A.q + ((size_t)tk * n_blk + b) * QK;
 			const int8_t *qp = A.qp + ((size_t)tk * n_blk + b) * QK;
-			float d = A.d[tk * n_blk + b];
+			float d = A.d[tk * n_blk + b], amax = 0;
 			int32_t sum = 0;
+
+			/* One scale per QKS super-block: max |x| over it / 127. */
+			for (i = b / (QKS / QK) * QKS; i < MIN(b / (QKS / QK) * QKS + QKS, n); i++)
+				amax = fmaxf(amax, fabsf(X[tk * n + i]));
+			bad += d != amax / 127.0f;
 
 			for (i = 0; i < QK; i++) {
 				int idx = b * QK + i;

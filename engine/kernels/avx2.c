@@ -35,6 +35,7 @@
 #include "kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "util.h"
@@ -668,33 +669,40 @@ matmul_f32(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, i
 	}
 }
 
-/*
- * One QK block: d = max|x| / 127, q = x / d rounded half to even (exactly as
- * scalar.c, so tiers agree bit for bit), the sum, and the permuted copy
- * (order 0 2 4 6 1 3 5 7 in each run of 8, see scalar.c).
- */
-static void
-quantize_block(const float *x, int8_t *q, int8_t *qp, float *d_out, int32_t *sum_out)
+/* max |x| over one QK block (NaN ignored, as fmaxf in scalar.c). */
+static float
+block_amax(const float *x)
 {
 	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	__m256 v[4], m;
+	int k;
+
+	for (k = 0; k < 4; k++)
+		v[k] = _mm256_and_ps(_mm256_loadu_ps(x + 8 * k), absmask);
+	m = _mm256_max_ps(_mm256_max_ps(v[0], v[1]), _mm256_max_ps(v[2], v[3]));
+	m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+	m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+	m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+	return _mm256_cvtss_f32(m);
+}
+
+/*
+ * One QK block with its super-block's scale d: q = x / d rounded half to
+ * even (exactly as scalar.c, so tiers agree bit for bit), the sum, and the
+ * permuted copy (order 0 2 4 6 1 3 5 7 in each run of 8, see scalar.c).
+ */
+static void
+quantize_block(const float *x, float d, int8_t *q, int8_t *qp, float *d_out, int32_t *sum_out)
+{
 	const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
 	const __m256i shuf = _mm256_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15,
 					      0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
-	__m256 v[4], m;
+	__m256 v[4];
 	__m256i iv[4], s, p;
-	float amax, d;
 	int k;
 
 	for (k = 0; k < 4; k++)
 		v[k] = _mm256_loadu_ps(x + 8 * k);
-	m = _mm256_max_ps(
-		_mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
-		_mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
-	m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
-	m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
-	m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
-	amax = _mm256_cvtss_f32(m);
-	d = amax / 127.0f;
 	*d_out = d;
 	if (d == 0) {
 		memset(q, 0, QK);
@@ -720,10 +728,23 @@ quantize_block(const float *x, int8_t *q, int8_t *qp, float *d_out, int32_t *sum
 	_mm256_storeu_si256((__m256i *)qp, _mm256_shuffle_epi8(p, shuf));
 }
 
+/* Block b of x (n inputs), through pad when it is the short last one. */
+static const float *
+block_in(const float *x, int n, int b, float pad[QK])
+{
+	const float *xb = x + (size_t)b * QK;
+
+	if (n - b * QK >= QK)
+		return xb;
+	memset(pad, 0, QK * sizeof(float));
+	memcpy(pad, xb, (size_t)(n - b * QK) * sizeof(float));
+	return pad;
+}
+
 static void
 quantize_act(const float *X, int n_tok, int n, struct qact *A)
 {
-	int n_blk = (n + QK - 1) / QK, t, b;
+	int n_blk = (n + QK - 1) / QK, t, b, k;
 
 	A->n = n;
 	A->n_tok = n_tok;
@@ -731,18 +752,18 @@ quantize_act(const float *X, int n_tok, int n, struct qact *A)
 	for (t = 0; t < n_tok; t++) {
 		const float *x = X + (size_t)t * n;
 		size_t qo = (size_t)t * n_blk * QK, bo = (size_t)t * n_blk;
+		float pad[QK], d = 0;
 
 		for (b = 0; b < n_blk; b++) {
-			const float *xb = x + (size_t)b * QK;
-			float pad[QK];
+			if (b % (QKS / QK) == 0) {
+				float amax = 0;
 
-			if (n - b * QK < QK) {
-				memset(pad, 0, sizeof(pad));
-				memcpy(pad, xb, (size_t)(n - b * QK) * sizeof(float));
-				xb = pad;
+				for (k = b; k < MIN(b + QKS / QK, n_blk); k++)
+					amax = fmaxf(amax, block_amax(block_in(x, n, k, pad)));
+				d = amax / 127.0f;
 			}
-			quantize_block(xb, A->q + qo + (size_t)b * QK, A->qp + qo + (size_t)b * QK,
-				       A->d + bo + b, A->sum + bo + b);
+			quantize_block(block_in(x, n, b, pad), d, A->q + qo + (size_t)b * QK,
+				       A->qp + qo + (size_t)b * QK, A->d + bo + b, A->sum + bo + b);
 		}
 	}
 }

@@ -8,13 +8,23 @@
  *     into int32 without saturating, so 8-bit weights need no sign trick and
  *     4-bit blocks no int16 stage;
  *   - output counts that are not a multiple of 16 end with the AVX2 tier
- *     (every VNNI CPU has AVX2), which ends with the scalar one.
+ *     (every VNNI CPU has AVX2), which ends with the scalar one;
+ *   - 4- and 8-bit matrices whose groups are a multiple of QKS inputs (the
+ *     checkpoint's 128) take a faster path, q8_spans: one activation scale
+ *     covers a whole span of QKS inputs, so products stay int32 across the
+ *     span and a tile of outputs x tokens is converted and scaled once per
+ *     span instead of once per QK block, and Y is read and written once per
+ *     span.  Measured against the block path in one interleaved run (best
+ *     of 40, one thread): prefill products 1.2-1.6x faster (2048 -> 512
+ *     4-bit, 16 and 64 tokens: 1.51x, 1.57x; 2048 -> 2048 8-bit, 64 tokens:
+ *     1.18x), decode within noise of it (0.9-1.16x on a busy machine).
  *
  * Any thread.
  */
 #include "kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "util.h"
@@ -352,17 +362,203 @@ zero_tile(float *Y, int ldy, int t0, int nt, int o0, int o1)
 		memset(Y + (size_t)t * ldy + o0, 0, (size_t)(o1 - o0) * sizeof(float));
 }
 
+/*
+ * The fast path: one span of QKS inputs from input i0 (nr = QKS * bits / 32
+ * qweight rows, one weight group, one activation scale per token) for outputs
+ * [o0, o1) (a multiple of 16 * nv) and tokens t0..t0+nt-1.  Products stay
+ * int32 over the whole span; then per token and output vector one
+ * zero-point correction, one conversion and one fma with scale * d.  `first`
+ * stores instead of adding (the first span of a row of Y).  pf, when given,
+ * prefetches the next span as this one is consumed (decode).
+ *
+ * 4-bit words are split as w & 0x0F (even inputs) and w & 0xF0 (odd inputs
+ * times 16: vpdpbusd takes the byte as unsigned, at most 240 * 127 * 4 per
+ * lane and step, 2.0e6 over a span), so each loaded vector costs two logic
+ * operations; the odd sums are shifted down once per span (exact: they are
+ * multiples of 16).  8-bit rows alternate between two accumulators so the
+ * dependency chains stay short.
+ */
+static inline __attribute__((always_inline)) void
+q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0, float *Y,
+	int ldy, int o0, int o1, const int nv, const int bits, bool first, struct prefetch *pf)
+{
+	const int nr = QKS * bits / 32;
+	const size_t n_out = (size_t)W->n_out, stride = (size_t)A->n_blk * QK;
+	const int g = i0 / W->group_size, b0 = i0 / QK;
+	const uint32_t *qw = W->qweight + (size_t)(i0 * bits / 32) * n_out;
+	const uint8_t *zrow = (const uint8_t *)(W->qzeros + (size_t)g * zeros_stride(W));
+	const uint16_t *srow = W->scales + (size_t)g * n_out;
+	const __m512i m4 = _mm512_set1_epi8(0x0F);
+	const int8_t *act[TOK_TILE];
+	int32_t st[TOK_TILE];
+	float dt[TOK_TILE], *yt[TOK_TILE];
+	int t, v, r, k, o;
+
+	for (t = 0; t < nt; t++) {
+		const int32_t *sum = A->sum + (size_t)(t0 + t) * A->n_blk + b0;
+
+		act[t] = (bits == 4 ? A->qp : A->q) + (size_t)(t0 + t) * stride + (size_t)i0;
+		/* z * sum is taken by madd: |sum| <= 128 * 127 fits the low int16. */
+		for (st[t] = 0, k = 0; k < QKS / QK; k++)
+			st[t] += sum[k];
+		st[t] &= 0xFFFF;
+		dt[t] = A->d[(size_t)(t0 + t) * A->n_blk + b0];
+		yt[t] = Y + (size_t)(t0 + t) * ldy;
+	}
+	for (o = o0; o < o1; o += 16 * nv) {
+		__m512i acc[2][TOK_TILE], odd[2][TOK_TILE];
+
+#pragma GCC unroll 4
+		for (v = 0; v < nv; v++)
+#pragma GCC unroll 4
+			for (t = 0; t < nt; t++)
+				acc[v][t] = odd[v][t] = _mm512_setzero_si512();
+#pragma GCC unroll 32
+		for (r = 0; r < nr; r++) {
+			__m512i w[2], lo[2], hi[2];
+
+#pragma GCC unroll 4
+			for (v = 0; v < nv; v++) {
+				w[v] = _mm512_loadu_si512(
+					(const void *)(qw + (size_t)r * n_out + o + 16 * v));
+				if (bits == 4) {
+					lo[v] = _mm512_and_si512(w[v], m4);
+					hi[v] = _mm512_andnot_si512(m4, w[v]);
+				}
+			}
+#pragma GCC unroll 4
+			for (t = 0; t < nt; t++) {
+				int32_t a0, a1;
+
+				if (bits == 4) {
+					memcpy(&a0, act[t] + 8 * r, 4);
+					memcpy(&a1, act[t] + 8 * r + 4, 4);
+#pragma GCC unroll 4
+					for (v = 0; v < nv; v++) {
+						acc[v][t] = _mm512_dpbusd_epi32(
+							acc[v][t], lo[v], _mm512_set1_epi32(a0));
+						odd[v][t] = _mm512_dpbusd_epi32(
+							odd[v][t], hi[v], _mm512_set1_epi32(a1));
+					}
+				} else {
+					memcpy(&a0, act[t] + 4 * r, 4);
+#pragma GCC unroll 4
+					for (v = 0; v < nv; v++) {
+						if (r & 1)
+							odd[v][t] = _mm512_dpbusd_epi32(
+								odd[v][t], w[v],
+								_mm512_set1_epi32(a0));
+						else
+							acc[v][t] = _mm512_dpbusd_epi32(
+								acc[v][t], w[v],
+								_mm512_set1_epi32(a0));
+					}
+				}
+			}
+		}
+#pragma GCC unroll 4
+		for (v = 0; v < nv; v++) {
+			__m512i zv = zeros16(zrow, o + 16 * v, bits);
+			__m512 sc = scales16(srow, o + 16 * v);
+
+#pragma GCC unroll 4
+			for (t = 0; t < nt; t++) {
+				float *y = yt[t] + o + 16 * v;
+				__m512i dot = bits == 4 ? _mm512_add_epi32(
+								  acc[v][t], _mm512_srai_epi32(odd[v][t], 4))
+							: _mm512_add_epi32(acc[v][t], odd[v][t]);
+
+				dot = _mm512_sub_epi32(
+					dot, _mm512_madd_epi16(zv, _mm512_set1_epi32(st[t])));
+				_mm512_storeu_ps(y, _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+								    _mm512_mul_ps(sc, _mm512_set1_ps(dt[t])),
+								    first ? _mm512_setzero_ps()
+									  : _mm512_loadu_ps(y)));
+			}
+		}
+		if (pf != NULL)
+			prefetch_step(pf, nr * nv);
+	}
+}
+
+/* q8_span with the bits, token and vector counts as constants. */
+static void
+q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, float *Y, int ldy,
+	    int o0, int o1, int nv, bool first, struct prefetch *pf)
+{
+	switch ((W->bits == 8) * 8 + (nv - 1) * 4 + (nt - 1)) {
+#define SPAN_CASE(B, V, T)                                                                      \
+	case ((B) == 8) * 8 + ((V) - 1) * 4 + ((T) - 1):                                        \
+		q8_span(W, A, t0, T, i0, Y, ldy, o0, o1, V, B, first, pf);                      \
+		break;
+		SPAN_CASE(4, 1, 1)
+		SPAN_CASE(4, 1, 2)
+		SPAN_CASE(4, 1, 3)
+		SPAN_CASE(4, 1, 4)
+		SPAN_CASE(4, 2, 1)
+		SPAN_CASE(4, 2, 2)
+		SPAN_CASE(4, 2, 3)
+		SPAN_CASE(4, 2, 4)
+		SPAN_CASE(8, 1, 1)
+		SPAN_CASE(8, 1, 2)
+		SPAN_CASE(8, 1, 3)
+		SPAN_CASE(8, 1, 4)
+		SPAN_CASE(8, 2, 1)
+		SPAN_CASE(8, 2, 2)
+		SPAN_CASE(8, 2, 3)
+		SPAN_CASE(8, 2, 4)
+#undef SPAN_CASE
+	}
+}
+
+/*
+ * Outputs [oc, oe) (a multiple of 16), all tokens, over the n_spans whole
+ * spans: span by span, token tile by token tile, 32 outputs at a time (16 at
+ * the end).  Decode prefetches the next span as it goes.
+ */
+static void
+q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int ldy, int oc,
+	 int oe)
+{
+	const int nr = QKS * W->bits / 32, n_tok = A->n_tok;
+	/* Two output vectors per step when tokens share each weight load;
+	 * decode streams better (measured) with one. */
+	const int nv = n_tok == 1 ? 1 : 2;
+	const int o2 = oc + (oe - oc) / (16 * nv) * (16 * nv);
+	struct prefetch pf;
+	int s, t0, nt;
+
+	for (s = 0; s < n_spans; s++) {
+		prefetch_init(&pf, W, (s + 1) * nr, MIN((s + 2) * nr, W->n_in * W->bits / 32), oc,
+			      oe, n_tok);
+		for (t0 = 0; t0 < n_tok; t0 += TOK_TILE) {
+			nt = MIN(TOK_TILE, n_tok - t0);
+			if (o2 > oc)
+				q8_span_any(W, A, t0, nt, s * QKS, Y, ldy, oc, o2, nv, s == 0, &pf);
+			if (oe > o2)
+				q8_span_any(W, A, t0, nt, s * QKS, Y, ldy, o2, oe, 1, s == 0, &pf);
+		}
+	}
+}
+
 static void
 matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0, int o1)
 {
-	int ov1 = o0 + (o1 - o0) / 16 * 16, chunk, oc, oe, t0, b, nb;
+	int ov1 = o0 + (o1 - o0) / 16 * 16, chunk, oc, oe, t0, b, nb, n_spans = 0;
 
+	/* Whole QKS spans take the fast path; the rest (other group sizes,
+	 * 2-bit weights, a short last span) goes block by block. */
+	if ((W->bits == 4 || W->bits == 8) && qmat_q8_span(W) == QKS)
+		n_spans = W->n_in / QKS;
 	if (ov1 > o0) {
-		chunk = chunk_outputs(A->n_tok, ov1 - o0, 16);
+		chunk = chunk_outputs(A->n_tok, ov1 - o0, 32);
 		for (oc = o0; oc < ov1; oc += chunk) {
 			oe = MIN(oc + chunk, ov1);
-			zero_tile(Y, ldy, 0, A->n_tok, oc, oe);
-			for (b = 0; b < A->n_blk; b += nb) {
+			if (n_spans > 0)
+				q8_spans(W, A, n_spans, Y, ldy, oc, oe);
+			else
+				zero_tile(Y, ldy, 0, A->n_tok, oc, oe);
+			for (b = n_spans * (QKS / QK); b < A->n_blk; b += nb) {
 				nb = panel_blocks(W, A->n_tok, b);
 				for (t0 = 0; t0 < A->n_tok; t0 += TOK_TILE)
 					q8_panel_any(W, A, t0, MIN(TOK_TILE, A->n_tok - t0), b, nb,
@@ -621,24 +817,29 @@ matmul_f32(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, i
 	}
 }
 
+/* max |x| over one QK block (NaN ignored, as fmaxf in scalar.c). */
+static float
+block_amax(const float *x)
+{
+	return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x)),
+						  _mm512_abs_ps(_mm512_loadu_ps(x + 16))));
+}
+
 /*
- * One QK block: d = max|x| / 127, q = x / d rounded half to even (exactly as
- * scalar.c, so tiers agree bit for bit), the sum, and the permuted copy
- * (order 0 2 4 6 1 3 5 7 in each run of 8, see scalar.c).
+ * One QK block with its super-block's scale d: q = x / d rounded half to
+ * even (exactly as scalar.c, so tiers agree bit for bit), the sum, and the
+ * permuted copy (order 0 2 4 6 1 3 5 7 in each run of 8, see scalar.c).
  */
 static void
-quantize_block(const float *x, int8_t *q, int8_t *qp, float *d_out, int32_t *sum_out)
+quantize_block(const float *x, float d, int8_t *q, int8_t *qp, float *d_out, int32_t *sum_out)
 {
 	const __m128i shuf = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
 	__m512 v[2];
 	__m512i iv[2];
-	float amax, d;
 	int k;
 
 	for (k = 0; k < 2; k++)
 		v[k] = _mm512_loadu_ps(x + 16 * k);
-	amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
-	d = amax / 127.0f;
 	*d_out = d;
 	if (d == 0) {
 		memset(q, 0, QK);
@@ -661,10 +862,23 @@ quantize_block(const float *x, int8_t *q, int8_t *qp, float *d_out, int32_t *sum
 	*sum_out = _mm512_reduce_add_epi32(_mm512_add_epi32(iv[0], iv[1]));
 }
 
+/* Block b of x (n inputs), through pad when it is the short last one. */
+static const float *
+block_in(const float *x, int n, int b, float pad[QK])
+{
+	const float *xb = x + (size_t)b * QK;
+
+	if (n - b * QK >= QK)
+		return xb;
+	memset(pad, 0, QK * sizeof(float));
+	memcpy(pad, xb, (size_t)(n - b * QK) * sizeof(float));
+	return pad;
+}
+
 static void
 quantize_act(const float *X, int n_tok, int n, struct qact *A)
 {
-	int n_blk = (n + QK - 1) / QK, t, b;
+	int n_blk = (n + QK - 1) / QK, t, b, k;
 
 	A->n = n;
 	A->n_tok = n_tok;
@@ -672,18 +886,18 @@ quantize_act(const float *X, int n_tok, int n, struct qact *A)
 	for (t = 0; t < n_tok; t++) {
 		const float *x = X + (size_t)t * n;
 		size_t qo = (size_t)t * n_blk * QK, bo = (size_t)t * n_blk;
+		float pad[QK], d = 0;
 
 		for (b = 0; b < n_blk; b++) {
-			const float *xb = x + (size_t)b * QK;
-			float pad[QK];
+			if (b % (QKS / QK) == 0) {
+				float amax = 0;
 
-			if (n - b * QK < QK) {
-				memset(pad, 0, sizeof(pad));
-				memcpy(pad, xb, (size_t)(n - b * QK) * sizeof(float));
-				xb = pad;
+				for (k = b; k < MIN(b + QKS / QK, n_blk); k++)
+					amax = fmaxf(amax, block_amax(block_in(x, n, k, pad)));
+				d = amax / 127.0f;
 			}
-			quantize_block(xb, A->q + qo + (size_t)b * QK, A->qp + qo + (size_t)b * QK,
-				       A->d + bo + b, A->sum + bo + b);
+			quantize_block(block_in(x, n, b, pad), d, A->q + qo + (size_t)b * QK,
+				       A->qp + qo + (size_t)b * QK, A->d + bo + b, A->sum + bo + b);
 		}
 	}
 }

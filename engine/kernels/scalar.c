@@ -116,6 +116,16 @@ qmat_q8_ok(const struct qmat *W)
 	       W->n_in % per_word(W->bits) == 0;
 }
 
+int
+qmat_q8_span(const struct qmat *W)
+{
+	if (W->group_size % QKS == 0)
+		return QKS;
+	if (QKS % W->group_size == 0)
+		return W->group_size;
+	return QK;
+}
+
 void
 qmat_row_f32(const struct qmat *W, int o, float *out)
 {
@@ -199,14 +209,14 @@ matmul_f32(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, i
 }
 
 /*
- * y[o] = sum_b d_b * scale[g(b)][o] * (sum_{i in b} q[i][o] * a_i - z * sum_b):
- * exact int32 inside a block, float across blocks, in block order (the SIMD
- * tiers add in the same order).
+ * y[o] = sum_s d_s * scale[g(s)][o] * (sum_{i in s} q[i][o] * a_i - z * sum_s)
+ * over the spans s of qmat_q8_span: exact int32 inside a span, float across
+ * spans, in span order (the SIMD tiers add in the same order).
  */
 static void
 matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0, int o1)
 {
-	int n_blk = A->n_blk, t, o, b, i;
+	int n_blk = A->n_blk, span = qmat_q8_span(W), t, o, i0, i;
 
 	for (t = 0; t < A->n_tok; t++) {
 		const int8_t *a = A->q + (size_t)t * (size_t)n_blk * QK;
@@ -216,19 +226,32 @@ matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0,
 		for (o = o0; o < o1; o++) {
 			float y = 0;
 
-			for (b = 0; b < n_blk; b++) {
-				int i0 = b * QK, i1 = MIN(i0 + QK, W->n_in);
-				int g = i0 / W->group_size;
-				int32_t dot = 0;
+			for (i0 = 0; i0 < W->n_in; i0 += span) {
+				int i1 = MIN(i0 + span, W->n_in), g = i0 / W->group_size, b;
+				int32_t dot = 0, s = 0;
 
 				for (i = i0; i < i1; i++)
 					dot += gptq_q(W, i, o) * a[i];
-				dot -= gptq_zero(W, g, o) * sum[b];
-				y += d[b] * gptq_scale(W, g, o) * (float)dot;
+				for (b = i0 / QK; b * QK < i1; b++)
+					s += sum[b];
+				dot -= gptq_zero(W, g, o) * s;
+				y += d[i0 / QK] * gptq_scale(W, g, o) * (float)dot;
 			}
 			Y[(size_t)t * (size_t)ldy + (size_t)o] = y;
 		}
 	}
+}
+
+/* max |x| over one QKS super-block starting at i0, divided by 127. */
+static float
+super_scale(const float *x, int i0, int n)
+{
+	float amax = 0;
+	int i;
+
+	for (i = i0; i < MIN(i0 + QKS, n); i++)
+		amax = fmaxf(amax, fabsf(x[i]));
+	return amax / 127.0f;
 }
 
 static void
@@ -243,15 +266,14 @@ quantize_act(const float *X, int n_tok, int n, struct qact *A)
 		const float *x = X + (size_t)t * (size_t)n;
 		int8_t *q = A->q + (size_t)t * (size_t)n_blk * QK;
 		int8_t *qp = A->qp + (size_t)t * (size_t)n_blk * QK;
+		float d = 0;
 
 		for (b = 0; b < n_blk; b++) {
 			int i0 = b * QK, len = MIN(QK, n - i0);
-			float amax = 0, d;
 			int32_t sum = 0;
 
-			for (i = 0; i < len; i++)
-				amax = fmaxf(amax, fabsf(x[i0 + i]));
-			d = amax / 127.0f;
+			if (i0 % QKS == 0)
+				d = super_scale(x, i0, n);
 			for (i = 0; i < QK; i++) {
 				float v = 0;
 

@@ -109,13 +109,5 @@ void
 ops_delta_step(const struct kernels *k, float *S, int dk, int dv, const float *q,
 	       const float *kk, const float *v, float beta, float decay, float *o)
 {
-	for (int j = 0; j < dv; j++) {
-		float *row = S + (size_t)j * dk, delta;
-
-		/* The row stays in L1 across its four passes. */
-		k->scale(row, decay, dk);
-		delta = beta * (v[j] - k->dot(row, kk, dk));
-		k->axpy(row, delta, kk, dk);
-		o[j] = k->dot(row, q, dk);
-	}
+	k->delta_step(S, dk, dv, q, kk, v, beta, decay, o);
 }

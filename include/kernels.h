@@ -117,6 +117,16 @@ struct kernels {
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n); /* y += a * x */
 	void (*scale)(float *y, float a, int n);                /* y *= a */
+
+	/*
+	 * One token of the gated delta rule for one value head, S [dv][dk]:
+	 *   S = decay * S;  delta = beta * (v - S k);  S += delta k^T;  o = S q.
+	 * The SIMD tiers make one pass over each row of S (both dot products of
+	 * the decayed row at once, o from S q = decay (S_old q) + delta (k q)),
+	 * equal to the scalar tier's four passes to float rounding.
+	 */
+	void (*delta_step)(float *S, int dk, int dv, const float *q, const float *k,
+			   const float *v, float beta, float decay, float *o);
 };
 
 /*

@@ -228,12 +228,16 @@ unit(double *x, int n, double scale)
 }
 
 static void
-test_delta(const struct kernels *kern, int T, int C)
+test_delta(const struct kernels *kern, int T, int C, int DK, int DV)
 {
-	enum { DK = 16, DV = 12 };
-	double q[40 * DK], k[40 * DK], v[40 * DV], beta[40], g[40], S[DK * DV] = { 0 };
-	double ref[40 * DV], err = 0, serr = 0;
-	float Sf[DV * DK] = { 0 }, o[DV], qf[DK], kf[DK], vf[DV];
+	size_t nq = (size_t)T * DK, nv = (size_t)T * DV;
+	double *q = calloc(nq, sizeof(double)), *k = calloc(nq, sizeof(double));
+	double *v = calloc(nv, sizeof(double)), *ref = calloc(nv, sizeof(double));
+	double *beta = calloc((size_t)T, sizeof(double)), *g = calloc((size_t)T, sizeof(double));
+	double *S = calloc((size_t)DK * DV, sizeof(double)), err = 0, serr = 0;
+	float *Sf = calloc((size_t)DK * DV, sizeof(float)), *o = calloc((size_t)DV, sizeof(float));
+	float *qf = calloc((size_t)DK, sizeof(float)), *kf = calloc((size_t)DK, sizeof(float));
+	float *vf = calloc((size_t)DV, sizeof(float));
 
 	for (int t = 0; t < T; t++) {
 		for (int i = 0; i < DK; i++)
@@ -259,8 +263,11 @@ test_delta(const struct kernels *kern, int T, int C)
 	for (int x = 0; x < DK; x++)
 		for (int y = 0; y < DV; y++)
 			serr = fmax(serr, fabs(Sf[y * DK + x] - S[x * DV + y]));
+	T_ASSERT(err == err && serr == serr); /* not NaN */
 	T_NEAR(err, 0, 2e-5);
 	T_NEAR(serr, 0, 2e-5);
+	free(q), free(k), free(v), free(ref), free(beta), free(g), free(S);
+	free(Sf), free(o), free(qf), free(kf), free(vf);
 }
 
 int
@@ -272,9 +279,21 @@ main(void)
 	test_norms();
 	test_rope();
 	test_route();
-	test_delta(k, 1, 4);
-	test_delta(k, 13, 4);  /* ragged last chunk */
-	test_delta(k, 37, 64); /* one padded chunk, as HF runs a short prompt */
-	test_delta(kernels_get(), 29, 8);
+	test_delta(k, 1, 4, 16, 12);
+	test_delta(k, 13, 4, 16, 12);  /* ragged last chunk */
+	test_delta(k, 37, 64, 16, 12); /* one padded chunk, as HF runs a short prompt */
+	/* Every tier: the model's head size (128 x 128), and odd sizes that
+	 * take the fallbacks. */
+	for (int i = 0; i < 3; i++) {
+		static const char *const tiers[] = { "scalar", "avx2", "avx512" };
+		const struct kernels *kt = kernels_tier(tiers[i]);
+
+		if (kt == NULL)
+			continue;
+		test_delta(kt, 29, 8, 128, 128);
+		test_delta(kt, 9, 4, 16, 12);
+		test_delta(kt, 9, 4, 20, 7);
+		test_delta(kt, 5, 4, 256, 8);
+	}
 	return t_done("test-ops");
 }

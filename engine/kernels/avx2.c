@@ -814,6 +814,46 @@ scale(float *y, float a, int n)
 		y[i] *= a;
 }
 
+/*
+ * The delta rule in one pass per row (see avx512.c's delta_step for the
+ * algebra); k and q are read from L1 for every row.  dk not a multiple of 8
+ * takes the scalar tier.
+ */
+static void
+delta_step(float *S, int dk, int dv, const float *q, const float *k, const float *v, float beta,
+	   float decay, float *o)
+{
+	__m256 dec = _mm256_set1_ps(decay);
+	int i, j;
+	float kq;
+
+	if (dk % 8 != 0) {
+		kernels_scalar.delta_step(S, dk, dv, q, k, v, beta, decay, o);
+		return;
+	}
+	kq = dot(k, q, dk);
+	for (j = 0; j < dv; j++) {
+		float *row = S + (size_t)j * dk, rk, rq, delta;
+		__m256 ak = _mm256_setzero_ps(), aq = ak, d8;
+
+		for (i = 0; i < dk; i += 8) {
+			__m256 r = _mm256_loadu_ps(row + i);
+
+			ak = _mm256_fmadd_ps(r, _mm256_loadu_ps(k + i), ak);
+			aq = _mm256_fmadd_ps(r, _mm256_loadu_ps(q + i), aq);
+		}
+		rk = decay * hsum(ak);
+		rq = decay * hsum(aq);
+		delta = beta * (v[j] - rk);
+		o[j] = rq + delta * kq;
+		d8 = _mm256_set1_ps(delta);
+		for (i = 0; i < dk; i += 8)
+			_mm256_storeu_ps(row + i,
+					 _mm256_fmadd_ps(_mm256_loadu_ps(k + i), d8,
+							 _mm256_mul_ps(_mm256_loadu_ps(row + i), dec)));
+	}
+}
+
 const struct kernels kernels_avx2 = {
 	.name = "avx2",
 	.matmul_f32 = matmul_f32,
@@ -822,4 +862,5 @@ const struct kernels kernels_avx2 = {
 	.dot = dot,
 	.axpy = axpy,
 	.scale = scale,
+	.delta_step = delta_step,
 };

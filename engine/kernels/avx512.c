@@ -948,6 +948,51 @@ scale(float *y, float a, int n)
 		y[i] *= a;
 }
 
+/*
+ * The delta rule in one pass per row: with r the old row, S q and S k of the
+ * decayed row are decay (r q) and decay (r k), and after the update
+ * o = decay (r q) + delta (k q).  k and q stay in registers for dk <= 128;
+ * other sizes take the AVX2 tier.
+ */
+static void
+delta_step(float *S, int dk, int dv, const float *q, const float *k, const float *v, float beta,
+	   float decay, float *o)
+{
+	__m512 kv[8], qv[8], dec = _mm512_set1_ps(decay);
+	int n = dk / 16, i, j;
+	float kq;
+
+	if (dk % 16 != 0 || n > 8) {
+		kernels_avx2.delta_step(S, dk, dv, q, k, v, beta, decay, o);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		kv[i] = _mm512_loadu_ps(k + 16 * i);
+		qv[i] = _mm512_loadu_ps(q + 16 * i);
+	}
+	kq = dot(k, q, dk);
+	for (j = 0; j < dv; j++) {
+		float *row = S + (size_t)j * dk, rk, rq, delta;
+		__m512 ak = _mm512_setzero_ps(), aq = ak, dv16;
+
+		for (i = 0; i < n; i++) {
+			__m512 r = _mm512_loadu_ps(row + 16 * i);
+
+			ak = _mm512_fmadd_ps(r, kv[i], ak);
+			aq = _mm512_fmadd_ps(r, qv[i], aq);
+		}
+		rk = decay * _mm512_reduce_add_ps(ak);
+		rq = decay * _mm512_reduce_add_ps(aq);
+		delta = beta * (v[j] - rk);
+		o[j] = rq + delta * kq;
+		dv16 = _mm512_set1_ps(delta);
+		for (i = 0; i < n; i++)
+			_mm512_storeu_ps(row + 16 * i,
+					 _mm512_fmadd_ps(kv[i], dv16,
+							 _mm512_mul_ps(_mm512_loadu_ps(row + 16 * i), dec)));
+	}
+}
+
 const struct kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul_f32 = matmul_f32,
@@ -956,4 +1001,5 @@ const struct kernels kernels_avx512 = {
 	.dot = dot,
 	.axpy = axpy,
 	.scale = scale,
+	.delta_step = delta_step,
 };

@@ -328,6 +328,21 @@ scale(float *y, float a, int n)
 		y[i] *= a;
 }
 
+/* The reference: four passes over each row, in the order of the formula. */
+static void
+delta_step(float *S, int dk, int dv, const float *q, const float *k, const float *v, float beta,
+	   float decay, float *o)
+{
+	for (int j = 0; j < dv; j++) {
+		float *row = S + (size_t)j * dk, delta;
+
+		scale(row, decay, dk);
+		delta = beta * (v[j] - dot(row, k, dk));
+		axpy(row, delta, k, dk);
+		o[j] = dot(row, q, dk);
+	}
+}
+
 const struct kernels kernels_scalar = {
 	.name = "scalar",
 	.matmul_f32 = matmul_f32,
@@ -336,4 +351,5 @@ const struct kernels kernels_scalar = {
 	.dot = dot,
 	.axpy = axpy,
 	.scale = scale,
+	.delta_step = delta_step,
 };

@@ -190,6 +190,17 @@ bind_gptq(const struct model *m, const char *module, struct qmat *W, const struc
 	return 0;
 }
 
+int
+model_bind_gptq(const struct model *m, const char *module, struct qmat *W, char **cause)
+{
+	const struct st_tensor *qw = find2(m, module, "qweight");
+
+	memset(W, 0, sizeof(*W));
+	if (qw == NULL)
+		return missing(m, module, "qweight", cause);
+	return bind_gptq(m, module, W, qw, cause);
+}
+
 /* Bind linear module `module` expecting W [n_out][n_in]. */
 static int
 bind_linear(const struct model *m, const char *module, int n_out, int n_in, struct qmat *W,

@@ -98,6 +98,14 @@ void model_close(struct model *m);
  */
 uint64_t model_files_bytes(const char *dir);
 
+/*
+ * Bind the AutoRound module `module` of m (its qweight, qzeros and scales,
+ * which may belong to no layer the forward pass uses) as a GPTQ matrix, with
+ * the loader's checks: shapes, bits and group size against
+ * quantization_config, no act-order g_idx.  0, or -1 and *cause (one line).
+ */
+int model_bind_gptq(const struct model *m, const char *module, struct qmat *W, char **cause);
+
 /* Bytes a matrix occupies in the checkpoint (qweight + qzeros + scales, or w). */
 uint64_t qmat_bytes(const struct qmat *W);
 

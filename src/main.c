@@ -14,6 +14,7 @@
 #include "check.h"
 #include "cache.h"
 #include "cli.h"
+#include "dequant.h"
 #include "kernels.h"
 #include "mkmodel.h"
 #include "plan.h"
@@ -32,7 +33,7 @@ static const struct command commands[] = {
 	{ "list", cli_list_main },
 	{ "cache", cache_main },
 	{ "plan", plan_main },       { "bench-hw", benchhw_main },
-	{ "check", check_main },
+	{ "check", check_main },     { "dequant", dequant_main },
 };
 
 int

@@ -402,8 +402,8 @@ write_index(const struct plan *p, const struct mkopts *o, char **cause)
 			  cause);
 }
 
-static int
-copy_file(const char *from, const char *to, char **cause)
+int
+mkmodel_copy_file(const char *from, const char *to, char **cause)
 {
 	size_t n;
 	char *buf = read_file(from, &n, cause);
@@ -454,7 +454,7 @@ write_tokenizer(const struct mkopts *o, char **cause)
 		for (size_t k = 0; k < ARRAY_LEN(files); k++) {
 			char *a = xasprintf("%s/%s", cand[i], files[k]);
 			char *b = xasprintf("%s/%s", o->out, files[k]);
-			int rc = copy_file(a, b, cause);
+			int rc = mkmodel_copy_file(a, b, cause);
 
 			free(a);
 			free(b);
@@ -484,6 +484,7 @@ ours(const char *name)
 		"model.safetensors", "model.safetensors.index.json", "tokenizer.json",
 		"tokenizer_config.json", "vocab.json",		  "merges.txt",
 		"special_tokens_map.json", "added_tokens.json",	  "qnext-sha256.txt",
+		"chat_template.jinja",
 	};
 	size_t n = strlen(name), sfx = strlen(".safetensors");
 
@@ -495,37 +496,33 @@ ours(const char *name)
 	       strcmp(name + n - sfx, ".safetensors") == 0;
 }
 
-/*
- * Make o->out, or accept it when it exists and is empty; a non-empty one
- * only with --force, after removing the files a checkpoint consists of.
- */
-static int
-prepare_dir(const struct mkopts *o, char **cause)
+int
+mkmodel_prepare_dir(const char *dir, bool force, char **cause)
 {
 	struct dirent *e;
 	struct stat st;
 	DIR *d;
 	bool full = false;
 
-	if (mkdir(o->out, 0755) == 0)
+	if (mkdir(dir, 0755) == 0)
 		return 0;
 	if (errno != EEXIST)
-		return cause_set(cause, "%s: %s", o->out, strerror(errno));
-	if (stat(o->out, &st) != 0 || !S_ISDIR(st.st_mode))
-		return cause_set(cause, "%s exists and is not a directory", o->out);
-	if ((d = opendir(o->out)) == NULL)
-		return cause_set(cause, "%s: %s", o->out, strerror(errno));
+		return cause_set(cause, "%s: %s", dir, strerror(errno));
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return cause_set(cause, "%s exists and is not a directory", dir);
+	if ((d = opendir(dir)) == NULL)
+		return cause_set(cause, "%s: %s", dir, strerror(errno));
 	while ((e = readdir(d)) != NULL) {
 		char *path;
 
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		full = true;
-		if (!o->force)
+		if (!force)
 			break;
 		if (!ours(e->d_name))
 			continue;
-		path = xasprintf("%s/%s", o->out, e->d_name);
+		path = xasprintf("%s/%s", dir, e->d_name);
 		if (unlink(path) != 0) {
 			cause_set(cause, "cannot remove %s: %s", path, strerror(errno));
 			free(path);
@@ -535,9 +532,9 @@ prepare_dir(const struct mkopts *o, char **cause)
 		free(path);
 	}
 	closedir(d);
-	if (full && !o->force)
+	if (full && !force)
 		return cause_set(cause, "%s is not empty; --force replaces the checkpoint in it",
-				 o->out);
+				 dir);
 	return 0;
 }
 
@@ -550,7 +547,7 @@ mkmodel_run(const struct mkopts *o)
 	double t0 = now_sec();
 	int rc = 1;
 
-	if (prepare_dir(o, &cause) != 0) {
+	if (mkmodel_prepare_dir(o->out, o->force, &cause) != 0) {
 		fprintf(stderr, "qnext mkmodel: %s\n", cause);
 		free(cause);
 		return 1;

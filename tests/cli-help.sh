@@ -44,6 +44,7 @@ help tokenize --model
 help render --model
 help which-model --model
 help list
+help dequant --model --out --dtype --shard-gb --force
 $Q --help >"$tmp/out" 2>"$tmp/err" && grep -q "qnext chat \[--plain\]" "$tmp/out" \
 	&& ok "qnext --help is the global usage" || bad "qnext --help"
 rm -rf "$tmp"

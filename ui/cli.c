@@ -82,6 +82,8 @@ cli_usage(FILE *f)
 		"                    [--shard-gb X] [--seed N] [--tokenizer DIR] [--force]\n"
 		"       qnext mkmodel -o DIR --tiny [--shard-gb X] [--force]\n"
 		"       qnext check [-m DIR] [--write] [--threads N] [-q]\n"
+		"       qnext dequant -m DIR -o DIR [--dtype bf16|f16|f32] [--shard-gb X]\n"
+		"                    [--force]\n"
 		"       qnext --version | --help\n");
 }
 

@@ -1111,3 +1111,39 @@ ctx_capture_hidden(struct ctx *c, float *buf, int n_total)
 	c->capture_n = n_total;
 	c->capture_at = 0;
 }
+
+int
+ctx_fill_synthetic(struct ctx *c, int n, char **cause)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	int nkv = cfg->n_kv_heads, hd = cfg->head_dim;
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+
+	if (n < 0 || c->pos + n > c->o.n_ctx) {
+		cause_set(cause, "%d more positions do not fit in a context of %d", n, c->o.n_ctx);
+		return -1;
+	}
+	for (int slot = 0; slot < c->m->n_full; slot++)
+		for (int h = 0; h < nkv; h++)
+			for (int p = c->pos; p < c->pos + n; p++) {
+				size_t at = (((size_t)slot * nkv + h) * c->o.n_ctx + p) * hd;
+
+				for (int i = 0; i < hd; i++) {
+					/* xorshift: uniform in [-1, 1), no libc state touched */
+					x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+					c->kc[at + i] = (float)((int64_t)x >> 11) * 0x1p-52f;
+					x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+					c->vc[at + i] = (float)((int64_t)x >> 11) * 0x1p-52f;
+				}
+			}
+	c->pos += n;
+	return 0;
+}
+
+uint64_t
+ctx_kv_bytes_per_pos(const struct ctx *c)
+{
+	const struct model_config *cfg = &c->m->cfg;
+
+	return (uint64_t)c->m->n_full * cfg->n_kv_heads * cfg->head_dim * 2 * sizeof(*c->kc);
+}

@@ -47,6 +47,20 @@ int ctx_pos(const struct ctx *c);
 uint64_t ctx_bytes(const struct ctx *c);
 
 /*
+ * Extend the context by n positions of synthetic history, for measuring
+ * decode speed at long context (qnext bench --context): every attention
+ * layer's cache gets pseudo-random keys and values of unit scale at those
+ * positions; the DeltaNet states are left as they are.  What the model
+ * says afterwards means nothing; what it costs to read the cache is real.
+ * 0, or -1 + cause when n does not fit in the context.
+ */
+int ctx_fill_synthetic(struct ctx *c, int n, char **cause);
+
+/* Bytes of keys and values one position holds across all attention layers
+ * (what a decode step reads per position of context). */
+uint64_t ctx_kv_bytes_per_pos(const struct ctx *c);
+
+/*
  * Where the forward pass spends its time, by part of the layer: for finding
  * where a decode step loses memory bandwidth (`qnext bench --phases`).  Time
  * is wall time on the owner thread, so a phase includes its wait at the

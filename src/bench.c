@@ -34,6 +34,7 @@
 struct bopts {
 	const char *model;
 	int prompt, gen, reps, threads;
+	int context; /* synthetic positions added after the prompt (--context) */
 	bool f32, json, phases;
 };
 
@@ -58,6 +59,7 @@ struct bresult {
 	double rss_anon;   /* bytes of anonymous memory (beyond the mapped weights) */
 	double rss_peak;   /* peak resident set, bytes */
 	struct ctx_profile dec; /* the decode steps of every run, by phase */
+	uint64_t kv_per_pos;    /* KV cache bytes per position */
 };
 
 /* RssAnon from /proc/self/status: what the process holds beyond file pages. */
@@ -134,14 +136,18 @@ bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logi
 	   double *tg, double *ttft, struct ctx_profile *dec, char **cause)
 {
 	struct ctx_profile p;
-	double t0, t1, t2;
+	double t0, t1, t2, tp;
 
 	ctx_reset(c);
 	t0 = now_sec();
 	if (ctx_forward(c, ids, o->prompt, logits, false, cause) != 0)
 		return -1;
 	t1 = now_sec();
+	tp = t1 - t0;
+	if (o->context > 0 && ctx_fill_synthetic(c, o->context, cause) != 0)
+		return -1;
 	ctx_profile_take(c, &p); /* the prompt's: not wanted */
+	t1 = now_sec();
 	for (int i = 0; i < o->gen; i++)
 		if (ctx_forward(c, &ids[o->prompt + i], 1, logits, false, cause) != 0)
 			return -1;
@@ -153,9 +159,9 @@ bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logi
 	}
 	dec->barriers += p.barriers;
 	dec->tokens += p.tokens;
-	*pp = o->prompt / (t1 - t0);
+	*pp = o->prompt / tp;
 	*tg = o->gen / (t2 - t1);
-	*ttft = t1 - t0;
+	*ttft = tp;
 	return 0;
 }
 
@@ -167,11 +173,12 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 
 	if (o->json) {
 		printf("{\"model\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"f32\": %s, "
-		       "\"prompt_tokens\": %d, \"gen_tokens\": %d, \"prefill_tok_s\": %.2f, "
+		       "\"prompt_tokens\": %d, \"context_tokens\": %d, \"gen_tokens\": %d, "
+		       "\"prefill_tok_s\": %.2f, "
 		       "\"decode_tok_s\": %.2f, \"ttft_s\": %.4f, \"bytes_per_token\": %llu, "
 		       "\"weight_gb_s\": %.2f, \"stream_read_gb_s\": %.2f, \"ready_s\": %.3f, "
 		       "\"rss_anon_bytes\": %.0f, \"rss_peak_bytes\": %.0f}\n",
-		       o->model, isa, threads, o->f32 ? "true" : "false", o->prompt, o->gen,
+		       o->model, isa, threads, o->f32 ? "true" : "false", o->prompt, o->context, o->gen,
 		       r->prefill, r->decode, r->ttft, (unsigned long long)m->decode_bytes, gbs,
 		       r->stream, r->ready, r->rss_anon, r->rss_peak);
 		return;
@@ -181,9 +188,23 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 	printf("stream read   %8.2f GB/s\n", r->stream);
 	printf("prefill       %8.2f tok/s  (%d tokens, time to first token %.3f s)\n", r->prefill,
 	       o->prompt, r->ttft);
-	printf("decode        %8.2f tok/s  (%d tokens)\n", r->decode, o->gen);
+	if (o->context > 0)
+		printf("decode        %8.2f tok/s  (%d tokens after %d of context, %d of them "
+		       "synthetic; %.1f MB of KV cache read per token at the end)\n",
+		       r->decode, o->gen, o->prompt + o->context, o->context,
+		       (double)r->kv_per_pos * (o->prompt + o->context + o->gen) / 1e6);
+	else
+		printf("decode        %8.2f tok/s  (%d tokens)\n", r->decode, o->gen);
 	printf("weights read  %8.2f GB/s  (%.1f MB per token; %.0f%% of stream read)\n", gbs,
 	       (double)m->decode_bytes / 1e6, r->stream > 0 ? 100 * gbs / r->stream : 0);
+	if (o->context > 0) {
+		/* The mean context length over the decoded tokens. */
+		double kv = (double)r->kv_per_pos * (o->prompt + o->context + (o->gen - 1) / 2.0);
+		double all = r->decode * ((double)m->decode_bytes + kv) / 1e9;
+
+		printf("with KV cache %8.2f GB/s  (%.1f MB per token; %.0f%% of stream read)\n", all,
+		       ((double)m->decode_bytes + kv) / 1e6, r->stream > 0 ? 100 * all / r->stream : 0);
+	}
 	if (r->ready > 0)
 		printf("ready         %8.3f s     (model and tokenizer opened, context made)\n",
 		       r->ready);
@@ -223,7 +244,8 @@ print_phases(const struct bresult *r)
 static int
 bench_run(const struct bopts *o)
 {
-	struct ctx_opts co = { .n_ctx = o->prompt + o->gen, .n_batch = MIN(o->prompt, 512),
+	struct ctx_opts co = { .n_ctx = o->prompt + o->context + o->gen,
+			       .n_batch = MIN(o->prompt, 512),
 			       .n_threads = o->threads, .f32 = o->f32 };
 	struct model *m = NULL;
 	struct ctx *c = NULL;
@@ -237,6 +259,7 @@ bench_run(const struct bopts *o)
 	r.ready = time_ready(o);
 	if ((m = model_open(o->model, &cause)) == NULL || (c = ctx_new(m, &co, &cause)) == NULL)
 		goto out;
+	r.kv_per_pos = ctx_kv_bytes_per_pos(c);
 	ids = xmalloc((size_t)(o->prompt + o->gen) * sizeof(int32_t));
 	srand(1234);
 	for (int i = 0; i < o->prompt + o->gen; i++)
@@ -281,7 +304,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
-		   "[--f32] [--json] [--phases]\n");
+		   "[--context N] [--f32] [--json] [--phases]\n");
 }
 
 int
@@ -293,6 +316,7 @@ bench_main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'j' }, { "f32", no_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'J' },        { "help", no_argument, NULL, 'h' },
 		{ "phases", no_argument, NULL, 'P' },
+		{ "context", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bopts o = { .prompt = 512, .gen = 128, .reps = 5 };
@@ -309,12 +333,13 @@ bench_main(int argc, char **argv)
 		case 'f': o.f32 = true; break;
 		case 'J': o.json = true; break;
 		case 'P': o.phases = true; break;
+		case 'c': o.context = atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (o.model == NULL || optind != argc || o.prompt < 1 || o.gen < 1 || o.reps < 1 ||
-	    o.reps > 64) {
+	    o.reps > 64 || o.context < 0 || o.context > 1 << 20) {
 		usage(stderr);
 		return 2;
 	}

@@ -37,6 +37,12 @@ has "bench JSON" '"decode_tok_s"'
 check "bench --phases" 0 $Q bench -m "$tmp/m" --prompt 8 --gen 4 --reps 1 --phases
 has "phase table" "^  experts  *[0-9.]*  *[0-9.]*%  *[0-9.]*  *[0-9.]*  *[0-9]*%$"
 has "barriers per token" "parallel steps per token"
+check "bench --context" 0 $Q bench -m "$tmp/m" --prompt 8 --gen 4 --reps 1 --context 300
+has "context in the decode line" "4 tokens after 308 of context, 300 of them synthetic"
+has "KV cache line" "^with KV cache .* MB per token"
+check "bench --context, JSON" 0 $Q bench -m "$tmp/m" --prompt 8 --gen 4 --reps 1 --context 40 --json
+has "context in the JSON" '"context_tokens": 40,'
+check "bench --context negative" 2 $Q bench -m "$tmp/m" --prompt 8 --gen 4 --context -5
 check "same seed, same bytes" 0 $Q mkmodel -o "$tmp/m2" --tiny --shard-gb 0.002
 cmp -s "$tmp/m/model-00002-of-00003.safetensors" "$tmp/m2/model-00002-of-00003.safetensors" \
 	&& pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL mkmodel is not deterministic"; }

@@ -118,6 +118,12 @@ struct kernels {
 	void (*axpy)(float *y, float a, const float *x, int n); /* y += a * x */
 	void (*scale)(float *y, float a, int n);                /* y *= a */
 
+	/* The same on IEEE half vectors (the 16-bit KV cache): a . x, y += a * x,
+	 * and y = x rounded to half (nearest even, as f32_to_fp16). */
+	float (*dot_h)(const float *a, const uint16_t *x, int n);
+	void (*axpy_h)(float *y, float a, const uint16_t *x, int n);
+	void (*to_half)(uint16_t *y, const float *x, int n);
+
 	/*
 	 * One token of the gated delta rule for one value head, S [dv][dk]:
 	 *   S = decay * S;  delta = beta * (v - S k);  S += delta k^T;  o = S q.

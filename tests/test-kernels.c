@@ -620,6 +620,7 @@ test_vector(void)
 		float *buf = xmalloc((size_t)(3 * n + 3) * sizeof(float));
 		float *a = buf + 1, *b = a + n + 1, *y = b + n + 1; /* unaligned */
 		float *y0 = xmalloc((size_t)(n + 1) * sizeof(float));
+		uint16_t *h = xmalloc((size_t)(n + 1) * sizeof(uint16_t));
 
 		for (i = 0; i < n; i++) {
 			a[i] = rng_uniform(-1, 1);
@@ -645,10 +646,25 @@ test_vector(void)
 			kt->scale(y, -1.25f, n);
 			for (i = 0; i < n; i++)
 				bad += y[i] != y0[i] * -1.25f;
+			/* Half vectors: rounding equal to f32_to_fp16, dot and axpy
+			 * equal to the float ones on the rounded values. */
+			kt->to_half(h, a, n);
+			for (i = 0, s = 0, m = 0; i < n; i++) {
+				bad += h[i] != f32_to_fp16(a[i]);
+				s += (double)b[i] * fp16_to_f32(h[i]);
+				m += fabs((double)b[i] * fp16_to_f32(h[i]));
+			}
+			T_NEAR(kt->dot_h(b, h, n), s, 1e-5 * m + 1e-30);
+			memcpy(y, y0, (size_t)n * sizeof(float));
+			kt->axpy_h(y, 0.75f, h, n);
+			for (i = 0; i < n; i++)
+				bad += !(fabsf(y[i] - (y0[i] + 0.75f * fp16_to_f32(h[i]))) <=
+					 1e-6f * (fabsf(y0[i]) + fabsf(fp16_to_f32(h[i]))));
 			T_EQ_INT(bad, 0);
 		}
 		free(buf);
 		free(y0);
+		free(h);
 	}
 }
 

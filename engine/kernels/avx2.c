@@ -814,6 +814,56 @@ scale(float *y, float a, int n)
 		y[i] *= a;
 }
 
+static float
+dot_h(const float *a, const uint16_t *x, int n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0;
+	float s;
+	int i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))),
+				     s1);
+	}
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), s0);
+	s = hsum(_mm256_add_ps(s0, s1));
+	for (; i < n; i++)
+		s += a[i] * fp16_to_f32(x[i]);
+	return s;
+}
+
+static void
+axpy_h(float *y, float a, const uint16_t *x, int n)
+{
+	__m256 va = _mm256_set1_ps(a);
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(va,
+							_mm256_cvtph_ps(_mm_loadu_si128(
+								(const __m128i *)(x + i))),
+							_mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * fp16_to_f32(x[i]);
+}
+
+static void
+to_half(uint16_t *y, const float *x, int n)
+{
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(y + i),
+				 _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+	for (; i < n; i++)
+		y[i] = f32_to_fp16(x[i]);
+}
+
 /*
  * The delta rule in one pass per row (see avx512.c's delta_step for the
  * algebra); k and q are read from L1 for every row.  dk not a multiple of 8
@@ -862,5 +912,8 @@ const struct kernels kernels_avx2 = {
 	.dot = dot,
 	.axpy = axpy,
 	.scale = scale,
+	.dot_h = dot_h,
+	.axpy_h = axpy_h,
+	.to_half = to_half,
 	.delta_step = delta_step,
 };

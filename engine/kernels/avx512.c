@@ -948,6 +948,54 @@ scale(float *y, float a, int n)
 		y[i] *= a;
 }
 
+static float
+dot_h(const float *a, const uint16_t *x, int n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	float s;
+	int i = 0;
+
+	for (; i + 32 <= n; i += 32) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
+				     _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
+				     s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16),
+				     _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16))),
+				     s1);
+	}
+	s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+	if (i < n)
+		s += kernels_avx2.dot_h(a + i, x + i, n - i);
+	return s;
+}
+
+static void
+axpy_h(float *y, float a, const uint16_t *x, int n)
+{
+	__m512 va = _mm512_set1_ps(a);
+	int i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(y + i, _mm512_fmadd_ps(va,
+							_mm512_cvtph_ps(_mm256_loadu_si256(
+								(const __m256i *)(x + i))),
+							_mm512_loadu_ps(y + i)));
+	if (i < n)
+		kernels_avx2.axpy_h(y + i, a, x + i, n - i);
+}
+
+static void
+to_half(uint16_t *y, const float *x, int n)
+{
+	int i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		_mm256_storeu_si256((__m256i *)(y + i),
+				    _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+	if (i < n)
+		kernels_avx2.to_half(y + i, x + i, n - i);
+}
+
 /*
  * The delta rule in one pass per row: with r the old row, S q and S k of the
  * decayed row are decay (r q) and decay (r k), and after the update
@@ -1001,5 +1049,8 @@ const struct kernels kernels_avx512 = {
 	.dot = dot,
 	.axpy = axpy,
 	.scale = scale,
+	.dot_h = dot_h,
+	.axpy_h = axpy_h,
+	.to_half = to_half,
 	.delta_step = delta_step,
 };

@@ -328,6 +328,30 @@ scale(float *y, float a, int n)
 		y[i] *= a;
 }
 
+static float
+dot_h(const float *a, const uint16_t *x, int n)
+{
+	float s = 0;
+
+	for (int i = 0; i < n; i++)
+		s += a[i] * fp16_to_f32(x[i]);
+	return s;
+}
+
+static void
+axpy_h(float *y, float a, const uint16_t *x, int n)
+{
+	for (int i = 0; i < n; i++)
+		y[i] += a * fp16_to_f32(x[i]);
+}
+
+static void
+to_half(uint16_t *y, const float *x, int n)
+{
+	for (int i = 0; i < n; i++)
+		y[i] = f32_to_fp16(x[i]);
+}
+
 /* The reference: four passes over each row, in the order of the formula. */
 static void
 delta_step(float *S, int dk, int dv, const float *q, const float *k, const float *v, float beta,
@@ -351,5 +375,8 @@ const struct kernels kernels_scalar = {
 	.dot = dot,
 	.axpy = axpy,
 	.scale = scale,
+	.dot_h = dot_h,
+	.axpy_h = axpy_h,
+	.to_half = to_half,
 	.delta_step = delta_step,
 };

@@ -106,6 +106,16 @@ bench: $(O)/qnext $(O)/tests/bench-tokenizer
 	OPENBLAS_NUM_THREADS=1 $(O)/qnext bench -m build/bench-tiny $(BENCH_ARGS)
 	$(O)/tests/bench-tokenizer
 
+# qnext beside llama.cpp on the same weights, interleaved, one table
+# (docs/BENCHMARKS.md, "Side by side with llama.cpp"): scripts/bench-peer.sh
+# says what to do and exits 0 when llama.cpp or the GGUFs are missing.
+#   make bench-peer PEER_MODEL=DIR LLAMA_CPP=DIR PEER_GGUFS="A.gguf B.gguf" [ROUNDS=3]
+#        [THREADS="1 2"] [REPS=3] [GEN=32] [BUSY=1] [PEER_OUT=DIR]
+bench-peer: $(O)/qnext
+	QNEXT_BIN=$(CURDIR)/$(O)/qnext PEER_MODEL="$(PEER_MODEL)" LLAMA_CPP="$(LLAMA_CPP)" \
+	    PEER_GGUFS="$(PEER_GGUFS)" ROUNDS="$(ROUNDS)" THREADS="$(THREADS)" REPS="$(REPS)" \
+	    GEN="$(GEN)" BUSY="$(BUSY)" PEER_OUT="$(PEER_OUT)" bash scripts/bench-peer.sh
+
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS); \
@@ -139,6 +149,6 @@ lint:
 format:
 	clang-format -i $$(find src ui engine include tests -name '*.[ch]')
 
-.PHONY: all qnext run test check tsan-test bench deps install uninstall clean lint format fuzz fuzz-run
+.PHONY: all qnext run test check tsan-test bench bench-peer deps install uninstall clean lint format fuzz fuzz-run
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -140,7 +140,8 @@ run() {
 	echo "date: $(date -Is)"
 	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
 	echo "memory: $(free -g | awk '/^Mem:/ { print $2 }') GiB"
-	echo "qnext: $("$Q" --version), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
+	echo "qnext: $("$Q" --version)$(c=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) &&
+		echo ", commit $c")"
 	echo "llama.cpp: $("$LLAMA_BENCH" --version 2>&1 | grep -m1 -i 'version' || echo unknown)"
 	echo "rounds $ROUNDS, threads $THREADS, reps $REPS, gen $GEN, busy ${BUSY:-0}"
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"

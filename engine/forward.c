@@ -8,18 +8,25 @@
  * the tokens in order with each head's state kept in cache, and attention
  * reads the KV cache.  Decode is the same code with a batch of one.
  *
- * Parallel work goes through the pool as "steps": a list of matrix products
- * (each split by output rows between the workers) or a per-head loop, ended
- * by one barrier.  Small sequential glue (norms, routing, gathering) runs on
- * the owner thread between steps.
+ * Parallel work goes through the pool as "steps", each ended by one barrier
+ * (pool.h): a list of independent matrix products, cut into chunks of output
+ * rows of about CHUNK_BYTES of weights each, or a loop over heads with one
+ * head (or head group) per chunk.  Chunks are claimed by whichever worker is
+ * free, so a worker the OS has descheduled does not hold up the others.
+ * Products that do not depend on each other share a step even when they
+ * belong to different parts of the layer (the router and the shared
+ * expert's gate/up; the experts' down and the shared down), and a DeltaNet
+ * layer's conv, norms, gates and recurrence run as one step per key head, so
+ * a decoded token costs 6 steps per layer.  Small sequential glue (norms,
+ * routing, gathering) runs on the owner thread between steps.
  *
  * Numerics: residual stream, norms, softmax, rotary, conv and delta-rule
  * state are float32.  Matrix products use float32 activations on the
  * reference path (ctx_opts.f32) and int8 activations per 32-block for
  * quantized weights otherwise.
  *
- * Thread affinity: the context's owner thread; workers only run the step
- * functions below on disjoint output ranges.
+ * Thread affinity: the context's owner thread; workers only run the chunk
+ * functions below, on disjoint outputs.
  */
 #include "forward.h"
 
@@ -33,8 +40,31 @@
 #include "pool.h"
 #include "util.h"
 
-/* Matrix products per step at most (experts x 2 + shared x 3 in the MoE). */
+/* Matrix products per step at most (experts x 2 + router + shared x 3 in the MoE). */
 #define MAX_JOBS 1100
+
+/*
+ * How products are cut into chunks (job_rows).  A chunk is a range of output
+ * rows over all inputs.  In the GPTQ layout that is a segment of 4 bytes per
+ * output from every packed row of qweight, and short segments stream badly
+ * from DRAM (measured on the 64-expert model, one thread, int8 2048 x 12288:
+ * 2.5-4 GB/s at 128-256 B segments, 7-8 at 4 KiB, 9 at 8 KiB, 12-13 at
+ * 16 KiB and more), so a decode chunk keeps segments of at least SEG_BYTES.
+ * 8 KiB rather than 16 so that the biggest decode steps still have enough
+ * chunks to share (in_proj_qkvz: 6 of 4 MiB rather than 3 of 8); decode at
+ * 2 threads beside other work measured 4 KiB <= 8 KiB ~ 16 KiB, all far
+ * above chunks of 64 KiB of weights, which cut int8 matrices into 32-row
+ * strips (0.7 tok/s, where 8 KiB segments gave 1.9-2.9 in the same hour).
+ * With more tokens each weight feeds more work and segments may shrink in
+ * proportion, down to MIN_ROWS outputs: prefill of 128 tokens at 2 threads,
+ * two interleaved rounds, measured 24 and 35 tok/s with 32-row chunks, 26
+ * and 42 with 128, 28 and 47 with 512 (1024: as 512; the static split
+ * before: 25 and 25).  Float weights are row-major: any rows are one stream,
+ * and a chunk is about CHUNK_BYTES.
+ */
+#define SEG_BYTES   (8 << 10)
+#define MIN_ROWS    512
+#define CHUNK_BYTES (64 << 10)
 
 struct mm_job {
 	const struct qmat *W;
@@ -43,6 +73,9 @@ struct mm_job {
 	int n_tok;
 	float *Y; /* [n_tok][ldy] */
 	int ldy;
+	enum fwd_phase phase; /* charged with its share of the step's time */
+	int c0;               /* first chunk of the job in its step */
+	int rows;             /* output rows per chunk (the last may be short) */
 };
 
 /* One Gated DeltaNet layer's recurrent state. */
@@ -72,7 +105,7 @@ struct ctx {
 
 	/* Full attention. */
 	float *kc, *vc;   /* [n_full][n_kv][n_ctx][head_dim] */
-	float *scores;    /* [n_threads][n_ctx] */
+	float *scores;    /* [n_threads][n_ctx] per-worker softmax row */
 	double *inv_freq; /* [rotary_dim / 2] */
 
 	/* DeltaNet. */
@@ -98,13 +131,15 @@ struct ctx {
 	struct qact qs;  /* quantized shared intermediate */
 	struct qact *views; /* [2][n_experts] per-expert row views of qg and qm */
 
-	/* BLAS fallback tiles, [n_threads][64 * max_in]. */
-	float *blas_tmp;
+	/* Per-worker scratch, [n_threads][64 * max_in]: the BLAS fallback's
+	 * dequantized tiles, or a DeltaNet head's output row (tmp_of). */
+	float *thr_tmp;
 	int max_in;
 
 	/* Jobs of the current step. */
 	struct mm_job jobs[MAX_JOBS];
 	int n_jobs;
+	uint64_t job_bytes; /* their weights */
 
 	/* Snapshot of every DeltaNet layer's conv and recurrent state. */
 	float *snap;    /* [n_gdn_layers][conv + S] */
@@ -138,12 +173,12 @@ phase(struct ctx *c, enum fwd_phase p)
 	c->phase = p;
 }
 
-/* A parallel step that is not a list of matrix products. */
+/* A parallel step of n_chunks chunks, ended by one barrier. */
 static void
-pool_step(struct ctx *c, pool_fn *fn, void *arg)
+pool_step(struct ctx *c, pool_fn *fn, void *arg, int n_chunks)
 {
 	c->prof.barriers++;
-	pool_run(c->pool, fn, arg);
+	pool_run(c->pool, fn, arg, n_chunks);
 }
 
 const char *
@@ -173,23 +208,67 @@ use_q8(const struct ctx *c, const struct qmat *W)
 	return !c->o.f32 && W->fmt == WFMT_GPTQ && qmat_q8_ok(W);
 }
 
-/* Queue Y = W X for the next run_jobs().  A may be NULL (float path). */
+/* Queue Y = W X for the next run_jobs(), charged to the current phase.  A may be NULL
+ * (float path).  Jobs of one step must not read what another writes. */
 static void
 add_job(struct ctx *c, const struct qmat *W, const float *X, const struct qact *A, int n_tok,
 	float *Y, int ldy)
 {
 	struct mm_job *j;
+	uint64_t bytes = qmat_bytes(W);
 
 	if (c->n_jobs == MAX_JOBS)
 		fatal("forward: too many matrix products in one step");
 	j = &c->jobs[c->n_jobs++];
-	c->prof.bytes[c->phase] += qmat_bytes(W);
+	c->prof.bytes[c->phase] += bytes;
+	c->job_bytes += bytes;
 	j->W = W;
 	j->X = X;
 	j->A = use_q8(c, W) ? A : NULL;
 	j->n_tok = n_tok;
 	j->Y = Y;
 	j->ldy = ldy;
+	j->phase = c->phase;
+}
+
+/* Worker w's scratch: 64 * max_in floats. */
+static float *
+tmp_of(struct ctx *c, int worker)
+{
+	return c->thr_tmp + (size_t)worker * 64 * c->max_in;
+}
+
+static bool
+job_blas(const struct mm_job *j)
+{
+	return j->A == NULL && j->n_tok >= 64 && j->W->fmt == WFMT_GPTQ;
+}
+
+/*
+ * Output rows per chunk (see SEG_BYTES), on multiples of 32 rows (the
+ * kernels' fastest unit; 64 for the BLAS fallback's tiles, 16 for matrices
+ * of fewer than 64 rows).  A small matrix is one chunk, and so is every
+ * matrix when the pool has one thread: there is nobody to share with.
+ */
+static int
+job_rows(const struct ctx *c, const struct mm_job *j)
+{
+	int n_out = j->W->n_out, align = job_blas(j) ? 64 : n_out < 64 ? 16 : 32;
+	uint64_t min_rows, pieces;
+	int rows;
+
+	if (pool_size(c->pool) == 1)
+		return n_out;
+	if (j->W->fmt == WFMT_GPTQ)
+		min_rows = MAX(SEG_BYTES / 4 / (uint64_t)j->n_tok, MIN_ROWS);
+	else
+		min_rows = CHUNK_BYTES / MAX(qmat_bytes(j->W) / (uint64_t)n_out, 1);
+	min_rows = (MAX(min_rows, 1) + (uint64_t)align - 1) / (uint64_t)align * (uint64_t)align;
+	pieces = (uint64_t)n_out / min_rows;
+	if (pieces <= 1)
+		return n_out;
+	rows = (int)(((uint64_t)n_out + pieces - 1) / pieces);
+	return (rows + align - 1) / align * align;
 }
 
 static void
@@ -197,45 +276,72 @@ job_range(struct ctx *c, const struct mm_job *j, int b, int e, int worker)
 {
 	if (j->A != NULL)
 		c->k->matmul_q8(j->W, j->A, j->Y, j->ldy, b, e);
-	else if (j->n_tok >= 64 && j->W->fmt == WFMT_GPTQ)
-		kernels_matmul_blas(j->W, j->X, j->n_tok, j->Y, j->ldy, b, e,
-				    c->blas_tmp + (size_t)worker * 64 * c->max_in);
+	else if (job_blas(j))
+		kernels_matmul_blas(j->W, j->X, j->n_tok, j->Y, j->ldy, b, e, tmp_of(c, worker));
 	else
 		c->k->matmul_f32(j->W, j->X, j->n_tok, j->Y, j->ldy, b, e);
 }
 
-/*
- * Every worker takes its share of every job.  Small jobs (fewer output rows
- * than 16 per worker) go whole to one worker, round robin, so tiny matrices
- * do not pay for splitting.
- */
+/* Chunk k of the step: find its job (the last with c0 <= k) and run its rows. */
 static void
-jobs_worker(void *arg, int w, int n)
+job_chunk(void *arg, int k, int worker)
 {
 	struct ctx *c = arg;
-	int rr = 0;
+	int lo = 0, hi = c->n_jobs - 1;
+	const struct mm_job *j;
+	int b;
 
-	for (int i = 0; i < c->n_jobs; i++) {
-		const struct mm_job *j = &c->jobs[i];
-		int b, e;
+	while (lo < hi) {
+		int mid = (lo + hi + 1) / 2;
 
-		if (j->W->n_out < 16 * n) {
-			if (rr++ % n == w)
-				job_range(c, j, 0, j->W->n_out, w);
-			continue;
-		}
-		pool_split(j->W->n_out, 16, w, n, &b, &e);
-		if (b < e)
-			job_range(c, j, b, e, w);
+		if (c->jobs[mid].c0 <= k)
+			lo = mid;
+		else
+			hi = mid - 1;
 	}
+	j = &c->jobs[lo];
+	b = (k - j->c0) * j->rows;
+	job_range(c, j, b, MIN(b + j->rows, j->W->n_out), worker);
 }
 
+/*
+ * Run the queued products as one step, their chunks numbered in the order
+ * the jobs were queued.  The pool hands chunks out in that order, so callers
+ * queue the biggest products first: the last chunks, which a worker that
+ * comes late may still take, are then the small ones.  The step's time goes
+ * to the phases of its jobs in proportion to their weights, so a step shared
+ * by two parts of the layer (router and shared expert) still shows both in
+ * `bench --phases`.
+ */
 static void
 run_jobs(struct ctx *c)
 {
-	if (c->n_jobs > 0)
-		pool_step(c, jobs_worker, c);
+	int n_chunks = 0;
+	double t0, dt;
+
+	if (c->n_jobs == 0)
+		return;
+	for (int i = 0; i < c->n_jobs; i++) {
+		struct mm_job *j = &c->jobs[i];
+
+		j->c0 = n_chunks;
+		j->rows = job_rows(c, j);
+		n_chunks += (j->W->n_out + j->rows - 1) / j->rows;
+	}
+	t0 = now_sec();
+	c->prof.seconds[c->phase] += t0 - c->phase_t;
+	pool_step(c, job_chunk, c, n_chunks);
+	c->phase_t = now_sec();
+	dt = c->phase_t - t0;
+	for (int i = 0; i < c->n_jobs; i++) {
+		double share = c->job_bytes > 0
+				       ? (double)qmat_bytes(c->jobs[i].W) / (double)c->job_bytes
+				       : 1.0 / c->n_jobs;
+
+		c->prof.seconds[c->jobs[i].phase] += dt * share;
+	}
 	c->n_jobs = 0;
+	c->job_bytes = 0;
 }
 
 /* Quantize X [n_tok][n] into A when any product on the int8 path will need it. */
@@ -338,16 +444,15 @@ attn_head(struct ctx *c, int slot, int t, int h, float *sc)
 		o[i] *= ops_sigmoid(gate[i]);
 }
 
+/* Chunk i: token i / n_heads, head i % n_heads. */
 static void
-attn_worker(void *arg, int w, int n)
+attn_chunk(void *arg, int i, int worker)
 {
 	struct attn_step *st = arg;
 	struct ctx *c = st->c;
-	int nh = c->m->cfg.n_heads, b, e;
+	int nh = c->m->cfg.n_heads;
 
-	pool_split(st->n_tok * nh, 1, w, n, &b, &e);
-	for (int i = b; i < e; i++)
-		attn_head(c, st->slot, i / nh, i % nh, c->scores + (size_t)w * c->o.n_ctx);
+	attn_head(c, st->slot, i / nh, i % nh, c->scores + (size_t)worker * c->o.n_ctx);
 }
 
 /* Gated attention; false when told to stop part-way. */
@@ -370,7 +475,7 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 		return false;
 	for (int t = 0; t < n_tok; t++)
 		attn_prepare(c, a, slot, t, n_tok);
-	pool_step(c, attn_worker, &st);
+	pool_step(c, attn_chunk, &st, n_tok * cfg->n_heads);
 	if (stopping(c))
 		return false;
 	add_job(c, &a->o_proj, c->big2, quantize(c, &c->qa2, c->big2, n_tok, qd), n_tok, c->y,
@@ -382,34 +487,40 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 /* ---- Gated DeltaNet (MODEL.md §2.4) ----------------------------------- */
 
 /*
- * Scatter the grouped qkvz projection of token t into the conv input order
- * [q heads | k heads | v heads] (written to big2's row t) and z.
+ * After the input projections, everything of a DeltaNet layer up to the
+ * output projection is independent per key head g: its q and k channels and
+ * the channels of its r = Hv / Hk value heads go through the conv alone, and
+ * each value head's recurrence reads only them.  So one chunk per key head
+ * does the scatter, conv, norms, gates and recurrence of that group, and the
+ * layer needs one step for all of it.  Every number is computed by the same
+ * operations in the same order as stage by stage, so results do not change.
  */
-static void
-gdn_split(struct ctx *c, int t)
-{
-	const struct model *m = c->m;
-	int dk = m->cfg.lin_k_dim, dv = m->cfg.lin_v_dim;
-	int r = m->cfg.lin_n_v_heads / m->cfg.lin_n_k_heads, grp = 2 * dk + 2 * r * dv;
-	const float *p = c->big1 + (size_t)t * m->qkvz_dim;
-	float *u = c->big2 + (size_t)t * m->qkvz_dim, *z = c->zbuf + (size_t)t * m->value_dim;
-
-	for (int g = 0; g < m->cfg.lin_n_k_heads; g++) {
-		const float *src = p + (size_t)g * grp;
-
-		memcpy(u + g * dk, src, (size_t)dk * sizeof(float));
-		memcpy(u + m->key_dim + g * dk, src + dk, (size_t)dk * sizeof(float));
-		memcpy(u + 2 * m->key_dim + g * r * dv, src + 2 * dk, (size_t)r * dv * sizeof(float));
-		memcpy(z + g * r * dv, src + 2 * dk + r * dv, (size_t)r * dv * sizeof(float));
-	}
-}
-
 struct gdn_step {
 	struct ctx *c;
 	const struct layer_gdn *g;
 	struct gdn_state *s;
 	int n_tok;
 };
+
+/*
+ * Scatter key head g's part of the grouped qkvz projection of token t into
+ * the conv input order [q heads | k heads | v heads] (big2's row t) and z
+ * (zbuf's row t).
+ */
+static void
+gdn_split(struct ctx *c, int t, int g)
+{
+	const struct model *m = c->m;
+	int dk = m->cfg.lin_k_dim, dv = m->cfg.lin_v_dim;
+	int r = m->cfg.lin_n_v_heads / m->cfg.lin_n_k_heads, grp = 2 * dk + 2 * r * dv;
+	const float *src = c->big1 + (size_t)t * m->qkvz_dim + (size_t)g * grp;
+	float *u = c->big2 + (size_t)t * m->qkvz_dim, *z = c->zbuf + (size_t)t * m->value_dim;
+
+	memcpy(u + g * dk, src, (size_t)dk * sizeof(float));
+	memcpy(u + m->key_dim + g * dk, src + dk, (size_t)dk * sizeof(float));
+	memcpy(u + 2 * m->key_dim + g * r * dv, src + 2 * dk, (size_t)r * dv * sizeof(float));
+	memcpy(z + g * r * dv, src + 2 * dk + r * dv, (size_t)r * dv * sizeof(float));
+}
 
 /*
  * Causal depthwise conv + SiLU for channels [b, e), in place over the rows of
@@ -445,54 +556,40 @@ gdn_conv_range(struct gdn_step *st, int b, int e)
 	}
 }
 
+/* l2-normalise q and k of key head g of token t; q also gets 1/sqrt(dk). */
 static void
-gdn_conv_worker(void *arg, int w, int n)
-{
-	struct gdn_step *st = arg;
-	int b, e;
-
-	pool_split(st->c->m->conv_dim, 64, w, n, &b, &e);
-	gdn_conv_range(st, b, e);
-}
-
-/* l2-normalise q and k of every key head of token t; q also gets 1/sqrt(dk). */
-static void
-gdn_qk_norm(struct ctx *c, int t)
+gdn_qk_norm(struct ctx *c, int t, int g)
 {
 	const struct model *m = c->m;
 	int dk = m->cfg.lin_k_dim;
 	float *u = c->big2 + (size_t)t * m->qkvz_dim;
 
-	for (int g = 0; g < m->cfg.lin_n_k_heads; g++) {
-		ops_l2norm(u + g * dk, dk, 1e-6f, 1.0f / sqrtf((float)dk));
-		ops_l2norm(u + m->key_dim + g * dk, dk, 1e-6f, 1.0f);
-	}
+	ops_l2norm(u + g * dk, dk, 1e-6f, 1.0f / sqrtf((float)dk));
+	ops_l2norm(u + m->key_dim + g * dk, dk, 1e-6f, 1.0f);
 }
 
-/* beta = sigmoid(b), g = -exp(A_log) * softplus(a + dt_bias) for token t. */
+/* beta = sigmoid(b), g = -exp(A_log) * softplus(a + dt_bias) for value head h of token t. */
 static void
-gdn_gates(struct ctx *c, const struct layer_gdn *g, int t)
+gdn_gates(struct ctx *c, const struct layer_gdn *g, int t, int h)
 {
 	int hv = c->m->cfg.lin_n_v_heads, r = hv / c->m->cfg.lin_n_k_heads;
 	const float *ba = c->mid + (size_t)t * 2 * hv;
 	float *beta = c->gb + (size_t)t * 2 * hv, *gg = beta + hv;
+	int grp = h / r, s = h % r;
 
-	for (int h = 0; h < hv; h++) {
-		int grp = h / r, s = h % r;
-
-		beta[h] = ops_sigmoid(ba[grp * 2 * r + s]);
-		gg[h] = g->neg_exp_a[h] * ops_softplus(ba[grp * 2 * r + r + s] + g->dt_bias[h]);
-	}
+	beta[h] = ops_sigmoid(ba[grp * 2 * r + s]);
+	gg[h] = g->neg_exp_a[h] * ops_softplus(ba[grp * 2 * r + r + s] + g->dt_bias[h]);
 }
 
 /*
  * The gated delta rule for value head h over the step's tokens, then the
- * gated RMSNorm of each output.  S is [dv][dk]: each value channel's row is
+ * gated RMSNorm of each output, which replaces the head's z in zbuf (the
+ * output projection's input).  S is [dv][dk]: each value channel's row is
  * decayed, read against k, corrected by the delta and read against q while
- * it sits in L1.
+ * it sits in L1.  tmp [dv] is the worker's.
  */
 static void
-gdn_head(struct gdn_step *st, int h)
+gdn_head(struct gdn_step *st, int h, float *tmp)
 {
 	struct ctx *c = st->c;
 	const struct model *m = c->m;
@@ -505,29 +602,42 @@ gdn_head(struct gdn_step *st, int h)
 		const float *q = u + kh * dk, *kk = u + m->key_dim + kh * dk;
 		const float *v = u + 2 * m->key_dim + h * dv;
 		const float *gb = c->gb + (size_t)t * 2 * hv;
-		float *o = c->big1 + (size_t)t * m->value_dim + h * dv;
+		float *z = c->zbuf + (size_t)t * m->value_dim + h * dv;
 
-		ops_delta_step(c->k, S, dk, dv, q, kk, v, gb[h], expf(gb[hv + h]), o);
-		ops_rmsnorm_gated(o, st->g->norm, c->zbuf + (size_t)t * m->value_dim + h * dv, dv,
-				  m->cfg.rms_eps);
+		ops_delta_step(c->k, S, dk, dv, q, kk, v, gb[h], expf(gb[hv + h]), tmp);
+		ops_rmsnorm_gated(tmp, st->g->norm, z, dv, m->cfg.rms_eps);
+		memcpy(z, tmp, (size_t)dv * sizeof(float));
 	}
 }
 
+/* Chunk g: key head g and its value heads, from the projection to the head outputs. */
 static void
-gdn_head_worker(void *arg, int w, int n)
+gdn_group_chunk(void *arg, int g, int worker)
 {
 	struct gdn_step *st = arg;
-	int b, e;
+	struct ctx *c = st->c;
+	const struct model *m = c->m;
+	int dk = m->cfg.lin_k_dim, dv = m->cfg.lin_v_dim;
+	int r = m->cfg.lin_n_v_heads / m->cfg.lin_n_k_heads;
 
-	pool_split(st->c->m->cfg.lin_n_v_heads, 1, w, n, &b, &e);
-	for (int h = b; h < e; h++)
-		gdn_head(st, h);
+	for (int t = 0; t < st->n_tok; t++)
+		gdn_split(c, t, g);
+	gdn_conv_range(st, g * dk, (g + 1) * dk);
+	gdn_conv_range(st, m->key_dim + g * dk, m->key_dim + (g + 1) * dk);
+	gdn_conv_range(st, 2 * m->key_dim + g * r * dv, 2 * m->key_dim + (g + 1) * r * dv);
+	for (int t = 0; t < st->n_tok; t++) {
+		gdn_qk_norm(c, t, g);
+		for (int h = g * r; h < (g + 1) * r; h++)
+			gdn_gates(c, st->g, t, h);
+	}
+	for (int h = g * r; h < (g + 1) * r; h++)
+		gdn_head(st, h, tmp_of(c, worker));
 }
 
 /*
- * Gated DeltaNet; false when told to stop part-way.  In a long prefill the
- * projections, the recurrence and the output projection each take a good
- * share of a layer, so the caller is asked between them.
+ * Gated DeltaNet: three steps (input projections, the per-head work, the
+ * output projection); false when told to stop part-way.  In a long prefill
+ * each takes a good share of a layer, so the caller is asked between them.
  */
 static bool
 layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_tok)
@@ -543,18 +653,11 @@ layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_t
 	run_jobs(c);
 	if (stopping(c))
 		return false;
-	for (int t = 0; t < n_tok; t++)
-		gdn_split(c, t);
-	pool_step(c, gdn_conv_worker, &st);
-	for (int t = 0; t < n_tok; t++) {
-		gdn_qk_norm(c, t);
-		gdn_gates(c, g, t);
-	}
-	/* Head outputs go to big1 [T][value_dim] (the projection is consumed). */
-	pool_step(c, gdn_head_worker, &st);
+	/* Head outputs replace z in zbuf [T][value_dim]. */
+	pool_step(c, gdn_group_chunk, &st, m->cfg.lin_n_k_heads);
 	if (stopping(c))
 		return false;
-	add_job(c, &g->out, c->big1, quantize(c, &c->qa2, c->big1, n_tok, m->value_dim), n_tok,
+	add_job(c, &g->out, c->zbuf, quantize(c, &c->qa2, c->zbuf, n_tok, m->value_dim), n_tok,
 		c->y, m->cfg.hidden_size);
 	run_jobs(c);
 	return true;
@@ -603,9 +706,12 @@ swiglu(float *g, const float *u, size_t n)
 		g[i] = ops_silu(g[i]) * u[i];
 }
 
-/* The routed experts; false when told to stop between their two halves. */
+/*
+ * The routed experts, and the shared expert's down projection in the step of
+ * their down projections; false when told to stop between the two halves.
+ */
 static bool
-moe_experts(struct ctx *c, const struct layer_moe *e, int n_rows)
+moe_experts(struct ctx *c, const struct layer_moe *e, int n_tok, int n_rows)
 {
 	const struct model_config *cfg = &c->m->cfg;
 	int d = cfg->hidden_size, w = cfg->moe_inter;
@@ -631,6 +737,16 @@ moe_experts(struct ctx *c, const struct layer_moe *e, int n_rows)
 	/* For a long prefill the experts are most of a layer's time. */
 	if (stopping(c))
 		return false;
+	if (e->has_shared) {
+		/* Its gate/up ran with the router; its down (the biggest) leads this step. */
+		int sw = cfg->shared_inter;
+
+		phase(c, FWD_SHARED);
+		swiglu(c->sh1, c->sh2, (size_t)n_tok * sw);
+		add_job(c, &e->sh_down, c->sh1, quantize(c, &c->qs, c->sh1, n_tok, sw), n_tok,
+			c->shy, d);
+		phase(c, FWD_EXPERTS);
+	}
 	swiglu(c->g1, c->g2, (size_t)n_rows * w);
 	A = quantize(c, &c->qm, c->g1, n_rows, w);
 	views += cfg->n_experts;
@@ -650,21 +766,6 @@ moe_experts(struct ctx *c, const struct layer_moe *e, int n_rows)
 	return true;
 }
 
-static void
-moe_shared(struct ctx *c, const struct layer_moe *e, const struct qact *A, int n_tok)
-{
-	int d = c->m->cfg.hidden_size, w = c->m->cfg.shared_inter;
-
-	phase(c, FWD_SHARED);
-	add_job(c, &e->sh_gate, c->h, A, n_tok, c->sh1, w);
-	add_job(c, &e->sh_up, c->h, A, n_tok, c->sh2, w);
-	add_job(c, &e->sh_router, c->h, A, n_tok, c->shr, 1);
-	run_jobs(c);
-	swiglu(c->sh1, c->sh2, (size_t)n_tok * w);
-	add_job(c, &e->sh_down, c->sh1, quantize(c, &c->qs, c->sh1, n_tok, w), n_tok, c->shy, d);
-	run_jobs(c);
-}
-
 /* The MoE block; false when told to stop part-way (c->y is then garbage). */
 static bool
 layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
@@ -675,16 +776,25 @@ layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 
 	phase(c, FWD_ROUTER);
 	A = quantize(c, &c->qa, c->h, n_tok, d);
+	if (e->has_shared) {
+		/* The shared expert reads only h: its gate/up share the router's
+		 * step, queued first as the bigger products. */
+		int sw = cfg->shared_inter;
+
+		phase(c, FWD_SHARED);
+		add_job(c, &e->sh_gate, c->h, A, n_tok, c->sh1, sw);
+		add_job(c, &e->sh_up, c->h, A, n_tok, c->sh2, sw);
+		add_job(c, &e->sh_router, c->h, A, n_tok, c->shr, 1);
+		phase(c, FWD_ROUTER);
+	}
 	add_job(c, &e->router, c->h, A, n_tok, c->router, cfg->n_experts);
 	run_jobs(c);
 	phase(c, FWD_GLUE);
 	for (int t = 0; t < n_tok; t++)
 		moe_route(c, t);
 	moe_group(c, n_tok);
-	if (!moe_experts(c, e, n_rows) || stopping(c))
+	if (!moe_experts(c, e, n_tok, n_rows) || stopping(c))
 		return false;
-	if (e->has_shared)
-		moe_shared(c, e, A, n_tok);
 	phase(c, FWD_GLUE);
 	for (int t = 0; t < n_tok; t++) {
 		float *y = c->y + (size_t)t * d, gate = e->has_shared ? ops_sigmoid(c->shr[t]) : 0;
@@ -952,7 +1062,7 @@ alloc_step(struct ctx *c, int B)
 	c->gb = ctx_alloc(c, (size_t)B * 2 * cfg->lin_n_v_heads, sizeof(float), &ok);
 	c->scores = ctx_alloc(c, (size_t)n_thr * c->o.n_ctx, sizeof(float), &ok);
 	c->inv_freq = ctx_alloc(c, (size_t)cfg->rotary_dim / 2 + 1, sizeof(double), &ok);
-	c->blas_tmp = ctx_alloc(c, (size_t)n_thr * 64 * c->max_in, sizeof(float), &ok);
+	c->thr_tmp = ctx_alloc(c, (size_t)n_thr * 64 * c->max_in, sizeof(float), &ok);
 	if (ok && (qact_init(&c->qa, c->max_in, B) != 0 || qact_init(&c->qa2, c->max_in, B) != 0))
 		ok = false;
 	if (ok)
@@ -1006,7 +1116,7 @@ ctx_free(struct ctx *c)
 	free(c->kc);
 	free(c->vc);
 	free(c->x), free(c->h), free(c->y), free(c->big1), free(c->big2), free(c->mid);
-	free(c->zbuf), free(c->gb), free(c->scores), free(c->inv_freq), free(c->blas_tmp);
+	free(c->zbuf), free(c->gb), free(c->scores), free(c->inv_freq), free(c->thr_tmp);
 	free(c->router), free(c->sel), free(c->selw), free(c->cnt), free(c->off);
 	free(c->slot_tok), free(c->slot_w), free(c->gx), free(c->g1), free(c->g2), free(c->gy);
 	free(c->sh1), free(c->sh2), free(c->shy), free(c->shr), free(c->views);

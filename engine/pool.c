@@ -1,12 +1,45 @@
 /*
  * pool.c - persistent worker pool (see pool.h).
  *
- * DESIGN: a step is published by bumping `gen` under the mutex after storing
- * fn/arg; workers notice the new generation either while spinning (the common
- * case inside a token) or when woken from the condition variable after they
- * gave up spinning.  Each worker increments `done` when finished and the
- * owner spins until done == n-1.  The release/acquire pairs on gen and done
- * order the fn/arg stores and the workers' output writes.
+ * DESIGN: a step is published as one 64-bit word, `step` = gen << 32 |
+ * left: the step's generation number and how many of its chunks are still
+ * unclaimed.  A thread claims a chunk by a compare-and-swap of (gen, left)
+ * to (gen, left - 1), which gives it chunk n_chunks - left; it then runs
+ * the chunk and adds one to `done`.  The step is over when done == n_chunks
+ * (every chunk completed), whoever was or was not there: the owner waits on
+ * that count, never on the workers themselves.
+ *
+ * Why a late worker cannot run a chunk of the wrong step: the claim names
+ * the generation, so a thread holding an old snapshot of the word fails its
+ * CAS once the owner has published the next step (the generation differs,
+ * and it only repeats after 2^32 steps).  The bound, left > 0, is part of the
+ * word too, so no separately read count can be stale.  And fn, arg and
+ * n_chunks are read only after a successful claim: the owner rewrites them
+ * only after done == n_chunks, which cannot happen while a claimed chunk is
+ * still running, so the claimer reads the fields of the step it claimed.
+ *
+ * Memory ordering:
+ *  - Owner, publishing: plain stores of fn/arg/n_chunks, a relaxed store of
+ *    done = 0, then a seq_cst (hence release) store of `step`.  A claim is an
+ *    acquire CAS; every successful CAS is a read-modify-write, so it
+ *    continues the release sequence of the owner's store and the claimer
+ *    sees fn/arg/n_chunks, done = 0 and all the owner wrote before the step
+ *    (its inputs).  Its increment of done therefore comes after the reset.
+ *  - Completing: fetch_add(done, release) after the chunk's writes; the
+ *    owner's acquire load that reads n_chunks reads the end of a chain of
+ *    read-modify-writes, so it synchronizes with every completer and sees
+ *    every chunk's output, and every read the workers made of fn/arg happens
+ *    before the owner overwrites them for the next step.
+ *  - Sleeping workers: a worker announces itself in `sleepers`, then
+ *    re-reads `step` under the mutex before waiting; the owner stores `step`,
+ *    then reads `sleepers`.  All four are seq_cst, so either the worker sees
+ *    the new step or the owner sees the sleeper and broadcasts under the
+ *    mutex (which the worker holds from its check until it waits).
+ *  - Quitting: `quit` is stored before the last `step`, and a worker reads
+ *    `step` with acquire (or seq_cst) before it looks at `quit`.
+ *  - The sleeping owner: `owner_asleep` and the final check of done happen
+ *    under the mutex, and the worker that completes the last chunk takes the
+ *    mutex to signal, so the wake-up cannot be lost.
  *
  * Thread affinity: pool_new/pool_run/pool_free from the owner thread only.
  */
@@ -17,28 +50,57 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdbool.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
-/* Spins before a worker sleeps; ~50-100 us on current CPUs. */
-#define POOL_SPINS 20000
+/*
+ * How long a worker polls for the next step before it sleeps.  The gap
+ * between steps is the owner's glue (about 10 us on average in decode)
+ * unless the owner runs a step alone or was descheduled; then polling only
+ * burns CPU time that, on a busy machine, comes out of the owner's share (the
+ * kernel's autogroups share a session's CPU time among its threads).  Decode
+ * of the 64-expert model at 2 threads, 3 interleaved rounds, tok/s (the
+ * first round quiet, the others beside another session's work): 20 us 5.29,
+ * 3.24, 3.00; 150 us 5.06, 3.77, 2.65; 400 us 5.24, 2.57, 2.61.
+ */
+#define POOL_SPIN_US 20
+/*
+ * How long the owner polls for the last chunks of a step before it sleeps:
+ * they take microseconds unless their worker was descheduled, and then the
+ * owner had better give up its CPU, which that worker may be waiting for.
+ */
+#define POOL_WAIT_US 10
+/* Polls between looks at the clock. */
+#define POOL_POLLS   64
 
 struct pool {
 	int n;              /* workers including the owner */
 	pthread_t *threads; /* [n - 1] */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	atomic_uint gen;    /* step number; odd/even has no meaning */
-	atomic_int done;    /* workers finished with the current step */
-	atomic_int sleepers;
-	atomic_bool quit;
+	uint32_t gen;       /* owner's copy of the current generation */
+
+	/* The current step: written by the owner before it publishes `step`,
+	 * read by a thread only after it has claimed one of the step's chunks. */
 	pool_fn *fn;
 	void *arg;
+	int n_chunks;
+
+	/* Claimed by every thread at every chunk: a cache line of its own. */
+	alignas(64) _Atomic uint64_t step; /* gen << 32 | chunks not yet claimed */
+	alignas(64) atomic_int done;       /* chunks of this step completed */
+	atomic_int sleepers;               /* workers waiting on `wake` */
+	atomic_bool quit;
+
+	pthread_mutex_t mu;
+	pthread_cond_t wake;     /* workers: a step was published, or quit */
+	pthread_cond_t finished; /* owner: the last chunk completed */
+	bool owner_asleep;       /* under mu */
 };
 
 struct worker_arg {
@@ -54,24 +116,89 @@ cpu_relax(void)
 #endif
 }
 
-static unsigned
-wait_gen(struct pool *p, unsigned seen)
+/* Whether `us` microseconds have passed since *t0 (0: not started; set it). */
+static bool
+spun_out(double *t0, int us)
 {
-	unsigned g;
+	double t = now_sec();
 
-	for (int i = 0; i < POOL_SPINS; i++) {
-		g = atomic_load_explicit(&p->gen, memory_order_acquire);
-		if (g != seen)
-			return g;
-		cpu_relax();
+	if (*t0 == 0) {
+		*t0 = t;
+		return false;
 	}
+	return t - *t0 > us * 1e-6;
+}
+
+static inline uint32_t
+step_gen(uint64_t w)
+{
+	return (uint32_t)(w >> 32);
+}
+
+static inline uint32_t
+step_left(uint64_t w)
+{
+	return (uint32_t)w;
+}
+
+/* The last chunk of the step completed on a worker: wake the owner if it sleeps. */
+static void
+wake_owner(struct pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->owner_asleep)
+		pthread_cond_signal(&p->finished);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * Claim and run chunks of generation gen until none is left or a later step
+ * has replaced it (see DESIGN).
+ */
+static void
+run_chunks(struct pool *p, uint32_t gen, int worker)
+{
+	uint64_t w = atomic_load_explicit(&p->step, memory_order_relaxed);
+
+	for (;;) {
+		int n;
+
+		if (step_gen(w) != gen || step_left(w) == 0)
+			return;
+		if (!atomic_compare_exchange_weak_explicit(
+			    &p->step, &w, w - 1, memory_order_acquire, memory_order_relaxed))
+			continue; /* w now holds the current word */
+		n = p->n_chunks;
+		p->fn(p->arg, n - (int)step_left(w), worker);
+		if (atomic_fetch_add_explicit(&p->done, 1, memory_order_release) + 1 == n &&
+		    worker != 0)
+			wake_owner(p);
+		w = atomic_load_explicit(&p->step, memory_order_relaxed);
+	}
+}
+
+/* Wait for a generation other than seen; returns the step word that has it. */
+static uint64_t
+wait_step(struct pool *p, uint32_t seen)
+{
+	uint64_t w;
+	double t0 = 0;
+
+	do {
+		for (int i = 0; i < POOL_POLLS; i++) {
+			w = atomic_load_explicit(&p->step, memory_order_acquire);
+			if (step_gen(w) != seen)
+				return w;
+			cpu_relax();
+		}
+	} while (!spun_out(&t0, POOL_SPIN_US));
 	pthread_mutex_lock(&p->mu);
 	atomic_fetch_add(&p->sleepers, 1);
-	while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen)
-		pthread_cond_wait(&p->cv, &p->mu);
+	while (step_gen(w = atomic_load(&p->step)) == seen)
+		pthread_cond_wait(&p->wake, &p->mu);
 	atomic_fetch_sub(&p->sleepers, 1);
 	pthread_mutex_unlock(&p->mu);
-	return g;
+	return w;
 }
 
 static void *
@@ -79,7 +206,7 @@ worker_main(void *v)
 {
 	struct worker_arg wa = *(struct worker_arg *)v;
 	struct pool *p = wa.p;
-	unsigned seen = 0;
+	uint32_t seen = 0;
 	sigset_t all;
 
 	free(v);
@@ -87,11 +214,10 @@ worker_main(void *v)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
-		seen = wait_gen(p, seen);
-		if (atomic_load(&p->quit))
+		seen = step_gen(wait_step(p, seen));
+		if (atomic_load_explicit(&p->quit, memory_order_acquire))
 			break;
-		p->fn(p->arg, wa.idx, p->n);
-		atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+		run_chunks(p, seen, wa.idx);
 	}
 	return NULL;
 }
@@ -100,14 +226,23 @@ struct pool *
 pool_new(int n_threads, char **cause)
 {
 	struct pool *p;
+	void *mem;
 	int err;
 
 	if (n_threads < 1)
 		n_threads = 1;
-	p = xcalloc(1, sizeof(*p));
+	/* Aligned so that `step` and `done` really sit on cache lines of their own. */
+	if (posix_memalign(&mem, 64, sizeof(*p)) != 0)
+		fatal("out of memory");
+	p = memset(mem, 0, sizeof(*p));
 	p->n = n_threads;
+	atomic_init(&p->step, 0);
+	atomic_init(&p->done, 0);
+	atomic_init(&p->sleepers, 0);
+	atomic_init(&p->quit, false);
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	pthread_cond_init(&p->finished, NULL);
 	if (n_threads > 1)
 		p->threads = xcalloc((size_t)n_threads - 1, sizeof(pthread_t));
 	for (int i = 1; i < n_threads; i++) {
@@ -126,14 +261,17 @@ pool_new(int n_threads, char **cause)
 	return p;
 }
 
+/* Make generation gen + 1 with n_chunks unclaimed chunks current and wake sleepers. */
 static void
-publish(struct pool *p)
+publish(struct pool *p, int n_chunks)
 {
-	pthread_mutex_lock(&p->mu);
-	atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-	if (atomic_load(&p->sleepers) > 0)
-		pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
+	p->gen++;
+	atomic_store(&p->step, (uint64_t)p->gen << 32 | (uint32_t)n_chunks);
+	if (atomic_load(&p->sleepers) > 0) {
+		pthread_mutex_lock(&p->mu);
+		pthread_cond_broadcast(&p->wake);
+		pthread_mutex_unlock(&p->mu);
+	}
 }
 
 void
@@ -141,12 +279,13 @@ pool_free(struct pool *p)
 {
 	if (p == NULL)
 		return;
-	atomic_store(&p->quit, true);
-	publish(p);
+	atomic_store_explicit(&p->quit, true, memory_order_release);
+	publish(p, 0);
 	for (int i = 1; i < p->n; i++)
 		pthread_join(p->threads[i - 1], NULL);
 	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->wake);
+	pthread_cond_destroy(&p->finished);
 	free(p->threads);
 	free(p);
 }
@@ -157,32 +296,44 @@ pool_size(const struct pool *p)
 	return p->n;
 }
 
-void
-pool_run(struct pool *p, pool_fn *fn, void *arg)
+/* Wait until all n chunks of the step have completed: spin, then sleep. */
+static void
+wait_done(struct pool *p, int n)
 {
-	if (p->n == 1) {
-		fn(arg, 0, 1);
+	double t0 = 0;
+
+	do {
+		for (int i = 0; i < POOL_POLLS; i++) {
+			if (atomic_load_explicit(&p->done, memory_order_acquire) == n)
+				return;
+			cpu_relax();
+		}
+	} while (!spun_out(&t0, POOL_WAIT_US));
+	pthread_mutex_lock(&p->mu);
+	p->owner_asleep = true;
+	while (atomic_load_explicit(&p->done, memory_order_acquire) != n)
+		pthread_cond_wait(&p->finished, &p->mu);
+	p->owner_asleep = false;
+	pthread_mutex_unlock(&p->mu);
+}
+
+void
+pool_run(struct pool *p, pool_fn *fn, void *arg, int n_chunks)
+{
+	if (n_chunks <= 0)
+		return;
+	if (p->n == 1 || n_chunks == 1) {
+		for (int i = 0; i < n_chunks; i++)
+			fn(arg, i, 0);
 		return;
 	}
 	p->fn = fn;
 	p->arg = arg;
+	p->n_chunks = n_chunks;
 	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-	publish(p);
-	fn(arg, 0, p->n);
-	while (atomic_load_explicit(&p->done, memory_order_acquire) != p->n - 1)
-		cpu_relax();
-}
-
-void
-pool_split(int n, int align, int worker, int n_workers, int *b, int *e)
-{
-	int n_units = (n + align - 1) / align;
-	int per = n_units / n_workers, extra = n_units % n_workers;
-	int ub = worker * per + MIN(worker, extra);
-	int ue = ub + per + (worker < extra ? 1 : 0);
-
-	*b = MIN(ub * align, n);
-	*e = MIN(ue * align, n);
+	publish(p, n_chunks);
+	run_chunks(p, p->gen, 0);
+	wait_done(p, n_chunks);
 }
 
 /* Count distinct (package, core) pairs among the CPUs in our affinity mask. */

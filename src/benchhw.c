@@ -189,21 +189,23 @@ benchhw_cpu(struct benchhw_cpu *cpu)
 struct stream_job {
 	const float *buf;
 	size_t n;
+	int n_threads; /* chunks: one stream each */
 	const struct kernels *k;
 	float sink[256]; /* keeps the sums alive so the reads are not optimized away */
 };
 
+/* Chunk i of n_threads: one sequential stream, normally one per worker. */
 static void
-stream_worker(void *arg, int w, int nw)
+stream_chunk(void *arg, int i, int worker)
 {
 	struct stream_job *j = arg;
-	size_t per = j->n / (size_t)nw, b = per * (size_t)w;
+	size_t per = j->n / (size_t)j->n_threads, b = per * (size_t)i;
 	float acc = 0;
 
-	/* dot(x, x) reads each element once: one sequential stream per worker. */
+	/* dot(x, x) reads each element once. */
 	for (size_t at = b; at < b + per; at += 1 << 20)
 		acc += j->k->dot(j->buf + at, j->buf + at, (int)MIN((size_t)1 << 20, b + per - at));
-	j->sink[w % 256] = acc;
+	j->sink[i % 256] = acc;
 }
 
 static int
@@ -238,11 +240,12 @@ benchhw_stream_read(size_t bytes, int n_threads, int reps)
 		buf[i] = (float)(i & 7) * 0.125f;
 	j.buf = buf;
 	j.n = n;
+	j.n_threads = n_threads;
 	j.k = kernels_get();
 	for (int r = 0; r < reps; r++) {
 		double t = now_sec();
 
-		pool_run(p, stream_worker, &j);
+		pool_run(p, stream_chunk, &j, n_threads);
 		v[r] = (double)(n / (size_t)n_threads * (size_t)n_threads) * sizeof(float) /
 		       (now_sec() - t) / 1e9;
 	}

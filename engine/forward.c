@@ -104,8 +104,12 @@ struct ctx {
 	struct qact qa2; /* quantized second-stage inputs */
 
 	/* Full attention. */
-	float *kc, *vc;   /* [n_full][n_kv][n_ctx][head_dim] */
-	float *scores;    /* [n_threads][n_ctx] per-worker softmax row */
+	/* [n_full][n_kv][n_ctx][head_dim]: float (reference path) or IEEE half
+	 * (int8 path by default: half the bytes a long context reads; ctx_opts.kv_bits). */
+	float *kc, *vc;
+	uint16_t *kh, *vh;
+	bool kv16;
+	float *scores;    /* [n_threads][heads per KV head][n_ctx] per-worker softmax rows */
 	double *inv_freq; /* [rotary_dim / 2] */
 
 	/* DeltaNet. */
@@ -402,57 +406,110 @@ attn_prepare(struct ctx *c, const struct layer_attn *a, int slot, int t, int n_t
 	}
 	for (int h = 0; h < nkv; h++) {
 		size_t at = (((size_t)slot * nkv + h) * c->o.n_ctx + pos) * hd;
+		float *k = kk + h * hd;
 
-		ops_rmsnorm_zc(c->kc + at, kk + h * hd, a->k_norm, hd, cfg->rms_eps);
-		ops_rope(c->kc + at, cfg->rotary_dim, pos, c->inv_freq);
-		memcpy(c->vc + at, vv + h * hd, (size_t)hd * sizeof(float));
+		ops_rmsnorm_zc(k, k, a->k_norm, hd, cfg->rms_eps);
+		ops_rope(k, cfg->rotary_dim, pos, c->inv_freq);
+		if (c->kv16) {
+			c->k->to_half(c->kh + at, k, hd);
+			c->k->to_half(c->vh + at, vv + h * hd, hd);
+		} else {
+			memcpy(c->kc + at, k, (size_t)hd * sizeof(float));
+			memcpy(c->vc + at, vv + h * hd, (size_t)hd * sizeof(float));
+		}
 	}
 }
 
 struct attn_step {
 	struct ctx *c;
 	int slot, n_tok;
+	int n_sub; /* chunks per (token, KV head) */
 };
 
-/* One (token, head) pair: softmax(q K^T / sqrt(hd)) V, times sigmoid(gate). */
+/*
+ * Query heads [h0, h1) of token t, which share KV head kvh:
+ * softmax(q K^T / sqrt(hd)) V, times sigmoid(gate).  Positions are the outer
+ * loop, so each key and value row is read from memory once for all the
+ * heads of the group (GQA: 8 query heads per KV head in the model), and
+ * stays in L1 while every head uses it.  sc: [h1 - h0][n_ctx].
+ */
 static void
-attn_head(struct ctx *c, int slot, int t, int h, float *sc)
+attn_group(struct ctx *c, int slot, int t, int kvh, int h0, int h1, float *sc)
 {
 	const struct model_config *cfg = &c->m->cfg;
 	int hd = cfg->head_dim, nkv = cfg->n_kv_heads, qd = cfg->n_heads * hd;
-	int kvh = h / (cfg->n_heads / nkv), n_pos = c->pos + t + 1;
-	const float *q = c->big1 + (size_t)t * 2 * qd + (size_t)h * 2 * hd;
-	const float *gate = q + hd;
-	const float *K = c->kc + ((size_t)slot * nkv + kvh) * c->o.n_ctx * hd;
-	const float *V = c->vc + ((size_t)slot * nkv + kvh) * c->o.n_ctx * hd;
-	float *o = c->big2 + (size_t)t * qd + (size_t)h * hd;
-	float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-	double sum = 0;
+	int n_pos = c->pos + t + 1, ng = h1 - h0;
+	size_t base = ((size_t)slot * nkv + kvh) * c->o.n_ctx * hd, ld = (size_t)c->o.n_ctx;
+	const float *q0 = c->big1 + (size_t)t * 2 * qd;
+	float *o0 = c->big2 + (size_t)t * qd;
+	float scale = 1.0f / sqrtf((float)hd);
 
-	for (int s = 0; s < n_pos; s++) {
-		sc[s] = c->k->dot(q, K + (size_t)s * hd, hd) * scale;
-		mx = sc[s] > mx ? sc[s] : mx;
-	}
-	for (int s = 0; s < n_pos; s++) {
-		sc[s] = expf(sc[s] - mx);
-		sum += sc[s];
-	}
-	memset(o, 0, (size_t)hd * sizeof(float));
 	for (int s = 0; s < n_pos; s++)
-		c->k->axpy(o, (float)(sc[s] / sum), V + (size_t)s * hd, hd);
-	for (int i = 0; i < hd; i++)
-		o[i] *= ops_sigmoid(gate[i]);
+		for (int g = 0; g < ng; g++) {
+			const float *q = q0 + (size_t)(h0 + g) * 2 * hd;
+
+			sc[g * ld + s] = scale * (c->kv16 ? c->k->dot_h(q, c->kh + base + (size_t)s * hd, hd)
+							  : c->k->dot(q, c->kc + base + (size_t)s * hd, hd));
+		}
+	for (int g = 0; g < ng; g++) {
+		float *p = sc + g * ld, mx = -INFINITY;
+		double sum = 0;
+
+		for (int s = 0; s < n_pos; s++)
+			mx = p[s] > mx ? p[s] : mx;
+		for (int s = 0; s < n_pos; s++) {
+			p[s] = expf(p[s] - mx);
+			sum += p[s];
+		}
+		c->k->scale(p, (float)(1.0 / sum), n_pos);
+		memset(o0 + (size_t)(h0 + g) * hd, 0, (size_t)hd * sizeof(float));
+	}
+	for (int s = 0; s < n_pos; s++)
+		for (int g = 0; g < ng; g++) {
+			float *o = o0 + (size_t)(h0 + g) * hd;
+
+			if (c->kv16)
+				c->k->axpy_h(o, sc[g * ld + s], c->vh + base + (size_t)s * hd, hd);
+			else
+				c->k->axpy(o, sc[g * ld + s], c->vc + base + (size_t)s * hd, hd);
+		}
+	for (int g = 0; g < ng; g++) {
+		const float *gate = q0 + (size_t)(h0 + g) * 2 * hd + hd;
+		float *o = o0 + (size_t)(h0 + g) * hd;
+
+		for (int i = 0; i < hd; i++)
+			o[i] *= ops_sigmoid(gate[i]);
+	}
 }
 
-/* Chunk i: token i / n_heads, head i % n_heads. */
+/*
+ * Query heads per chunk: a whole GQA group (each KV row read once) unless
+ * that leaves workers idle, then the group split into n_sub parts.
+ */
+static int
+attn_sub(const struct ctx *c, int n_tok)
+{
+	int per = c->m->cfg.n_heads / c->m->cfg.n_kv_heads;
+	int units = n_tok * c->m->cfg.n_kv_heads, n_sub = 1;
+
+	while (n_sub < per && units * n_sub < pool_size(c->pool))
+		n_sub *= 2;
+	while (per % n_sub != 0)
+		n_sub--;
+	return n_sub;
+}
+
+/* Chunk i: token, KV head and part of its query heads (attn_sub). */
 static void
 attn_chunk(void *arg, int i, int worker)
 {
 	struct attn_step *st = arg;
 	struct ctx *c = st->c;
-	int nh = c->m->cfg.n_heads;
+	int nkv = c->m->cfg.n_kv_heads, per = c->m->cfg.n_heads / nkv, part = per / st->n_sub;
+	int sub = i % st->n_sub, kvh = i / st->n_sub % nkv, t = i / st->n_sub / nkv;
 
-	attn_head(c, st->slot, i / nh, i % nh, c->scores + (size_t)worker * c->o.n_ctx);
+	attn_group(c, st->slot, t, kvh, kvh * per + sub * part, kvh * per + (sub + 1) * part,
+		   c->scores + (size_t)worker * per * c->o.n_ctx);
 }
 
 /* Gated attention; false when told to stop part-way. */
@@ -462,7 +519,7 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 	const struct model_config *cfg = &c->m->cfg;
 	int hd = cfg->head_dim, kd = cfg->n_kv_heads * hd, qd = cfg->n_heads * hd;
 	const struct qact *A;
-	struct attn_step st = { c, slot, n_tok };
+	struct attn_step st = { c, slot, n_tok, attn_sub(c, n_tok) };
 
 	phase(c, FWD_ATTN);
 	A = quantize(c, &c->qa, c->h, n_tok, cfg->hidden_size);
@@ -475,7 +532,7 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 		return false;
 	for (int t = 0; t < n_tok; t++)
 		attn_prepare(c, a, slot, t, n_tok);
-	pool_step(c, attn_chunk, &st, n_tok * cfg->n_heads);
+	pool_step(c, attn_chunk, &st, n_tok * cfg->n_kv_heads * st.n_sub);
 	if (stopping(c))
 		return false;
 	add_job(c, &a->o_proj, c->big2, quantize(c, &c->qa2, c->big2, n_tok, qd), n_tok, c->y,
@@ -1023,8 +1080,14 @@ alloc_layers(struct ctx *c)
 	size_t st = (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim;
 	bool ok = true;
 
-	c->kc = ctx_alloc(c, kv, sizeof(float), &ok);
-	c->vc = ctx_alloc(c, kv, sizeof(float), &ok);
+	c->kv16 = c->o.kv_bits == 16 || (c->o.kv_bits == 0 && !c->o.f32);
+	if (c->kv16) {
+		c->kh = ctx_alloc(c, kv, sizeof(uint16_t), &ok);
+		c->vh = ctx_alloc(c, kv, sizeof(uint16_t), &ok);
+	} else {
+		c->kc = ctx_alloc(c, kv, sizeof(float), &ok);
+		c->vc = ctx_alloc(c, kv, sizeof(float), &ok);
+	}
 	c->gdn = ctx_alloc(c, (size_t)cfg->n_layers, sizeof(struct gdn_state), &ok);
 	c->snap = ctx_alloc(c, (size_t)(cfg->n_layers - m->n_full) * gdn_floats(c), sizeof(float),
 			    &ok);
@@ -1060,7 +1123,8 @@ alloc_step(struct ctx *c, int B)
 	c->mid = ctx_alloc(c, B * mid, sizeof(float), &ok);
 	c->zbuf = ctx_alloc(c, B * (size_t)m->value_dim, sizeof(float), &ok);
 	c->gb = ctx_alloc(c, (size_t)B * 2 * cfg->lin_n_v_heads, sizeof(float), &ok);
-	c->scores = ctx_alloc(c, (size_t)n_thr * c->o.n_ctx, sizeof(float), &ok);
+	c->scores = ctx_alloc(c, (size_t)n_thr * (cfg->n_heads / cfg->n_kv_heads) * c->o.n_ctx,
+			      sizeof(float), &ok);
 	c->inv_freq = ctx_alloc(c, (size_t)cfg->rotary_dim / 2 + 1, sizeof(double), &ok);
 	c->thr_tmp = ctx_alloc(c, (size_t)n_thr * 64 * c->max_in, sizeof(float), &ok);
 	if (ok && (qact_init(&c->qa, c->max_in, B) != 0 || qact_init(&c->qa2, c->max_in, B) != 0))
@@ -1115,6 +1179,8 @@ ctx_free(struct ctx *c)
 	free(c->snap);
 	free(c->kc);
 	free(c->vc);
+	free(c->kh);
+	free(c->vh);
 	free(c->x), free(c->h), free(c->y), free(c->big1), free(c->big2), free(c->mid);
 	free(c->zbuf), free(c->gb), free(c->scores), free(c->inv_freq), free(c->thr_tmp);
 	free(c->router), free(c->sel), free(c->selw), free(c->cnt), free(c->off);
@@ -1239,11 +1305,20 @@ ctx_fill_synthetic(struct ctx *c, int n, char **cause)
 				size_t at = (((size_t)slot * nkv + h) * c->o.n_ctx + p) * hd;
 
 				for (int i = 0; i < hd; i++) {
+					float k, v;
+
 					/* xorshift: uniform in [-1, 1), no libc state touched */
 					x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-					c->kc[at + i] = (float)((int64_t)x >> 11) * 0x1p-52f;
+					k = (float)((int64_t)x >> 11) * 0x1p-52f;
 					x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-					c->vc[at + i] = (float)((int64_t)x >> 11) * 0x1p-52f;
+					v = (float)((int64_t)x >> 11) * 0x1p-52f;
+					if (c->kv16) {
+						c->kh[at + i] = f32_to_fp16(k);
+						c->vh[at + i] = f32_to_fp16(v);
+					} else {
+						c->kc[at + i] = k;
+						c->vc[at + i] = v;
+					}
 				}
 			}
 	c->pos += n;
@@ -1255,5 +1330,6 @@ ctx_kv_bytes_per_pos(const struct ctx *c)
 {
 	const struct model_config *cfg = &c->m->cfg;
 
-	return (uint64_t)c->m->n_full * cfg->n_kv_heads * cfg->head_dim * 2 * sizeof(*c->kc);
+	return (uint64_t)c->m->n_full * cfg->n_kv_heads * cfg->head_dim * 2 *
+	       (c->kv16 ? sizeof(uint16_t) : sizeof(float));
 }

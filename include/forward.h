@@ -28,6 +28,8 @@ struct ctx_opts {
 	int n_threads;  /* worker threads including the caller; 0 = physical cores */
 	bool f32;       /* float32 activations everywhere (reference path); else int8
 			   activations for quantized matrices */
+	int kv_bits;    /* keys and values cached as 16 (IEEE half) or 32-bit floats;
+			   0: 16 on the int8 path, 32 on the float32 reference path */
 	const struct kernels *kernels; /* NULL = kernels_get() */
 };
 

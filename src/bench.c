@@ -35,6 +35,7 @@ struct bopts {
 	const char *model;
 	int prompt, gen, reps, threads;
 	int context; /* synthetic positions added after the prompt (--context) */
+	int kv_bits; /* --kv-bits: 0 (the path's default), 16 or 32 */
 	bool f32, json, phases;
 };
 
@@ -246,7 +247,7 @@ bench_run(const struct bopts *o)
 {
 	struct ctx_opts co = { .n_ctx = o->prompt + o->context + o->gen,
 			       .n_batch = MIN(o->prompt, 512),
-			       .n_threads = o->threads, .f32 = o->f32 };
+			       .n_threads = o->threads, .f32 = o->f32, .kv_bits = o->kv_bits };
 	struct model *m = NULL;
 	struct ctx *c = NULL;
 	struct bresult r = { 0 };
@@ -304,7 +305,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
-		   "[--context N] [--f32] [--json] [--phases]\n");
+		   "[--context N] [--kv-bits 16|32] [--f32] [--json] [--phases]\n");
 }
 
 int
@@ -317,6 +318,7 @@ bench_main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },        { "help", no_argument, NULL, 'h' },
 		{ "phases", no_argument, NULL, 'P' },
 		{ "context", required_argument, NULL, 'c' },
+		{ "kv-bits", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bopts o = { .prompt = 512, .gen = 128, .reps = 5 };
@@ -334,12 +336,14 @@ bench_main(int argc, char **argv)
 		case 'J': o.json = true; break;
 		case 'P': o.phases = true; break;
 		case 'c': o.context = atoi(optarg); break;
+		case 'K': o.kv_bits = atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (o.model == NULL || optind != argc || o.prompt < 1 || o.gen < 1 || o.reps < 1 ||
-	    o.reps > 64 || o.context < 0 || o.context > 1 << 20) {
+	    o.reps > 64 || o.context < 0 || o.context > 1 << 20 ||
+	    (o.kv_bits != 0 && o.kv_bits != 16 && o.kv_bits != 32)) {
 		usage(stderr);
 		return 2;
 	}

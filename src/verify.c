@@ -48,6 +48,7 @@ struct golden {
 struct vopts {
 	const char *model, *golden;
 	bool f32, hidden, self;
+	int kv_bits; /* --kv-bits: 0 (the path's default), 16 or 32 */
 	int tokens;
 	double tol, min_top1;
 	int threads;
@@ -293,6 +294,7 @@ verify_run(const struct vopts *o)
 	co.n_batch = o->self ? o->tokens : g.T;
 	co.n_threads = o->threads;
 	co.f32 = o->f32;
+	co.kv_bits = o->kv_bits;
 	co.kernels = o->isa != NULL ? kernels_tier(o->isa) : NULL;
 	if (o->isa != NULL && co.kernels == NULL) {
 		cause = xasprintf("--isa %s: unknown or not supported by this CPU", o->isa);
@@ -344,6 +346,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
 		   "                    [--min-top1 F] [--threads N] [--isa scalar|avx2|avx512]\n"
+		   "                    [--kv-bits 16|32]\n"
 		   "       qnext verify --model DIR --self [--tokens N] [--f32] [--tol X]\n");
 }
 
@@ -356,13 +359,14 @@ verify_main(int argc, char **argv)
 		{ "tol", required_argument, NULL, 't' },   { "min-top1", required_argument, NULL, 'k' },
 		{ "threads", required_argument, NULL, 'j' }, { "isa", required_argument, NULL, 'i' },
 		{ "self", no_argument, NULL, 's' },        { "tokens", required_argument, NULL, 'T' },
+		{ "kv-bits", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	struct vopts o = { .tol = 2e-3, .min_top1 = 0.6, .tokens = 100 };
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:g:fHt:k:j:i:sT:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "m:g:fHt:k:j:i:sT:K:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'm': o.model = optarg; break;
 		case 'g': o.golden = optarg; break;
@@ -374,6 +378,13 @@ verify_main(int argc, char **argv)
 		case 'i': o.isa = optarg; break;
 		case 's': o.self = true; break;
 		case 'T': o.tokens = atoi(optarg); break;
+		case 'K':
+			o.kv_bits = atoi(optarg);
+			if (o.kv_bits != 16 && o.kv_bits != 32) {
+				fprintf(stderr, "qnext verify: --kv-bits must be 16 or 32\n");
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

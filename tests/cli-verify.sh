@@ -42,6 +42,16 @@ check "small int8 path >= 60% top-1" 0 \
 	$Q verify --model tests/data/small --golden tests/data/small/golden.safetensors --min-top1 0.6
 check "tiny int8 path, scalar kernels" 0 \
 	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --isa scalar --min-top1 0.8
+# The 16-bit KV cache (the int8 path's default) on its own, float32 elsewhere:
+# within the default 2e-3 of the golden (measured 5.2e-5 tiny, 3.1e-4 small).
+check "tiny float32 path, 16-bit KV cache" 0 \
+	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --f32 --kv-bits 16
+check "small float32 path, 16-bit KV cache" 0 \
+	$Q verify --model tests/data/small --golden tests/data/small/golden.safetensors --f32 --kv-bits 16
+check "tiny int8 path, 32-bit KV cache" 0 \
+	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --kv-bits 32 --min-top1 0.8
+check "bad --kv-bits" 2 \
+	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --kv-bits 8
 check "impossible tolerance fails" 1 \
 	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --f32 --tol 1e-9
 check "golden of another model" 1 \

@@ -50,6 +50,19 @@ check "small float32 path, 16-bit KV cache" 0 \
 	$Q verify --model tests/data/small --golden tests/data/small/golden.safetensors --f32 --kv-bits 16
 check "tiny int8 path, 32-bit KV cache" 0 \
 	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --kv-bits 32 --min-top1 0.8
+# The int8 path (16-bit KV) gives the same logits whether a prompt is fed
+# whole, token by token or in uneven chunks, in every tier: its rounding turns
+# any difference in summation order into large ones (before decode summed
+# 4-bit blocks in pairs: 4.2e-2 x logit_abs_max on small), so the default
+# tolerance is a real check.
+for isa in scalar avx2 avx512; do
+	case $isa in avx2) f=avx2 ;; avx512) f=avx512_vnni ;; *) f=fpu ;; esac
+	grep -qw $f /proc/cpuinfo || continue
+	for m in tiny small; do
+		check "$m int8 path, schedules agree ($isa)" 0 \
+			$Q verify --model tests/data/$m --self --tokens 70 --isa $isa
+	done
+done
 check "bad --kv-bits" 2 \
 	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --kv-bits 8
 check "impossible tolerance fails" 1 \

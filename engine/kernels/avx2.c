@@ -154,8 +154,10 @@ prefetch_step(struct prefetch *p, int lines)
  * Blocks [b0, b0 + nb) (nr qweight rows each, all in one group) for tokens
  * t0..t0+nt-1, outputs [o0, o1) (a multiple of 8):
  * Y += scale * sum_b d_b * (sum q * a - z * sum_b).
- * Decode steps over 8 qweight rows at a time (nb = 8 / bits blocks) so that
- * the zero points, scales and the Y update are paid once per 8 rows.  W's
+ * matmul_q8 passes one block at a time for any token count: merging blocks
+ * in decode alone summed in another order than prefill, and the int8 path
+ * amplifies last-bit differences (a prompt fed whole or token by token gave
+ * logits 4e-2 x logit_abs_max apart on the small golden).  W's
  * fields are copied to locals: the intrinsics' vector types may alias
  * anything, so the compiler would otherwise reload them after each Y store.
  */
@@ -313,14 +315,6 @@ q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0,
 		}
 		return;
 	}
-	if (nb == 4 && W->bits == 2) {
-		q8_panel(W, A, t0, 1, b0, 4, 2, Y, ldy, o0, o1, 2);
-		return;
-	}
-	if (nb == 2 && W->bits == 4) {
-		q8_panel(W, A, t0, 1, b0, 2, 4, Y, ldy, o0, o1, 4);
-		return;
-	}
 	switch (W->bits * 8 + nt) {
 	case 2 * 8 + 1:
 		q8_panel(W, A, t0, 1, b0, 1, 2, Y, ldy, o0, o1, 2);
@@ -362,21 +356,6 @@ q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0,
 }
 
 /*
- * Blocks per decode step: 8 qweight rows (one block at 8 bits, two at 4, four
- * at 2) when those blocks are whole and in one group, else one.
- */
-static int
-panel_blocks(const struct qmat *W, int nt, int b)
-{
-	int nb = 8 / W->bits;
-
-	if (nt > 1 || nb == 1 || (b * QK) % W->group_size + nb * QK > W->group_size ||
-	    (b + nb) * QK > W->n_in)
-		return 1;
-	return nb;
-}
-
-/*
  * Outputs per pass: all of them for decode; for prefill a chunk whose Y rows
  * for every token stay in L2 while each weight panel of the chunk, read once,
  * is applied from L1 to one token tile after another.
@@ -404,17 +383,16 @@ zero_tile(float *Y, int ldy, int t0, int nt, int o0, int o1)
 static void
 matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0, int o1)
 {
-	int ov1 = o0 + (o1 - o0) / 8 * 8, chunk, oc, oe, t0, b, nb;
+	int ov1 = o0 + (o1 - o0) / 8 * 8, chunk, oc, oe, t0, b;
 
 	if (ov1 > o0) {
 		chunk = chunk_outputs(A->n_tok, ov1 - o0, 8);
 		for (oc = o0; oc < ov1; oc += chunk) {
 			oe = MIN(oc + chunk, ov1);
 			zero_tile(Y, ldy, 0, A->n_tok, oc, oe);
-			for (b = 0; b < A->n_blk; b += nb) {
-				nb = panel_blocks(W, A->n_tok, b);
+			for (b = 0; b < A->n_blk; b++) {
 				for (t0 = 0; t0 < A->n_tok; t0 += TOK_TILE)
-					q8_panel_any(W, A, t0, MIN(TOK_TILE, A->n_tok - t0), b, nb,
+					q8_panel_any(W, A, t0, MIN(TOK_TILE, A->n_tok - t0), b, 1,
 						     Y, ldy, oc, oe);
 			}
 		}

@@ -274,14 +274,6 @@ q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0,
 		}
 		return;
 	}
-	if (nb == 4 && W->bits == 2) {
-		q8_panel(W, A, t0, 1, b0, 4, 2, Y, ldy, o0, o1, 2);
-		return;
-	}
-	if (nb == 2 && W->bits == 4) {
-		q8_panel(W, A, t0, 1, b0, 2, 4, Y, ldy, o0, o1, 4);
-		return;
-	}
 	switch (W->bits * 8 + nt) {
 	case 2 * 8 + 1:
 		q8_panel(W, A, t0, 1, b0, 1, 2, Y, ldy, o0, o1, 2);
@@ -320,21 +312,6 @@ q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0,
 		q8_panel(W, A, t0, 4, b0, 1, 8, Y, ldy, o0, o1, 8);
 		break;
 	}
-}
-
-/*
- * Blocks per decode step: 8 qweight rows (one block at 8 bits, two at 4, four
- * at 2) when those blocks are whole and in one group, else one.
- */
-static int
-panel_blocks(const struct qmat *W, int nt, int b)
-{
-	int nb = 8 / W->bits;
-
-	if (nt > 1 || nb == 1 || (b * QK) % W->group_size + nb * QK > W->group_size ||
-	    (b + nb) * QK > W->n_in)
-		return 1;
-	return nb;
 }
 
 /*
@@ -544,7 +521,7 @@ q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int 
 static void
 matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0, int o1)
 {
-	int ov1 = o0 + (o1 - o0) / 16 * 16, chunk, oc, oe, t0, b, nb, n_spans = 0;
+	int ov1 = o0 + (o1 - o0) / 16 * 16, chunk, oc, oe, t0, b, n_spans = 0;
 
 	/* Whole QKS spans take the fast path; the rest (other group sizes,
 	 * 2-bit weights, a short last span) goes block by block. */
@@ -558,10 +535,9 @@ matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0,
 				q8_spans(W, A, n_spans, Y, ldy, oc, oe);
 			else
 				zero_tile(Y, ldy, 0, A->n_tok, oc, oe);
-			for (b = n_spans * (QKS / QK); b < A->n_blk; b += nb) {
-				nb = panel_blocks(W, A->n_tok, b);
+			for (b = n_spans * (QKS / QK); b < A->n_blk; b++) {
 				for (t0 = 0; t0 < A->n_tok; t0 += TOK_TILE)
-					q8_panel_any(W, A, t0, MIN(TOK_TILE, A->n_tok - t0), b, nb,
+					q8_panel_any(W, A, t0, MIN(TOK_TILE, A->n_tok - t0), b, 1,
 						     Y, ldy, oc, oe);
 			}
 		}

@@ -169,14 +169,16 @@ count_context(struct plan_model *pm, const struct model *m, int n_ctx, int n_thr
 			w = MAX(w, (uint64_t)c->intermediate_size);
 	pm->n_ctx = n_ctx;
 	pm->n_threads = n_threads;
-	/* fp32 K and V for every full-attention layer and KV head. */
-	pm->kv_token_bytes = 2 * (uint64_t)m->n_full * c->n_kv_heads * c->head_dim * sizeof(float);
+	/* K and V for every full-attention layer and KV head, in IEEE half as
+	 * the default int8 path keeps them (forward.c's kv16; --f32 doubles it). */
+	pm->kv_token_bytes = 2 * (uint64_t)m->n_full * c->n_kv_heads * c->head_dim * sizeof(uint16_t);
 	pm->kv_bytes = pm->kv_token_bytes * (uint64_t)n_ctx;
 	pm->state_bytes = n_gdn * (conv + S) * sizeof(float);
 	pm->snapshot_bytes = pm->state_bytes;
 	/* Step buffers (alloc_step), in floats, then the MoE buffers (alloc_moe). */
 	f = 3 * B * d + 2 * B * big + B * mid + B * (uint64_t)m->value_dim +
-	    B * 2 * (uint64_t)c->lin_n_v_heads + T * (uint64_t)n_ctx + T * 64 * max_in;
+	    B * 2 * (uint64_t)c->lin_n_v_heads +
+	    T * (uint64_t)(c->n_heads / c->n_kv_heads) * n_ctx + T * 64 * max_in;
 	f += B * ne + 4 * rows + ne + ne + 1 + 2 * rows * d + 2 * rows * w + 2 * B * sw + B * d + B;
 	pm->scratch_bytes = f * sizeof(float) + ((uint64_t)c->rotary_dim / 2 + 1) * sizeof(double) +
 			    2 * MAX(ne, 1) * sizeof(struct qact) + 2 * qact_bytes(max_in, B) +

@@ -39,7 +39,7 @@ has "plan default context" "40960-token context"
 has "plan unmeasured" "not measured: run qnext bench-hw"
 check "plan small --json --ctx 4096" 0 $Q plan -m tests/data/small --json --ctx 4096
 has "plan json decode bytes" '"decode_bytes": 6988300'
-has "plan json kv" '"kv_bytes": 4194304'
+has "plan json kv" '"kv_bytes": 2097152'
 has "plan json swap" '"swap_needed": false'
 check "plan bad --ctx" 2 $Q plan -m tests/data/tiny --ctx 5
 check "plan extra argument" 2 $Q plan -m tests/data/tiny extra

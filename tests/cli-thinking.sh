@@ -50,8 +50,9 @@ tr '\r' '\n' <"$tmp/log1" | grep -q "^$esc\[K\[prompt " && ok "erased before the
 on_tty "$tmp/log2" "$run"
 prefix=$(head -1 "$tmp/plain" | head -c 12)
 tr '\r' '\n' <"$tmp/log2" >"$tmp/lines2"
-first=$(grep -n -F "$esc[K$prefix" "$tmp/lines2" | head -1 | cut -d: -f1)
-last=$(grep -n "thinking\.\.\." "$tmp/lines2" | tail -1 | cut -d: -f1)
+# -a: the tiny model's random answer can hold NUL bytes, which make grep call it binary.
+first=$(grep -a -n -F "$esc[K$prefix" "$tmp/lines2" | head -1 | cut -d: -f1)
+last=$(grep -a -n "thinking\.\.\." "$tmp/lines2" | tail -1 | cut -d: -f1)
 [ -n "$first" ] && [ -n "$last" ] && [ "$last" -lt "$first" ] && ok "erased before the answer" \
 	|| { bad "answer not right after the erased indicator ($last, $first)"; cat -v "$tmp/log2"; }
 

@@ -431,7 +431,9 @@ struct attn_step {
  * softmax(q K^T / sqrt(hd)) V, times sigmoid(gate).  Positions are the outer
  * loop, so each key and value row is read from memory once for all the
  * heads of the group (GQA: 8 query heads per KV head in the model), and
- * stays in L1 while every head uses it.  sc: [h1 - h0][n_ctx].
+ * stays in L1 while every head uses it; on the 16-bit cache scores_h and
+ * mix_h also convert each row from half once for several heads (decode at
+ * 32k positions was compute-bound on that conversion).  sc: [h1 - h0][n_ctx].
  */
 static void
 attn_group(struct ctx *c, int slot, int t, int kvh, int h0, int h1, float *sc)
@@ -444,13 +446,14 @@ attn_group(struct ctx *c, int slot, int t, int kvh, int h0, int h1, float *sc)
 	float *o0 = c->big2 + (size_t)t * qd;
 	float scale = 1.0f / sqrtf((float)hd);
 
-	for (int s = 0; s < n_pos; s++)
-		for (int g = 0; g < ng; g++) {
-			const float *q = q0 + (size_t)(h0 + g) * 2 * hd;
-
-			sc[g * ld + s] = scale * (c->kv16 ? c->k->dot_h(q, c->kh + base + (size_t)s * hd, hd)
-							  : c->k->dot(q, c->kc + base + (size_t)s * hd, hd));
-		}
+	if (c->kv16)
+		c->k->scores_h(q0 + (size_t)h0 * 2 * hd, 2 * hd, ng, c->kh + base, n_pos, hd, scale,
+			       sc, ld);
+	else
+		for (int s = 0; s < n_pos; s++)
+			for (int g = 0; g < ng; g++)
+				sc[g * ld + s] = scale * c->k->dot(q0 + (size_t)(h0 + g) * 2 * hd,
+								   c->kc + base + (size_t)s * hd, hd);
 	for (int g = 0; g < ng; g++) {
 		float *p = sc + g * ld, mx = -INFINITY;
 		double sum = 0;
@@ -464,15 +467,13 @@ attn_group(struct ctx *c, int slot, int t, int kvh, int h0, int h1, float *sc)
 		c->k->scale(p, (float)(1.0 / sum), n_pos);
 		memset(o0 + (size_t)(h0 + g) * hd, 0, (size_t)hd * sizeof(float));
 	}
-	for (int s = 0; s < n_pos; s++)
-		for (int g = 0; g < ng; g++) {
-			float *o = o0 + (size_t)(h0 + g) * hd;
-
-			if (c->kv16)
-				c->k->axpy_h(o, sc[g * ld + s], c->vh + base + (size_t)s * hd, hd);
-			else
-				c->k->axpy(o, sc[g * ld + s], c->vc + base + (size_t)s * hd, hd);
-		}
+	if (c->kv16)
+		c->k->mix_h(o0 + (size_t)h0 * hd, hd, ng, sc, ld, c->vh + base, n_pos, hd);
+	else
+		for (int s = 0; s < n_pos; s++)
+			for (int g = 0; g < ng; g++)
+				c->k->axpy(o0 + (size_t)(h0 + g) * hd, sc[g * ld + s],
+					   c->vc + base + (size_t)s * hd, hd);
 	for (int g = 0; g < ng; g++) {
 		const float *gate = q0 + (size_t)(h0 + g) * 2 * hd + hd;
 		float *o = o0 + (size_t)(h0 + g) * hd;

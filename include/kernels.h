@@ -125,6 +125,21 @@ struct kernels {
 	void (*to_half)(uint16_t *y, const float *x, int n);
 
 	/*
+	 * Attention over the 16-bit KV cache for ng query heads sharing one KV
+	 * head, cached positions [0, np), rows of n halves:
+	 *   scores_h: sc[g*ldsc + s] = scale * (q[g*ldq ...] . k[s*n ...])
+	 *   mix_h:    o[g*ldo + i] += sum_s p[g*ldp + s] * v[s*n + i]
+	 * The SIMD tiers convert each cached row from half once for several heads
+	 * (dot_h/axpy_h per head converted it ng times, which made a 32k-token
+	 * context compute-bound), and mix_h adds 4 positions per load and store
+	 * of the output.  Equal to the scalar tier to float rounding.
+	 */
+	void (*scores_h)(const float *q, int ldq, int ng, const uint16_t *k, int np, int n,
+			 float scale, float *sc, size_t ldsc);
+	void (*mix_h)(float *o, int ldo, int ng, const float *p, size_t ldp, const uint16_t *v,
+		      int np, int n);
+
+	/*
 	 * One token of the gated delta rule for one value head, S [dv][dk]:
 	 *   S = decay * S;  delta = beta * (v - S k);  S += delta k^T;  o = S q.
 	 * The SIMD tiers make one pass over each row of S (both dot products of

@@ -842,6 +842,109 @@ to_half(uint16_t *y, const float *x, int n)
 		y[i] = f32_to_fp16(x[i]);
 }
 
+
+/*
+ * Ask for the cached rows PF_ROWS positions ahead of row s (n halves from r:
+ * pass a multiple of the row width to cover several rows); see avx512.c.
+ */
+#define PF_ROWS 8
+/*
+ * A macro, not a function: GCC takes a function that only prefetches for one
+ * without side effects and deletes the calls (seen with GCC 12, inline or not).
+ */
+#define PREFETCH_ROWS(r, n, row_n, s, np)                                                  \
+	do {                                                                              \
+		if ((s) + PF_ROWS < (np))                                                 \
+			for (int pf_i = 0; pf_i < (n); pf_i += 32)                        \
+				_mm_prefetch((const char *)((r) + (size_t)PF_ROWS * (row_n) + \
+							    pf_i),                        \
+					     _MM_HINT_T0);                                        \
+	} while (0)
+
+/*
+ * Scores of 4 heads at a time: each key row is converted once per 4 heads and
+ * the 4 sums stay in registers.  n not a multiple of 8: the scalar tier.
+ */
+static void
+scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale,
+	 float *sc, size_t ldsc)
+{
+	if (n % 8 != 0) {
+		kernels_scalar.scores_h(q, ldq, ng, k, np, n, scale, sc, ldsc);
+		return;
+	}
+	for (int s = 0; s < np; s++) {
+		const uint16_t *kr = k + (size_t)s * n;
+		int g = 0;
+
+		PREFETCH_ROWS(kr, n, n, s, np);
+
+		for (; g + 4 <= ng; g += 4) {
+			const float *q0 = q + (size_t)g * ldq, *q1 = q0 + ldq, *q2 = q1 + ldq,
+				    *q3 = q2 + ldq;
+			__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+			for (int i = 0; i < n; i += 8) {
+				__m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((kr + i))));
+
+				a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + i), kv, a0);
+				a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + i), kv, a1);
+				a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q2 + i), kv, a2);
+				a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q3 + i), kv, a3);
+			}
+			sc[(size_t)g * ldsc + s] = scale * hsum(a0);
+			sc[(size_t)(g + 1) * ldsc + s] = scale * hsum(a1);
+			sc[(size_t)(g + 2) * ldsc + s] = scale * hsum(a2);
+			sc[(size_t)(g + 3) * ldsc + s] = scale * hsum(a3);
+		}
+		for (; g < ng; g++)
+			sc[(size_t)g * ldsc + s] = scale * dot_h(q + (size_t)g * ldq, kr, n);
+	}
+}
+
+/*
+ * o += p V, 4 positions at a time: the 4 value rows are converted once per
+ * 8 columns and serve every head, whose output vector is loaded and stored
+ * once per 4 positions.  n not a multiple of 8: the scalar tier.
+ */
+static void
+mix_h(float *o, int ldo, int ng, const float *p, size_t ldp, const uint16_t *v, int np, int n)
+{
+	int s = 0;
+
+	if (n % 8 != 0) {
+		kernels_scalar.mix_h(o, ldo, ng, p, ldp, v, np, n);
+		return;
+	}
+	for (; s + 4 <= np; s += 4) {
+		const uint16_t *v0 = v + (size_t)s * n, *v1 = v0 + n, *v2 = v1 + n, *v3 = v2 + n;
+
+		PREFETCH_ROWS(v0, 4 * n, n, s, np);
+
+		for (int i = 0; i < n; i += 8) {
+			__m256 x0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((v0 + i))));
+			__m256 x1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((v1 + i))));
+			__m256 x2 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((v2 + i))));
+			__m256 x3 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((v3 + i))));
+
+			for (int g = 0; g < ng; g++) {
+				const float *pg = p + g * ldp + s;
+				float *og = o + (size_t)g * ldo + i;
+				__m256 acc = _mm256_loadu_ps(og);
+
+				acc = _mm256_fmadd_ps(_mm256_set1_ps(pg[0]), x0, acc);
+				acc = _mm256_fmadd_ps(_mm256_set1_ps(pg[1]), x1, acc);
+				acc = _mm256_fmadd_ps(_mm256_set1_ps(pg[2]), x2, acc);
+				acc = _mm256_fmadd_ps(_mm256_set1_ps(pg[3]), x3, acc);
+				_mm256_storeu_ps(og, acc);
+			}
+		}
+	}
+	for (; s < np; s++)
+		for (int g = 0; g < ng; g++)
+			axpy_h(o + (size_t)g * ldo, p[g * ldp + s], v + (size_t)s * n, n);
+}
+
 /*
  * The delta rule in one pass per row (see avx512.c's delta_step for the
  * algebra); k and q are read from L1 for every row.  dk not a multiple of 8
@@ -893,5 +996,7 @@ const struct kernels kernels_avx2 = {
 	.dot_h = dot_h,
 	.axpy_h = axpy_h,
 	.to_half = to_half,
+	.scores_h = scores_h,
+	.mix_h = mix_h,
 	.delta_step = delta_step,
 };

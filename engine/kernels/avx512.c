@@ -972,6 +972,190 @@ to_half(uint16_t *y, const float *x, int n)
 		kernels_avx2.to_half(y + i, x + i, n - i);
 }
 
+
+/*
+ * Ask for the cached rows PF_ROWS positions ahead of row s (n halves from r:
+ * pass a multiple of the row width to cover several rows).  The attention
+ * kernels do about 4 fma per byte read, and without this the loads and the
+ * arithmetic did not overlap: 32k positions x 256 x 8 heads of scores took
+ * twice as long as reading the keys alone (bench in the commit message).
+ */
+#define PF_ROWS 8
+/*
+ * A macro, not a function: GCC takes a function that only prefetches for one
+ * without side effects and deletes the calls (seen with GCC 12, inline or not).
+ */
+#define PREFETCH_ROWS(r, n, row_n, s, np)                                                  \
+	do {                                                                              \
+		if ((s) + PF_ROWS < (np))                                                 \
+			for (int pf_i = 0; pf_i < (n); pf_i += 32)                        \
+				_mm_prefetch((const char *)((r) + (size_t)PF_ROWS * (row_n) + \
+							    pf_i),                        \
+					     _MM_HINT_T0);                                        \
+	} while (0)
+
+/* The 8 horizontal sums of a0..a7, in order, in one vector. */
+static inline __m256
+hsum8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6, __m512 a7)
+{
+	/* Pairs of 256-bit halves, then 128-bit quarters: one 128-bit lane per
+	 * vector (c0: a0..a3, c4: a4..a7), then within the lanes. */
+	__m512 b01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44),
+				   _mm512_shuffle_f32x4(a0, a1, 0xEE));
+	__m512 b23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44),
+				   _mm512_shuffle_f32x4(a2, a3, 0xEE));
+	__m512 b45 = _mm512_add_ps(_mm512_shuffle_f32x4(a4, a5, 0x44),
+				   _mm512_shuffle_f32x4(a4, a5, 0xEE));
+	__m512 b67 = _mm512_add_ps(_mm512_shuffle_f32x4(a6, a7, 0x44),
+				   _mm512_shuffle_f32x4(a6, a7, 0xEE));
+	__m512 c0 = _mm512_add_ps(_mm512_shuffle_f32x4(b01, b23, 0x88),
+				  _mm512_shuffle_f32x4(b01, b23, 0xDD));
+	__m512 c4 = _mm512_add_ps(_mm512_shuffle_f32x4(b45, b67, 0x88),
+				  _mm512_shuffle_f32x4(b45, b67, 0xDD));
+	/* Lane j: [a_j, a_j+4, a_j, a_j+4] partial sums, then complete. */
+	__m512 d = _mm512_add_ps(_mm512_unpacklo_ps(c0, c4), _mm512_unpackhi_ps(c0, c4));
+	__m512 e = _mm512_add_ps(d, _mm512_permute_ps(d, 0x4E));
+	const __m512i idx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 13, 9, 5, 1, 12, 8, 4, 0);
+
+	return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, e));
+}
+
+/*
+ * Scores of 8 heads (q: rows ldq apart) over all np key rows: each 16 halves
+ * of a row converted once for the 8 heads, the sums in registers, one
+ * transposing reduction per row.
+ */
+static void
+scores_rows8(const float *q, int ldq, const uint16_t *k, int np, int n, float scale, float *sc,
+	     size_t ldsc)
+{
+	const float *q0 = q, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq, *q4 = q3 + ldq,
+		    *q5 = q4 + ldq, *q6 = q5 + ldq, *q7 = q6 + ldq;
+	const __m256 vs = _mm256_set1_ps(scale);
+
+	for (int s = 0; s < np; s++) {
+		const uint16_t *kr = k + (size_t)s * n;
+		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
+		       a6 = a0, a7 = a0;
+		float t[8];
+
+		PREFETCH_ROWS(kr, n, n, s, np);
+		for (int i = 0; i < n; i += 16) {
+			__m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + i)));
+
+			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q0 + i), kv, a0);
+			a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + i), kv, a1);
+			a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q2 + i), kv, a2);
+			a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q3 + i), kv, a3);
+			a4 = _mm512_fmadd_ps(_mm512_loadu_ps(q4 + i), kv, a4);
+			a5 = _mm512_fmadd_ps(_mm512_loadu_ps(q5 + i), kv, a5);
+			a6 = _mm512_fmadd_ps(_mm512_loadu_ps(q6 + i), kv, a6);
+			a7 = _mm512_fmadd_ps(_mm512_loadu_ps(q7 + i), kv, a7);
+		}
+		_mm256_storeu_ps(t, _mm256_mul_ps(hsum8(a0, a1, a2, a3, a4, a5, a6, a7), vs));
+		for (int j = 0; j < 8; j++)
+			sc[(size_t)j * ldsc + s] = t[j];
+	}
+}
+
+/* The same for 4 heads. */
+static void
+scores_rows4(const float *q, int ldq, const uint16_t *k, int np, int n, float scale, float *sc,
+	     size_t ldsc)
+{
+	const float *q0 = q, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
+
+	for (int s = 0; s < np; s++) {
+		const uint16_t *kr = k + (size_t)s * n;
+		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+		PREFETCH_ROWS(kr, n, n, s, np);
+		for (int i = 0; i < n; i += 16) {
+			__m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + i)));
+
+			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q0 + i), kv, a0);
+			a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + i), kv, a1);
+			a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q2 + i), kv, a2);
+			a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q3 + i), kv, a3);
+		}
+		sc[s] = scale * _mm512_reduce_add_ps(a0);
+		sc[ldsc + s] = scale * _mm512_reduce_add_ps(a1);
+		sc[2 * ldsc + s] = scale * _mm512_reduce_add_ps(a2);
+		sc[3 * ldsc + s] = scale * _mm512_reduce_add_ps(a3);
+	}
+}
+
+/*
+ * Blocks of 8 heads (the model's group), then of 4, then single heads, each
+ * block one pass over the key rows.  n not a multiple of 16: the scalar tier.
+ */
+static void
+scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale,
+	 float *sc, size_t ldsc)
+{
+	int g = 0;
+
+	if (n % 16 != 0) {
+		kernels_scalar.scores_h(q, ldq, ng, k, np, n, scale, sc, ldsc);
+		return;
+	}
+	for (; g + 8 <= ng; g += 8)
+		scores_rows8(q + (size_t)g * ldq, ldq, k, np, n, scale, sc + g * ldsc, ldsc);
+	for (; g + 4 <= ng; g += 4)
+		scores_rows4(q + (size_t)g * ldq, ldq, k, np, n, scale, sc + g * ldsc, ldsc);
+	for (; g < ng; g++)
+		for (int s = 0; s < np; s++)
+			sc[g * ldsc + s] = scale * dot_h(q + (size_t)g * ldq, k + (size_t)s * n, n);
+}
+
+/*
+ * o += p V, 8 positions at a time: the 8 value rows are converted once per
+ * 16 columns and serve every head, whose output vector is loaded and stored
+ * once per 8 positions; two chains of 4 fma each keep the latency hidden.
+ * n not a multiple of 16: the scalar tier.
+ */
+static void
+mix_h(float *o, int ldo, int ng, const float *p, size_t ldp, const uint16_t *v, int np, int n)
+{
+	int s = 0;
+
+	if (n % 16 != 0) {
+		kernels_scalar.mix_h(o, ldo, ng, p, ldp, v, np, n);
+		return;
+	}
+	for (; s + 8 <= np; s += 8) {
+		const uint16_t *v0 = v + (size_t)s * n;
+
+		PREFETCH_ROWS(v0, 8 * n, n, s, np);
+		for (int i = 0; i < n; i += 16) {
+			__m512 x[8];
+
+#pragma GCC unroll 8
+			for (int j = 0; j < 8; j++)
+				x[j] = _mm512_cvtph_ps(
+					_mm256_loadu_si256((const __m256i *)(v0 + (size_t)j * n + i)));
+			for (int g = 0; g < ng; g++) {
+				const float *pg = p + g * ldp + s;
+				float *og = o + (size_t)g * ldo + i;
+				__m512 a = _mm512_mul_ps(_mm512_set1_ps(pg[0]), x[0]);
+				__m512 b = _mm512_mul_ps(_mm512_set1_ps(pg[1]), x[1]);
+
+				a = _mm512_fmadd_ps(_mm512_set1_ps(pg[2]), x[2], a);
+				b = _mm512_fmadd_ps(_mm512_set1_ps(pg[3]), x[3], b);
+				a = _mm512_fmadd_ps(_mm512_set1_ps(pg[4]), x[4], a);
+				b = _mm512_fmadd_ps(_mm512_set1_ps(pg[5]), x[5], b);
+				a = _mm512_fmadd_ps(_mm512_set1_ps(pg[6]), x[6], a);
+				b = _mm512_fmadd_ps(_mm512_set1_ps(pg[7]), x[7], b);
+				_mm512_storeu_ps(og, _mm512_add_ps(_mm512_loadu_ps(og),
+								   _mm512_add_ps(a, b)));
+			}
+		}
+	}
+	for (; s < np; s++)
+		for (int g = 0; g < ng; g++)
+			axpy_h(o + (size_t)g * ldo, p[g * ldp + s], v + (size_t)s * n, n);
+}
+
 /*
  * The delta rule in one pass per row: with r the old row, S q and S k of the
  * decayed row are decay (r q) and decay (r k), and after the update
@@ -1028,5 +1212,7 @@ const struct kernels kernels_avx512 = {
 	.dot_h = dot_h,
 	.axpy_h = axpy_h,
 	.to_half = to_half,
+	.scores_h = scores_h,
+	.mix_h = mix_h,
 	.delta_step = delta_step,
 };

@@ -345,6 +345,24 @@ axpy_h(float *y, float a, const uint16_t *x, int n)
 		y[i] += a * fp16_to_f32(x[i]);
 }
 
+/* Reference for the attention kernels: one dot or axpy per head and row. */
+static void
+scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale,
+	 float *sc, size_t ldsc)
+{
+	for (int s = 0; s < np; s++)
+		for (int g = 0; g < ng; g++)
+			sc[g * ldsc + s] = scale * dot_h(q + (size_t)g * ldq, k + (size_t)s * n, n);
+}
+
+static void
+mix_h(float *o, int ldo, int ng, const float *p, size_t ldp, const uint16_t *v, int np, int n)
+{
+	for (int s = 0; s < np; s++)
+		for (int g = 0; g < ng; g++)
+			axpy_h(o + (size_t)g * ldo, p[g * ldp + s], v + (size_t)s * n, n);
+}
+
 static void
 to_half(uint16_t *y, const float *x, int n)
 {
@@ -378,5 +396,7 @@ const struct kernels kernels_scalar = {
 	.dot_h = dot_h,
 	.axpy_h = axpy_h,
 	.to_half = to_half,
+	.scores_h = scores_h,
+	.mix_h = mix_h,
 	.delta_step = delta_step,
 };

@@ -668,10 +668,109 @@ test_vector(void)
 	}
 }
 
+/* Bad entries of tier kt's scores_h against the scalar tier's sc0. */
+static int
+attn_scores_bad(const struct kernels *kt, const float *q, int ldq, int ng, const uint16_t *k,
+		int np, int n, const float *sc0, float *sc, size_t ld)
+{
+	int bad = 0;
+
+	memcpy(sc, sc0, (size_t)ng * ld * sizeof(float));
+	for (int g = 0; g < ng; g++)
+		for (int s = 0; s < np; s++)
+			sc[g * ld + s] = NAN;
+	kt->scores_h(q, ldq, ng, k, np, n, 0.0625f, sc, ld);
+	for (int g = 0; g < ng; g++) {
+		for (int s = 0; s < np; s++) {
+			double m = 0;
+
+			for (int i = 0; i < n; i++)
+				m += fabs(q[g * ldq + i] * fp16_to_f32(k[s * n + i]));
+			bad += !(fabs(sc[g * ld + s] - sc0[g * ld + s]) <= 0.0625 * 1e-5 * m + 1e-30);
+		}
+		bad += sc[g * ld + np] != sc0[g * ld + np]; /* past the positions: untouched */
+	}
+	return bad;
+}
+
+/* Bad entries of tier kt's mix_h against a double-precision reference. */
+static int
+attn_mix_bad(const struct kernels *kt, const float *p, size_t ld, int ng, const uint16_t *v,
+	     int np, int n, const float *o0, float *o, int ldo)
+{
+	int bad = 0;
+
+	memcpy(o, o0, (size_t)ng * ldo * sizeof(float));
+	kt->mix_h(o, ldo, ng, p, ld, v, np, n);
+	for (int g = 0; g < ng; g++) {
+		for (int i = n; i < ldo; i++) /* padding untouched */
+			bad += o[g * ldo + i] != o0[g * ldo + i];
+		for (int i = 0; i < n; i++) {
+			double r = o0[g * ldo + i], m = fabs(r);
+
+			for (int s = 0; s < np; s++) {
+				double t = p[g * ld + s] * fp16_to_f32(v[s * n + i]);
+
+				r += t;
+				m += fabs(t);
+			}
+			bad += !(fabs(o[g * ldo + i] - r) <= 1e-6 * m);
+		}
+	}
+	return bad;
+}
+
+/* One shape of test_attn_h: n-wide rows, ng heads, np positions. */
+static void
+attn_shape(int n, int ng, int np)
+{
+	int ldq = 2 * n + 1, ldo = n + 3, bad = 0;
+	size_t ld = (size_t)np + 2;
+	float *q = xmalloc((size_t)ng * ldq * sizeof(float));
+	float *p = xmalloc((size_t)ng * ld * sizeof(float));
+	float *sc0 = xcalloc((size_t)ng * ld, sizeof(float));
+	float *sc = xcalloc((size_t)ng * ld, sizeof(float));
+	float *o0 = xmalloc((size_t)ng * ldo * sizeof(float));
+	float *o = xmalloc((size_t)ng * ldo * sizeof(float));
+	float *f = xmalloc((size_t)np * n * sizeof(float));
+	uint16_t *k = xmalloc((size_t)np * n * sizeof(uint16_t));
+	uint16_t *v = xmalloc((size_t)np * n * sizeof(uint16_t));
+
+	for (int i = 0; i < ng * ldq; i++)
+		q[i] = rng_uniform(-1, 1);
+	for (size_t i = 0; i < (size_t)ng * ld; i++)
+		p[i] = rng_uniform(0, 1);
+	for (int i = 0; i < np * n; i++)
+		f[i] = rng_uniform(-2, 2);
+	kernels_scalar.to_half(k, f, np * n);
+	for (int i = 0; i < np * n; i++)
+		f[i] = rng_uniform(-2, 2);
+	kernels_scalar.to_half(v, f, np * n);
+	for (int i = 0; i < ng * ldo; i++)
+		o0[i] = rng_uniform(-1, 1);
+	kernels_scalar.scores_h(q, ldq, ng, k, np, n, 0.0625f, sc0, ld);
+	for (int t = -1; t < n_tiers; t++) {
+		const struct kernels *kt = t < 0 ? &kernels_scalar : tiers[t];
+
+		bad += attn_scores_bad(kt, q, ldq, ng, k, np, n, sc0, sc, ld);
+		bad += attn_mix_bad(kt, p, ld, ng, v, np, n, o0, o, ldo);
+	}
+	T_EQ_INT(bad, 0);
+	free(q);
+	free(p);
+	free(sc0);
+	free(sc);
+	free(o0);
+	free(o);
+	free(f);
+	free(k);
+	free(v);
+}
+
 /*
  * scores_h of every tier against the scalar tier, mix_h against a double
  * reference, on the model's head width (256), smaller ones and widths no
- * SIMD tier handles, with head and position counts around the 4-wide
+ * SIMD tier handles, with head and position counts around the 8- and 4-wide
  * blocking.
  */
 static void
@@ -683,85 +782,8 @@ test_attn_h(void)
 
 	for (size_t wi = 0; wi < ARRAY_LEN(widths); wi++)
 		for (size_t hi = 0; hi < ARRAY_LEN(heads); hi++)
-			for (size_t pi = 0; pi < ARRAY_LEN(positions); pi++) {
-				int n = widths[wi], ng = heads[hi], np = positions[pi];
-				int ldq = 2 * n + 1, ldo = n + 3;
-				size_t ld = (size_t)np + 2;
-				float *q = xmalloc((size_t)ng * ldq * sizeof(float));
-				float *p = xmalloc((size_t)ng * ld * sizeof(float));
-				float *sc0 = xcalloc((size_t)ng * ld, sizeof(float));
-				float *sc = xcalloc((size_t)ng * ld, sizeof(float));
-				float *o0 = xmalloc((size_t)ng * ldo * sizeof(float));
-				float *o = xmalloc((size_t)ng * ldo * sizeof(float));
-				float *f = xmalloc((size_t)np * n * sizeof(float));
-				uint16_t *k = xmalloc((size_t)np * n * sizeof(uint16_t));
-				uint16_t *v = xmalloc((size_t)np * n * sizeof(uint16_t));
-				int bad = 0;
-
-				for (int i = 0; i < ng * ldq; i++)
-					q[i] = rng_uniform(-1, 1);
-				for (size_t i = 0; i < (size_t)ng * ld; i++)
-					p[i] = rng_uniform(0, 1);
-				for (int i = 0; i < np * n; i++)
-					f[i] = rng_uniform(-2, 2);
-				kernels_scalar.to_half(k, f, np * n);
-				for (int i = 0; i < np * n; i++)
-					f[i] = rng_uniform(-2, 2);
-				kernels_scalar.to_half(v, f, np * n);
-				for (int i = 0; i < ng * ldo; i++)
-					o0[i] = rng_uniform(-1, 1);
-				kernels_scalar.scores_h(q, ldq, ng, k, np, n, 0.0625f, sc0, ld);
-				for (int t = -1; t < n_tiers; t++) {
-					const struct kernels *kt = t < 0 ? &kernels_scalar : tiers[t];
-
-					memcpy(sc, sc0, (size_t)ng * ld * sizeof(float));
-					for (int g = 0; g < ng; g++)
-						for (int s = 0; s < np; s++)
-							sc[g * ld + s] = NAN;
-					kt->scores_h(q, ldq, ng, k, np, n, 0.0625f, sc, ld);
-					for (int g = 0; g < ng; g++)
-						for (int s = 0; s < np; s++) {
-							double m = 0;
-
-							for (int i = 0; i < n; i++)
-								m += fabs(q[g * ldq + i] *
-									  fp16_to_f32(k[s * n + i]));
-							bad += !(fabs(sc[g * ld + s] - sc0[g * ld + s]) <=
-								 0.0625 * 1e-5 * m + 1e-30);
-						}
-					/* Columns past the positions are left alone. */
-					for (int g = 0; g < ng; g++)
-						bad += sc[g * ld + np] != sc0[g * ld + np];
-					memcpy(o, o0, (size_t)ng * ldo * sizeof(float));
-					kt->mix_h(o, ldo, ng, p, ld, v, np, n);
-					for (int g = 0; g < ng; g++)
-						for (int i = 0; i < ldo; i++) {
-							double r = o0[g * ldo + i], m = fabs(r);
-
-							if (i >= n) { /* padding untouched */
-								bad += o[g * ldo + i] != o0[g * ldo + i];
-								continue;
-							}
-							for (int s = 0; s < np; s++) {
-								double t2 = p[g * ld + s] * fp16_to_f32(v[s * n + i]);
-
-								r += t2;
-								m += fabs(t2);
-							}
-							bad += !(fabs(o[g * ldo + i] - r) <= 1e-6 * m);
-						}
-				}
-				T_EQ_INT(bad, 0);
-				free(q);
-				free(p);
-				free(sc0);
-				free(sc);
-				free(o0);
-				free(o);
-				free(f);
-				free(k);
-				free(v);
-			}
+			for (size_t pi = 0; pi < ARRAY_LEN(positions); pi++)
+				attn_shape(widths[wi], heads[hi], positions[pi]);
 }
 
 static void

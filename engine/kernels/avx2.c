@@ -38,6 +38,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "prefetch-rows.h"
 #include "util.h"
 
 /* Tokens that share one pass over the weights (registers: 2 per token). */
@@ -842,24 +843,6 @@ to_half(uint16_t *y, const float *x, int n)
 		y[i] = f32_to_fp16(x[i]);
 }
 
-
-/*
- * Ask for the cached rows PF_ROWS positions ahead of row s (n halves from r:
- * pass a multiple of the row width to cover several rows); see avx512.c.
- */
-#define PF_ROWS 8
-/*
- * A macro, not a function: GCC takes a function that only prefetches for one
- * without side effects and deletes the calls (seen with GCC 12, inline or not).
- */
-#define PREFETCH_ROWS(r, n, row_n, s, np)                                                  \
-	do {                                                                              \
-		if ((s) + PF_ROWS < (np))                                                 \
-			for (int pf_i = 0; pf_i < (n); pf_i += 32)                        \
-				_mm_prefetch((const char *)((r) + (size_t)PF_ROWS * (row_n) + \
-							    pf_i),                        \
-					     _MM_HINT_T0);                                        \
-	} while (0)
 
 /*
  * Scores of 4 heads at a time: each key row is converted once per 4 heads and

@@ -27,6 +27,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "prefetch-rows.h"
 #include "util.h"
 
 /* Tokens that share one pass over the weights. */
@@ -972,27 +973,6 @@ to_half(uint16_t *y, const float *x, int n)
 		kernels_avx2.to_half(y + i, x + i, n - i);
 }
 
-
-/*
- * Ask for the cached rows PF_ROWS positions ahead of row s (n halves from r:
- * pass a multiple of the row width to cover several rows).  The attention
- * kernels do about 4 fma per byte read, and without this the loads and the
- * arithmetic did not overlap: 32k positions x 256 x 8 heads of scores took
- * twice as long as reading the keys alone (bench in the commit message).
- */
-#define PF_ROWS 8
-/*
- * A macro, not a function: GCC takes a function that only prefetches for one
- * without side effects and deletes the calls (seen with GCC 12, inline or not).
- */
-#define PREFETCH_ROWS(r, n, row_n, s, np)                                                  \
-	do {                                                                              \
-		if ((s) + PF_ROWS < (np))                                                 \
-			for (int pf_i = 0; pf_i < (n); pf_i += 32)                        \
-				_mm_prefetch((const char *)((r) + (size_t)PF_ROWS * (row_n) + \
-							    pf_i),                        \
-					     _MM_HINT_T0);                                        \
-	} while (0)
 
 /* The 8 horizontal sums of a0..a7, in order, in one vector. */
 static inline __m256

@@ -1001,67 +1001,44 @@ hsum8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a
 }
 
 /*
- * Scores of 8 heads (q: rows ldq apart) over all np key rows: each 16 halves
- * of a row converted once for the 8 heads, the sums in registers, one
- * transposing reduction per row.
+ * Scores of nh heads (8 or 4; q: rows ldq apart) over all np key rows: each
+ * 16 halves of a row converted once for the nh heads, the sums in registers
+ * (nh is a constant at both call sites, so a[] is unrolled into them), for 8
+ * heads one transposing reduction per row.
  */
-static void
-scores_rows8(const float *q, int ldq, const uint16_t *k, int np, int n, float scale, float *sc,
-	     size_t ldsc)
+static inline __attribute__((always_inline)) void
+scores_rows(const float *q, int ldq, const int nh, const uint16_t *k, int np, int n, float scale,
+	    float *sc, size_t ldsc)
 {
-	const float *q0 = q, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq, *q4 = q3 + ldq,
-		    *q5 = q4 + ldq, *q6 = q5 + ldq, *q7 = q6 + ldq;
-	const __m256 vs = _mm256_set1_ps(scale);
-
 	for (int s = 0; s < np; s++) {
 		const uint16_t *kr = k + (size_t)s * n;
-		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
-		       a6 = a0, a7 = a0;
-		float t[8];
+		__m512 a[8];
 
 		PREFETCH_ROWS(kr, n, n, s, np);
+#pragma GCC unroll 8
+		for (int j = 0; j < nh; j++)
+			a[j] = _mm512_setzero_ps();
 		for (int i = 0; i < n; i += 16) {
 			__m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + i)));
 
-			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q0 + i), kv, a0);
-			a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + i), kv, a1);
-			a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q2 + i), kv, a2);
-			a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q3 + i), kv, a3);
-			a4 = _mm512_fmadd_ps(_mm512_loadu_ps(q4 + i), kv, a4);
-			a5 = _mm512_fmadd_ps(_mm512_loadu_ps(q5 + i), kv, a5);
-			a6 = _mm512_fmadd_ps(_mm512_loadu_ps(q6 + i), kv, a6);
-			a7 = _mm512_fmadd_ps(_mm512_loadu_ps(q7 + i), kv, a7);
+#pragma GCC unroll 8
+			for (int j = 0; j < nh; j++)
+				a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)j * ldq + i), kv,
+						       a[j]);
 		}
-		_mm256_storeu_ps(t, _mm256_mul_ps(hsum8(a0, a1, a2, a3, a4, a5, a6, a7), vs));
-		for (int j = 0; j < 8; j++)
-			sc[(size_t)j * ldsc + s] = t[j];
-	}
-}
+		if (nh == 8) {
+			float t[8];
 
-/* The same for 4 heads. */
-static void
-scores_rows4(const float *q, int ldq, const uint16_t *k, int np, int n, float scale, float *sc,
-	     size_t ldsc)
-{
-	const float *q0 = q, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
-
-	for (int s = 0; s < np; s++) {
-		const uint16_t *kr = k + (size_t)s * n;
-		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-
-		PREFETCH_ROWS(kr, n, n, s, np);
-		for (int i = 0; i < n; i += 16) {
-			__m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kr + i)));
-
-			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q0 + i), kv, a0);
-			a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + i), kv, a1);
-			a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q2 + i), kv, a2);
-			a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q3 + i), kv, a3);
+			_mm256_storeu_ps(t, _mm256_mul_ps(hsum8(a[0], a[1], a[2], a[3], a[4], a[5],
+								a[6], a[7]),
+							  _mm256_set1_ps(scale)));
+			for (int j = 0; j < 8; j++)
+				sc[(size_t)j * ldsc + s] = t[j];
+		} else {
+#pragma GCC unroll 8
+			for (int j = 0; j < nh; j++)
+				sc[(size_t)j * ldsc + s] = scale * _mm512_reduce_add_ps(a[j]);
 		}
-		sc[s] = scale * _mm512_reduce_add_ps(a0);
-		sc[ldsc + s] = scale * _mm512_reduce_add_ps(a1);
-		sc[2 * ldsc + s] = scale * _mm512_reduce_add_ps(a2);
-		sc[3 * ldsc + s] = scale * _mm512_reduce_add_ps(a3);
 	}
 }
 
@@ -1080,9 +1057,9 @@ scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, floa
 		return;
 	}
 	for (; g + 8 <= ng; g += 8)
-		scores_rows8(q + (size_t)g * ldq, ldq, k, np, n, scale, sc + g * ldsc, ldsc);
+		scores_rows(q + (size_t)g * ldq, ldq, 8, k, np, n, scale, sc + g * ldsc, ldsc);
 	for (; g + 4 <= ng; g += 4)
-		scores_rows4(q + (size_t)g * ldq, ldq, k, np, n, scale, sc + g * ldsc, ldsc);
+		scores_rows(q + (size_t)g * ldq, ldq, 4, k, np, n, scale, sc + g * ldsc, ldsc);
 	for (; g < ng; g++)
 		for (int s = 0; s < np; s++)
 			sc[g * ldsc + s] = scale * dot_h(q + (size_t)g * ldq, k + (size_t)s * n, n);

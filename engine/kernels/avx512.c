@@ -38,6 +38,12 @@
 #define PANEL_PREFETCH_MAX (64 * 1024)
 /* Prefill: bytes of Y (all tokens) per output chunk, kept in L2. */
 #define CHUNK_Y_BYTES      (128 * 1024)
+/*
+ * Tokens that share one pass over a span's weights on the span path: 8
+ * rather than 4 halves the weight bytes each vpdpbusd pulls from L1/L2
+ * (prefill products 1.1-1.4x, best of 60, one thread, 2026-12-03).
+ */
+#define SPAN_TOK           8
 
 static size_t
 zeros_stride(const struct qmat *W)
@@ -353,8 +359,12 @@ zero_tile(float *Y, int ldy, int t0, int nt, int o0, int o1)
  * times 16: vpdpbusd takes the byte as unsigned, at most 240 * 127 * 4 per
  * lane and step, 2.0e6 over a span), so each loaded vector costs two logic
  * operations; the odd sums are shifted down once per span (exact: they are
- * multiples of 16).  8-bit rows alternate between two accumulators so the
- * dependency chains stay short.
+ * multiples of 16).  That needs two accumulators per output vector and
+ * token; a tile of 2 vectors x more than 4 tokens has no registers for them,
+ * so it shifts each word instead ((w >> 4) & 0x0F, one more operation per
+ * loaded vector, shared by 8 tokens) and keeps one.  8-bit rows of small
+ * tiles alternate between two accumulators so the dependency chains stay
+ * short; big tiles have chains enough.
  */
 static inline __attribute__((always_inline)) void
 q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0, float *Y,
@@ -367,9 +377,15 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 	const uint8_t *zrow = (const uint8_t *)(W->qzeros + (size_t)g * zeros_stride(W));
 	const uint16_t *srow = W->scales + (size_t)g * n_out;
 	const __m512i m4 = _mm512_set1_epi8(0x0F);
-	const int8_t *act[TOK_TILE];
-	int32_t st[TOK_TILE];
-	float dt[TOK_TILE], *yt[TOK_TILE];
+	/* 8-bit: a second accumulator per tile only when the tile has too few
+	 * independent chains to hide vpdpbusd's latency. */
+	const bool split8 = nv * nt < 8;
+	/* 4-bit: odd inputs kept x16 in their own accumulators (one logic
+	 * operation per weight vector) while registers allow; big tiles shift. */
+	const bool split4 = nv * nt <= 8;
+	const int8_t *act[SPAN_TOK];
+	int32_t st[SPAN_TOK];
+	float dt[SPAN_TOK], *yt[SPAN_TOK];
 	int t, v, r, k, o;
 
 	for (t = 0; t < nt; t++) {
@@ -384,11 +400,11 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 		yt[t] = Y + (size_t)(t0 + t) * ldy;
 	}
 	for (o = o0; o < o1; o += 16 * nv) {
-		__m512i acc[2][TOK_TILE], odd[2][TOK_TILE];
+		__m512i acc[2][SPAN_TOK], odd[2][SPAN_TOK];
 
 #pragma GCC unroll 4
 		for (v = 0; v < nv; v++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 			for (t = 0; t < nt; t++)
 				acc[v][t] = odd[v][t] = _mm512_setzero_si512();
 #pragma GCC unroll 32
@@ -401,10 +417,11 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 					(const void *)(qw + (size_t)r * n_out + o + 16 * v));
 				if (bits == 4) {
 					lo[v] = _mm512_and_si512(w[v], m4);
-					hi[v] = _mm512_andnot_si512(m4, w[v]);
+					hi[v] = split4 ? _mm512_andnot_si512(m4, w[v])
+						       : _mm512_and_si512(_mm512_srli_epi32(w[v], 4), m4);
 				}
 			}
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 			for (t = 0; t < nt; t++) {
 				int32_t a0, a1;
 
@@ -415,14 +432,18 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 					for (v = 0; v < nv; v++) {
 						acc[v][t] = _mm512_dpbusd_epi32(
 							acc[v][t], lo[v], _mm512_set1_epi32(a0));
-						odd[v][t] = _mm512_dpbusd_epi32(
-							odd[v][t], hi[v], _mm512_set1_epi32(a1));
+						if (split4)
+							odd[v][t] = _mm512_dpbusd_epi32(
+								odd[v][t], hi[v], _mm512_set1_epi32(a1));
+						else
+							acc[v][t] = _mm512_dpbusd_epi32(
+								acc[v][t], hi[v], _mm512_set1_epi32(a1));
 					}
 				} else {
 					memcpy(&a0, act[t] + 4 * r, 4);
 #pragma GCC unroll 4
 					for (v = 0; v < nv; v++) {
-						if (r & 1)
+						if ((r & 1) && split8)
 							odd[v][t] = _mm512_dpbusd_epi32(
 								odd[v][t], w[v],
 								_mm512_set1_epi32(a0));
@@ -439,12 +460,15 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 			__m512i zv = zeros16(zrow, o + 16 * v, bits);
 			__m512 sc = scales16(srow, o + 16 * v);
 
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 			for (t = 0; t < nt; t++) {
 				float *y = yt[t] + o + 16 * v;
-				__m512i dot = bits == 4 ? _mm512_add_epi32(
-								  acc[v][t], _mm512_srai_epi32(odd[v][t], 4))
-							: _mm512_add_epi32(acc[v][t], odd[v][t]);
+				__m512i dot = acc[v][t];
+
+				if (bits == 4 && split4)
+					dot = _mm512_add_epi32(dot, _mm512_srai_epi32(odd[v][t], 4));
+				else if (bits == 8 && split8)
+					dot = _mm512_add_epi32(dot, odd[v][t]);
 
 				dot = _mm512_sub_epi32(
 					dot, _mm512_madd_epi16(zv, _mm512_set1_epi32(st[t])));
@@ -464,27 +488,25 @@ static void
 q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, float *Y, int ldy,
 	    int o0, int o1, int nv, bool first, struct prefetch *pf)
 {
-	switch ((W->bits == 8) * 8 + (nv - 1) * 4 + (nt - 1)) {
+	switch ((W->bits == 8) * 16 + (nv - 1) * 8 + (nt - 1)) {
 #define SPAN_CASE(B, V, T)                                                                      \
-	case ((B) == 8) * 8 + ((V) - 1) * 4 + ((T) - 1):                                        \
+	case ((B) == 8) * 16 + ((V) - 1) * 8 + ((T) - 1):                                       \
 		q8_span(W, A, t0, T, i0, Y, ldy, o0, o1, V, B, first, pf);                      \
 		break;
-		SPAN_CASE(4, 1, 1)
-		SPAN_CASE(4, 1, 2)
-		SPAN_CASE(4, 1, 3)
-		SPAN_CASE(4, 1, 4)
-		SPAN_CASE(4, 2, 1)
-		SPAN_CASE(4, 2, 2)
-		SPAN_CASE(4, 2, 3)
-		SPAN_CASE(4, 2, 4)
-		SPAN_CASE(8, 1, 1)
-		SPAN_CASE(8, 1, 2)
-		SPAN_CASE(8, 1, 3)
-		SPAN_CASE(8, 1, 4)
-		SPAN_CASE(8, 2, 1)
-		SPAN_CASE(8, 2, 2)
-		SPAN_CASE(8, 2, 3)
-		SPAN_CASE(8, 2, 4)
+#define SPAN_CASES(B, V)                                                                        \
+	SPAN_CASE(B, V, 1)                                                                      \
+	SPAN_CASE(B, V, 2)                                                                      \
+	SPAN_CASE(B, V, 3)                                                                      \
+	SPAN_CASE(B, V, 4)                                                                      \
+	SPAN_CASE(B, V, 5)                                                                      \
+	SPAN_CASE(B, V, 6)                                                                      \
+	SPAN_CASE(B, V, 7)                                                                      \
+	SPAN_CASE(B, V, 8)
+		SPAN_CASES(4, 1)
+		SPAN_CASES(4, 2)
+		SPAN_CASES(8, 1)
+		SPAN_CASES(8, 2)
+#undef SPAN_CASES
 #undef SPAN_CASE
 	}
 }
@@ -509,8 +531,8 @@ q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int 
 	for (s = 0; s < n_spans; s++) {
 		prefetch_init(&pf, W, (s + 1) * nr, MIN((s + 2) * nr, W->n_in * W->bits / 32), oc,
 			      oe, n_tok);
-		for (t0 = 0; t0 < n_tok; t0 += TOK_TILE) {
-			nt = MIN(TOK_TILE, n_tok - t0);
+		for (t0 = 0; t0 < n_tok; t0 += SPAN_TOK) {
+			nt = MIN(SPAN_TOK, n_tok - t0);
 			if (o2 > oc)
 				q8_span_any(W, A, t0, nt, s * QKS, Y, ldy, oc, o2, nv, s == 0, &pf);
 			if (oe > o2)

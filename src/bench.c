@@ -59,6 +59,7 @@ struct bresult {
 	double ready;      /* session_open: model + tokenizer + context, seconds */
 	double rss_anon;   /* bytes of anonymous memory (beyond the mapped weights) */
 	double rss_peak;   /* peak resident set, bytes */
+	struct ctx_profile pre; /* the prompts of every run, by phase */
 	struct ctx_profile dec; /* the decode steps of every run, by phase */
 	uint64_t kv_per_pos;    /* KV cache bytes per position */
 };
@@ -132,9 +133,20 @@ touch_weights(const struct model *m)
 	(void)sink;
 }
 
+static void
+profile_add(struct ctx_profile *sum, const struct ctx_profile *p)
+{
+	for (int k = 0; k < FWD_PHASES; k++) {
+		sum->seconds[k] += p->seconds[k];
+		sum->bytes[k] += p->bytes[k];
+	}
+	sum->barriers += p->barriers;
+	sum->tokens += p->tokens;
+}
+
 static int
 bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logits, double *pp,
-	   double *tg, double *ttft, struct ctx_profile *dec, char **cause)
+	   double *tg, double *ttft, struct ctx_profile *pre, struct ctx_profile *dec, char **cause)
 {
 	struct ctx_profile p;
 	double t0, t1, t2, tp;
@@ -145,21 +157,18 @@ bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logi
 		return -1;
 	t1 = now_sec();
 	tp = t1 - t0;
+	ctx_profile_take(c, &p);
+	profile_add(pre, &p);
 	if (o->context > 0 && ctx_fill_synthetic(c, o->context, cause) != 0)
 		return -1;
-	ctx_profile_take(c, &p); /* the prompt's: not wanted */
+	ctx_profile_take(c, &p); /* the synthetic context's: not wanted */
 	t1 = now_sec();
 	for (int i = 0; i < o->gen; i++)
 		if (ctx_forward(c, &ids[o->prompt + i], 1, logits, false, cause) != 0)
 			return -1;
 	t2 = now_sec();
 	ctx_profile_take(c, &p);
-	for (int k = 0; k < FWD_PHASES; k++) {
-		dec->seconds[k] += p.seconds[k];
-		dec->bytes[k] += p.bytes[k];
-	}
-	dec->barriers += p.barriers;
-	dec->tokens += p.tokens;
+	profile_add(dec, &p);
 	*pp = o->prompt / tp;
 	*tg = o->gen / (t2 - t1);
 	*ttft = tp;
@@ -217,28 +226,35 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
  * Where a decode step's time goes: per phase, milliseconds and weight bytes
  * per token, the bandwidth that phase achieves and its share of the stream
  * read measured in the same run.  A phase far below the stream read while
- * reading many bytes is where the bandwidth is lost.
+ * reading many bytes is where the bandwidth is lost.  For the prompt, which
+ * is bound by arithmetic rather than by reading, the milliseconds per token
+ * and shares only.
  */
 static void
-print_phases(const struct bresult *r)
+print_phases(const char *what, const struct ctx_profile *p, double stream, bool bandwidth)
 {
-	const struct ctx_profile *p = &r->dec;
 	double n = p->tokens > 0 ? (double)p->tokens : 1, total = 0;
 
 	for (int k = 0; k < FWD_PHASES; k++)
 		total += p->seconds[k];
-	printf("decode step by phase (%llu tokens, %.1f parallel steps per token):\n",
+	printf("%s by phase (%llu tokens, %.2f parallel steps per token):\n", what,
 	       (unsigned long long)p->tokens, (double)p->barriers / n);
-	printf("  %-14s %9s %6s %10s %8s %7s\n", "phase", "ms/token", "share", "MB/token", "GB/s",
-	       "stream");
+	if (bandwidth)
+		printf("  %-14s %9s %6s %10s %8s %7s\n", "phase", "ms/token", "share", "MB/token",
+		       "GB/s", "stream");
+	else
+		printf("  %-14s %9s %6s\n", "phase", "ms/token", "share");
 	for (int k = 0; k < FWD_PHASES; k++) {
 		double gbs = p->seconds[k] > 0 ? (double)p->bytes[k] / p->seconds[k] / 1e9 : 0;
 
 		if (p->seconds[k] == 0 && p->bytes[k] == 0)
 			continue;
-		printf("  %-14s %9.2f %5.1f%% %10.1f %8.2f %6.0f%%\n", ctx_phase_name(k),
-		       1e3 * p->seconds[k] / n, total > 0 ? 100 * p->seconds[k] / total : 0,
-		       (double)p->bytes[k] / n / 1e6, gbs, r->stream > 0 ? 100 * gbs / r->stream : 0);
+		printf("  %-14s %9.2f %5.1f%%", ctx_phase_name(k), 1e3 * p->seconds[k] / n,
+		       total > 0 ? 100 * p->seconds[k] / total : 0);
+		if (bandwidth)
+			printf(" %10.1f %8.2f %6.0f%%", (double)p->bytes[k] / n / 1e6, gbs,
+			       stream > 0 ? 100 * gbs / stream : 0);
+		printf("\n");
 	}
 }
 
@@ -274,7 +290,8 @@ bench_run(const struct bopts *o)
 	touch_weights(m);
 	r.stream = benchhw_stream_read(BENCHHW_STREAM_BYTES, threads, 5);
 	for (int i = 0; i < o->reps; i++)
-		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &r.dec, &cause) != 0)
+		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &r.pre, &r.dec, &cause) !=
+		    0)
 			goto out;
 	r.prefill = median(pp, o->reps);
 	r.decode = median(tg, o->reps);
@@ -287,8 +304,11 @@ bench_run(const struct bopts *o)
 		r.rss_peak = (double)ru.ru_maxrss * 1024;
 	}
 	print_result(o, m, &r, kernels_get()->name, threads);
-	if (o->phases && !o->json)
-		print_phases(&r);
+	if (o->phases && !o->json) {
+		if (o->prompt > 1)
+			print_phases("prompt", &r.pre, r.stream, false);
+		print_phases("decode step", &r.dec, r.stream, true);
+	}
 	rc = 0;
 out:
 	if (cause != NULL)

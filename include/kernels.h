@@ -158,6 +158,14 @@ struct kernels {
  */
 const struct kernels *kernels_get(void);
 
+/*
+ * Bytes of output rows (all tokens of a batch) that a prefill product keeps
+ * hot while it applies each weight panel to one token tile after another:
+ * half the core's L2 as the OS reports it (clamped to 128 KiB .. 2 MiB), or
+ * 128 KiB before kernels_get() has run.  Any thread.
+ */
+size_t kernels_chunk_y_bytes(void);
+
 /* A specific tier by name, or NULL when unknown or not supported by this CPU. */
 const struct kernels *kernels_tier(const char *name);
 

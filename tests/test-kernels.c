@@ -448,6 +448,8 @@ test_gptq(void)
 				      /* span tiles of 8 and 7 tokens, a 16-output tail */
 				      { 8, 512, 128, 272, 15 },
 				      { 4, 1024, 128, 208, 12 },
+				      /* Y over 2 MiB: more than one chunk at any L2 size */
+				      { 8, 128, 128, 4096, 130 },
 				      { 2, 128, 128, 256, 170 } };
 	size_t bi, ni, gi, oi;
 	int run = 0, o0, o1;

@@ -47,8 +47,6 @@
 #define MAX_NB             4
 /* Prefetch the next panel when one panel spans at most this many bytes. */
 #define PANEL_PREFETCH_MAX (64 * 1024)
-/* Prefill: bytes of Y (all tokens) per output chunk, kept in L2. */
-#define CHUNK_Y_BYTES      (128 * 1024)
 
 static size_t
 zeros_stride(const struct qmat *W)
@@ -364,7 +362,7 @@ q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0,
 static int
 chunk_outputs(int n_tok, int n, int width)
 {
-	int c = CHUNK_Y_BYTES / (int)sizeof(float) / n_tok;
+	int c = (int)(kernels_chunk_y_bytes() / sizeof(float)) / n_tok;
 
 	if (n_tok <= TOK_TILE)
 		return n;

@@ -37,7 +37,6 @@
 /* Prefetch the next panel when one panel spans at most this many bytes. */
 #define PANEL_PREFETCH_MAX (64 * 1024)
 /* Prefill: bytes of Y (all tokens) per output chunk, kept in L2. */
-#define CHUNK_Y_BYTES      (128 * 1024)
 /*
  * Tokens that share one pass over a span's weights on the span path: 8
  * rather than 4 halves the weight bytes each vpdpbusd pulls from L1/L2
@@ -329,7 +328,7 @@ q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0,
 static int
 chunk_outputs(int n_tok, int n, int width)
 {
-	int c = CHUNK_Y_BYTES / (int)sizeof(float) / n_tok;
+	int c = (int)(kernels_chunk_y_bytes() / sizeof(float)) / n_tok;
 
 	if (n_tok <= TOK_TILE)
 		return n;

@@ -13,10 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "util.h"
 
 /* GLOBAL: the tier in use, written once by the first kernels_get() (before
  * any worker thread exists) and only read afterwards. */
 static const struct kernels *chosen;
+/* GLOBAL: kernels_chunk_y_bytes(), written once with `chosen`. */
+static size_t chunk_y_bytes = 128 * 1024;
 
 /*
  * CPUID plus XGETBV (did the OS enable the AVX / AVX-512 register state?).
@@ -59,6 +64,23 @@ cpu_has_avx512(void)
 	return (b & need) == need && (c & (1u << 11)) != 0 && (xcr0() & 0xe6) == 0xe6;
 }
 
+size_t
+kernels_chunk_y_bytes(void)
+{
+	return chunk_y_bytes;
+}
+
+/* Half of L2: the rest is for the weight panel and the activations. */
+static size_t
+l2_half(void)
+{
+	long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+
+	if (l2 <= 0)
+		return 128 * 1024; /* unknown: small enough for any x86 core */
+	return MIN(MAX((size_t)l2 / 2, (size_t)128 * 1024), (size_t)2 << 20);
+}
+
 const struct kernels *
 kernels_tier(const char *name)
 {
@@ -82,6 +104,7 @@ kernels_get(void)
 	if (chosen != NULL)
 		return chosen;
 	kernels_blas_init();
+	chunk_y_bytes = l2_half();
 	if (cpu_has_avx512())
 		best = &kernels_avx512;
 	else if (cpu_has_avx2())

@@ -123,6 +123,7 @@ struct ctx {
 	int *cnt;        /* [n_experts] assignments per expert */
 	int *off;        /* [n_experts + 1] start of each expert's slice */
 	int *slot_tok;   /* [B * top_k] token of each slice row */
+	int *tok_row;    /* [B][top_k] slice row of each choice (sorted per token) */
 	float *slot_w;   /* [B * top_k] routing weight of each slice row */
 	float *gx;       /* [B * top_k][dim] gathered inputs */
 	float *g1, *g2;  /* [B * top_k][inter] gate and up outputs */
@@ -348,14 +349,53 @@ run_jobs(struct ctx *c)
 	c->job_bytes = 0;
 }
 
-/* Quantize X [n_tok][n] into A when any product on the int8 path will need it. */
-static const struct qact *
-quantize(struct ctx *c, struct qact *A, const float *X, int n_tok, int n)
+/*
+ * Row-parallel glue.  A prompt step's work between the products (quantizing
+ * activations, gathering the experts' inputs, SwiGLU, combining the experts'
+ * outputs) is per row; done on the calling thread alone it left the other
+ * workers idle for a fifth of a 2-thread prompt.  So a step of many rows is
+ * cut into about four chunks per thread and run in the pool; a short one
+ * (decode) stays on the calling thread, where a barrier would cost more.
+ * Every row gets the same operations either way.
+ */
+#define GLUE_MIN_ROWS 8
+
+struct rows_step {
+	struct ctx *c;
+	void (*fn)(const struct rows_step *s, int r0, int r1);
+	int n_rows, per;
+	int n;           /* floats per row */
+	const float *X;  /* quantize: input; swiglu: up */
+	float *Y;        /* swiglu: gate, in place */
+	struct qact *A;  /* quantize, gather: output */
+	const struct qact *src;        /* gather: quantized token rows */
+	const struct layer_moe *moe;   /* combine */
+	const struct layer_attn *attn; /* attention: norm, rotary, KV rows */
+	const float *w;                /* norm: weights */
+	int slot;                      /* attention: the layer's KV cache slot */
+};
+
+static void
+rows_chunk(void *arg, int k, int worker)
 {
-	if (c->o.f32)
-		return NULL;
-	c->k->quantize_act(X, n_tok, n, A);
-	return A;
+	const struct rows_step *s = arg;
+	int r0 = k * s->per;
+
+	(void)worker;
+	s->fn(s, r0, MIN(r0 + s->per, s->n_rows));
+}
+
+static void
+rows_run(struct ctx *c, struct rows_step *s)
+{
+	int th = pool_size(c->pool);
+
+	if (th == 1 || s->n_rows < 2 * GLUE_MIN_ROWS) {
+		s->fn(s, 0, s->n_rows);
+		return;
+	}
+	s->per = MAX(GLUE_MIN_ROWS, (s->n_rows + 4 * th - 1) / (4 * th));
+	pool_step(c, rows_chunk, s, (s->n_rows + s->per - 1) / s->per);
 }
 
 /* A view of rows [t0, t0 + n_tok) of a quantized batch (kernels.h layout). */
@@ -371,6 +411,36 @@ qact_rows(const struct qact *A, int t0, int n_tok)
 	v.sum = A->sum + (size_t)t0 * A->n_blk;
 	v.n_tok = n_tok;
 	return v;
+}
+
+/* The shape quantize_act gives a batch of n_tok rows of n inputs, set ahead of the rows. */
+static void
+qact_shape(struct qact *A, int n, int n_tok)
+{
+	A->n = n;
+	A->n_tok = n_tok;
+	A->n_blk = (n + QK - 1) / QK;
+}
+
+static void
+quantize_rows(const struct rows_step *s, int r0, int r1)
+{
+	struct qact v = qact_rows(s->A, r0, r1 - r0);
+
+	s->c->k->quantize_act(s->X + (size_t)r0 * s->n, r1 - r0, s->n, &v);
+}
+
+/* Quantize X [n_tok][n] into A when any product on the int8 path will need it. */
+static const struct qact *
+quantize(struct ctx *c, struct qact *A, const float *X, int n_tok, int n)
+{
+	struct rows_step s = { .c = c, .fn = quantize_rows, .n_rows = n_tok, .n = n, .X = X, .A = A };
+
+	if (c->o.f32)
+		return NULL;
+	qact_shape(A, n, n_tok);
+	rows_run(c, &s);
+	return A;
 }
 
 /*
@@ -418,6 +488,13 @@ attn_prepare(struct ctx *c, const struct layer_attn *a, int slot, int t, int n_t
 			memcpy(c->vc + at, vv + h * hd, (size_t)hd * sizeof(float));
 		}
 	}
+}
+
+static void
+attn_prepare_rows(const struct rows_step *s, int t0, int t1)
+{
+	for (int t = t0; t < t1; t++)
+		attn_prepare(s->c, s->attn, s->slot, t, s->n_rows);
 }
 
 struct attn_step {
@@ -531,8 +608,8 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 	run_jobs(c);
 	if (stopping(c))
 		return false;
-	for (int t = 0; t < n_tok; t++)
-		attn_prepare(c, a, slot, t, n_tok);
+	rows_run(c, &(struct rows_step){ .c = c, .fn = attn_prepare_rows, .n_rows = n_tok,
+					 .attn = a, .slot = slot });
 	pool_step(c, attn_chunk, &st, n_tok * cfg->n_kv_heads * st.n_sub);
 	if (stopping(c))
 		return false;
@@ -761,12 +838,16 @@ moe_route(struct ctx *c, int t)
 		      cfg->norm_topk_prob, c->sel + (size_t)t * tk, c->selw + (size_t)t * tk);
 }
 
-/* Order the step's (token, expert) pairs by expert and gather their inputs. */
+/*
+ * Order the step's (token, expert) pairs by expert: the slice rows, each
+ * row's token and weight, and each choice's row.  The inputs are gathered
+ * by the caller (moe_inputs).
+ */
 static void
 moe_group(struct ctx *c, int n_tok)
 {
 	const struct model_config *cfg = &c->m->cfg;
-	int ne = cfg->n_experts, tk = cfg->n_experts_per_tok, d = cfg->hidden_size;
+	int ne = cfg->n_experts, tk = cfg->n_experts_per_tok;
 
 	memset(c->cnt, 0, (size_t)ne * sizeof(int));
 	for (int i = 0; i < n_tok * tk; i++)
@@ -780,8 +861,57 @@ moe_group(struct ctx *c, int n_tok)
 
 		c->slot_tok[row] = i / tk;
 		c->slot_w[row] = c->selw[i];
-		memcpy(c->gx + (size_t)row * d, c->h + (size_t)(i / tk) * d, (size_t)d * sizeof(float));
+		c->tok_row[i] = row;
 	}
+}
+
+/* Whether every routed expert's gate and up take the int8 path (then no float inputs). */
+static bool
+experts_q8(const struct ctx *c, const struct layer_moe *e)
+{
+	for (int x = 0; x < c->m->cfg.n_experts; x++)
+		if (!use_q8(c, &e->gate[x]) || !use_q8(c, &e->up[x]))
+			return false;
+	return true;
+}
+
+static void
+gather_floats(const struct rows_step *s, int r0, int r1)
+{
+	const struct ctx *c = s->c;
+	size_t d = (size_t)s->n;
+
+	for (int r = r0; r < r1; r++)
+		memcpy(c->gx + (size_t)r * d, c->h + (size_t)c->slot_tok[r] * d, d * sizeof(float));
+}
+
+static void
+gather_quantized(const struct rows_step *s, int r0, int r1)
+{
+	qact_gather(s->A, r0, s->src, s->c->slot_tok + r0, r1 - r0);
+}
+
+/*
+ * The routed experts' inputs in slice order: the token rows of Ah (h as the
+ * router quantized it) copied, or when some expert needs floats (or on the
+ * float path) the rows of h gathered into gx and quantized.  NULL on the
+ * float path.
+ */
+static const struct qact *
+moe_inputs(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int n_rows)
+{
+	int d = c->m->cfg.hidden_size;
+	struct rows_step s = { .c = c, .n_rows = n_rows, .n = d, .A = &c->qg, .src = Ah };
+
+	if (Ah != NULL && experts_q8(c, e)) {
+		qact_shape(&c->qg, d, n_rows);
+		s.fn = gather_quantized;
+		rows_run(c, &s);
+		return &c->qg;
+	}
+	s.fn = gather_floats;
+	rows_run(c, &s);
+	return quantize(c, &c->qg, c->gx, n_rows, d);
 }
 
 static void
@@ -791,12 +921,58 @@ swiglu(float *g, const float *u, size_t n)
 		g[i] = ops_silu(g[i]) * u[i];
 }
 
+static void
+swiglu_chunk(const struct rows_step *s, int r0, int r1)
+{
+	swiglu(s->Y + (size_t)r0 * s->n, s->X + (size_t)r0 * s->n, (size_t)(r1 - r0) * s->n);
+}
+
+/* g = silu(g) * u over n_rows rows of n. */
+static void
+swiglu_rows(struct ctx *c, float *g, const float *u, int n_rows, int n)
+{
+	struct rows_step s = { .c = c, .fn = swiglu_chunk, .n_rows = n_rows, .n = n, .X = u, .Y = g };
+
+	rows_run(c, &s);
+}
+
+/*
+ * y of tokens [t0, t1): the gated shared expert plus each routed expert's
+ * output times its weight, added in slice order (ascending row) so the sum
+ * is the same whichever thread makes it.
+ */
+static void
+combine_chunk(const struct rows_step *s, int t0, int t1)
+{
+	struct ctx *c = s->c;
+	const struct layer_moe *e = s->moe;
+	int d = s->n, tk = c->m->cfg.n_experts_per_tok;
+
+	for (int t = t0; t < t1; t++) {
+		float *y = c->y + (size_t)t * d, gate = e->has_shared ? ops_sigmoid(c->shr[t]) : 0;
+		int *rows = c->tok_row + (size_t)t * tk;
+
+		for (int i = 0; i < d; i++)
+			y[i] = e->has_shared ? gate * c->shy[(size_t)t * d + i] : 0;
+		for (int i = 1; i < tk; i++) /* insertion sort: tk is small */
+			for (int j = i; j > 0 && rows[j - 1] > rows[j]; j--) {
+				int tmp = rows[j];
+
+				rows[j] = rows[j - 1];
+				rows[j - 1] = tmp;
+			}
+		for (int i = 0; i < tk; i++)
+			c->k->axpy(y, c->slot_w[rows[i]], c->gy + (size_t)rows[i] * d, d);
+	}
+}
+
 /*
  * The routed experts, and the shared expert's down projection in the step of
  * their down projections; false when told to stop between the two halves.
  */
 static bool
-moe_experts(struct ctx *c, const struct layer_moe *e, int n_tok, int n_rows)
+moe_experts(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int n_tok,
+	    int n_rows)
 {
 	const struct model_config *cfg = &c->m->cfg;
 	int d = cfg->hidden_size, w = cfg->moe_inter;
@@ -804,7 +980,7 @@ moe_experts(struct ctx *c, const struct layer_moe *e, int n_tok, int n_rows)
 	struct qact *views = c->views;
 
 	phase(c, FWD_EXPERTS);
-	A = quantize(c, &c->qg, c->gx, n_rows, d);
+	A = moe_inputs(c, e, Ah, n_rows);
 	for (int x = 0; x < cfg->n_experts; x++) {
 		int r0 = c->off[x], n = c->off[x + 1] - r0;
 		const struct qact *Ax = NULL;
@@ -827,12 +1003,12 @@ moe_experts(struct ctx *c, const struct layer_moe *e, int n_tok, int n_rows)
 		int sw = cfg->shared_inter;
 
 		phase(c, FWD_SHARED);
-		swiglu(c->sh1, c->sh2, (size_t)n_tok * sw);
+		swiglu_rows(c, c->sh1, c->sh2, n_tok, sw);
 		add_job(c, &e->sh_down, c->sh1, quantize(c, &c->qs, c->sh1, n_tok, sw), n_tok,
 			c->shy, d);
 		phase(c, FWD_EXPERTS);
 	}
-	swiglu(c->g1, c->g2, (size_t)n_rows * w);
+	swiglu_rows(c, c->g1, c->g2, n_rows, w);
 	A = quantize(c, &c->qm, c->g1, n_rows, w);
 	views += cfg->n_experts;
 	for (int x = 0; x < cfg->n_experts; x++) {
@@ -878,18 +1054,11 @@ layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 	for (int t = 0; t < n_tok; t++)
 		moe_route(c, t);
 	moe_group(c, n_tok);
-	if (!moe_experts(c, e, n_tok, n_rows) || stopping(c))
+	if (!moe_experts(c, e, A, n_tok, n_rows) || stopping(c))
 		return false;
 	phase(c, FWD_GLUE);
-	for (int t = 0; t < n_tok; t++) {
-		float *y = c->y + (size_t)t * d, gate = e->has_shared ? ops_sigmoid(c->shr[t]) : 0;
-
-		for (int i = 0; i < d; i++)
-			y[i] = e->has_shared ? gate * c->shy[(size_t)t * d + i] : 0;
-	}
-	for (int r = 0; r < n_rows; r++)
-		c->k->axpy(c->y + (size_t)c->slot_tok[r] * d, c->slot_w[r], c->gy + (size_t)r * d,
-			   d);
+	rows_run(c, &(struct rows_step){ .c = c, .fn = combine_chunk, .n_rows = n_tok, .n = d,
+					 .moe = e });
 	return true;
 }
 
@@ -905,7 +1074,7 @@ layer_mlp(struct ctx *c, const struct layer_mlp *l, int n_tok)
 	add_job(c, &l->gate, c->h, A, n_tok, c->g1, w);
 	add_job(c, &l->up, c->h, A, n_tok, c->g2, w);
 	run_jobs(c);
-	swiglu(c->g1, c->g2, (size_t)n_tok * w);
+	swiglu_rows(c, c->g1, c->g2, n_tok, w);
 	add_job(c, &l->down, c->g1, quantize(c, &c->qm, c->g1, n_tok, w), n_tok, c->y, d);
 	run_jobs(c);
 }
@@ -924,17 +1093,36 @@ capture(struct ctx *c, int layer, int t0, int n_tok)
 }
 
 static void
-norm_rows(float *y, const float *x, const float *w, int n_tok, int d, float eps)
+norm_chunk(const struct rows_step *s, int t0, int t1)
 {
-	for (int t = 0; t < n_tok; t++)
-		ops_rmsnorm_zc(y + (size_t)t * d, x + (size_t)t * d, w, d, eps);
+	for (int t = t0; t < t1; t++)
+		ops_rmsnorm_zc(s->Y + (size_t)t * s->n, s->X + (size_t)t * s->n, s->w, s->n,
+			       s->c->m->cfg.rms_eps);
+}
+
+/* y = rmsnorm(x) * (1 + w) for n_tok rows of the hidden size. */
+static void
+norm_rows(struct ctx *c, float *y, const float *x, const float *w, int n_tok)
+{
+	rows_run(c, &(struct rows_step){ .c = c, .fn = norm_chunk, .n_rows = n_tok,
+					 .n = c->m->cfg.hidden_size, .X = x, .Y = y, .w = w });
 }
 
 static void
-add_rows(float *x, const float *y, size_t n)
+add_chunk(const struct rows_step *s, int t0, int t1)
 {
-	for (size_t i = 0; i < n; i++)
-		x[i] += y[i];
+	size_t n = (size_t)s->n;
+
+	for (size_t i = (size_t)t0 * n; i < (size_t)t1 * n; i++)
+		s->Y[i] += s->X[i];
+}
+
+/* x += y for n_tok rows of the hidden size. */
+static void
+add_rows(struct ctx *c, float *x, const float *y, int n_tok)
+{
+	rows_run(c, &(struct rows_step){ .c = c, .fn = add_chunk, .n_rows = n_tok,
+					 .n = c->m->cfg.hidden_size, .X = y, .Y = x });
 }
 
 /*
@@ -962,21 +1150,21 @@ decoder_step(struct ctx *c, const int32_t *tok, int n_tok, int t0)
 
 		if (stopping(c))
 			return false;
-		norm_rows(c->h, c->x, l->in_norm, n_tok, d, m->cfg.rms_eps);
+		norm_rows(c, c->h, c->x, l->in_norm, n_tok);
 		if (!(l->full ? layer_attn(c, &l->attn, slot++, n_tok)
 			      : layer_gdn(c, &l->gdn, &c->gdn[i], n_tok)) ||
 		    stopping(c))
 			return false;
 		phase(c, FWD_GLUE);
-		add_rows(c->x, c->y, (size_t)n_tok * d);
-		norm_rows(c->h, c->x, l->post_norm, n_tok, d, m->cfg.rms_eps);
+		add_rows(c, c->x, c->y, n_tok);
+		norm_rows(c, c->h, c->x, l->post_norm, n_tok);
 		if (l->moe) {
 			if (!layer_moe(c, &l->moe_w, n_tok))
 				return false;
 		} else
 			layer_mlp(c, &l->mlp, n_tok);
 		phase(c, FWD_GLUE);
-		add_rows(c->x, c->y, (size_t)n_tok * d);
+		add_rows(c, c->x, c->y, n_tok);
 		capture(c, i + 1, t0, n_tok);
 	}
 	return true;
@@ -990,7 +1178,7 @@ head(struct ctx *c, int r0, int n, float *logits)
 	int d = m->cfg.hidden_size;
 
 	phase(c, FWD_HEAD);
-	norm_rows(c->h, c->x + (size_t)r0 * d, m->final_norm, n, d, m->cfg.rms_eps);
+	norm_rows(c, c->h, c->x + (size_t)r0 * d, m->final_norm, n);
 	add_job(c, &m->lm_head, c->h, quantize(c, &c->qa, c->h, n, d), n, logits,
 		m->cfg.vocab_size);
 	run_jobs(c);
@@ -1072,6 +1260,7 @@ alloc_moe(struct ctx *c, int B)
 	c->cnt = ctx_alloc(c, (size_t)cfg->n_experts, sizeof(int), &ok);
 	c->off = ctx_alloc(c, (size_t)cfg->n_experts + 1, sizeof(int), &ok);
 	c->slot_tok = ctx_alloc(c, rows, sizeof(int), &ok);
+	c->tok_row = ctx_alloc(c, rows, sizeof(int), &ok);
 	c->slot_w = ctx_alloc(c, rows, sizeof(float), &ok);
 	c->gx = ctx_alloc(c, rows * d, sizeof(float), &ok);
 	c->g1 = ctx_alloc(c, rows * w, sizeof(float), &ok);
@@ -1212,7 +1401,7 @@ ctx_free(struct ctx *c)
 	free(c->x), free(c->h), free(c->y), free(c->big1), free(c->big2), free(c->mid);
 	free(c->zbuf), free(c->gb), free(c->scores), free(c->inv_freq), free(c->thr_tmp);
 	free(c->router), free(c->sel), free(c->selw), free(c->cnt), free(c->off);
-	free(c->slot_tok), free(c->slot_w), free(c->gx), free(c->g1), free(c->g2), free(c->gy);
+	free(c->slot_tok), free(c->tok_row), free(c->slot_w), free(c->gx), free(c->g1), free(c->g2), free(c->gy);
 	free(c->sh1), free(c->sh2), free(c->shy), free(c->shr), free(c->views);
 	qact_release(&c->qa);
 	qact_release(&c->qa2);

@@ -75,6 +75,15 @@ struct qact {
 int qact_init(struct qact *a, int n_max, int n_tok_max);
 void qact_release(struct qact *a); /* accepts a zeroed struct */
 
+/*
+ * Copy rows rows[0..n) of src (as quantize_act left it) to rows [at, at + n)
+ * of dst: the same as quantizing those tokens' inputs there, for a tenth of
+ * the bytes of gathering the floats.  The caller gives dst src's n and n_blk
+ * and its own n_tok; dst must hold at + n rows of src->n inputs.  Any thread
+ * (disjoint row ranges of one dst may be filled concurrently).
+ */
+void qact_gather(struct qact *dst, int at, const struct qact *src, const int *rows, int n);
+
 /* Whether matmul_q8 accepts W: GPTQ with group_size % QK == 0 (and n_in % QK == 0
  * or a short last group that is still a multiple of 32/bits). */
 bool qmat_q8_ok(const struct qmat *W);

@@ -179,7 +179,7 @@ count_context(struct plan_model *pm, const struct model *m, int n_ctx, int n_thr
 	f = 3 * B * d + 2 * B * big + B * mid + B * (uint64_t)m->value_dim +
 	    B * 2 * (uint64_t)c->lin_n_v_heads +
 	    T * (uint64_t)(c->n_heads / c->n_kv_heads) * n_ctx + T * 64 * max_in;
-	f += B * ne + 4 * rows + ne + ne + 1 + 2 * rows * d + 2 * rows * w + 2 * B * sw + B * d + B;
+	f += B * ne + 5 * rows + ne + ne + 1 + 2 * rows * d + 2 * rows * w + 2 * B * sw + B * d + B;
 	pm->scratch_bytes = f * sizeof(float) + ((uint64_t)c->rotary_dim / 2 + 1) * sizeof(double) +
 			    2 * MAX(ne, 1) * sizeof(struct qact) + 2 * qact_bytes(max_in, B) +
 			    qact_bytes(d, rows) + qact_bytes(w, rows) + qact_bytes(sw, B);

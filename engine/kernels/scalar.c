@@ -105,6 +105,21 @@ qact_release(struct qact *a)
 	memset(a, 0, sizeof(*a));
 }
 
+void
+qact_gather(struct qact *dst, int at, const struct qact *src, const int *rows, int n)
+{
+	size_t row = (size_t)src->n_blk * QK, nb = (size_t)src->n_blk;
+
+	for (int i = 0; i < n; i++) {
+		size_t s = (size_t)rows[i], t = (size_t)(at + i);
+
+		memcpy(dst->q + t * row, src->q + s * row, row);
+		memcpy(dst->qp + t * row, src->qp + s * row, row);
+		memcpy(dst->d + t * nb, src->d + s * nb, nb * sizeof(*dst->d));
+		memcpy(dst->sum + t * nb, src->sum + s * nb, nb * sizeof(*dst->sum));
+	}
+}
+
 bool
 qmat_q8_ok(const struct qmat *W)
 {

@@ -747,28 +747,48 @@ gdn_gates(struct ctx *c, const struct layer_gdn *g, int t, int h)
  * The gated delta rule for value head h over the step's tokens, then the
  * gated RMSNorm of each output, which replaces the head's z in zbuf (the
  * output projection's input).  S is [dv][dk]: each value channel's row is
- * decayed, read against k, corrected by the delta and read against q while
- * it sits in L1.  tmp [dv] is the worker's.
+ * decayed, read against k, corrected by the delta and read against q, and
+ * depends on no other row.  So a prompt walks S in blocks of GDN_ROWS rows
+ * (16 KiB at dk = 128, in L1), each block through GDN_TOKENS tokens before
+ * the next; the whole 64 KiB of S per token came from L2.  Each row gets
+ * the same operations in the same order as token by token.  tmp is the
+ * worker's (64 * max_in floats, at least GDN_TOKENS * dv).
  */
+#define GDN_ROWS   32
+#define GDN_TOKENS 64
+
 static void
 gdn_head(struct gdn_step *st, int h, float *tmp)
 {
 	struct ctx *c = st->c;
 	const struct model *m = c->m;
 	int dk = m->cfg.lin_k_dim, dv = m->cfg.lin_v_dim, hv = m->cfg.lin_n_v_heads;
-	int kh = h / (hv / m->cfg.lin_n_k_heads);
+	int kh = h / (hv / m->cfg.lin_n_k_heads), rows = st->n_tok > 1 ? GDN_ROWS : dv;
 	float *S = st->s->S + (size_t)h * dv * dk;
 
-	for (int t = 0; t < st->n_tok; t++) {
-		const float *u = c->big2 + (size_t)t * m->qkvz_dim;
-		const float *q = u + kh * dk, *kk = u + m->key_dim + kh * dk;
-		const float *v = u + 2 * m->key_dim + h * dv;
-		const float *gb = c->gb + (size_t)t * 2 * hv;
-		float *z = c->zbuf + (size_t)t * m->value_dim + h * dv;
+	for (int t0 = 0; t0 < st->n_tok; t0 += GDN_TOKENS) {
+		int t1 = MIN(t0 + GDN_TOKENS, st->n_tok);
 
-		ops_delta_step(c->k, S, dk, dv, q, kk, v, gb[h], expf(gb[hv + h]), tmp);
-		ops_rmsnorm_gated(tmp, st->g->norm, z, dv, m->cfg.rms_eps);
-		memcpy(z, tmp, (size_t)dv * sizeof(float));
+		for (int r0 = 0; r0 < dv; r0 += rows) {
+			int nr = MIN(rows, dv - r0);
+
+			for (int t = t0; t < t1; t++) {
+				const float *u = c->big2 + (size_t)t * m->qkvz_dim;
+				const float *q = u + kh * dk, *kk = u + m->key_dim + kh * dk;
+				const float *v = u + 2 * m->key_dim + h * dv;
+				const float *gb = c->gb + (size_t)t * 2 * hv;
+
+				ops_delta_step(c->k, S + (size_t)r0 * dk, dk, nr, q, kk, v + r0,
+					       gb[h], expf(gb[hv + h]), tmp + (size_t)(t - t0) * dv + r0);
+			}
+		}
+		for (int t = t0; t < t1; t++) {
+			float *z = c->zbuf + (size_t)t * m->value_dim + h * dv;
+			float *o = tmp + (size_t)(t - t0) * dv;
+
+			ops_rmsnorm_gated(o, st->g->norm, z, dv, m->cfg.rms_eps);
+			memcpy(z, o, (size_t)dv * sizeof(float));
+		}
 	}
 }
 
@@ -1401,7 +1421,8 @@ ctx_free(struct ctx *c)
 	free(c->x), free(c->h), free(c->y), free(c->big1), free(c->big2), free(c->mid);
 	free(c->zbuf), free(c->gb), free(c->scores), free(c->inv_freq), free(c->thr_tmp);
 	free(c->router), free(c->sel), free(c->selw), free(c->cnt), free(c->off);
-	free(c->slot_tok), free(c->tok_row), free(c->slot_w), free(c->gx), free(c->g1), free(c->g2), free(c->gy);
+	free(c->slot_tok), free(c->tok_row), free(c->slot_w), free(c->gx);
+	free(c->g1), free(c->g2), free(c->gy);
 	free(c->sh1), free(c->sh2), free(c->shy), free(c->shr), free(c->views);
 	qact_release(&c->qa);
 	qact_release(&c->qa2);

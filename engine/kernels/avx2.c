@@ -928,15 +928,55 @@ mix_h(float *o, int ldo, int ng, const float *p, size_t ldp, const uint16_t *v, 
 
 /*
  * The delta rule in one pass per row (see avx512.c's delta_step for the
- * algebra); k and q are read from L1 for every row.  dk not a multiple of 8
- * takes the scalar tier.
+ * algebra), DELTA_ROWS rows at a time with their chains interleaved (why:
+ * the same place); k and q are read from L1 for every row.  dk not a
+ * multiple of 8 takes the scalar tier.
  */
+#define DELTA_ROWS 4
+
+static inline __attribute__((always_inline)) void
+delta_rows(float *S, int dk, const int nr, const float *q, const float *k, const float *v,
+	   float beta, float decay, float kq, float *o)
+{
+	__m256 ak[DELTA_ROWS], aq[DELTA_ROWS], dec = _mm256_set1_ps(decay);
+	int i, r;
+
+#pragma GCC unroll 4
+	for (r = 0; r < nr; r++)
+		ak[r] = aq[r] = _mm256_setzero_ps();
+	for (i = 0; i < dk; i += 8) {
+		__m256 kk = _mm256_loadu_ps(k + i), qq = _mm256_loadu_ps(q + i);
+
+#pragma GCC unroll 4
+		for (r = 0; r < nr; r++) {
+			__m256 x = _mm256_loadu_ps(S + (size_t)r * dk + i);
+
+			ak[r] = _mm256_fmadd_ps(x, kk, ak[r]);
+			aq[r] = _mm256_fmadd_ps(x, qq, aq[r]);
+		}
+	}
+#pragma GCC unroll 4
+	for (r = 0; r < nr; r++) {
+		float *row = S + (size_t)r * dk, rk, rq, delta;
+		__m256 d8;
+
+		rk = decay * hsum(ak[r]);
+		rq = decay * hsum(aq[r]);
+		delta = beta * (v[r] - rk);
+		o[r] = rq + delta * kq;
+		d8 = _mm256_set1_ps(delta);
+		for (i = 0; i < dk; i += 8)
+			_mm256_storeu_ps(row + i,
+					 _mm256_fmadd_ps(_mm256_loadu_ps(k + i), d8,
+							 _mm256_mul_ps(_mm256_loadu_ps(row + i), dec)));
+	}
+}
+
 static void
 delta_step(float *S, int dk, int dv, const float *q, const float *k, const float *v, float beta,
 	   float decay, float *o)
 {
-	__m256 dec = _mm256_set1_ps(decay);
-	int i, j;
+	int j;
 	float kq;
 
 	if (dk % 8 != 0) {
@@ -944,26 +984,10 @@ delta_step(float *S, int dk, int dv, const float *q, const float *k, const float
 		return;
 	}
 	kq = dot(k, q, dk);
-	for (j = 0; j < dv; j++) {
-		float *row = S + (size_t)j * dk, rk, rq, delta;
-		__m256 ak = _mm256_setzero_ps(), aq = ak, d8;
-
-		for (i = 0; i < dk; i += 8) {
-			__m256 r = _mm256_loadu_ps(row + i);
-
-			ak = _mm256_fmadd_ps(r, _mm256_loadu_ps(k + i), ak);
-			aq = _mm256_fmadd_ps(r, _mm256_loadu_ps(q + i), aq);
-		}
-		rk = decay * hsum(ak);
-		rq = decay * hsum(aq);
-		delta = beta * (v[j] - rk);
-		o[j] = rq + delta * kq;
-		d8 = _mm256_set1_ps(delta);
-		for (i = 0; i < dk; i += 8)
-			_mm256_storeu_ps(row + i,
-					 _mm256_fmadd_ps(_mm256_loadu_ps(k + i), d8,
-							 _mm256_mul_ps(_mm256_loadu_ps(row + i), dec)));
-	}
+	for (j = 0; j + DELTA_ROWS <= dv; j += DELTA_ROWS)
+		delta_rows(S + (size_t)j * dk, dk, DELTA_ROWS, q, k, v + j, beta, decay, kq, o + j);
+	for (; j < dv; j++)
+		delta_rows(S + (size_t)j * dk, dk, 1, q, k, v + j, beta, decay, kq, o + j);
 }
 
 const struct kernels kernels_avx2 = {

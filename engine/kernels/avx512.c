@@ -1139,12 +1139,57 @@ mix_h(float *o, int ldo, int ng, const float *p, size_t ldp, const uint16_t *v, 
  * decayed row are decay (r q) and decay (r k), and after the update
  * o = decay (r q) + delta (k q).  k and q stay in registers for dk <= 128;
  * other sizes take the AVX2 tier.
+ *
+ * A row is one long dependency chain (dk / 16 fma, two horizontal sums, the
+ * delta, the update): one row at a time ran at about 75 cycles per row, the
+ * chain's latency, because the scheduler fills before the next row's
+ * independent work is reached.  So rows go DELTA_ROWS at a time, their
+ * chains interleaved in the code; each row's operations and their order are
+ * unchanged, so the results are too.
  */
+#define DELTA_ROWS 4
+
+static inline __attribute__((always_inline)) void
+delta_rows(float *S, int dk, const int nr, const __m512 *kv, const __m512 *qv, const float *v,
+	   float beta, float decay, float kq, float *o)
+{
+	const int n = dk / 16;
+	__m512 ak[DELTA_ROWS], aq[DELTA_ROWS], dec = _mm512_set1_ps(decay);
+	int i, r;
+
+#pragma GCC unroll 4
+	for (r = 0; r < nr; r++)
+		ak[r] = aq[r] = _mm512_setzero_ps();
+	for (i = 0; i < n; i++)
+#pragma GCC unroll 4
+		for (r = 0; r < nr; r++) {
+			__m512 x = _mm512_loadu_ps(S + (size_t)r * dk + 16 * i);
+
+			ak[r] = _mm512_fmadd_ps(x, kv[i], ak[r]);
+			aq[r] = _mm512_fmadd_ps(x, qv[i], aq[r]);
+		}
+#pragma GCC unroll 4
+	for (r = 0; r < nr; r++) {
+		float *row = S + (size_t)r * dk, rk, rq, delta;
+		__m512 dv16;
+
+		rk = decay * _mm512_reduce_add_ps(ak[r]);
+		rq = decay * _mm512_reduce_add_ps(aq[r]);
+		delta = beta * (v[r] - rk);
+		o[r] = rq + delta * kq;
+		dv16 = _mm512_set1_ps(delta);
+		for (i = 0; i < n; i++)
+			_mm512_storeu_ps(row + 16 * i,
+					 _mm512_fmadd_ps(kv[i], dv16,
+							 _mm512_mul_ps(_mm512_loadu_ps(row + 16 * i), dec)));
+	}
+}
+
 static void
 delta_step(float *S, int dk, int dv, const float *q, const float *k, const float *v, float beta,
 	   float decay, float *o)
 {
-	__m512 kv[8], qv[8], dec = _mm512_set1_ps(decay);
+	__m512 kv[8], qv[8];
 	int n = dk / 16, i, j;
 	float kq;
 
@@ -1157,26 +1202,10 @@ delta_step(float *S, int dk, int dv, const float *q, const float *k, const float
 		qv[i] = _mm512_loadu_ps(q + 16 * i);
 	}
 	kq = dot(k, q, dk);
-	for (j = 0; j < dv; j++) {
-		float *row = S + (size_t)j * dk, rk, rq, delta;
-		__m512 ak = _mm512_setzero_ps(), aq = ak, dv16;
-
-		for (i = 0; i < n; i++) {
-			__m512 r = _mm512_loadu_ps(row + 16 * i);
-
-			ak = _mm512_fmadd_ps(r, kv[i], ak);
-			aq = _mm512_fmadd_ps(r, qv[i], aq);
-		}
-		rk = decay * _mm512_reduce_add_ps(ak);
-		rq = decay * _mm512_reduce_add_ps(aq);
-		delta = beta * (v[j] - rk);
-		o[j] = rq + delta * kq;
-		dv16 = _mm512_set1_ps(delta);
-		for (i = 0; i < n; i++)
-			_mm512_storeu_ps(row + 16 * i,
-					 _mm512_fmadd_ps(kv[i], dv16,
-							 _mm512_mul_ps(_mm512_loadu_ps(row + 16 * i), dec)));
-	}
+	for (j = 0; j + DELTA_ROWS <= dv; j += DELTA_ROWS)
+		delta_rows(S + (size_t)j * dk, dk, DELTA_ROWS, kv, qv, v + j, beta, decay, kq, o + j);
+	for (; j < dv; j++)
+		delta_rows(S + (size_t)j * dk, dk, 1, kv, qv, v + j, beta, decay, kq, o + j);
 }
 
 const struct kernels kernels_avx512 = {

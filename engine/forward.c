@@ -706,8 +706,7 @@ conv_block(struct gdn_step *st, int c0, int n)
 			for (i = 0; i < n; i++)
 				acc[i] += wt[j][i] * x[i];
 		}
-		for (i = 0; i < n; i++)
-			u[i] = ops_silu(acc[i]);
+		c->k->silu(acc, u, n);
 	}
 }
 
@@ -934,17 +933,20 @@ moe_inputs(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int 
 	return quantize(c, &c->qg, c->gx, n_rows, d);
 }
 
-static void
-swiglu(float *g, const float *u, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		g[i] = ops_silu(g[i]) * u[i];
-}
-
+/* g = silu(g) * u, row by row (the same lanes for a row in decode and prefill). */
 static void
 swiglu_chunk(const struct rows_step *s, int r0, int r1)
 {
-	swiglu(s->Y + (size_t)r0 * s->n, s->X + (size_t)r0 * s->n, (size_t)(r1 - r0) * s->n);
+	size_t n = (size_t)s->n;
+
+	for (int r = r0; r < r1; r++) {
+		float *g = s->Y + (size_t)r * n;
+		const float *u = s->X + (size_t)r * n;
+
+		s->c->k->silu(g, g, s->n);
+		for (size_t i = 0; i < n; i++)
+			g[i] *= u[i];
+	}
 }
 
 /* g = silu(g) * u over n_rows rows of n. */

@@ -840,10 +840,45 @@ test_select(void)
 	printf("kernels_get: %s\n", k->name);
 }
 
+/*
+ * silu in every tier against a double-precision SiLU over [-100, 100] (the
+ * clamped tails included), and each element the same whether it is computed
+ * alone or inside a longer array (vector lanes and tails alike).
+ */
+static void
+test_silu(void)
+{
+	enum { N = 203 };
+	const struct kernels *all[3] = { &kernels_scalar };
+	float x[N], y[N], one;
+	int n_all = 1, bad = 0, moved = 0;
+
+	for (int k = 0; k < n_tiers; k++)
+		all[n_all++] = tiers[k];
+	for (int i = 0; i < N; i++)
+		x[i] = i < 3 ? (float)(100 * (i - 1)) : (float)(i - N / 2) * (i % 5 == 0 ? 0.9f : 0.013f);
+	for (int k = 0; k < n_all; k++) {
+		all[k]->silu(x, y, N);
+		for (int i = 0; i < N; i++) {
+			double ref = x[i] / (1.0 + exp(-(double)x[i]));
+
+			if (fabs(y[i] - ref) > 3e-7 * fabs(ref) + 1e-30)
+				bad++;
+			all[k]->silu(x + i, &one, 1);
+			if (one != y[i])
+				moved++;
+		}
+		all[k]->silu(x, x + 0, 0); /* n = 0 touches nothing */
+	}
+	T_EQ_INT(bad, 0);
+	T_EQ_INT(moved, 0);
+}
+
 int
 main(void)
 {
 	find_tiers();
+	test_silu();
 	test_select();
 	test_dequant_known();
 	test_q8_ok();

@@ -990,6 +990,53 @@ delta_step(float *S, int dk, int dv, const float *q, const float *k, const float
 		delta_rows(S + (size_t)j * dk, dk, 1, q, k, v + j, beta, decay, kq, o + j);
 }
 
+/* exp(t) as avx512.c's exp16, 2^n built in the exponent bits. */
+static inline __m256
+exp8(__m256 t)
+{
+	const __m256 c[6] = { _mm256_set1_ps(1.9875691500e-4f), _mm256_set1_ps(1.3981999507e-3f),
+			      _mm256_set1_ps(8.3334519073e-3f), _mm256_set1_ps(4.1665795894e-2f),
+			      _mm256_set1_ps(1.6666665459e-1f), _mm256_set1_ps(5.0000001201e-1f) };
+	__m256 n, r, p;
+	__m256i e;
+
+	t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+	n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.44269504089f)),
+			    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), t);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	p = c[0];
+	for (int i = 1; i < 6; i++)
+		p = _mm256_fmadd_ps(p, r, c[i]);
+	p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	/* n is in [-126, 127] after the clamp: 2^n is (n + 127) << 23. */
+	e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static inline __m256
+silu8(__m256 v)
+{
+	return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f),
+					      exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+}
+
+/* The tail goes through the same vector code, from a padded copy. */
+static void
+silu(const float *x, float *y, int n)
+{
+	float pad[8] = { 0 };
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, silu8(_mm256_loadu_ps(x + i)));
+	if (i < n) {
+		memcpy(pad, x + i, (size_t)(n - i) * sizeof(float));
+		_mm256_storeu_ps(pad, silu8(_mm256_loadu_ps(pad)));
+		memcpy(y + i, pad, (size_t)(n - i) * sizeof(float));
+	}
+}
+
 const struct kernels kernels_avx2 = {
 	.name = "avx2",
 	.matmul_f32 = matmul_f32,
@@ -1004,4 +1051,5 @@ const struct kernels kernels_avx2 = {
 	.scores_h = scores_h,
 	.mix_h = mix_h,
 	.delta_step = delta_step,
+	.silu = silu,
 };

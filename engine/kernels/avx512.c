@@ -1208,6 +1208,46 @@ delta_step(float *S, int dk, int dv, const float *q, const float *k, const float
 		delta_rows(S + (size_t)j * dk, dk, 1, kv, qv, v + j, beta, decay, kq, o + j);
 }
 
+/*
+ * exp(t) for t in [-87, 88] (clamped): t = n ln2 + r with |r| <= ln2 / 2
+ * (ln2 in two parts, as Cephes' expf), a degree-6 polynomial for exp(r),
+ * then scalef by 2^n.  About 1 ulp.
+ */
+static inline __m512
+exp16(__m512 t)
+{
+	const __m512 c[6] = { _mm512_set1_ps(1.9875691500e-4f), _mm512_set1_ps(1.3981999507e-3f),
+			      _mm512_set1_ps(8.3334519073e-3f), _mm512_set1_ps(4.1665795894e-2f),
+			      _mm512_set1_ps(1.6666665459e-1f), _mm512_set1_ps(5.0000001201e-1f) };
+	__m512 n, r, p;
+
+	t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+	n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504089f)),
+				 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+	p = c[0];
+	for (int i = 1; i < 6; i++)
+		p = _mm512_fmadd_ps(p, r, c[i]);
+	p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+	return _mm512_scalef_ps(p, n);
+}
+
+static void
+silu(const float *x, float *y, int n)
+{
+	const __m512 one = _mm512_set1_ps(1.0f);
+
+	for (int i = 0; i < n; i += 16) {
+		__mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+		__m512 v = _mm512_maskz_loadu_ps(m, x + i);
+
+		_mm512_mask_storeu_ps(
+			y + i, m,
+			_mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v)))));
+	}
+}
+
 const struct kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul_f32 = matmul_f32,
@@ -1222,4 +1262,5 @@ const struct kernels kernels_avx512 = {
 	.scores_h = scores_h,
 	.mix_h = mix_h,
 	.delta_step = delta_step,
+	.silu = silu,
 };

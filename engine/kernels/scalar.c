@@ -400,6 +400,13 @@ delta_step(float *S, int dk, int dv, const float *q, const float *k, const float
 	}
 }
 
+static void
+silu(const float *x, float *y, int n)
+{
+	for (int i = 0; i < n; i++)
+		y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
 const struct kernels kernels_scalar = {
 	.name = "scalar",
 	.matmul_f32 = matmul_f32,
@@ -414,4 +421,5 @@ const struct kernels kernels_scalar = {
 	.scores_h = scores_h,
 	.mix_h = mix_h,
 	.delta_step = delta_step,
+	.silu = silu,
 };

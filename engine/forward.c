@@ -785,7 +785,7 @@ gdn_head(struct gdn_step *st, int h, float *tmp)
 			float *z = c->zbuf + (size_t)t * m->value_dim + h * dv;
 			float *o = tmp + (size_t)(t - t0) * dv;
 
-			ops_rmsnorm_gated(o, st->g->norm, z, dv, m->cfg.rms_eps);
+			ops_rmsnorm_gated(c->k, o, st->g->norm, z, dv, m->cfg.rms_eps);
 			memcpy(z, o, (size_t)dv * sizeof(float));
 		}
 	}

@@ -37,8 +37,13 @@ ops_softplus(float x)
 /* Zero-centred RMSNorm (Qwen3NextRMSNorm): y = x / rms(x) * (1 + w).  y may be x. */
 void ops_rmsnorm_zc(float *y, const float *x, const float *w, int n, float eps);
 
-/* Gated RMSNorm in place: o = o / rms(o) * w * silu(z) (weight used directly). */
-void ops_rmsnorm_gated(float *o, const float *w, const float *z, int n, float eps);
+/*
+ * Gated RMSNorm in place: o = o / rms(o) * w * silu(z) (weight used directly).
+ * z is overwritten with silu(z), taken by k's silu (the SIMD tiers' one exp
+ * polynomial: the same for a row in decode and prefill).
+ */
+void ops_rmsnorm_gated(const struct kernels *k, float *o, const float *w, float *z, int n,
+		       float eps);
 
 /* x = x / sqrt(sum x^2 + eps) * scale (FLA's l2norm). */
 void ops_l2norm(float *x, int n, float eps, float scale);

@@ -34,12 +34,12 @@ test_norms(void)
 	T_NEAR(y[0] / x[0], 1.5 / sqrt(140.0 / 7), 1e-6);
 	/* Gated: weight applied directly; silu(0) = 0 zeroes everything. */
 	memcpy(y, x, sizeof(x));
-	ops_rmsnorm_gated(y, w1, z, 7, 0);
+	ops_rmsnorm_gated(kernels_get(), y, w1, z, 7, 0);
 	T_NEAR(y[3], 0, 1e-9);
 	for (int i = 0; i < 7; i++)
 		z[i] = 2;
 	memcpy(y, x, sizeof(x));
-	ops_rmsnorm_gated(y, w1, z, 7, 1e-6f);
+	ops_rmsnorm_gated(kernels_get(), y, w1, z, 7, 1e-6f);
 	T_NEAR(y[6], 7 / sqrt(140.0 / 7 + 1e-6) * 0.5 * (2 / (1 + exp(-2.0))), 1e-5);
 	memcpy(y, x, sizeof(x));
 	ops_l2norm(y, 7, 0, 2.0f);

@@ -38,6 +38,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "exp-poly.h"
 #include "prefetch-rows.h"
 #include "util.h"
 
@@ -994,20 +995,17 @@ delta_step(float *S, int dk, int dv, const float *q, const float *k, const float
 static inline __m256
 exp8(__m256 t)
 {
-	const __m256 c[6] = { _mm256_set1_ps(1.9875691500e-4f), _mm256_set1_ps(1.3981999507e-3f),
-			      _mm256_set1_ps(8.3334519073e-3f), _mm256_set1_ps(4.1665795894e-2f),
-			      _mm256_set1_ps(1.6666665459e-1f), _mm256_set1_ps(5.0000001201e-1f) };
 	__m256 n, r, p;
 	__m256i e;
 
-	t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-	n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.44269504089f)),
+	t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(EXP_MIN)), _mm256_set1_ps(EXP_MAX));
+	n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(EXP_LOG2E)),
 			    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), t);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-	p = c[0];
-	for (int i = 1; i < 6; i++)
-		p = _mm256_fmadd_ps(p, r, c[i]);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), t);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), r);
+	p = _mm256_set1_ps(EXP_C[0]);
+	for (int i = 1; i < EXP_N_C; i++)
+		p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C[i]));
 	p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
 	/* n is in [-126, 127] after the clamp: 2^n is (n + 127) << 23. */
 	e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);

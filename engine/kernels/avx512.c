@@ -27,6 +27,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "exp-poly.h"
 #include "prefetch-rows.h"
 #include "util.h"
 
@@ -1209,26 +1210,21 @@ delta_step(float *S, int dk, int dv, const float *q, const float *k, const float
 }
 
 /*
- * exp(t) for t in [-87, 88] (clamped): t = n ln2 + r with |r| <= ln2 / 2
- * (ln2 in two parts, as Cephes' expf), a degree-6 polynomial for exp(r),
- * then scalef by 2^n.  About 1 ulp.
+ * exp(t) as exp-poly.h describes, 2^n applied by scalef.
  */
 static inline __m512
 exp16(__m512 t)
 {
-	const __m512 c[6] = { _mm512_set1_ps(1.9875691500e-4f), _mm512_set1_ps(1.3981999507e-3f),
-			      _mm512_set1_ps(8.3334519073e-3f), _mm512_set1_ps(4.1665795894e-2f),
-			      _mm512_set1_ps(1.6666665459e-1f), _mm512_set1_ps(5.0000001201e-1f) };
 	__m512 n, r, p;
 
-	t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-	n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504089f)),
+	t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(EXP_MIN)), _mm512_set1_ps(EXP_MAX));
+	n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(EXP_LOG2E)),
 				 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
-	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-	p = c[0];
-	for (int i = 1; i < 6; i++)
-		p = _mm512_fmadd_ps(p, r, c[i]);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), t);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
+	p = _mm512_set1_ps(EXP_C[0]);
+	for (int i = 1; i < EXP_N_C; i++)
+		p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C[i]));
 	p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
 	return _mm512_scalef_ps(p, n);
 }

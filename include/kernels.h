@@ -183,6 +183,13 @@ const struct kernels *kernels_get(void);
  */
 size_t kernels_chunk_y_bytes(void);
 
+/*
+ * The calling thread's buffer for one chunk of prefill output rows (at least
+ * kernels_chunk_y_bytes() plus 64 bytes, 64-byte aligned), made on first use
+ * and freed when the thread ends; NULL when out of memory.  Any thread.
+ */
+float *kernels_y_scratch(void);
+
 /* A specific tier by name, or NULL when unknown or not supported by this CPU. */
 const struct kernels *kernels_tier(const char *name);
 

@@ -450,7 +450,10 @@ test_gptq(void)
 				      { 4, 1024, 128, 208, 12 },
 				      /* Y over 2 MiB: more than one chunk at any L2 size */
 				      { 8, 128, 128, 4096, 130 },
-				      { 2, 128, 128, 256, 170 } };
+				      { 2, 128, 128, 256, 170 },
+				      /* several chunks of several spans: packed partial sums */
+				      { 8, 512, 128, 2048, 140 },
+				      { 4, 256, 128, 4096, 70 } };
 	size_t bi, ni, gi, oi;
 	int run = 0, o0, o1;
 

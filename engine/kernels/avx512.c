@@ -347,12 +347,26 @@ zero_tile(float *Y, int ldy, int t0, int nt, int o0, int o1)
 }
 
 /*
+ * Where a span's sums go: row t of the output for output o is at
+ * out + t * ldo + (o - col0), and the sums of the spans before it are read
+ * from in + t * ldi + (o - col0) (in is NULL for the first span: store).
+ * A prefill chunk keeps its partial sums in packed scratch rows and writes
+ * Y only from its last span (q8_spans).
+ */
+struct span_io {
+	float *out;
+	const float *in;
+	size_t ldo, ldi;
+	int col0;
+};
+
+/*
  * The fast path: one span of QKS inputs from input i0 (nr = QKS * bits / 32
  * qweight rows, one weight group, one activation scale per token) for outputs
  * [o0, o1) (a multiple of 16 * nv) and tokens t0..t0+nt-1.  Products stay
  * int32 over the whole span; then per token and output vector one
- * zero-point correction, one conversion and one fma with scale * d.  `first`
- * stores instead of adding (the first span of a row of Y).  pf, when given,
+ * zero-point correction, one conversion and one fma with scale * d, added to
+ * the sums of the spans before (io).  pf, when given,
  * prefetches the next span as this one is consumed (decode).
  *
  * 4-bit words are split as w & 0x0F (even inputs) and w & 0xF0 (odd inputs
@@ -367,8 +381,9 @@ zero_tile(float *Y, int ldy, int t0, int nt, int o0, int o1)
  * short; big tiles have chains enough.
  */
 static inline __attribute__((always_inline)) void
-q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0, float *Y,
-	int ldy, int o0, int o1, const int nv, const int bits, bool first, struct prefetch *pf)
+q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0,
+	const struct span_io *io, int o0, int o1, const int nv, const int bits,
+	struct prefetch *pf)
 {
 	const int nr = QKS * bits / 32;
 	const size_t n_out = (size_t)W->n_out, stride = (size_t)A->n_blk * QK;
@@ -386,6 +401,7 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 	const int8_t *act[SPAN_TOK];
 	int32_t st[SPAN_TOK];
 	float dt[SPAN_TOK], *yt[SPAN_TOK];
+	const float *pt[SPAN_TOK];
 	int t, v, r, k, o;
 
 	for (t = 0; t < nt; t++) {
@@ -397,7 +413,8 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 			st[t] += sum[k];
 		st[t] &= 0xFFFF;
 		dt[t] = A->d[(size_t)(t0 + t) * A->n_blk + b0];
-		yt[t] = Y + (size_t)(t0 + t) * ldy;
+		yt[t] = io->out + (size_t)(t0 + t) * io->ldo;
+		pt[t] = io->in + (size_t)(t0 + t) * io->ldi; /* unused when in is NULL */
 	}
 	for (o = o0; o < o1; o += 16 * nv) {
 		__m512i acc[2][SPAN_TOK], odd[2][SPAN_TOK];
@@ -462,7 +479,7 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 
 #pragma GCC unroll 8
 			for (t = 0; t < nt; t++) {
-				float *y = yt[t] + o + 16 * v;
+				size_t c = (size_t)(o - io->col0) + 16 * (size_t)v;
 				__m512i dot = acc[v][t];
 
 				if (bits == 4 && split4)
@@ -472,10 +489,11 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 
 				dot = _mm512_sub_epi32(
 					dot, _mm512_madd_epi16(zv, _mm512_set1_epi32(st[t])));
-				_mm512_storeu_ps(y, _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
-								    _mm512_mul_ps(sc, _mm512_set1_ps(dt[t])),
-								    first ? _mm512_setzero_ps()
-									  : _mm512_loadu_ps(y)));
+				_mm512_storeu_ps(yt[t] + c,
+						 _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+								 _mm512_mul_ps(sc, _mm512_set1_ps(dt[t])),
+								 io->in == NULL ? _mm512_setzero_ps()
+										: _mm512_loadu_ps(pt[t] + c)));
 			}
 		}
 		if (pf != NULL)
@@ -485,13 +503,13 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 
 /* q8_span with the bits, token and vector counts as constants. */
 static void
-q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, float *Y, int ldy,
-	    int o0, int o1, int nv, bool first, struct prefetch *pf)
+q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0,
+	    const struct span_io *io, int o0, int o1, int nv, struct prefetch *pf)
 {
 	switch ((W->bits == 8) * 16 + (nv - 1) * 8 + (nt - 1)) {
 #define SPAN_CASE(B, V, T)                                                                      \
 	case ((B) == 8) * 16 + ((V) - 1) * 8 + ((T) - 1):                                       \
-		q8_span(W, A, t0, T, i0, Y, ldy, o0, o1, V, B, first, pf);                      \
+		q8_span(W, A, t0, T, i0, io, o0, o1, V, B, pf);                                  \
 		break;
 #define SPAN_CASES(B, V)                                                                        \
 	SPAN_CASE(B, V, 1)                                                                      \
@@ -514,11 +532,15 @@ q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, 
 /*
  * Outputs [oc, oe) (a multiple of 16), all tokens, over the n_spans whole
  * spans: span by span, token tile by token tile, 32 outputs at a time (16 at
- * the end).  Decode prefetches the next span as it goes.
+ * the end).  The sums stay in Y, or with S in S's packed rows (oe - oc floats
+ * apart) until the last span writes Y.  A prefill chunk is revisited once per
+ * span, and Y's own rows are ldy apart: at ldy = 12288 (DeltaNet's input
+ * projection) a 1 MiB chunk of them fell on a quarter of L2's sets and went
+ * to L3 every span.  Decode prefetches the next span as it goes.
  */
 static void
-q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int ldy, int oc,
-	 int oe)
+q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int ldy, float *S,
+	 int oc, int oe)
 {
 	const int nr = QKS * W->bits / 32, n_tok = A->n_tok;
 	/* Two output vectors per step when tokens share each weight load;
@@ -529,14 +551,26 @@ q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int 
 	int s, t0, nt;
 
 	for (s = 0; s < n_spans; s++) {
+		struct span_io io = { Y + oc, Y + oc, (size_t)ldy, (size_t)ldy, oc };
+
+		if (S != NULL && s > 0) {
+			io.in = S;
+			io.ldi = (size_t)(oe - oc);
+		}
+		if (S != NULL && s < n_spans - 1) {
+			io.out = S;
+			io.ldo = (size_t)(oe - oc);
+		}
+		if (s == 0)
+			io.in = NULL;
 		prefetch_init(&pf, W, (s + 1) * nr, MIN((s + 2) * nr, W->n_in * W->bits / 32), oc,
 			      oe, n_tok);
 		for (t0 = 0; t0 < n_tok; t0 += SPAN_TOK) {
 			nt = MIN(SPAN_TOK, n_tok - t0);
 			if (o2 > oc)
-				q8_span_any(W, A, t0, nt, s * QKS, Y, ldy, oc, o2, nv, s == 0, &pf);
+				q8_span_any(W, A, t0, nt, s * QKS, &io, oc, o2, nv, &pf);
 			if (oe > o2)
-				q8_span_any(W, A, t0, nt, s * QKS, Y, ldy, o2, oe, 1, s == 0, &pf);
+				q8_span_any(W, A, t0, nt, s * QKS, &io, o2, oe, 1, &pf);
 		}
 	}
 }
@@ -545,6 +579,7 @@ static void
 matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0, int o1)
 {
 	int ov1 = o0 + (o1 - o0) / 16 * 16, chunk, oc, oe, t0, b, n_spans = 0;
+	float *S = NULL;
 
 	/* Whole QKS spans take the fast path; the rest (other group sizes,
 	 * 2-bit weights, a short last span) goes block by block. */
@@ -552,10 +587,15 @@ matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0,
 		n_spans = W->n_in / QKS;
 	if (ov1 > o0) {
 		chunk = chunk_outputs(A->n_tok, ov1 - o0, 32);
+		/* Packed sums when a chunk's rows of Y are not contiguous (and the
+		 * chunk fits: past 8192 tokens it is wider than chunk_y_bytes). */
+		if (n_spans * QKS == W->n_in && A->n_tok > TOK_TILE && chunk < ldy &&
+		    (size_t)chunk * (size_t)A->n_tok * sizeof(float) <= kernels_chunk_y_bytes())
+			S = kernels_y_scratch();
 		for (oc = o0; oc < ov1; oc += chunk) {
 			oe = MIN(oc + chunk, ov1);
 			if (n_spans > 0)
-				q8_spans(W, A, n_spans, Y, ldy, oc, oe);
+				q8_spans(W, A, n_spans, Y, ldy, S, oc, oe);
 			else
 				zero_tile(Y, ldy, 0, A->n_tok, oc, oe);
 			for (b = n_spans * (QKS / QK); b < A->n_blk; b++) {

@@ -9,6 +9,7 @@
 #include "kernels.h"
 
 #include <cpuid.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,9 @@
 #include <unistd.h>
 
 #include "util.h"
+
+/* The most bytes kernels_chunk_y_bytes() returns. */
+#define CHUNK_Y_MAX ((size_t)2 << 20)
 
 /* GLOBAL: the tier in use, written once by the first kernels_get() (before
  * any worker thread exists) and only read afterwards. */
@@ -70,6 +74,35 @@ kernels_chunk_y_bytes(void)
 	return chunk_y_bytes;
 }
 
+/* GLOBAL: the key of each thread's kernels_y_scratch() buffer, made once. */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void
+scratch_key_make(void)
+{
+	/* The destructor frees a worker's buffer when its thread ends. */
+	if (pthread_key_create(&scratch_key, free) != 0)
+		abort(); /* only when the process is out of keys: nothing to fall back to */
+}
+
+float *
+kernels_y_scratch(void)
+{
+	float *p;
+
+	pthread_once(&scratch_once, scratch_key_make);
+	p = pthread_getspecific(scratch_key);
+	if (p == NULL) {
+		p = aligned_alloc(64, CHUNK_Y_MAX + 64);
+		if (p == NULL || pthread_setspecific(scratch_key, p) != 0) {
+			free(p);
+			return NULL;
+		}
+	}
+	return p;
+}
+
 /* Half of L2: the rest is for the weight panel and the activations. */
 static size_t
 l2_half(void)
@@ -78,7 +111,7 @@ l2_half(void)
 
 	if (l2 <= 0)
 		return 128 * 1024; /* unknown: small enough for any x86 core */
-	return MIN(MAX((size_t)l2 / 2, (size_t)128 * 1024), (size_t)2 << 20);
+	return MIN(MAX((size_t)l2 / 2, (size_t)128 * 1024), (size_t)CHUNK_Y_MAX);
 }
 
 const struct kernels *

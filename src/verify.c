@@ -13,7 +13,8 @@
  * Pass criteria: float32 path (--f32): every logit within --tol (2e-3) x
  * logit_abs_max and the greedy ids identical.  Default (int8 activation)
  * path: golden top-1 token reproduced at >= --min-top1 of prompt positions
- * in every schedule.
+ * in every schedule.  On either path a logit that is NaN or infinite, the
+ * engine's or the golden's, is a failure.
  *
  * CLI main thread only.
  */
@@ -86,10 +87,41 @@ golden_abs_max(const char *file)
 	return v;
 }
 
+/*
+ * Max |a - b| over n values; NaN when either side has a NaN or an infinity
+ * (fmax would drop a NaN, and a broken row would then pass).
+ */
+static double
+max_err(const float *a, const float *b, size_t n)
+{
+	double e = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double d = fabs((double)a[i] - b[i]);
+
+		if (!isfinite(a[i]) || !isfinite(b[i]))
+			return NAN;
+		e = d > e ? d : e;
+	}
+	return e;
+}
+
+/* How many of n values are NaN or infinite. */
+static size_t
+count_nonfinite(const float *a, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += !isfinite(a[i]);
+	return k;
+}
+
 static int
 golden_open(struct golden *g, const char *file, int vocab, int dim, char **cause)
 {
 	const struct st_tensor *ids, *lg, *hid, *gi, *gl;
+	size_t bad;
 
 	memset(g, 0, sizeof(*g));
 	if ((g->st = st_open_file(file, cause)) == NULL)
@@ -117,22 +149,14 @@ golden_open(struct golden *g, const char *file, int vocab, int dim, char **cause
 		g->hidden = hid->data;
 		g->L1 = (int)hid->shape[0];
 	}
+	if ((bad = count_nonfinite(g->logits, (size_t)lg->n_elems)) != 0 ||
+	    (bad = count_nonfinite(g->glogits, (size_t)gl->n_elems)) != 0)
+		return cause_set(cause, "%s: %zu golden logits are NaN or infinite", file, bad);
 	g->abs_max = golden_abs_max(file);
 	if (g->abs_max <= 0)
 		for (int64_t i = 0; i < lg->n_elems; i++)
 			g->abs_max = fmax(g->abs_max, fabs(g->logits[i]));
 	return 0;
-}
-
-/* Max |a - b| over n values. */
-static double
-max_err(const float *a, const float *b, size_t n)
-{
-	double e = 0;
-
-	for (size_t i = 0; i < n; i++)
-		e = fmax(e, fabs((double)a[i] - b[i]));
-	return e;
 }
 
 /* Feed the prompt by the chunk sizes in sched (0-terminated; the last
@@ -155,21 +179,29 @@ feed(struct ctx *c, const struct golden *g, const int *sched, float *logits, cha
 	return 0;
 }
 
-/* Greedy continuation after the prompt; returns the number of matching ids. */
+/*
+ * Greedy continuation after the prompt; returns the number of matching ids.
+ * err: the largest logit error (NaN if a logit was not finite), bad: how
+ * many logits were not finite.
+ */
 static int
 greedy(struct ctx *c, const struct golden *g, const float *last, float *buf, double *err,
-       char **cause)
+       size_t *bad, char **cause)
 {
 	int ok = 0;
 
 	*err = 0;
+	*bad = 0;
 	for (int i = 0; i < g->N; i++) {
 		int want = g->greedy[i], got = argmax_f32(i == 0 ? last : buf, g->V);
+		double e;
 
 		ok += got == want;
 		if (ctx_forward(c, &g->greedy[i], 1, buf, false, cause) != 0)
 			return -1;
-		*err = fmax(*err, max_err(buf, g->glogits + (size_t)i * g->V, (size_t)g->V));
+		*bad += count_nonfinite(buf, (size_t)g->V);
+		e = max_err(buf, g->glogits + (size_t)i * g->V, (size_t)g->V);
+		*err = isnan(e) || e > *err ? e : *err;
 	}
 	return ok;
 }
@@ -214,21 +246,29 @@ run_sched(struct ctx *c, const struct golden *g, const struct sched *s, const st
 	  float *logits, float *buf, char **cause)
 {
 	double err, gerr, rel;
+	size_t bad, gbad;
 	int top1 = 0, gok;
 
 	if (feed(c, g, s->chunks, logits, cause) != 0)
 		return -1;
 	err = max_err(logits, g->logits, (size_t)g->T * g->V);
+	bad = count_nonfinite(logits, (size_t)g->T * g->V);
 	for (int t = 0; t < g->T; t++)
 		top1 += argmax_f32(logits + (size_t)t * g->V, g->V) ==
 			argmax_f32(g->logits + (size_t)t * g->V, g->V);
-	if ((gok = greedy(c, g, logits + (size_t)(g->T - 1) * g->V, buf, &gerr, cause)) < 0)
+	gok = greedy(c, g, logits + (size_t)(g->T - 1) * g->V, buf, &gerr, &gbad, cause);
+	if (gok < 0)
 		return -1;
-	rel = fmax(err, gerr) / g->abs_max;
+	rel = isnan(err) || isnan(gerr) ? NAN : fmax(err, gerr) / g->abs_max;
 	printf("%-24s max err %.3e x logit_abs_max (prompt %.3e, greedy %.3e), top-1 %d/%d "
 	       "(%.1f%%), greedy ids %d/%d\n",
 	       s->name, rel, err / g->abs_max, gerr / g->abs_max, top1, g->T, 100.0 * top1 / g->T,
 	       gok, g->N);
+	if (bad + gbad != 0) {
+		printf("%-24s %zu logits are NaN or infinite (%zu in the prompt, %zu greedy)\n",
+		       s->name, bad + gbad, bad, gbad);
+		return 1; /* broken numbers fail on either path */
+	}
 	if (o->f32)
 		return rel <= o->tol && gok == g->N ? 0 : 1;
 	return (double)top1 / g->T >= o->min_top1 ? 0 : 1;
@@ -261,8 +301,9 @@ verify_self(struct ctx *c, const struct model *m, const struct vopts *o)
 
 		if (feed(c, &g, scheds[k].chunks, got, NULL) != 0)
 			goto out;
+		/* NaN when a logit of either run is not finite: fails below. */
 		e = max_err(got, ref, (size_t)g.T * g.V) / g.abs_max;
-		worst = fmax(worst, e);
+		worst = isnan(e) || e > worst ? e : worst;
 		printf("%-24s max err %.3e x logit_abs_max vs the whole prompt\n", scheds[k].name, e);
 	}
 	rc = worst <= o->tol ? 0 : 1;

@@ -76,6 +76,34 @@ check "usage error" 2 $Q verify --model tests/data/tiny
 check "unknown command" 2 $Q frobnicate
 check "--help" 0 $Q --help
 check "--version" 0 $Q --version
+
+# Broken numbers never pass (issue 10): NaN in one lm_head row of a copy of
+# tiny, and NaN in a copy of its golden.  poison DIR FILE TENSOR BYTES: write
+# BYTES (printf escapes) over the start of TENSOR's data in DIR/FILE, a copy.
+poison() {
+	f=$1/$2
+	cp "$f" "$f.tmp" && mv "$f.tmp" "$f" # a file of its own, not a link
+	n=$(od -An -t u8 -N8 "$f" | tr -d ' ')
+	off=$(head -c $((8 + n)) "$f" | tail -c "$n" |
+		sed -n "s/.*\"$3\":{[^}]*\"data_offsets\":\[\([0-9]*\),.*/\1/p")
+	printf "$4" | dd of="$f" bs=1 seek=$((8 + n + off)) conv=notrunc status=none
+}
+nan=$(mktemp -d)
+for x in tests/data/tiny/*; do ln -s "$PWD/$x" "$nan/"; done
+poison "$nan" model-00002-of-00002.safetensors lm_head.weight '\300\177\300\177' # BF16 NaN
+check "NaN lm_head row fails, float32 path" 1 \
+	$Q verify --model "$nan" --golden tests/data/tiny/golden.safetensors --f32
+has "NaN logits counted" "logits are NaN or infinite"
+check "NaN lm_head row fails, int8 path" 1 \
+	$Q verify --model "$nan" --golden tests/data/tiny/golden.safetensors --min-top1 0.8
+check "NaN lm_head row fails, schedules" 1 $Q verify --model "$nan" --self --tokens 20
+rm "$nan/model-00002-of-00002.safetensors"
+ln -s "$PWD/tests/data/tiny/model-00002-of-00002.safetensors" "$nan/"
+poison "$nan" golden.safetensors logits '\0\0\300\177' # F32 NaN
+check "NaN in the golden fails" 1 \
+	$Q verify --model "$nan" --golden "$nan/golden.safetensors" --f32
+has "golden NaN named" "golden logits are NaN or infinite"
+rm -rf "$nan"
 rm -f "$out"
 echo "cli-verify: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -410,9 +410,10 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n,
 		rc = 0;
 		goto out;
 	}
-	/* No masking of the embedding's padding rows: a trained model never
-	 * favours them, and the golden greedy runs over every row. */
-	smp = sampler_new(&gp->sp, s->m->cfg.vocab_size, s->m->cfg.vocab_size);
+	/* Only ids the tokenizer knows: lm_head has padding rows past them
+	 * (151,669-151,935 in the real model) that decode to nothing. */
+	smp = sampler_new(&gp->sp, s->m->cfg.vocab_size,
+			  MIN(s->m->cfg.vocab_size, tokenizer_n_vocab(s->tok)));
 	st->ttft_s = t1;
 	if (decode_loop(s, smp, gp, arg, &ea, st, cause) != 0)
 		goto out;

@@ -1,7 +1,10 @@
 /*
  * test-session.c - the reply loop end to end on the tiny golden model:
  * the golden conversation with greedy sampling on the float32 path must
- * generate exactly the golden greedy_ids, both through session_reply and
+ * generate exactly the golden greedy_ids up to the first that is a padding
+ * row of lm_head (the reference's argmax runs over every row; the sampler
+ * only over the tokenizer's ids, and no sampled id is ever past them), both
+ * through session_reply and
  * through the real `qnext` binary (its stdout + reasoning on stderr must be
  * the text of those ids); a follow-up turn reuses the saved prefix and gives
  * the same tokens as a fresh session; a prompt longer than the context is a
@@ -158,17 +161,22 @@ main(void)
 	const int32_t *ids;
 	int old_base;
 	int32_t first[64];
-	int n, n_first;
+	int n, n_first, n_gold = 0;
 
 	load_messages();
 	T_ASSERT(s != NULL && gi != NULL);
-	T_EQ_INT(greedy_reply(s, msgs, n_msgs, (int)gi->n_elems, &st), 0);
+	/* The golden ids before the first padding row (9 of tiny's 24). */
+	while (n_gold < gi->n_elems &&
+	       ((const int32_t *)gi->data)[n_gold] < tokenizer_n_vocab(session_tokenizer(s)))
+		n_gold++;
+	T_ASSERT(n_gold >= 8);
+	T_EQ_INT(greedy_reply(s, msgs, n_msgs, n_gold, &st), 0);
 	ids = session_last_ids(s, &n);
-	T_EQ_INT(n, gi->n_elems);
-	T_ASSERT(memcmp(ids, gi->data, (size_t)gi->n_bytes) == 0);
+	T_EQ_INT(n, n_gold);
+	T_ASSERT(memcmp(ids, gi->data, (size_t)n_gold * sizeof(int32_t)) == 0);
 	T_EQ_INT(st.prompt_tokens, 153);
 	T_EQ_INT(st.stop, GEN_STOP_LENGTH);
-	test_cli(session_tokenizer(s), gi->data, (int)gi->n_elems);
+	test_cli(session_tokenizer(s), gi->data, n_gold);
 
 	/* Polled within every layer of the prefill, not once per chunk. */
 	{
@@ -192,10 +200,10 @@ main(void)
 			T_EQ_INT(st.gen_tokens, 0);
 			T_EQ_INT(q.calls, k);
 			T_EQ_INT(q.progress, k > p.calls_at_first_progress);
-			T_EQ_INT(greedy_reply(fresh, msgs, n_msgs, (int)gi->n_elems, &st), 0);
+			T_EQ_INT(greedy_reply(fresh, msgs, n_msgs, n_gold, &st), 0);
 			ids = session_last_ids(fresh, &n);
-			T_EQ_INT(n, gi->n_elems);
-			T_ASSERT(memcmp(ids, gi->data, (size_t)gi->n_bytes) == 0);
+			T_EQ_INT(n, n_gold);
+			T_ASSERT(memcmp(ids, gi->data, (size_t)n_gold * sizeof(int32_t)) == 0);
 			session_close(fresh);
 		}
 	}
@@ -242,6 +250,35 @@ main(void)
 		sampler_params_default(&gp.sp);
 		T_EQ_INT(session_reply(s, msgs, n_msgs, &gp, collect, NULL, &st, &cause), -1);
 		T_STR_CONTAINS(cause, "does not fit the context of 64");
+		free(cause);
+	}
+	session_close(s);
+
+	/*
+	 * Never an id past the tokenizer's: tiny's lm_head has 1088 rows and its
+	 * tokenizer 982 ids; at temperature 2 over all rows a random model picks
+	 * one of the 106 padding rows about one token in ten.
+	 */
+	s = open_tiny(1024);
+	{
+		struct gen_params gp = { .max_tokens = 300 };
+		struct chat_msg hi = { .role = "user", .content = "Hi" };
+		int n_tok = tokenizer_n_vocab(session_tokenizer(s)), past = 0;
+		char *cause = NULL;
+
+		T_ASSERT(n_tok < 1088);
+		sampler_params_default(&gp.sp);
+		gp.sp.temperature = 2;
+		gp.sp.top_k = 0;
+		gp.sp.top_p = 1;
+		gp.sp.min_p = 0;
+		gp.sp.seed = 11;
+		T_EQ_INT(session_reply(s, &hi, 1, &gp, collect, NULL, &st, &cause), 0);
+		ids = session_last_ids(s, &n);
+		T_ASSERT(n > 50);
+		for (int i = 0; i < n; i++)
+			past += ids[i] >= n_tok;
+		T_EQ_INT(past, 0);
 		free(cause);
 	}
 	session_close(s);

@@ -788,10 +788,11 @@ config_load(struct model_config *c, const char *dir, char **cause)
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
-	if ((json = read_file(path, &len, cause)) == NULL)
+	if ((json = read_file_max(path, READ_MAX_CONFIG, &len, cause)) == NULL)
 		goto out;
 	/* Read even when config.json has its own copy; parse_all then ignores it. */
-	if (access(qpath, F_OK) == 0 && (qjson = read_file(qpath, &qlen, cause)) == NULL)
+	if (access(qpath, F_OK) == 0 &&
+	    (qjson = read_file_max(qpath, READ_MAX_CONFIG, &qlen, cause)) == NULL)
 		goto out;
 	rc = parse_all(c, json, len, qjson, qlen, path, qpath, cause);
 out:

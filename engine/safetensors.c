@@ -440,7 +440,8 @@ map_file(const char *path, const uint8_t **base, size_t *len, char **cause)
 	void *p;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	/* O_NONBLOCK: a FIFO named like a shard is refused below, not waited on. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) == -1)
 		return cause_set(cause, "%s: %s", path, strerror(errno));
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || (uintmax_t)sb.st_size > SIZE_MAX) {
 		close(fd);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -120,7 +121,6 @@ int
 gen_config_load(struct gen_config *g, const char *dir, char **cause)
 {
 	char *path = xasprintf("%s/generation_config.json", dir);
-	json_error_t err;
 	json_t *j;
 	float k = -1;
 	int rc = -1;
@@ -130,14 +130,13 @@ gen_config_load(struct gen_config *g, const char *dir, char **cause)
 	g->n_eos = 2;
 	g->eos[0] = 151645; /* <|im_end|> */
 	g->eos[1] = 151643; /* <|endoftext|> */
-	if ((j = json_load_file(path, 0, &err)) == NULL) {
-		FILE *f = fopen(path, "r");
-
-		rc = f == NULL ? 0 : cause_set(cause, "%s:%d: %s", path, err.line, err.text);
-		if (f != NULL)
-			fclose(f);
+	if (access(path, F_OK) != 0) {
+		free(path); /* none: the defaults */
+		return 0;
+	}
+	if ((j = json_read_file(path, READ_MAX_CONFIG, cause)) == NULL) {
 		free(path);
-		return rc;
+		return -1;
 	}
 	if (!json_is_object(j)) {
 		cause_set(cause, "%s: not a JSON object", path);

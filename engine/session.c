@@ -63,7 +63,8 @@ static void
 check_template(struct session *s, const char *dir)
 {
 	char *path = xasprintf("%s/tokenizer_config.json", dir);
-	json_t *j = json_load_file(path, 0, NULL), *t = json_object_get(j, "chat_template");
+	json_t *j = json_read_file(path, READ_MAX_CONFIG, NULL);
+	json_t *t = json_object_get(j, "chat_template");
 
 	if (json_is_string(t) && !chat_template_is_builtin(json_string_value(t)))
 		s->notice = xstrdup("the model's chat template differs from qnext's built-in Qwen3 "

@@ -1125,7 +1125,7 @@ check_config(const struct tokenizer *t, const char *dir, char **cause)
 		rc = 0;
 		goto out;
 	}
-	if ((text = read_file(path, &len, cause)) == NULL ||
+	if ((text = read_file_max(path, READ_MAX_CONFIG, &len, cause)) == NULL ||
 	    (root = parse_json(text, len, path, cause)) == NULL)
 		goto out;
 	rc = check_config_tokens(t, get(root, "added_tokens_decoder"), path, cause);

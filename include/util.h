@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define MAX(a, b)    ((a) > (b) ? (a) : (b))
@@ -65,8 +67,35 @@ int argmax_f32(const float *x, int n);
 /* Seconds from a monotonic clock. */
 double now_sec(void);
 
-/* Read a whole file into a malloc'd, NUL-terminated buffer.  Returns NULL and sets
- * cause on failure.  *len_out (optional) receives the length without the NUL. */
+/*
+ * Bounds on what qnext reads whole.  The real model's shard index is about
+ * 20 MB and its tokenizer.json 11 MB; configs are kilobytes (hundreds with
+ * an extra_config for every layer).
+ */
+#define READ_MAX_BIG    ((size_t)256 << 20) /* tokenizer, shard index, stdin */
+#define READ_MAX_CONFIG ((size_t)16 << 20)  /* config.json and its kind */
+
+/*
+ * Read a whole regular file of at most max bytes into a malloc'd,
+ * NUL-terminated buffer.  The open never blocks (O_NONBLOCK: a FIFO is
+ * refused, not waited on), and anything that is not a regular file (a FIFO,
+ * /dev/zero, a directory) is refused by name.  Returns NULL and sets cause
+ * on failure.  *len_out (optional) receives the length without the NUL.
+ */
+char *read_file_max(const char *path, size_t max, size_t *len_out, char **cause);
+
+/* read_file_max with READ_MAX_BIG. */
 char *read_file(const char *path, size_t *len_out, char **cause);
+
+/*
+ * A JSON file read with read_file_max (regular files only, at most max
+ * bytes) and parsed with duplicate keys refused; NULL with cause ("PATH:
+ * not a regular file", "PATH:LINE: what") on failure.
+ */
+json_t *json_read_file(const char *path, size_t max, char **cause);
+
+/* Everything an open descriptor (stdin, a pipe) gives until EOF, at most max
+ * bytes; name is what errors call it.  Same result as read_file_max. */
+char *read_fd(int fd, const char *name, size_t max, size_t *len_out, char **cause);
 
 #endif

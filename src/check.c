@@ -304,7 +304,7 @@ static void
 gather_index(struct check *c)
 {
 	char *path = xasprintf("%s/%s", c->dir, INDEX_NAME);
-	json_t *root = json_load_file(path, 0, NULL);
+	json_t *root = json_read_file(path, READ_MAX_BIG, NULL);
 	json_t *map = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
 	const char *key;
 	json_t *val;
@@ -574,7 +574,7 @@ peek_header(struct file *f)
 		f->at_least = true;
 		return;
 	}
-	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
 		return; /* the hashing step reports it */
 	if (pread_full(fd, len8, 8, 0) != 0)
 		goto out;
@@ -666,7 +666,7 @@ hash_file(struct hasher *h, struct file *f, unsigned char *buf, EVP_MD_CTX *ctx)
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
 		f->err = xasprintf("cannot open it: %s", errstr(errno, eb, sizeof(eb)));
 		return;
 	}

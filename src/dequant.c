@@ -400,11 +400,11 @@ write_config(const struct dqopts *opt, char **cause)
 		[OUT_BF16] = "bfloat16", [OUT_F16] = "float16", [OUT_F32] = "float32"
 	};
 	char *path = xasprintf("%s/config.json", opt->model);
-	json_error_t err;
-	json_t *c = json_load_file(path, 0, &err);
+	json_t *c = json_read_file(path, READ_MAX_CONFIG, cause);
 
 	if (c == NULL || !json_is_object(c)) {
-		cause_set(cause, "%s: %s", path, c == NULL ? err.text : "not a JSON object");
+		if (c != NULL)
+			cause_set(cause, "%s: not a JSON object", path);
 		json_decref(c);
 		free(path);
 		return -1;

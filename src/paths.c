@@ -46,7 +46,9 @@ hub_dir(void)
 static char *
 snapshot_main(const char *repo)
 {
-	char *ref = xasprintf("%s/refs/main", repo), *rev = read_file(ref, NULL, NULL), *dir = NULL;
+	/* A commit hash and a newline; 4 KiB is plenty. */
+	char *ref = xasprintf("%s/refs/main", repo), *rev = read_file_max(ref, 4096, NULL, NULL);
+	char *dir = NULL;
 
 	free(ref);
 	if (rev == NULL)

@@ -5,12 +5,16 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
 
 void *
 xmalloc(size_t size)
@@ -245,35 +249,80 @@ now_sec(void)
 }
 
 char *
-read_file(const char *path, size_t *len_out, char **cause)
+read_fd(int fd, const char *name, size_t max, size_t *len_out, char **cause)
 {
-	FILE *f;
 	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
+	size_t len = 0, cap = 0;
+	ssize_t n;
 
-	if ((f = fopen(path, "rb")) == NULL) {
-		cause_set(cause, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
 	for (;;) {
 		if (cap - len < 65536) {
 			cap = cap ? cap * 2 : 65536;
 			buf = xrealloc(buf, cap + 1);
 		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
+		n = read(fd, buf + len, MIN(cap - len, max + 1 - len));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			cause_set(cause, "%s: read error: %s", name, strerror(errno));
+			free(buf);
+			return NULL;
+		}
 		if (n == 0)
 			break;
+		if ((len += (size_t)n) > max) {
+			cause_set(cause, "%s: larger than %zu bytes, more than such a file may be",
+				  name, max);
+			free(buf);
+			return NULL;
+		}
 	}
-	if (ferror(f)) {
-		cause_set(cause, "%s: read error: %s", path, strerror(errno));
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
 	buf[len] = '\0';
 	if (len_out != NULL)
 		*len_out = len;
 	return buf;
+}
+
+char *
+read_file_max(const char *path, size_t max, size_t *len_out, char **cause)
+{
+	struct stat sb;
+	char *buf;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) == -1) {
+		cause_set(cause, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		cause_set(cause, "%s: not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	buf = read_fd(fd, path, max, len_out, cause);
+	close(fd);
+	return buf;
+}
+
+char *
+read_file(const char *path, size_t *len_out, char **cause)
+{
+	return read_file_max(path, READ_MAX_BIG, len_out, cause);
+}
+
+json_t *
+json_read_file(const char *path, size_t max, char **cause)
+{
+	json_error_t err;
+	size_t len;
+	char *text = read_file_max(path, max, &len, cause);
+	json_t *j;
+
+	if (text == NULL)
+		return NULL;
+	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+	free(text);
+	if (j == NULL)
+		cause_set(cause, "%s:%d: %s", path, err.line, err.text);
+	return j;
 }

@@ -76,7 +76,7 @@ static double
 golden_abs_max(const char *file)
 {
 	char *copy = xstrdup(file), *path = xasprintf("%s/golden.json", dirname(copy));
-	json_t *j = json_load_file(path, 0, NULL);
+	json_t *j = json_read_file(path, READ_MAX_CONFIG, NULL);
 	double v = 0;
 
 	if (j != NULL && json_is_number(json_object_get(j, "logit_abs_max")))

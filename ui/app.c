@@ -1237,6 +1237,25 @@ state_path(const char *file)
 	return p;
 }
 
+/*
+ * Whether the input history file may be read and written: absent, or a
+ * regular file.  readline opens it without O_NONBLOCK, so a FIFO there would
+ * hang the start (and the exit) for good.
+ */
+static bool
+history_file_ok(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) != 0)
+		return errno == ENOENT;
+	if (S_ISREG(sb.st_mode))
+		return true;
+	app_set_status(app_g, true, "%s is not a regular file: the input history is not kept",
+		       path);
+	return false;
+}
+
 static void
 readline_init(void)
 {
@@ -1262,7 +1281,8 @@ readline_init(void)
 	history_write_timestamps = 1;
 	history_multiline_entries = 1;
 	history_comment_char = '#';
-	read_history(hist);
+	if (history_file_ok(hist))
+		read_history(hist);
 	free(hist);
 	rl_initialize(); /* reads ~/.inputrc now, so the application's keys win over it */
 	bind_keys();
@@ -1619,7 +1639,8 @@ shutdown_app(struct app *a)
 	screen_draw(a);
 	queue_push(a->to_engine, &m);
 	engine_join(a->engine);
-	write_history(hist);
+	if (history_file_ok(hist))
+		write_history(hist);
 	free(hist);
 	rl_callback_handler_remove();
 	fputs("\033[?2004l", stdout);

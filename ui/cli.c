@@ -598,17 +598,27 @@ open_session(const struct cli_opts *o)
 	return s;
 }
 
-/* Read all of stdin; trailing newlines dropped. */
+/*
+ * All of stdin (at most READ_MAX_BIG bytes), trailing newlines dropped; NULL
+ * after a one-line error.  A NUL byte is refused: the prompt is a C string
+ * from here on and would end there without a word.
+ */
 static char *
 read_stdin(void)
 {
-	size_t len = 0, cap = 4096, n;
-	char *buf = xmalloc(cap);
+	char *cause = NULL, *buf, *nul;
+	size_t len;
 
-	while ((n = fread(buf + len, 1, cap - len - 1, stdin)) > 0) {
-		len += n;
-		if (cap - len < 2)
-			buf = xrealloc(buf, cap *= 2);
+	if ((buf = read_fd(STDIN_FILENO, "stdin", READ_MAX_BIG, &len, &cause)) == NULL) {
+		fprintf(stderr, "qnext: %s\n", cause);
+		free(cause);
+		return NULL;
+	}
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		fprintf(stderr, "qnext: stdin: the prompt has a NUL byte (at byte %zu)\n",
+			(size_t)(nul - buf));
+		free(buf);
+		return NULL;
 	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
@@ -741,10 +751,12 @@ cli_main(int argc, char **argv)
 	}
 	if (o.prompt == NULL && o.messages == NULL && isatty(0))
 		return o.plain ? chat_plain(&o) : full_screen(&o);
-	if (o.prompt == NULL || strcmp(o.prompt, "-") == 0)
-		question = read_stdin();
-	else
+	if (o.prompt == NULL || strcmp(o.prompt, "-") == 0) {
+		if ((question = read_stdin()) == NULL)
+			return 1;
+	} else {
 		question = xstrdup(o.prompt);
+	}
 	if (blank(question) && o.messages == NULL) {
 		fprintf(stderr, "qnext: the prompt is empty\n");
 		free(question);
@@ -949,7 +961,7 @@ cli_tokenize_main(int argc, char **argv)
 	if ((dir = paths_find_model(model, &cause)) == NULL ||
 	    (t = tokenizer_load(dir, &cause)) == NULL)
 		goto out;
-	text = read_file("/dev/stdin", &n, &cause);
+	text = read_fd(STDIN_FILENO, "stdin", READ_MAX_BIG, &n, &cause);
 	if (text == NULL || tokenizer_encode(t, text, n, &ids, &n, &cause) != 0) {
 		free(text);
 		goto out;
@@ -999,7 +1011,7 @@ cli_render_main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if ((json = read_file("/dev/stdin", &n, &cause)) == NULL ||
+	if ((json = read_fd(STDIN_FILENO, "stdin", READ_MAX_BIG, &n, &cause)) == NULL ||
 	    chat_template_render_json(json, n, &out, &cause) != 0) {
 		fprintf(stderr, "qnext: %s\n", cause);
 		free(cause);

@@ -1,0 +1,83 @@
+#!/bin/sh
+# cli-hostile.sh - broken and hostile model directories (issue 10): each is
+# built from links to the tiny model with one file replaced, and qnext must
+# answer with a one-line error naming the file and exit 1 (or, where the
+# file is one it need not read, work), never hang (every run is under a
+# timeout) and never crash.  Run from the repository root.
+Q=${QNEXT_BIN:-./qnext}
+T=tests/data/tiny
+pass=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# copy NAME: a directory of links to tiny's files; prints its path.
+copy() {
+	d=$tmp/$1
+	mkdir -p "$d"
+	for x in "$T"/*; do ln -s "$PWD/$x" "$d/"; done
+	echo "$d"
+}
+
+# expect NAME WANT-STATUS TEXT COMMAND...: the command's status is WANT and,
+# for a failure, its stderr is one line holding TEXT.  A run that takes 20 s
+# has hung.
+expect() {
+	name=$1 want=$2 text=$3
+	shift 3
+	timeout 20 "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	got=$?
+	lines=$(wc -l <"$tmp/err")
+	if [ $got = 124 ]; then
+		fail=$((fail + 1)); echo "FAIL $name: hung (killed after 20 s)"
+	elif [ $got != "$want" ]; then
+		fail=$((fail + 1)); echo "FAIL $name: exit $got, wanted $want"; cat "$tmp/err"
+	elif [ "$want" != 0 ] && { [ "$lines" != 1 ] || ! grep -q -- "$text" "$tmp/err"; }; then
+		fail=$((fail + 1)); echo "FAIL $name: wanted one line with '$text'"; cat "$tmp/err"
+	elif grep -q "Sanitizer" "$tmp/err"; then
+		fail=$((fail + 1)); echo "FAIL $name: sanitizer report"; cat "$tmp/err"
+	else
+		pass=$((pass + 1)); echo "ok   $name"
+	fi
+}
+
+run() { # the command every case runs: load, one token
+	expect "$1" "$2" "$3" $Q -m "$4" -p hi --max-tokens 1 -q
+}
+
+# FIFOs: refused at once (no writer ever comes), not waited on.
+for f in config.json model.safetensors.index.json tokenizer.json tokenizer_config.json \
+	generation_config.json quantization_config.json model-00001-of-00002.safetensors; do
+	d=$(copy "fifo-$f")
+	rm "$d/$f"
+	mkfifo "$d/$f"
+	run "a FIFO as $f" 1 "$f: not a regular file" "$d"
+done
+# A FIFO named like a shard that the index does not list is not needed.
+d=$(copy fifo-extra)
+mkfifo "$d/model-00003-of-00003.safetensors"
+run "a FIFO beside the shards, not in the index" 0 "" "$d"
+
+# Device files and directories: refused by name, never read.
+for f in config.json tokenizer.json model-00002-of-00002.safetensors; do
+	d=$(copy "zero-$f")
+	ln -sf /dev/zero "$d/$f"
+	run "$f -> /dev/zero" 1 "$f: not a regular file" "$d"
+done
+d=$(copy dir-config)
+rm "$d/config.json"
+mkdir "$d/config.json"
+run "config.json a directory" 1 "config.json: not a regular file" "$d"
+
+# Sizes: a config of more than 16 MiB is not a config.
+d=$(copy big-config)
+rm "$d/config.json"
+head -c $((17 << 20)) /dev/zero | tr '\0' ' ' >"$d/config.json"
+run "a 17 MiB config.json" 1 "config.json: larger than" "$d"
+
+# Standard input: a NUL byte in the prompt is an error, not a cut.
+printf 'hi\000there' >"$tmp/nul"
+expect "a NUL in -p - input" 1 "NUL byte" sh -c "$Q -m $T -p - --max-tokens 1 -q <$tmp/nul"
+
+echo "cli-hostile: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -60,6 +61,15 @@ uint16_t f32_to_fp16(float f); /* round to nearest even */
  * UTF-8 boundary and ends in "...".  cap must be at least 4.  Returns buf.
  */
 const char *str_show(char *buf, size_t cap, const char *s);
+
+/*
+ * Write s[0..n) to f; when f is a terminal, control characters other than
+ * newline and tab are shown in caret notation (ESC as ^[, DEL as ^?) and
+ * C1 controls (U+0080-U+009F) as '?', so text from a model or a saved chat
+ * cannot move the cursor, retitle the window or recolour the terminal.
+ * s holds whole UTF-8 characters (what the tokenizer's decoder gives).
+ */
+void term_write(FILE *f, const char *s, size_t n);
 
 /* Index of the largest of x[0..n) (the first one on ties); n >= 1. */
 int argmax_f32(const float *x, int n);

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1612,15 +1613,70 @@ format_time(int64_t ms, char *buf)
 	return buf;
 }
 
+/* Whether line (up to its newline) opens or closes a code fence. */
+static bool
+md_fence(const char *line)
+{
+	line += strspn(line, " ") <= 3 ? strspn(line, " ") : 0;
+	return strncmp(line, "```", 3) == 0 || strncmp(line, "~~~", 3) == 0;
+}
+
+/* Whether line is an ATX heading of level 1 or 2 (qnext's role headings). */
+static bool
+md_top_heading(const char *line)
+{
+	size_t sp = strspn(line, " "), h = strspn(line + sp, "#");
+
+	return sp <= 3 && (h == 1 || h == 2) && strchr(" \t\n", line[sp + h]) != NULL;
+}
+
+/*
+ * Message text into the Markdown export so that it cannot forge the
+ * export's own structure: a level 1 or 2 heading outside code fences (a
+ * fake "## User") gets a backslash, and a details or summary tag (which
+ * would close the Thinking block early) has its '<' written as "&lt;".
+ * Everything else is written as it is.
+ */
+static void
+md_text(FILE *f, const char *s)
+{
+	bool fenced = false;
+
+	while (*s != '\0') {
+		size_t n = strcspn(s, "\n");
+
+		if (md_fence(s))
+			fenced = !fenced;
+		else if (!fenced && md_top_heading(s))
+			fputc('\\', f);
+		for (size_t i = 0; i < n; i++) {
+			if (s[i] == '<' && (strncasecmp(s + i + 1, "details", 7) == 0 ||
+					    strncasecmp(s + i + 1, "/details", 8) == 0 ||
+					    strncasecmp(s + i + 1, "summary", 7) == 0 ||
+					    strncasecmp(s + i + 1, "/summary", 8) == 0))
+				fputs("&lt;", f);
+			else
+				fputc(s[i], f);
+		}
+		s += n;
+		if (*s == '\n')
+			fputc(*s++, f);
+	}
+}
+
 static void
 md_message(FILE *f, const struct store_message *m)
 {
 	fprintf(f, "## %s\n\n", role_heading(m->role));
-	if (m->reasoning != NULL && m->reasoning[0] != '\0')
-		fprintf(f, "<details><summary>Thinking</summary>\n\n%s\n\n</details>\n\n",
-			m->reasoning);
-	if (m->content[0] != '\0')
-		fprintf(f, "%s\n\n", m->content);
+	if (m->reasoning != NULL && m->reasoning[0] != '\0') {
+		fputs("<details><summary>Thinking</summary>\n\n", f);
+		md_text(f, m->reasoning);
+		fputs("\n\n</details>\n\n", f);
+	}
+	if (m->content[0] != '\0') {
+		md_text(f, m->content);
+		fputs("\n\n", f);
+	}
 	switch (m->status) {
 	case STORE_DONE:
 		break;

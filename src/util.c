@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,35 @@ now_sec(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void
+term_write(FILE *f, const char *s, size_t n)
+{
+	size_t i = 0, from = 0;
+
+	if (!isatty(fileno(f))) {
+		fwrite(s, 1, n, f);
+		return;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool c1 = c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+			  (unsigned char)s[i + 1] <= 0x9F;
+
+		if ((c >= 0x20 && c != 0x7F && !c1) || c == '\n' || c == '\t')
+			continue;
+		fwrite(s + from, 1, i - from, f);
+		if (c1) {
+			fputc('?', f);
+			i++;
+		} else {
+			fputc('^', f);
+			fputc(c == 0x7F ? '?' : c + '@', f);
+		}
+		from = i + 1;
+	}
+	fwrite(s + from, 1, n - from, f);
 }
 
 char *

@@ -1159,6 +1159,85 @@ test_export(void)
 	store_close(s);
 }
 
+/*
+ * Text of a chat cannot forge the Markdown export's structure (issue 10):
+ * a level 1-2 heading line is escaped outside code fences, details and
+ * summary tags lose their '<'; a level 3 heading and a fenced "## User" are
+ * left as they are.
+ */
+static void
+test_export_forgery(void)
+{
+	struct store_reply r = { "## User\n\nforged\n\n### Fine\n\n```\n## User\n```",
+				 "think </details> done\n# Top\n<SUMMARY>x", STORE_DONE, NULL,
+				 { 20, 0, 5, 3, -1, 80, 30 }, NULL };
+	struct store *s = open_ok(":memory:");
+	char *md, *cause = NULL;
+	int64_t conv, id;
+
+	conv = store_conv_create(s, "qwen3-next", NULL, NULL);
+	T_ASSERT(store_msg_add_user(s, conv, "  ## Assistant\nhi", NULL) > 0);
+	id = store_msg_begin_assistant(s, conv, "qwen3-next", NULL);
+	T_EQ_INT(store_msg_finish(s, id, &r, NULL), 0);
+	md = store_export(s, conv, STORE_MARKDOWN, &cause);
+	T_ASSERT(md != NULL);
+	if (md == NULL)
+		return;
+	T_EQ_INT(count_str(md, "\n## User\n\n"), 1); /* the real one, not the fenced */
+	T_EQ_INT(count_str(md, "\n## Assistant\n"), 1);
+	T_STR_CONTAINS(md, "\\  ## Assistant\nhi");
+	T_STR_CONTAINS(md, "\n\\## User\n\nforged\n\n### Fine\n\n```\n## User\n```");
+	T_STR_CONTAINS(md, "think &lt;/details> done\n\\# Top\n&lt;SUMMARY>x\n\n</details>");
+	T_EQ_INT(count_str(md, "</details>"), 1);
+	free(md);
+	free(cause);
+	store_close(s);
+}
+
+/*
+ * `qnext export` to a terminal shows a chat's control characters instead of
+ * sending them (an OSC 2 would retitle the window); to a pipe it writes the
+ * bytes as saved.  Runs the binary under script(1) on a database of its own.
+ */
+static void
+test_export_terminal(void)
+{
+	const char *bin = getenv("QNEXT_BIN") ? getenv("QNEXT_BIN") : "./qnext";
+	char *dir = xasprintf("%s/xdg", tmpdir), *db = xasprintf("%s/qnext/chats.db", dir);
+	char *cmd, *log, *raw;
+	struct store *s;
+	int64_t conv;
+
+	cmd = xasprintf("mkdir -p %s/qnext", dir);
+	T_EQ_INT(system(cmd), 0);
+	free(cmd);
+	s = open_ok(db);
+	conv = store_conv_create(s, "qwen3-next", NULL, NULL);
+	T_ASSERT(store_msg_add_user(s, conv, "a \033]2;PWNED\a title \x7f \xc2\x9b", NULL) > 0);
+	store_close(s);
+	cmd = xasprintf("XDG_DATA_HOME=%s TERM=xterm script -qec '%s export %lld' %s/tty.log "
+			"</dev/null >/dev/null 2>&1; XDG_DATA_HOME=%s %s export %lld >%s/pipe.md",
+			dir, bin, (long long)conv, tmpdir, dir, bin, (long long)conv, tmpdir);
+	T_EQ_INT(system(cmd), 0);
+	free(cmd);
+	cmd = xasprintf("%s/tty.log", tmpdir);
+	log = read_file(cmd, NULL, NULL);
+	free(cmd);
+	cmd = xasprintf("%s/pipe.md", tmpdir);
+	raw = read_file(cmd, NULL, NULL);
+	T_ASSERT(log != NULL && raw != NULL);
+	if (log != NULL && raw != NULL) {
+		T_ASSERT(strstr(log, "\033]2;") == NULL);
+		T_STR_CONTAINS(log, "a ^[]2;PWNED^G title ^? ?");
+		T_STR_CONTAINS(raw, "a \033]2;PWNED\a title \x7f \xc2\x9b");
+	}
+	free(cmd);
+	free(log);
+	free(raw);
+	free(db);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -1186,6 +1265,8 @@ main(void)
 	test_delete();
 	test_damaged_ids();
 	test_export();
+	test_export_forgery();
+	test_export_terminal();
 	cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "test-store: could not remove %s\n", tmpdir);

@@ -445,7 +445,7 @@ on_text(void *arg, enum think_part part, const char *text, size_t len)
 		if (o->dim && !o->in_reasoning)
 			fputs("\033[2m", stderr);
 		o->in_reasoning = true;
-		fwrite(text, 1, len, stderr);
+		term_write(stderr, text, len);
 		fflush(stderr);
 		return !interrupted;
 	}
@@ -458,7 +458,7 @@ on_text(void *arg, enum think_part part, const char *text, size_t len)
 		fflush(stderr);
 		o->in_reasoning = false;
 	}
-	fwrite(text, 1, len, stdout);
+	term_write(stdout, text, len);
 	fflush(stdout);
 	o->last = text[len - 1];
 	if (o->n_answer + len + 1 > o->cap_answer) {
@@ -814,7 +814,7 @@ cli_export_main(int argc, char **argv)
 		    NULL)
 		goto done;
 	if (out == NULL)
-		fputs(text, stdout);
+		term_write(stdout, text, strlen(text));
 	else if (store_export_file(s, id, fmt[0] == 'j' ? STORE_JSON : STORE_MARKDOWN, out,
 				   &cause) != 0)
 		goto done;
@@ -1018,7 +1018,7 @@ cli_render_main(int argc, char **argv)
 		free(json);
 		return 1;
 	}
-	fputs(out, stdout);
+	term_write(stdout, out, strlen(out));
 	free(out);
 	free(json);
 	return 0;

@@ -374,10 +374,7 @@ static void *
 engine_main(void *arg)
 {
 	struct engine *e = arg;
-	sigset_t all;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	signals_block_async(NULL);
 	while (!e->quit) {
 		struct msg m;
 
@@ -411,15 +408,14 @@ struct engine *
 engine_start(struct queue *in, struct queue *out, char **cause)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
-	sigset_t all, old;
+	sigset_t old;
 	int err;
 
 	e->in = in;
 	e->out = out;
 	/* Block signals before creating, so the thread never runs a handler,
 	 * even before its first instruction. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	signals_block_async(&old);
 	err = pthread_create(&e->th, NULL, engine_main, e);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err != 0) {

@@ -38,7 +38,11 @@
 #include "model.h"
 #include "ops.h"
 #include "pool.h"
+#include "safetensors.h"
 #include "util.h"
+
+/* What a step says when a shard lost pages under it (st_changed). */
+#define MODEL_CHANGED "the model file changed or shrank while in use; restart qnext to reload it"
 
 /* Matrix products per step at most (experts x 2 + router + shared x 3 in the MoE). */
 #define MAX_JOBS 1100
@@ -1226,6 +1230,8 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 		if (tokens[i] < 0 || tokens[i] >= vocab)
 			return cause_set(cause, "token id %d out of range (vocabulary %d)", tokens[i],
 					 vocab);
+	if (st_changed())
+		return cause_set(cause, MODEL_CHANGED);
 	c->aborting = false;
 	c->phase = FWD_GLUE;
 	c->phase_t = now_sec();
@@ -1246,6 +1252,10 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 	}
 	phase(c, FWD_GLUE); /* charge the last stretch */
 	c->capture_at += n;
+	if (st_changed()) { /* the step read zeros for weights: its numbers are wrong */
+		c->torn = true;
+		return cause_set(cause, MODEL_CHANGED);
+	}
 	return 0;
 }
 

@@ -217,12 +217,9 @@ worker_main(void *v)
 	struct worker_arg wa = *(struct worker_arg *)v;
 	struct pool *p = wa.p;
 	uint32_t seen = 0;
-	sigset_t all;
-
 	free(v);
-	/* Signals belong to the UI thread (STYLE.md §2.7). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	/* Signals belong to the UI thread (STYLE.md §2.7), faults to the thread. */
+	signals_block_async(NULL);
 	for (;;) {
 		seen = step_gen(wait_step(p, seen));
 		if (atomic_load_explicit(&p->quit, memory_order_acquire))

@@ -13,6 +13,13 @@
  *
  * Opening runs on one thread (engine thread or a CLI tool).  The finished set
  * is immutable, so any thread may read it until st_close().
+ *
+ * A shard that shrinks while mapped turns reads past its new end into
+ * SIGBUS, in whichever thread touches them.  The guard below (installed with
+ * the first mapping) replaces the lost pages with zero pages, notes the
+ * change for st_changed() and lets the read go on; the engine checks after
+ * each step and fails it ("the model file changed or shrank while in use").
+ * A SIGBUS outside the mappings goes to the handler that was there before.
  */
 #include "safetensors.h"
 
@@ -23,6 +30,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +441,97 @@ st_parse_check(const uint8_t *buf, size_t len, const char *what, size_t *n_tenso
 	return 0;
 }
 
+/* ---- the SIGBUS guard --------------------------------------------------- */
+
+/* Mappings the guard knows; a checkpoint has tens of shards, a process few sets. */
+#define GUARD_SLOTS 1024
+
+/* GLOBAL: the live shard mappings (base 0: a free slot), read by the signal
+ * handler in any thread, written by map_file/unmap_file. */
+static struct {
+	_Atomic uintptr_t base;
+	_Atomic size_t len;
+} guard_maps[GUARD_SLOTS];
+/* GLOBAL: set by the handler when a mapped shard lost pages. */
+static atomic_bool guard_changed;
+/* GLOBAL: the SIGBUS action before ours, and the page size (set once). */
+static struct sigaction guard_old;
+static size_t guard_page;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+
+static void
+on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+
+	(void)uc;
+	for (int i = 0; si->si_code > 0 && i < GUARD_SLOTS; i++) {
+		uintptr_t b = atomic_load(&guard_maps[i].base), p = a & ~(uintptr_t)(guard_page - 1);
+		size_t l = atomic_load(&guard_maps[i].len);
+
+		/* From the faulting page to the mapping's end: zero pages (mmap is a
+		 * plain system call on Linux, safe here in practice). */
+		if (b != 0 && a >= b && a < b + l &&
+		    mmap((void *)p, b + l - p, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+			 0) != MAP_FAILED) {
+			atomic_store(&guard_changed, true);
+			return; /* the read is retried and gets zeros */
+		}
+	}
+	/* Not ours: the previous action, on the same fault once this returns. */
+	sigaction(sig, &guard_old, NULL);
+}
+
+static void
+guard_install(void)
+{
+	struct sigaction sa;
+
+	guard_page = (size_t)sysconf(_SC_PAGESIZE);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+	sigaction(SIGBUS, &sa, &guard_old);
+}
+
+static void
+guard_add(const void *base, size_t len)
+{
+	pthread_once(&guard_once, guard_install);
+	for (int i = 0; i < GUARD_SLOTS; i++) {
+		uintptr_t free_slot = 0;
+
+		/* Claim the slot, then give it a length: until then it matches
+		 * nothing (a free slot's length is 0). */
+		if (atomic_compare_exchange_strong(&guard_maps[i].base, &free_slot,
+						   (uintptr_t)base)) {
+			atomic_store(&guard_maps[i].len, len);
+			return;
+		}
+	}
+	/* All slots taken: this mapping is unguarded (a SIGBUS kills, as before). */
+}
+
+/* Unmap a shard mapped by map_file. */
+static void
+unmap_file(const void *base, size_t len)
+{
+	for (int i = 0; i < GUARD_SLOTS; i++)
+		if (atomic_load(&guard_maps[i].base) == (uintptr_t)base) {
+			atomic_store(&guard_maps[i].len, 0);
+			atomic_store(&guard_maps[i].base, 0);
+			break;
+		}
+	munmap((void *)base, len);
+}
+
+bool
+st_changed(void)
+{
+	return atomic_load(&guard_changed);
+}
+
 /* Map the whole file read-only; the fd is closed before returning. */
 static int
 map_file(const char *path, const uint8_t **base, size_t *len, char **cause)
@@ -462,6 +562,7 @@ map_file(const char *path, const uint8_t **base, size_t *len, char **cause)
 	/* Tens of gigabytes of weights in a core file help nobody. */
 	madvise(p, (size_t)sb.st_size, MADV_DONTDUMP);
 #endif
+	guard_add(p, (size_t)sb.st_size);
 	*base = p;
 	*len = (size_t)sb.st_size;
 	return 0;
@@ -522,7 +623,7 @@ set_add_file(struct st_set *set, const char *path, char **cause)
 	shard_load(&j);
 	if (j.rc != 0) {
 		if (j.base != NULL)
-			munmap((void *)j.base, j.len);
+			unmap_file(j.base, j.len);
 		hdr_release(&j.h);
 		cause_set(cause, "%s", j.cause);
 		free(j.cause);
@@ -581,7 +682,7 @@ batch_free(struct shard_batch *b)
 	for (int i = 0; i < b->n; i++) {
 		if (!b->taken[i]) {
 			if (b->j[i].base != NULL)
-				munmap((void *)b->j[i].base, b->j[i].len);
+				unmap_file(b->j[i].base, b->j[i].len);
 			hdr_release(&b->j[i].h);
 		}
 		free(b->j[i].cause);
@@ -742,7 +843,7 @@ st_close(struct st_set *set)
 		free((char *)set->tensors[i].name);
 	free(set->tensors);
 	for (int i = 0; i < set->n_shards; i++) {
-		munmap((void *)set->shards[i].base, set->shards[i].len);
+		unmap_file(set->shards[i].base, set->shards[i].len);
 		free(set->shards[i].path);
 	}
 	free(set->shards);

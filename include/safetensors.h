@@ -16,6 +16,7 @@
 #ifndef QNEXT_SAFETENSORS_H
 #define QNEXT_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,13 @@ struct st_set *st_open_file(const char *path, char **cause);
 
 /* Release the mappings and all memory.  Accepts NULL. */
 void st_close(struct st_set *set);
+
+/*
+ * Whether a mapped shard (of any set) has lost pages since start: the file
+ * shrank while in use.  Its lost pages now read as zeros, so whatever was
+ * computed from them is wrong.  Any thread.
+ */
+bool st_changed(void);
 
 /* Look a tensor up by exact name; NULL when absent.  O(log n) or better. */
 const struct st_tensor *st_find(const struct st_set *set, const char *name);

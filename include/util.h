@@ -10,6 +10,7 @@
 #define QNEXT_UTIL_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -70,6 +71,15 @@ const char *str_show(char *buf, size_t cap, const char *s);
  * s holds whole UTF-8 characters (what the tokenizer's decoder gives).
  */
 void term_write(FILE *f, const char *s, size_t n);
+
+/*
+ * Block every signal in the calling thread except the synchronous faults
+ * (SIGBUS, SIGSEGV, SIGFPE, SIGILL), saving the old mask in *old (may be
+ * NULL).  Worker threads leave signals to the UI thread, but a fault is
+ * raised in the thread that faults: blocked there, it kills the process
+ * without its handler (the shard guard, the terminal restore) ever running.
+ */
+void signals_block_async(sigset_t *old);
 
 /* Index of the largest of x[0..n) (the first one on ties); n >= 1. */
 int argmax_f32(const float *x, int n);

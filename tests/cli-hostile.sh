@@ -79,5 +79,25 @@ run "a 17 MiB config.json" 1 "config.json: larger than" "$d"
 printf 'hi\000there' >"$tmp/nul"
 expect "a NUL in -p - input" 1 "NUL byte" sh -c "$Q -m $T -p - --max-tokens 1 -q <$tmp/nul"
 
+# A shard that shrinks while mapped: the step that reads the lost pages
+# fails with a one-line error (exit 1), not SIGBUS (exit 135).  The copy
+# never ends its answer, so the truncation lands mid-answer.
+d=$tmp/shrink
+mkdir "$d"
+cp "$T"/* "$d/"
+printf '{"eos_token_id": [100000]}' >"$d/generation_config.json"
+timeout 60 $Q -m "$d" -p hi --max-tokens 1000000 -q >"$tmp/out" 2>"$tmp/err" </dev/null &
+pid=$!
+sleep 1
+truncate -s 1000000 "$d/model-00002-of-00002.safetensors"
+wait $pid
+got=$?
+if [ $got = 1 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q "changed or shrank" "$tmp/err" &&
+	[ -s "$tmp/out" ]; then
+	pass=$((pass + 1)); echo "ok   a shard shrinking mid-answer"
+else
+	fail=$((fail + 1)); echo "FAIL a shard shrinking mid-answer: exit $got"; cat "$tmp/err"
+fi
+
 echo "cli-hostile: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -81,6 +81,15 @@ void term_write(FILE *f, const char *s, size_t n);
  */
 void signals_block_async(sigset_t *old);
 
+/*
+ * A command-line value of option opt: an integer (arg_int) or a finite
+ * number (arg_double) in [lo, hi].  0, or -1 after a one-line message on
+ * stderr that names who ("qnext bench"), the option and the value.
+ */
+int arg_int(const char *who, const char *opt, const char *s, long lo, long hi, int *out);
+int arg_double(const char *who, const char *opt, const char *s, double lo, double hi,
+	       double *out);
+
 /* Index of the largest of x[0..n) (the first one on ties); n >= 1. */
 int argmax_f32(const float *x, int n);
 

@@ -31,6 +31,9 @@
 #include "sysinfo.h"
 #include "util.h"
 
+/* Who the option errors name. */
+#define WHO "qnext bench"
+
 struct bopts {
 	const char *model;
 	int prompt, gen, reps, threads;
@@ -342,24 +345,26 @@ bench_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bopts o = { .prompt = 512, .gen = 128, .reps = 5 };
-	int ch;
+	int ch, rc = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "m:p:n:r:j:fJh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'm': o.model = optarg; break;
-		case 'p': o.prompt = atoi(optarg); break;
-		case 'n': o.gen = atoi(optarg); break;
-		case 'r': o.reps = atoi(optarg); break;
-		case 'j': o.threads = atoi(optarg); break;
+		case 'p': rc = arg_int(WHO, "--prompt", optarg, 1, 1 << 24, &o.prompt); break;
+		case 'n': rc = arg_int(WHO, "--gen", optarg, 1, 1 << 24, &o.gen); break;
+		case 'r': rc = arg_int(WHO, "--reps", optarg, 1, 64, &o.reps); break;
+		case 'j': rc = arg_int(WHO, "--threads", optarg, 1, 1024, &o.threads); break;
 		case 'f': o.f32 = true; break;
 		case 'J': o.json = true; break;
 		case 'P': o.phases = true; break;
-		case 'c': o.context = atoi(optarg); break;
-		case 'K': o.kv_bits = atoi(optarg); break;
+		case 'c': rc = arg_int(WHO, "--context", optarg, 0, 1 << 20, &o.context); break;
+		case 'K': rc = arg_int(WHO, "--kv-bits", optarg, 16, 32, &o.kv_bits); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+		if (rc != 0)
+			return 2;
 	}
 	if (o.model == NULL || optind != argc || o.prompt < 1 || o.gen < 1 || o.reps < 1 ||
 	    o.reps > 64 || o.context < 0 || o.context > 1 << 20 ||

@@ -592,24 +592,6 @@ usage(FILE *f)
 		   "       qnext mkmodel -o DIR --tiny [--shard-gb X] [--force]\n");
 }
 
-/* An integer option in [lo, hi]; 0, or -1 after a message naming it. */
-static int
-opt_int(const char *opt, const char *s, long lo, long hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "qnext mkmodel: %s: '%s' is not an integer in [%ld, %ld]\n", opt, s,
-			lo, hi);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
-
 /* One option into o; 0 ok, -1 bad value (after a message), 1 help, 2 unknown. */
 static int
 parse_opt(struct mkopts *o, int ch, const char *arg)
@@ -618,10 +600,10 @@ parse_opt(struct mkopts *o, int ch, const char *arg)
 
 	switch (ch) {
 	case 'o': o->out = arg; return 0;
-	case 'e': return opt_int("--experts", arg, 1, 65536, &o->experts);
-	case 'l': return opt_int("--layers", arg, 1, 1000, &o->layers);
-	case 'd': return opt_int("--hidden", arg, 128, 65536, &o->hidden);
-	case 'v': return opt_int("--vocab", arg, 2, 1 << 22, &o->vocab);
+	case 'e': return arg_int("qnext mkmodel", "--experts", arg, 1, 65536, &o->experts);
+	case 'l': return arg_int("qnext mkmodel", "--layers", arg, 1, 1000, &o->layers);
+	case 'd': return arg_int("qnext mkmodel", "--hidden", arg, 128, 65536, &o->hidden);
+	case 'v': return arg_int("qnext mkmodel", "--vocab", arg, 2, 1 << 22, &o->vocab);
 	case 's':
 		errno = 0;
 		o->shard_gb = strtod(arg, &end);

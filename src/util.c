@@ -251,6 +251,40 @@ now_sec(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+int
+arg_int(const char *who, const char *opt, const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "%s: %s: '%s' is not an integer in [%ld, %ld]\n", who, opt, s, lo,
+			hi);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+int
+arg_double(const char *who, const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	/* isfinite: "nan" and "inf" parse, and NaN passes every range test. */
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi) {
+		fprintf(stderr, "%s: %s: '%s' is not a number in [%g, %g]\n", who, opt, s, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 void
 signals_block_async(sigset_t *old)
 {

@@ -35,6 +35,9 @@
 #include "safetensors.h"
 #include "util.h"
 
+/* Who the option errors name. */
+#define WHO "qnext verify"
+
 struct golden {
 	struct st_set *st;
 	const int32_t *ids;    /* [T] */
@@ -404,7 +407,7 @@ verify_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	struct vopts o = { .tol = 2e-3, .min_top1 = 0.6, .tokens = 100 };
-	int ch;
+	int ch, rc = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "m:g:fHt:k:j:i:sT:K:h", longopts, NULL)) != -1) {
@@ -413,15 +416,15 @@ verify_main(int argc, char **argv)
 		case 'g': o.golden = optarg; break;
 		case 'f': o.f32 = true; break;
 		case 'H': o.hidden = true; break;
-		case 't': o.tol = atof(optarg); break;
-		case 'k': o.min_top1 = atof(optarg); break;
-		case 'j': o.threads = atoi(optarg); break;
+		case 't': rc = arg_double(WHO, "--tol", optarg, 1e-12, 1e6, &o.tol); break;
+		case 'k': rc = arg_double(WHO, "--min-top1", optarg, 0, 1, &o.min_top1); break;
+		case 'j': rc = arg_int(WHO, "--threads", optarg, 1, 1024, &o.threads); break;
 		case 'i': o.isa = optarg; break;
 		case 's': o.self = true; break;
-		case 'T': o.tokens = atoi(optarg); break;
+		case 'T': rc = arg_int(WHO, "--tokens", optarg, 2, 1 << 20, &o.tokens); break;
 		case 'K':
-			o.kv_bits = atoi(optarg);
-			if (o.kv_bits != 16 && o.kv_bits != 32) {
+			if (arg_int(WHO, "--kv-bits", optarg, 16, 32, &o.kv_bits) != 0 ||
+			    (o.kv_bits != 16 && o.kv_bits != 32)) {
 				fprintf(stderr, "qnext verify: --kv-bits must be 16 or 32\n");
 				return 2;
 			}
@@ -429,6 +432,8 @@ verify_main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+		if (rc != 0)
+			return 2;
 	}
 	if (o.model == NULL || (o.golden == NULL) == !o.self || optind != argc || o.tol <= 0 ||
 	    o.tokens < 2) {

@@ -79,6 +79,29 @@ run "a 17 MiB config.json" 1 "config.json: larger than" "$d"
 printf 'hi\000there' >"$tmp/nul"
 expect "a NUL in -p - input" 1 "NUL byte" sh -c "$Q -m $T -p - --max-tokens 1 -q <$tmp/nul"
 
+# Numbers on the command line: nan and inf pass every range test unless
+# refused, fractions are not counts (exit 2, the option named).
+for a in "--ctx nan" "-t nan" "-n nan" "--top-k nan" "--seed nan" "--temp nan" \
+	"--top-p inf" "--min-p nan" "--ctx 4096.5" "-n 1e3"; do
+	$Q -m $T -p hi $a >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ $got = 2 ] && grep -q -- "'${a#* }' is not" "$tmp/err"; then
+		pass=$((pass + 1)); echo "ok   $a refused"
+	else
+		fail=$((fail + 1)); echo "FAIL $a: exit $got"; head -2 "$tmp/err"
+	fi
+done
+for c in "verify --model $T --self --tol nan" "verify --model $T --self --min-top1 nan" \
+	"bench -m $T --prompt nan" "bench -m $T --reps 1.5" "mkmodel -o $tmp/x --layers nan"; do
+	$Q $c >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ $got = 2 ] && grep -q "'[0-9a-z.]*' is not" "$tmp/err"; then
+		pass=$((pass + 1)); echo "ok   qnext $c refused"
+	else
+		fail=$((fail + 1)); echo "FAIL qnext $c: exit $got"; head -2 "$tmp/err"
+	fi
+done
+
 # A shard that shrinks while mapped: the step that reads the lost pages
 # fails with a one-line error (exit 1), not SIGBUS (exit 135).  The copy
 # never ends its answer, so the truncation lands mid-answer.

@@ -165,15 +165,13 @@ which_usage(FILE *f)
 static int
 parse_num(const char *opt, const char *s, double lo, double hi, double *out)
 {
-	char *end;
+	return arg_double("qnext", opt, s, lo, hi, out);
+}
 
-	errno = 0;
-	*out = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || *out < lo || *out > hi) {
-		fprintf(stderr, "qnext: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
-		return -1;
-	}
-	return 0;
+static int
+parse_int(const char *opt, const char *s, long lo, long hi, int *out)
+{
+	return arg_int("qnext", opt, s, lo, hi, out);
 }
 
 /* --seed: -1 (a fresh seed per reply) or a fixed one in [0, SAMPLER_SEED_MAX]. */
@@ -237,7 +235,7 @@ parse_opt(struct cli_opts *o, int ch, const char *arg)
 	case OPT_SYSTEM: o->system = arg; break;
 	case OPT_MESSAGES: o->messages = arg; break;
 	case OPT_TEMP: rc = parse_num("--temp", arg, 0, 100, &v), o->temp = (float)v; break;
-	case OPT_TOPK: rc = parse_num("--top-k", arg, 0, 1e9, &v), o->top_k = (int)v; break;
+	case OPT_TOPK: rc = parse_int("--top-k", arg, 0, 1000000000, &o->top_k); break;
 	case OPT_TOPP: rc = parse_num("--top-p", arg, 0, 1, &v), o->top_p = (float)v; break;
 	case OPT_MINP: rc = parse_num("--min-p", arg, 0, 1, &v), o->min_p = (float)v; break;
 	case OPT_PRESENCE:
@@ -247,9 +245,9 @@ parse_opt(struct cli_opts *o, int ch, const char *arg)
 		rc = parse_num("--repeat-penalty", arg, 0.01, 10, &v), o->repeat = (float)v;
 		break;
 	case OPT_SEED: rc = parse_seed(arg, &o->seed); break;
-	case 'n': rc = parse_num("--max-tokens", arg, 1, 1e9, &v), o->max_tokens = (int)v; break;
-	case 'c': rc = parse_num("--ctx", arg, 16, 1 << 24, &v), o->n_ctx = (int)v; break;
-	case 't': rc = parse_num("--threads", arg, 1, 1024, &v), o->threads = (int)v; break;
+	case 'n': rc = parse_int("--max-tokens", arg, 1, 1000000000, &o->max_tokens); break;
+	case 'c': rc = parse_int("--ctx", arg, 16, 1 << 24, &o->n_ctx); break;
+	case 't': rc = parse_int("--threads", arg, 1, 1024, &o->threads); break;
 	case OPT_THINKING: o->thinking = true; break;
 	case 'q': o->quiet = true; break;
 	case OPT_F32: o->f32 = true; break;

@@ -84,6 +84,7 @@ FUZZ_SRC = src/util.c engine/safetensors.c engine/config.c engine/tokenizer.c sr
 build/fuzz/%: tests/%.c $(FUZZ_SRC)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \
+	    -fno-sanitize-recover=all \
 	    -o $@ $< $(FUZZ_SRC) $(LDLIBS)
 fuzz: $(FUZZERS)
 fuzz-run: $(FUZZERS)

@@ -15,6 +15,7 @@
 #include "model.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,11 @@ gptq_shape(const struct model *m, const char *module, const struct st_tensor *qw
 				 shard_of(m, sc), sc->name, st_dtype_name(sc->dtype));
 	out = sc->shape[1];
 	ngroups = sc->shape[0];
+	/* Sizes past int are no checkpoint's (and 32 x a huge shape would overflow). */
+	if (out > INT_MAX || ngroups > INT_MAX || qz->shape[1] > INT_MAX / 32 ||
+	    qw->shape[0] > INT_MAX / 32)
+		return cause_set(cause, "%s: module '%s': qweight/qzeros/scales shapes are too large",
+				 m->dir, module);
 	if (out <= 0 || ngroups <= 0 || (32 * qz->shape[1]) % out != 0)
 		return cause_set(cause, "%s: module '%s': qzeros shape does not fit scales", m->dir,
 				 module);

@@ -253,6 +253,14 @@ parse_tensor(struct hdr *h, const char *name, json_t *v, char **cause)
 				    sp->begin, sp->end, sp->end - sp->begin,
 				    st_dtype_name(t->dtype), shape, t->n_bytes);
 	}
+	/* Kernels and loaders read elements in place: an element that straddles
+	 * its alignment is undefined behaviour in C (and a fault on some CPUs).
+	 * Writers pad the header to a multiple of 8 so that this never happens. */
+	if (t->n_bytes > 0 && (uintptr_t)(h->data + sp->begin) % st_dtype_size(t->dtype) != 0)
+		return tensor_error(cause, h->what, name,
+				    "data at offset %" PRIu64 " is not aligned to its %zu-byte "
+				    "elements (the header is not padded to a multiple of 8 bytes)",
+				    sp->begin, st_dtype_size(t->dtype));
 	t->name = xstrdup(name);
 	t->data = h->data + sp->begin;
 	t->shard = h->shard;

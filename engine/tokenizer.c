@@ -1407,7 +1407,8 @@ cache_put(struct enc *e, struct wslot *s, uint64_t h, const char *w, size_t n, s
 		e->cap_wids = MAX(e->n_wids + k, 2 * e->cap_wids);
 		e->wids = xrealloc(e->wids, e->cap_wids * sizeof(*e->wids));
 	}
-	memcpy(e->wids + e->n_wids, e->ids + from, k * sizeof(*e->wids));
+	if (k > 0) /* memcpy from NULL is undefined even for 0 bytes */
+		memcpy(e->wids + e->n_wids, e->ids + from, k * sizeof(*e->wids));
 	s->h = h;
 	s->key_off = buf_add(&e->wkeys, w, n);
 	s->key_len = (uint32_t)n;

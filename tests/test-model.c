@@ -76,9 +76,11 @@ edit_shard(edit_fn *fn)
 	fn(hdr);
 	js = json_dumps(hdr, JSON_COMPACT);
 	f = fopen(path, "wb");
-	hl = strlen(js);
+	hl = (strlen(js) + 7) / 8 * 8; /* padded with spaces, as writers do */
 	fwrite(&hl, 8, 1, f);
-	fwrite(js, 1, hl, f);
+	fwrite(js, 1, strlen(js), f);
+	for (size_t i = strlen(js); i < hl; i++)
+		fputc(' ', f);
 	fwrite(buf + 8 + (size_t) * (uint64_t *)buf, 1, len - 8 - *(uint64_t *)buf, f);
 	fclose(f);
 	free(js);
@@ -179,6 +181,18 @@ scales_f32(json_t *h)
 }
 
 static void
+huge_qzeros(json_t *h)
+{
+	json_t *t = json_object_get(h, "model.layers.0.linear_attn.out_proj.qzeros");
+	json_t *off = json_object_get(t, "data_offsets");
+	json_int_t at = json_integer_value(json_array_get(off, 0));
+
+	/* Empty, so the shard is consistent, but 32 x 2^60 overflows int64. */
+	json_object_set_new(t, "shape", json_pack("[iI]", 0, (json_int_t)1 << 60));
+	json_object_set_new(t, "data_offsets", json_pack("[II]", at, at));
+}
+
+static void
 test_good(void)
 {
 	char *cause = NULL;
@@ -241,6 +255,9 @@ main(void)
 	fresh_copy();
 	edit_shard(scales_f32);
 	expect_fail("scales not F16", "scales must be a 2-D F16 tensor");
+	fresh_copy();
+	edit_shard(huge_qzeros);
+	expect_fail("qzeros [0, 2^60]", "shapes are too large");
 	fresh_copy();
 	edit_config("hidden_size", json_integer(128));
 	expect_fail("shape vs config", "does not match config.json");

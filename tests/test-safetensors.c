@@ -46,17 +46,27 @@ write_bytes(const char *name, const void *buf, size_t len)
 }
 
 /* A safetensors file: 8-byte length, `header`, then data_len zero bytes. */
+/* A shard with this header, padded with spaces to 8 bytes as writers do
+ * unless pad is false, and data_len zero bytes of data. */
 static void
-write_st(const char *name, const char *header, size_t data_len)
+write_st_pad(const char *name, const char *header, size_t data_len, bool pad)
 {
-	size_t hlen = strlen(header), len = 8 + hlen + data_len;
+	size_t hlen = strlen(header), plen = pad ? (hlen + 7) / 8 * 8 : hlen;
+	size_t len = 8 + plen + data_len;
 	uint8_t *buf = xcalloc(1, len);
 
 	for (int i = 0; i < 8; i++)
-		buf[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+		buf[i] = (uint8_t)((uint64_t)plen >> (8 * i));
+	memset(buf + 8, ' ', plen);
 	memcpy(buf + 8, header, hlen);
 	write_bytes(name, buf, len);
 	free(buf);
+}
+
+static void
+write_st(const char *name, const char *header, size_t data_len)
+{
+	write_st_pad(name, header, data_len, true);
 }
 
 static void
@@ -281,6 +291,21 @@ test_bad_headers(void)
 static void
 test_bad_ranges(void)
 {
+	/* An unpadded header (45 bytes) leaves I32 data at file offset 53. */
+	{
+		char *cause = NULL, *p = tmp_path("odd.safetensors");
+		struct st_set *s;
+
+		write_st_pad("odd.safetensors",
+			     "{\"q\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+			     false);
+		s = st_open_file(p, &cause);
+		T_ASSERT(s == NULL);
+		T_STR_CONTAINS(cause, "tensor 'q': data at offset 0 is not aligned to its 4-byte");
+		st_close(s);
+		free(cause);
+		free(p);
+	}
 	/* shape x dtype != byte length */
 	expect_bad("{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 8]}}", 16,
 		   "tensor 'w': data_offsets [0, 8] hold 8 bytes but F32 [2, 2] needs 16");

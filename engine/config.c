@@ -818,16 +818,32 @@ config_release(struct model_config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static bool
+/*
+ * Backtracking steps one extra_config regex may take on one module name.
+ * Real keys ('.*mlp.gate$' and the like) take a few hundred; a
+ * catastrophic pattern such as (a|a)*b hit PCRE2's default of ten million
+ * on every module and made a load 250x slower.
+ */
+#define REGEX_MATCH_LIMIT 100000
+
+/* 1: o's regex matches module, 0: it does not, -1: it is too costly to tell. */
+static int
 regex_match(const struct quant_override *o, const char *module)
 {
 	pcre2_match_data *md = pcre2_match_data_create_from_pattern(o->re, NULL);
+	pcre2_match_context *mc = pcre2_match_context_create(NULL);
 	int rc;
 
-	if (md == NULL)
+	if (md == NULL || mc == NULL)
 		fatal("out of memory matching extra_config regex");
-	rc = pcre2_match(o->re, (PCRE2_SPTR)module, strlen(module), 0, 0, md, NULL);
+	pcre2_set_match_limit(mc, REGEX_MATCH_LIMIT);
+	pcre2_set_depth_limit(mc, REGEX_MATCH_LIMIT);
+	rc = pcre2_match(o->re, (PCRE2_SPTR)module, strlen(module), 0, 0, md, mc);
 	pcre2_match_data_free(md);
+	pcre2_match_context_free(mc);
+	if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+	    rc == PCRE2_ERROR_HEAPLIMIT)
+		return -1;
 	return rc >= 0;
 }
 
@@ -839,28 +855,38 @@ key_cmp(const void *key, const void *elem)
 	return strcmp(key, o->key);
 }
 
+/* The override for module, NULL for none; *costly: the regex that hit the limit. */
 static const struct quant_override *
-find_override(const struct quant_config *q, const char *module)
+find_override(const struct quant_config *q, const char *module,
+	      const struct quant_override **costly)
 {
 	const struct quant_override *o = NULL;
 	int n_exact = q->n_overrides;
 
+	*costly = NULL;
 	while (n_exact > 0 && q->overrides[n_exact - 1].is_regex)
 		n_exact--;
 	if (n_exact > 0)
 		o = bsearch(module, q->overrides, (size_t)n_exact, sizeof(*o), key_cmp);
 	for (int i = n_exact; o == NULL && i < q->n_overrides; i++) {
-		if (regex_match(&q->overrides[i], module))
+		int r = regex_match(&q->overrides[i], module);
+
+		if (r < 0) {
+			*costly = &q->overrides[i];
+			return NULL;
+		}
+		if (r > 0)
 			o = &q->overrides[i];
 	}
 	return o;
 }
 
 int
-config_module_quant(const struct model_config *c, const char *module, int *bits, int *group_size)
+config_module_quant(const struct model_config *c, const char *module, int *bits, int *group_size,
+		    char **cause)
 {
 	const struct quant_config *q = &c->quant;
-	const struct quant_override *o;
+	const struct quant_override *o, *costly;
 	const char *dt;
 	int b;
 
@@ -869,7 +895,16 @@ config_module_quant(const struct model_config *c, const char *module, int *bits,
 		*group_size = 0;
 		return -1;
 	}
-	o = find_override(q, module);
+	o = find_override(q, module, &costly);
+	if (costly != NULL) {
+		char key[96];
+
+		cause_set(cause,
+			  "quantization_config: extra_config regex '%s' takes more than %d "
+			  "backtracking steps on '%s'; refusing it",
+			  str_show(key, sizeof(key), costly->key), REGEX_MATCH_LIMIT, module);
+		return -2;
+	}
 	b = o != NULL && o->bits >= 0 ? o->bits : q->bits;
 	dt = o != NULL && o->data_type[0] != '\0' ? o->data_type : q->data_type;
 	*bits = b >= 16 || is_float_type(dt) ? 16 : b;

@@ -186,8 +186,8 @@ bind_gptq(const struct model *m, const char *module, struct qmat *W, const struc
 				 m->dir, module);
 	if (gptq_shape(m, module, qw, qz, sc, W, cause) != 0)
 		return -1;
-	matched = config_module_quant(&m->cfg, module, &cfg_bits, &cfg_gs);
-	if (gptq_group(m, module, W, cfg_bits, cfg_gs, matched, cause) != 0)
+	matched = config_module_quant(&m->cfg, module, &cfg_bits, &cfg_gs, cause);
+	if (matched == -2 || gptq_group(m, module, W, cfg_bits, cfg_gs, matched, cause) != 0)
 		return -1;
 	W->fmt = WFMT_GPTQ;
 	W->qweight = qw->data;

@@ -105,9 +105,10 @@ void config_release(struct model_config *c);
  * then the top-level values.  *bits is 16 for modules declared unquantized
  * (bits >= 16 or data_type "float"/"fp").  Returns 0 when an override matched,
  * 1 when the top-level defaults were used, -1 when there is no
- * quantization_config at all (then *bits = 16).
+ * quantization_config at all (then *bits = 16), -2 with cause set when a
+ * regex key is too costly to match (a catastrophic pattern).
  */
 int config_module_quant(const struct model_config *c, const char *module, int *bits,
-			int *group_size);
+			int *group_size, char **cause);
 
 #endif

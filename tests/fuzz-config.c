@@ -41,7 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (config_parse(&c, text, len, q, qlen, "fuzz", &cause) == 0) {
 		for (size_t i = 0; i < ARRAY_LEN(modules); i++)
-			config_module_quant(&c, modules[i], &bits, &gs);
+			config_module_quant(&c, modules[i], &bits, &gs, NULL);
 		config_release(&c);
 	} else if (cause == NULL) {
 		abort(); /* a failure must say why */

@@ -102,7 +102,7 @@ static void
 check_quant(const struct model_config *c, const char *module, int want_rc, int want_bits,
 	    int want_gs)
 {
-	int bits = -7, gs = -7, rc = config_module_quant(c, module, &bits, &gs);
+	int bits = -7, gs = -7, rc = config_module_quant(c, module, &bits, &gs, NULL);
 
 	T_EQ_INT(rc, want_rc);
 	T_EQ_INT(bits, want_bits);
@@ -230,7 +230,7 @@ test_defaults(void)
 		T_EQ_INT(c.bos_token_id, -1);
 		T_EQ_INT(c.shared_inter, 0);
 		T_ASSERT(c.norm_topk_prob && !c.tie_word_embeddings && !c.quant.present);
-		T_EQ_INT(config_module_quant(&c, "model.layers.0.mlp.gate", &bits, &gs), -1);
+		T_EQ_INT(config_module_quant(&c, "model.layers.0.mlp.gate", &bits, &gs, NULL), -1);
 		T_EQ_INT(bits, 16);
 		config_release(&c);
 	}
@@ -442,6 +442,21 @@ test_quant_regex(void)
 	check_quant(&c, "a.b", 0, 4, 32);
 	check_quant(&c, "aXb", 1, 4, 32); /* '.' alone is not a regex */
 	config_release(&c);
+	/* A catastrophic pattern is refused at its first costly module, quickly. */
+	if (quant_ok(&c, "{\"bits\": 4, \"group_size\": 128, \"extra_config\": {"
+			 "\"(.*.*)*x$\": {\"bits\": 8}}}") == 0) {
+		char *cause = NULL;
+		int bits, gs;
+		double t = now_sec();
+
+		T_EQ_INT(config_module_quant(&c, "model.layers.0.mlp.experts.0.up_proj", &bits, &gs,
+					     &cause),
+			 -2);
+		T_STR_CONTAINS(cause, "extra_config regex '(.*.*)*x$' takes more than");
+		T_ASSERT(now_sec() - t < 1.0);
+		free(cause);
+		config_release(&c);
+	}
 	quant_bad("{\"extra_config\": {\"model.layers.[0-9\": {\"bits\": 8}}}",
 		  "extra_config: 'model.layers.[0-9': bad regular expression at offset");
 }

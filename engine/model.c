@@ -471,12 +471,44 @@ count_bytes(struct model *m)
 	m->decode_bytes = dec;
 }
 
+/*
+ * Tensors the config says are not there: a layer past num_hidden_layers, a
+ * shared expert when shared_expert_intermediate_size is 0.  Loading would
+ * silently run a different model than the checkpoint holds.
+ */
+static int
+check_config_covers(const struct model *m, char **cause)
+{
+	const struct model_config *c = &m->cfg;
+
+	for (size_t i = 0; i < st_count(m->st); i++) {
+		const struct st_tensor *t = st_at(m->st, i);
+		char nm[96];
+		int layer, at = 0;
+
+		if (sscanf(t->name, "model.layers.%d.%n", &layer, &at) != 1 || at == 0)
+			continue;
+		if (layer >= c->n_layers)
+			return cause_set(cause,
+					 "%s: tensor '%s' is for layer %d, but config.json has "
+					 "num_hidden_layers %d",
+					 m->dir, str_show(nm, sizeof(nm), t->name), layer,
+					 c->n_layers);
+		if (c->shared_inter == 0 && strncmp(t->name + at, "mlp.shared_expert", 17) == 0)
+			return cause_set(cause,
+					 "%s: tensor '%s' is a shared expert, but config.json has "
+					 "shared_expert_intermediate_size 0",
+					 m->dir, str_show(nm, sizeof(nm), t->name));
+	}
+	return 0;
+}
+
 static int
 bind_all(struct model *m, char **cause)
 {
 	const struct model_config *c = &m->cfg;
 
-	if (scan_dtypes(m, cause) != 0)
+	if (scan_dtypes(m, cause) != 0 || check_config_covers(m, cause) != 0)
 		return -1;
 	if (bind_linear(m, "model.embed_tokens", c->vocab_size, c->hidden_size, &m->embed, cause))
 		return -1;

@@ -262,6 +262,14 @@ main(void)
 	edit_config("hidden_size", json_integer(128));
 	expect_fail("shape vs config", "does not match config.json");
 	fresh_copy();
+	edit_config("num_hidden_layers", json_integer(3));
+	expect_fail("fewer layers in config.json than in the shards",
+		    "is for layer 3, but config.json has num_hidden_layers 3");
+	fresh_copy();
+	edit_config("shared_expert_intermediate_size", json_integer(0));
+	expect_fail("shared expert tensors with a size of 0",
+		    "is a shared expert, but config.json has shared_expert_intermediate_size 0");
+	fresh_copy();
 	edit_config("moe_intermediate_size", json_integer(64));
 	expect_fail("expert width vs config", "model.layers.0.mlp.experts.0.gate_proj");
 	{

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -58,18 +59,33 @@ gen_stop_name(enum gen_stop stop)
 	return "?";
 }
 
-/* Note a chat template in tokenizer_config.json that is not the built-in one. */
+/*
+ * Note a chat template the model ships that is not the built-in one: in
+ * tokenizer_config.json, or in chat_template.jinja (where re-saved
+ * repositories put it; transformers prefers that file).
+ */
 static void
 check_template(struct session *s, const char *dir)
 {
 	char *path = xasprintf("%s/tokenizer_config.json", dir);
+	char *jinja = xasprintf("%s/chat_template.jinja", dir), *text = NULL;
 	json_t *j = json_read_file(path, READ_MAX_CONFIG, NULL);
 	json_t *t = json_object_get(j, "chat_template");
+	const char *which = NULL;
 
 	if (json_is_string(t) && !chat_template_is_builtin(json_string_value(t)))
-		s->notice = xstrdup("the model's chat template differs from qnext's built-in Qwen3 "
-				    "Thinking template; using the built-in one");
+		which = "tokenizer_config.json";
+	if (access(jinja, F_OK) == 0 &&
+	    ((text = read_file_max(jinja, READ_MAX_CONFIG, NULL, NULL)) == NULL ||
+	     !chat_template_is_builtin(text)))
+		which = "chat_template.jinja";
+	if (which != NULL)
+		s->notice = xasprintf("the model's chat template (%s) differs from qnext's built-in "
+				      "Qwen3 Thinking template; using the built-in one",
+				      which);
 	json_decref(j);
+	free(text);
+	free(jinja);
 	free(path);
 }
 

@@ -241,6 +241,46 @@ main(void)
 	session_close(fresh);
 	session_close(s);
 
+	/*
+	 * A chat_template.jinja beside the model is compared too: the same
+	 * template as tiny's tokenizer_config (the built-in one) gives no notice,
+	 * another one names the file.
+	 */
+	{
+		json_t *tc = json_load_file(TINY "/tokenizer_config.json", 0, NULL);
+		const char *tpl = json_string_value(json_object_get(tc, "chat_template"));
+		char dir[] = "/tmp/test-session-XXXXXX", *cmd, *path, *cause = NULL;
+		struct session_opts o = { .n_ctx = 64, .n_threads = 1, .f32 = true };
+		struct session *t;
+		FILE *f;
+
+		T_ASSERT(tpl != NULL && mkdtemp(dir) != NULL);
+		cmd = xasprintf("ln -s $PWD/%s/* %s/", TINY, dir);
+		T_EQ_INT(system(cmd), 0);
+		path = xasprintf("%s/chat_template.jinja", dir);
+		o.dir = dir;
+		for (int k = 0; k < 2 && tpl != NULL; k++) {
+			f = fopen(path, "w");
+			fputs(k == 0 ? tpl : "{{ messages }}", f);
+			fclose(f);
+			t = session_open(&o, &cause);
+			T_ASSERT(t != NULL);
+			if (k == 0)
+				T_ASSERT(t != NULL && session_notice(t) == NULL);
+			else
+				T_STR_CONTAINS(t != NULL ? session_notice(t) : NULL,
+					       "chat template (chat_template.jinja) differs");
+			session_close(t);
+		}
+		free(cmd);
+		cmd = xasprintf("rm -rf %s", dir);
+		T_EQ_INT(system(cmd), 0);
+		free(cmd);
+		free(path);
+		free(cause);
+		json_decref(tc);
+	}
+
 	/* A prompt longer than the context is refused before any work. */
 	s = open_tiny(64);
 	{

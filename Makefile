@@ -86,7 +86,17 @@ build/fuzz/%: tests/%.c $(FUZZ_SRC)
 	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \
 	    -fno-sanitize-recover=all \
 	    -o $@ $< $(FUZZ_SRC) $(LDLIBS)
+# `make fuzz`: each harness for FUZZ_SECONDS, starting from the corpus kept in
+# tests/fuzz/NAME and adding the inputs that reach new code there (commit the
+# ones worth keeping; `git clean tests/fuzz` drops the rest).
+FUZZ_SECONDS = 300
 fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do n=$$(basename $$f); echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	    mkdir -p tests/fuzz/$$n; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/$$n \
+	        >build/fuzz/$$n-long.log 2>&1 || { tail -40 build/fuzz/$$n-long.log; exit 1; }; \
+	    echo "$$n: $$(grep -o 'exec/s: [0-9]*' build/fuzz/$$n-long.log | tail -1)," \
+	        "$$(ls tests/fuzz/$$n | wc -l) corpus files"; done
 fuzz-run: $(FUZZERS)
 	@for f in $(FUZZERS); do n=$$(basename $$f); echo "== $$n ($(FUZZ_RUNS) runs)"; \
 	    mkdir -p build/fuzz/corpus-$$n; \

@@ -84,6 +84,39 @@ test_rope(void)
 	T_NEAR(d1, d2, 1e-5);
 }
 
+/*
+ * Far positions at the real model's shape (head 256, rotary 64 = partial
+ * factor 0.25, theta 1e7): near 2 x 10^5 tokens (the context Qwen3-Next
+ * supports without scaling is 262,144) the angle of the fastest pair is
+ * 2 x 10^5 radians, where a float angle would be off by ~0.01 rad.  The
+ * rotation must match a float64 evaluation of the formula to float
+ * rounding.
+ */
+static void
+test_rope_far(void)
+{
+	enum { HD = 256, RD = 64 };
+	static const int pos[] = { 131071, 199999, 200000, 262143 };
+	double inv[RD / 2], worst = 0;
+	float q[HD], a[HD];
+
+	ops_rope_freqs(inv, RD, 1e7);
+	for (int i = 0; i < HD; i++)
+		q[i] = (float)frand();
+	for (size_t p = 0; p < sizeof(pos) / sizeof(pos[0]); p++) {
+		memcpy(a, q, sizeof(q));
+		ops_rope(a, RD, pos[p], inv);
+		for (int m = 0; m < RD / 2; m++) {
+			double ang = (double)pos[p] * pow(1e7, -2.0 * m / RD);
+			double y0 = q[m] * cos(ang) - q[m + RD / 2] * sin(ang);
+			double y1 = q[m + RD / 2] * cos(ang) + q[m] * sin(ang);
+
+			worst = fmax(worst, fmax(fabs(a[m] - y0), fabs(a[m + RD / 2] - y1)));
+		}
+	}
+	T_NEAR(worst, 0, 1e-6);
+}
+
 static void
 test_route(void)
 {
@@ -278,6 +311,7 @@ main(void)
 	srand(7);
 	test_norms();
 	test_rope();
+	test_rope_far();
 	test_route();
 	test_delta(k, 1, 4, 16, 12);
 	test_delta(k, 13, 4, 16, 12);  /* ragged last chunk */

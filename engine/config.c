@@ -661,7 +661,9 @@ check_method(struct quant_config *q, json_t *qc, const char *where, char **cause
 {
 	static const char *const methods[] = { "auto-round", "autoround", "intel/auto-round",
 					       "gptq" };
-	static const char *const packings[] = { "auto_round:auto_gptq", "auto_gptq", "auto_round" };
+	/* Not "auto_round": it stores zero points without GPTQ's minus one, and
+	 * reading it as auto_gptq would shift every weight by one step. */
+	static const char *const packings[] = { "auto_round:auto_gptq", "auto_gptq" };
 	json_t *m = get(qc, "quant_method"), *p = get(qc, "packing_format");
 	char s[SHOW];
 	size_t i;
@@ -697,6 +699,39 @@ check_method(struct quant_config *q, json_t *qc, const char *where, char **cause
 }
 
 /*
+ * Settings that change what the stored integers mean, which qnext does not
+ * implement: refused by name rather than computed wrong.
+ */
+static int
+check_unsupported(json_t *qc, const char *where, char **cause)
+{
+	static const char *const transforms[] = { "transform_config", "transforms", "rotation",
+						   "rotations", "hadamard" };
+	json_t *v = get(qc, "checkpoint_format");
+	char s[SHOW];
+
+	if (json_is_string(v) && strcmp(json_string_value(v), "gptq") != 0) {
+		str_show(s, sizeof(s), json_string_value(v));
+		return field_error(cause, where, "checkpoint_format",
+				   "'%s' is not supported (qnext reads GPTQ v1 zero points)", s);
+	}
+	v = get(qc, "act_bits");
+	if (v != NULL && (!json_is_number(v) || json_number_value(v) < 16))
+		return field_error(cause, where, "act_bits",
+				   "quantized activations are not supported (qnext reads "
+				   "weight-only checkpoints, act_bits 16 or more)");
+	for (size_t i = 0; i < ARRAY_LEN(transforms); i++) {
+		v = get(qc, transforms[i]);
+		if (v != NULL && !json_is_false(v) &&
+		    !((json_is_object(v) && json_object_size(v) == 0) ||
+		      (json_is_array(v) && json_array_size(v) == 0)))
+			return field_error(cause, where, transforms[i],
+					   "weight transforms or rotations are not supported");
+	}
+	return 0;
+}
+
+/*
  * The top level.  AutoRound strips keys equal to its defaults, so absent
  * means bits 4, group_size 128, sym, data_type "int".
  */
@@ -712,7 +747,7 @@ parse_quant(struct quant_config *q, json_t *qc, const char *where, char **cause)
 	q->bits = 4;
 	q->group_size = 128;
 	strcpy(q->data_type, "int");
-	if (check_method(q, qc, where, cause) != 0 ||
+	if (check_method(q, qc, where, cause) != 0 || check_unsupported(qc, where, cause) != 0 ||
 	    get_str(qc, "data_type", q->data_type, sizeof(q->data_type), where, cause) != 0)
 		return -1;
 	if (!is_int_type(q->data_type)) {

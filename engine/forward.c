@@ -1393,6 +1393,13 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 	c->m = m;
 	c->o = *o;
 	c->k = o->kernels != NULL ? o->kernels : kernels_get();
+	/* One step queues gate and up of every routed expert, the shared
+	 * expert's and the router: refuse here what add_job would abort on. */
+	if (2 * m->cfg.n_experts + 8 > MAX_JOBS) {
+		cause_set(cause, "%s/config.json: num_experts %d is more than qnext handles (%d)",
+			  m->dir, m->cfg.n_experts, (MAX_JOBS - 8) / 2);
+		goto fail;
+	}
 	if (c->o.n_ctx <= 0)
 		c->o.n_ctx = 4096;
 	if (c->o.n_batch <= 0)

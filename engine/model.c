@@ -72,6 +72,9 @@ check_float_dtype(const struct model *m, const struct st_tensor *t, char **cause
 				 "%s: tensor '%s': FP8 (%s) weights are not supported; use the "
 				 "AutoRound int4/int8 checkpoint",
 				 shard_of(m, t), t->name, st_dtype_name(t->dtype));
+	case ST_UNKNOWN:
+		return cause_set(cause, "%s: tensor '%s' has a dtype qnext does not read",
+				 shard_of(m, t), t->name);
 	default:
 		return cause_set(cause, "%s: tensor '%s': dtype %s where a float (F32/F16/BF16) is expected",
 				 shard_of(m, t), t->name, st_dtype_name(t->dtype));

@@ -98,6 +98,7 @@ static const struct {
 	[ST_F64]     = { "F64", 8 },
 	[ST_F8_E4M3] = { "F8_E4M3", 1 },
 	[ST_F8_E5M2] = { "F8_E5M2", 1 },
+	[ST_UNKNOWN] = { "an unknown dtype", 1 },
 };
 /* clang-format on */
 
@@ -156,14 +157,21 @@ parse_dtype(struct hdr *h, const char *name, json_t *v, struct st_tensor *t, cha
 	if (!json_is_string(v))
 		return tensor_error(cause, h->what, name, "dtype is missing or not a string");
 	s = json_string_value(v);
-	for (size_t i = 0; i < ARRAY_LEN(dtypes); i++) {
+	for (size_t i = 0; i < ST_UNKNOWN; i++) {
 		if (strcmp(s, dtypes[i].name) == 0) {
 			t->dtype = (enum st_dtype)i;
 			return 0;
 		}
 	}
-	str_show(show, sizeof(show), s);
-	return tensor_error(cause, h->what, name, "unknown dtype '%s'", show);
+	/* Safetensors names its dtypes with capitals, digits and '_'. */
+	if (*s == '\0' || strlen(s) > 16 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+							   strlen(s)) {
+		str_show(show, sizeof(show), s);
+		return tensor_error(cause, h->what, name, "dtype '%s' is not a safetensors dtype",
+				    show);
+	}
+	t->dtype = ST_UNKNOWN;
+	return 0;
 }
 
 /*
@@ -245,6 +253,8 @@ parse_tensor(struct hdr *h, const char *name, json_t *v, char **cause)
 	    parse_shape(h, name, json_object_get(v, "shape"), t, cause) != 0 ||
 	    parse_offsets(h, name, json_object_get(v, "data_offsets"), sp, cause) != 0)
 		return -1;
+	if (t->dtype == ST_UNKNOWN) /* element size unknown: the range is the tensor */
+		t->n_bytes = (size_t)(sp->end - sp->begin);
 	if (sp->end - sp->begin != t->n_bytes) {
 		format_shape(shape, sizeof(shape), t);
 		return tensor_error(cause, h->what, name,

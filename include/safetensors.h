@@ -33,6 +33,10 @@ enum st_dtype {
 	ST_F64,
 	ST_F8_E4M3,
 	ST_F8_E5M2,
+	/* A dtype qnext does not know (F4, U32, ...): the tensor is kept as
+	 * opaque bytes, so a checkpoint whose unused tensors (mtp.*, extra
+	 * shards) have one still loads; a tensor qnext needs is refused when bound. */
+	ST_UNKNOWN,
 };
 
 #define ST_MAX_DIMS 8

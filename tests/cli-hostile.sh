@@ -75,6 +75,12 @@ rm "$d/config.json"
 head -c $((17 << 20)) /dev/zero | tr '\0' ' ' >"$d/config.json"
 run "a 17 MiB config.json" 1 "config.json: larger than" "$d"
 
+# More experts than one step of the forward pass can queue: refused when the
+# context is made, not aborted in the middle of the first prompt.
+$Q mkmodel -o "$tmp/e600" --experts 600 --layers 1 --hidden 128 --vocab 1000 >/dev/null 2>&1
+expect "600 experts" 1 "num_experts 600 is more than qnext handles" \
+	$Q verify --model "$tmp/e600" --self --tokens 4
+
 # Standard input: a NUL byte in the prompt is an error, not a cut.
 printf 'hi\000there' >"$tmp/nul"
 expect "a NUL in -p - input" 1 "NUL byte" sh -c "$Q -m $T -p - --max-tokens 1 -q <$tmp/nul"

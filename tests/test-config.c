@@ -473,6 +473,15 @@ test_quant_errors(void)
 		  "quant_method 'awq' is not supported");
 	quant_bad("{\"packing_format\": \"auto_awq\"}",
 		  "packing_format 'auto_awq' is not supported");
+	/* What would compute wrong weights is refused (issue 10, item 4). */
+	quant_bad("{\"packing_format\": \"auto_round\"}",
+		  "packing_format 'auto_round' is not supported");
+	quant_bad("{\"checkpoint_format\": \"gptq_v2\"}",
+		  "checkpoint_format: 'gptq_v2' is not supported");
+	quant_bad("{\"act_bits\": 8}", "act_bits: quantized activations are not supported");
+	quant_bad("{\"transform_config\": {\"type\": \"hadamard\"}}",
+		  "transform_config: weight transforms or rotations are not supported");
+	quant_bad("{\"rotation\": true}", "rotation: weight transforms or rotations");
 	quant_bad("{\"data_type\": \"mx_fp\"}", "quantization_config: data_type: 'mx_fp' is not");
 	quant_bad("{\"bits\": 3}", "quantization_config: bits: 3 is not supported");
 	quant_bad("{\"bits\": 5}", "bits: 5 is not one of 2, 4, 8, 16, 32");

@@ -181,6 +181,23 @@ scales_f32(json_t *h)
 }
 
 static void
+norm_f4(json_t *h)
+{
+	/* A needed tensor in a dtype qnext does not know (same bytes). */
+	json_object_set_new(json_object_get(h, "model.layers.0.input_layernorm.weight"), "dtype",
+			    json_string("F4"));
+}
+
+static void
+add_mtp_f4(json_t *h)
+{
+	/* An unused tensor in a dtype qnext does not know, empty so nothing moves. */
+	json_object_set_new(h, "mtp.fc.weight",
+			    json_pack("{s:s, s:[i], s:[i, i]}", "dtype", "F4", "shape", 0,
+				      "data_offsets", 0, 0));
+}
+
+static void
 huge_qzeros(json_t *h)
 {
 	json_t *t = json_object_get(h, "model.layers.0.linear_attn.out_proj.qzeros");
@@ -255,6 +272,21 @@ main(void)
 	fresh_copy();
 	edit_shard(scales_f32);
 	expect_fail("scales not F16", "scales must be a 2-D F16 tensor");
+	fresh_copy();
+	edit_shard(norm_f4);
+	expect_fail("needed tensor in an unknown dtype", "has a dtype qnext does not read");
+	fresh_copy();
+	edit_shard(add_mtp_f4);
+	{
+		char *cause = NULL;
+		struct model *m = model_open(tmpdir, &cause);
+
+		T_ASSERT(m != NULL); /* mtp.* in F4: ignored */
+		if (m == NULL)
+			fprintf(stderr, "  mtp F4: %s\n", cause);
+		model_close(m);
+		free(cause);
+	}
 	fresh_copy();
 	edit_shard(huge_qzeros);
 	expect_fail("qzeros [0, 2^60]", "shapes are too large");

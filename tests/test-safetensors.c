@@ -252,8 +252,11 @@ test_bad_headers(void)
 {
 	expect_bad("{\"a\": ", 0, "not valid JSON");
 	expect_bad("[1, 2]", 0, "header is not a JSON object");
-	expect_bad("{\"a\": {\"dtype\": \"Q4\", \"shape\": [2], \"data_offsets\": [0, 2]}}", 2,
-		   "tensor 'a': unknown dtype 'Q4'");
+	expect_bad("{\"a\": {\"dtype\": \"q4!\", \"shape\": [2], \"data_offsets\": [0, 2]}}", 2,
+		   "tensor 'a': dtype 'q4!' is not a safetensors dtype");
+	/* A dtype qnext does not know is kept as opaque bytes (an mtp.* tensor). */
+	expect_ok("{\"mtp.a\": {\"dtype\": \"F4\", \"shape\": [2, 8], \"data_offsets\": [0, 8]}}",
+		  8, 1);
 	expect_bad("{\"a\": {\"dtype\": 7, \"shape\": [2], \"data_offsets\": [0, 2]}}", 2,
 		   "tensor 'a': dtype is missing or not a string");
 	expect_bad("{\"a\": {\"shape\": [2], \"data_offsets\": [0, 2]}}", 2, "dtype is missing");
@@ -284,8 +287,8 @@ test_bad_headers(void)
 		   4, "duplicate");
 	expect_bad("{\"__metadata__\": [1]}", 0, "__metadata__ is not an object");
 	expect_bad("{\"__metadata__\": {\"format\": 1}}", 0, "__metadata__ value is not a string");
-	expect_bad("{\"a\\nb\": {\"dtype\": \"X\", \"shape\": [], \"data_offsets\": [0, 1]}}", 1,
-		   "tensor 'a?b': unknown dtype");
+	expect_bad("{\"a\\nb\": {\"dtype\": \"x\", \"shape\": [], \"data_offsets\": [0, 1]}}", 1,
+		   "tensor 'a?b': dtype 'x' is not a safetensors dtype");
 }
 
 static void

@@ -283,8 +283,13 @@ job_rows(const struct ctx *c, const struct mm_job *j)
 static void
 job_range(struct ctx *c, const struct mm_job *j, int b, int e, int worker)
 {
-	if (j->A != NULL)
+	if (j->A != NULL) {
+		/* The worker's tmp row is free during a product: the kernel may keep
+		 * a chunk's partial sums there (packed, away from Y's strides). */
+		kernels_use_y_scratch(tmp_of(c, worker), (size_t)64 * c->max_in * sizeof(float));
 		c->k->matmul_q8(j->W, j->A, j->Y, j->ldy, b, e);
+		kernels_use_y_scratch(NULL, 0);
+	}
 	else if (job_blas(j))
 		kernels_matmul_blas(j->W, j->X, j->n_tok, j->Y, j->ldy, b, e, tmp_of(c, worker));
 	else

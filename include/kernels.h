@@ -184,11 +184,15 @@ const struct kernels *kernels_get(void);
 size_t kernels_chunk_y_bytes(void);
 
 /*
- * The calling thread's buffer for one chunk of prefill output rows (at least
- * kernels_chunk_y_bytes() plus 64 bytes, 64-byte aligned), made on first use
- * and freed when the thread ends; NULL when out of memory.  Any thread.
+ * Lend the calling thread a buffer of `bytes` (float-aligned) where a
+ * prefill product may keep a chunk's partial sums (NULL: none, the sums stay
+ * in Y).  The caller owns it and must not use it during the thread's
+ * products; the engine lends each worker its scratch row before each
+ * product.  kernels_y_scratch returns what was lent.  Any thread, for
+ * itself.
  */
-float *kernels_y_scratch(void);
+void kernels_use_y_scratch(float *buf, size_t bytes);
+float *kernels_y_scratch(size_t *bytes);
 
 /* A specific tier by name, or NULL when unknown or not supported by this CPU. */
 const struct kernels *kernels_tier(const char *name);

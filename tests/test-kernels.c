@@ -456,6 +456,7 @@ test_gptq(void)
 				      { 4, 256, 128, 4096, 70 } };
 	size_t bi, ni, gi, oi;
 	int run = 0, o0, o1;
+	float *scratch;
 
 	for (bi = 0; bi < ARRAY_LEN(bitss); bi++)
 		for (ni = 0; ni < ARRAY_LEN(n_ins); ni++)
@@ -475,7 +476,11 @@ test_gptq(void)
 					tmat_free(&t);
 					run++;
 				}
-	/* Prefill batches big enough that the SIMD tiers split outputs in chunks. */
+	/* Prefill batches big enough that the SIMD tiers split outputs in chunks,
+	 * with a scratch buffer lent as the engine lends one (the shapes above
+	 * ran without: sums straight in Y). */
+	scratch = xmalloc((size_t)2 << 20);
+	kernels_use_y_scratch(scratch, (size_t)2 << 20);
 	for (bi = 0; bi < ARRAY_LEN(big); bi++) {
 		struct tmat t;
 
@@ -484,6 +489,8 @@ test_gptq(void)
 		tmat_free(&t);
 		run++;
 	}
+	kernels_use_y_scratch(NULL, 0);
+	free(scratch);
 	for (bi = 0; bi < ARRAY_LEN(odd); bi++) {
 		struct tmat t;
 

@@ -580,6 +580,7 @@ matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0,
 {
 	int ov1 = o0 + (o1 - o0) / 16 * 16, chunk, oc, oe, t0, b, n_spans = 0;
 	float *S = NULL;
+	size_t sb;
 
 	/* Whole QKS spans take the fast path; the rest (other group sizes,
 	 * 2-bit weights, a short last span) goes block by block. */
@@ -587,11 +588,12 @@ matmul_q8(const struct qmat *W, const struct qact *A, float *Y, int ldy, int o0,
 		n_spans = W->n_in / QKS;
 	if (ov1 > o0) {
 		chunk = chunk_outputs(A->n_tok, ov1 - o0, 32);
-		/* Packed sums when a chunk's rows of Y are not contiguous (and the
-		 * chunk fits: past 8192 tokens it is wider than chunk_y_bytes). */
+		/* Packed sums when a chunk's rows of Y are not contiguous and the
+		 * thread was lent a scratch buffer that holds them. */
 		if (n_spans * QKS == W->n_in && A->n_tok > TOK_TILE && chunk < ldy &&
-		    (size_t)chunk * (size_t)A->n_tok * sizeof(float) <= kernels_chunk_y_bytes())
-			S = kernels_y_scratch();
+		    (S = kernels_y_scratch(&sb)) != NULL &&
+		    (size_t)chunk * (size_t)A->n_tok * sizeof(float) > sb)
+			S = NULL;
 		for (oc = o0; oc < ov1; oc += chunk) {
 			oe = MIN(oc + chunk, ov1);
 			if (n_spans > 0)

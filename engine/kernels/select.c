@@ -9,7 +9,6 @@
 #include "kernels.h"
 
 #include <cpuid.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,33 +73,22 @@ kernels_chunk_y_bytes(void)
 	return chunk_y_bytes;
 }
 
-/* GLOBAL: the key of each thread's kernels_y_scratch() buffer, made once. */
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+/* Per thread: the buffer kernels_use_y_scratch() lent, and its size. */
+static _Thread_local float *y_scratch;
+static _Thread_local size_t y_scratch_bytes;
 
-static void
-scratch_key_make(void)
+void
+kernels_use_y_scratch(float *buf, size_t bytes)
 {
-	/* The destructor frees a worker's buffer when its thread ends. */
-	if (pthread_key_create(&scratch_key, free) != 0)
-		abort(); /* only when the process is out of keys: nothing to fall back to */
+	y_scratch = buf;
+	y_scratch_bytes = buf != NULL ? bytes : 0;
 }
 
 float *
-kernels_y_scratch(void)
+kernels_y_scratch(size_t *bytes)
 {
-	float *p;
-
-	pthread_once(&scratch_once, scratch_key_make);
-	p = pthread_getspecific(scratch_key);
-	if (p == NULL) {
-		p = aligned_alloc(64, CHUNK_Y_MAX + 64);
-		if (p == NULL || pthread_setspecific(scratch_key, p) != 0) {
-			free(p);
-			return NULL;
-		}
-	}
-	return p;
+	*bytes = y_scratch_bytes;
+	return y_scratch;
 }
 
 /* Half of L2: the rest is for the weight panel and the activations. */

@@ -442,6 +442,18 @@ test_quant_regex(void)
 	check_quant(&c, "a.b", 0, 4, 32);
 	check_quant(&c, "aXb", 1, 4, 32); /* '.' alone is not a regex */
 	config_release(&c);
+	/* The 2026 re-upload's form: a list-valued block_name_to_quantize and
+	 * routers declared 16-bit float by full name. */
+	if (quant_ok(&c, "{\"bits\": 4, \"group_size\": 128, \"sym\": true, "
+			 "\"packing_format\": \"auto_round:auto_gptq\", "
+			 "\"block_name_to_quantize\": [\"model.layers\"], \"extra_config\": {"
+			 "\"model.layers.0.mlp.gate\": {\"bits\": 16, \"data_type\": \"fp\"},"
+			 "\"model.layers.0.linear_attn.in_proj_qkvz\": {\"bits\": 8}}}") == 0) {
+		check_quant(&c, "model.layers.0.mlp.gate", 0, 16, 0);
+		check_quant(&c, "model.layers.0.linear_attn.in_proj_qkvz", 0, 8, 128);
+		check_quant(&c, "model.layers.0.mlp.experts.3.up_proj", 1, 4, 128);
+		config_release(&c);
+	}
 	/* A catastrophic pattern is refused at its first costly module, quickly. */
 	if (quant_ok(&c, "{\"bits\": 4, \"group_size\": 128, \"extra_config\": {"
 			 "\"(.*.*)*x$\": {\"bits\": 8}}}") == 0) {

@@ -69,6 +69,17 @@ check "tiny int8 path, 4096 tokens, schedules agree" 0 \
 	$Q verify --model tests/data/tiny --self --tokens 4096
 check "tiny float32 path, 4096 tokens, schedules agree" 0 \
 	$Q verify --model tests/data/tiny --self --tokens 4096 --f32
+# Real widths (issue 10, item 5): mkmodel's 4-layer model at the 80B's
+# widths (hidden 2048; 16 query and 2 KV heads of 256; DeltaNet 16 key and
+# 32 value heads of 128; 32 experts of 512, top-10; a 151,936-token
+# vocabulary; BF16 router and embeddings; 1.6 GB, made once in build/):
+# schedules agree on both paths, so nothing depends on the narrow goldens.
+rw=build/realwidth
+[ -f $rw/config.json ] || $Q mkmodel -o $rw --experts 32 --layers 4 >/dev/null 2>&1
+check "real widths, int8 path, schedules agree" 0 $Q verify --model $rw --self --tokens 70
+has "real widths: 4 layers of dim 2048" "4 layers, dim 2048, 32 experts (top 10)"
+check "real widths, float32 path, schedules agree" 0 \
+	$Q verify --model $rw --self --tokens 70 --f32
 check "bad --kv-bits" 2 \
 	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --kv-bits 8
 check "impossible tolerance fails" 1 \

@@ -217,6 +217,13 @@ use_q8(const struct ctx *c, const struct qmat *W)
 	return !c->o.f32 && W->fmt == WFMT_GPTQ && qmat_q8_ok(W);
 }
 
+/* A, or NULL when the product `part` (FLOAT_*) keeps float activations. */
+static const struct qact *
+act_for(const struct ctx *c, unsigned part, const struct qact *A)
+{
+	return c->o.float_parts & part ? NULL : A;
+}
+
 /* Queue Y = W X for the next run_jobs(), charged to the current phase.  A may be NULL
  * (float path).  Jobs of one step must not read what another writes. */
 static void
@@ -840,7 +847,7 @@ layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_t
 	phase(c, FWD_GDN);
 	A = quantize(c, &c->qa, c->h, n_tok, m->cfg.hidden_size);
 	add_job(c, &g->in_qkvz, c->h, A, n_tok, c->big1, m->qkvz_dim);
-	add_job(c, &g->in_ba, c->h, A, n_tok, c->mid, 2 * m->cfg.lin_n_v_heads);
+	add_job(c, &g->in_ba, c->h, act_for(c, FLOAT_BA, A), n_tok, c->mid, 2 * m->cfg.lin_n_v_heads);
 	run_jobs(c);
 	if (stopping(c))
 		return false;
@@ -1077,10 +1084,10 @@ layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 		phase(c, FWD_SHARED);
 		add_job(c, &e->sh_gate, c->h, A, n_tok, c->sh1, sw);
 		add_job(c, &e->sh_up, c->h, A, n_tok, c->sh2, sw);
-		add_job(c, &e->sh_router, c->h, A, n_tok, c->shr, 1);
+		add_job(c, &e->sh_router, c->h, act_for(c, FLOAT_SHGATE, A), n_tok, c->shr, 1);
 		phase(c, FWD_ROUTER);
 	}
-	add_job(c, &e->router, c->h, A, n_tok, c->router, cfg->n_experts);
+	add_job(c, &e->router, c->h, act_for(c, FLOAT_ROUTER, A), n_tok, c->router, cfg->n_experts);
 	run_jobs(c);
 	phase(c, FWD_GLUE);
 	for (int t = 0; t < n_tok; t++)
@@ -1405,6 +1412,8 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 			  m->dir, m->cfg.n_experts, (MAX_JOBS - 8) / 2);
 		goto fail;
 	}
+	if (c->o.float_parts == 0)
+		c->o.float_parts = FLOAT_DEFAULT;
 	if (c->o.n_ctx <= 0)
 		c->o.n_ctx = 4096;
 	if (c->o.n_batch <= 0)

@@ -31,6 +31,26 @@ struct ctx_opts {
 	int kv_bits;    /* keys and values cached as 16 (IEEE half) or 32-bit floats;
 			   0: 16 on the int8 path, 32 on the float32 reference path */
 	const struct kernels *kernels; /* NULL = kernels_get() */
+	unsigned float_parts; /* on the int8 path, FLOAT_* products that keep float32
+				 activations; 0 = FLOAT_DEFAULT, FLOAT_NONE = none */
+};
+
+/*
+ * Small products whose outputs steer the rest of the layer (which experts
+ * run, how fast DeltaNet forgets, how much the shared expert adds) and
+ * that read few weights, so float32 activations cost little there.
+ * FLOAT_DEFAULT is what measurement chose (docs/model-format.md, "int8
+ * activations"); `qnext verify --paths --float LIST` measures the others.
+ */
+enum {
+	FLOAT_ROUTER = 1u << 0, /* mlp.gate, the MoE router */
+	FLOAT_BA = 1u << 1,     /* linear_attn.in_proj_ba: DeltaNet's beta and decay gates */
+	FLOAT_SHGATE = 1u << 2, /* mlp.shared_expert_gate */
+	FLOAT_ALL_SMALL = FLOAT_ROUTER | FLOAT_BA | FLOAT_SHGATE,
+	FLOAT_NONE = 1u << 31,
+	/* Measured: no gain beyond routing noise, so every quantized product
+	 * takes int8 activations (docs/model-format.md, "Which products"). */
+	FLOAT_DEFAULT = FLOAT_NONE,
 };
 
 struct ctx;

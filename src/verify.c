@@ -38,6 +38,17 @@
 /* Who the option errors name. */
 #define WHO "qnext verify"
 
+/*
+ * --paths bounds (--max-kl, --max-hidden): mean KL divergence of the int8
+ * path's next-token distribution from float32's, and the relative RMS
+ * error of its residual stream after any layer.  Measured on the goldens
+ * and the real-width model (docs/model-format.md); the bounds sit a few
+ * times above the largest measurement, far below what a broken kernel or
+ * a wrong scale gives.
+ */
+#define PATHS_MAX_KL 2e-3
+#define PATHS_MAX_HIDDEN 0.08
+
 struct golden {
 	struct st_set *st;
 	const int32_t *ids;    /* [T] */
@@ -57,6 +68,9 @@ struct vopts {
 	double tol, min_top1;
 	int threads;
 	const char *isa;
+	bool paths;          /* --paths: the int8 path measured against the float32 one */
+	unsigned float_parts; /* --float: products kept in float activations */
+	double max_kl, max_hidden;
 };
 
 static const struct st_tensor *
@@ -277,6 +291,18 @@ run_sched(struct ctx *c, const struct golden *g, const struct sched *s, const st
 	return (double)top1 / g->T >= o->min_top1 ? 0 : 1;
 }
 
+/* n pseudo-random token ids below V, the same every run. */
+static int32_t *
+random_ids(int n, int V)
+{
+	int32_t *ids = xmalloc((size_t)n * sizeof(int32_t));
+
+	srand(7);
+	for (int i = 0; i < n; i++)
+		ids[i] = rand() % V;
+	return ids;
+}
+
 /*
  * --self: no reference data (a synthetic checkpoint); random ids fed whole,
  * one at a time and in uneven chunks must give the same logits.
@@ -285,15 +311,12 @@ static int
 verify_self(struct ctx *c, const struct model *m, const struct vopts *o)
 {
 	struct golden g = { .T = o->tokens, .V = m->cfg.vocab_size };
-	int32_t *ids = xmalloc((size_t)g.T * sizeof(int32_t));
+	int32_t *ids = random_ids(g.T, g.V);
 	float *ref = xmalloc((size_t)g.T * g.V * sizeof(float));
 	float *got = xmalloc((size_t)g.T * g.V * sizeof(float));
 	double worst = 0;
 	int rc = 1;
 
-	srand(7);
-	for (int i = 0; i < g.T; i++)
-		ids[i] = rand() % g.V;
 	g.ids = ids;
 	if (feed(c, &g, scheds[0].chunks, ref, NULL) != 0)
 		goto out;
@@ -319,6 +342,201 @@ out:
 	return rc;
 }
 
+/* ---- --paths: the int8 path against the float32 path ------------------ */
+
+/*
+ * KL(P || Q) in nats of the next-token distributions softmax(ref) = P and
+ * softmax(got) = Q, in double.  The reference comes first, as in
+ * llama.cpp's --kl-divergence, so a token the reference finds likely and
+ * the int8 path does not costs the most.
+ */
+static double
+kl_div(const float *ref, const float *got, int V)
+{
+	double mr = ref[0], mg = got[0], zr = 0, zg = 0, kl = 0;
+
+	if (count_nonfinite(ref, (size_t)V) + count_nonfinite(got, (size_t)V) != 0)
+		return NAN; /* fmax below would skip a NaN */
+	for (int i = 1; i < V; i++) {
+		mr = fmax(mr, ref[i]);
+		mg = fmax(mg, got[i]);
+	}
+	for (int i = 0; i < V; i++) {
+		zr += exp(ref[i] - mr);
+		zg += exp(got[i] - mg);
+	}
+	mr += log(zr);
+	mg += log(zg);
+	for (int i = 0; i < V; i++) {
+		double lp = ref[i] - mr, lq = got[i] - mg;
+
+		kl += exp(lp) * (lp - lq);
+	}
+	return fmax(kl, 0); /* rounding can make a zero slightly negative */
+}
+
+/* Mean and largest KL over T rows, and how many rows share the top-1 token. */
+struct kl_stats {
+	double mean, max;
+	int top1;
+};
+
+static struct kl_stats
+kl_rows(const float *ref, const float *got, int T, int V)
+{
+	struct kl_stats k = { 0 };
+
+	for (int t = 0; t < T; t++) {
+		const float *r = ref + (size_t)t * V, *q = got + (size_t)t * V;
+		double d = kl_div(r, q, V);
+
+		k.mean += d / T; /* NaN stays NaN */
+		k.max = isnan(d) || d > k.max ? d : k.max;
+		k.top1 += argmax_f32(r, V) == argmax_f32(q, V);
+	}
+	return k;
+}
+
+/* ||a - b|| / ||b|| over n values: the relative RMS error of a hidden state. */
+static double
+rel_rms(const float *a, const float *b, size_t n)
+{
+	double e = 0, r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)a[i] - b[i];
+
+		e += d * d;
+		r += (double)b[i] * b[i];
+	}
+	return r > 0 ? sqrt(e / r) : sqrt(e);
+}
+
+/* One path's logits [T][V] and residual stream [L+1][T][dim] over ids. */
+static int
+run_path(const struct model *m, const struct vopts *o, bool f32, const int32_t *ids, int T,
+	 float *logits, float *hidden, char **cause)
+{
+	struct ctx_opts co = { .n_ctx = T, .n_batch = T, .n_threads = o->threads, .f32 = f32,
+			       .float_parts = o->float_parts };
+	struct ctx *c;
+	int rc;
+
+	co.kernels = o->isa != NULL ? kernels_tier(o->isa) : NULL;
+	if ((c = ctx_new(m, &co, cause)) == NULL)
+		return -1;
+	ctx_capture_hidden(c, hidden, T);
+	rc = ctx_forward(c, ids, T, logits, true, cause);
+	ctx_free(c);
+	return rc == 0 ? 0 : -1;
+}
+
+/* The float_parts names --float accepts, as printed. */
+static const char *
+float_names(unsigned parts, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s", parts & FLOAT_ROUTER ? "router " : "",
+		 parts & FLOAT_BA ? "in_proj_ba " : "", parts & FLOAT_SHGATE ? "shared_expert_gate " : "",
+		 parts & FLOAT_ALL_SMALL ? "" : "none");
+	return buf;
+}
+
+/* Per layer: the int8 path's hidden error against float32 (and float32's against the golden). */
+static double
+paths_hidden(const struct model *m, const struct golden *g, int T, const float *h8,
+	     const float *h32)
+{
+	size_t per = (size_t)T * m->cfg.hidden_size;
+	double worst = 0;
+
+	for (int l = 0; l <= m->cfg.n_layers; l++) {
+		double e = rel_rms(h8 + l * per, h32 + l * per, per);
+
+		worst = isnan(e) || e > worst ? e : worst;
+		printf("  hidden %-2d (%-9s) int8 vs float32 %.3e", l,
+		       l == 0 ? "embedding" : m->layers[l - 1].full ? "attention" : "deltanet", e);
+		if (g != NULL && g->hidden != NULL && l < g->L1 && g->T == T)
+			printf(", float32 vs golden %.3e, int8 vs golden %.3e",
+			       rel_rms(h32 + l * per, g->hidden + l * per, per),
+			       rel_rms(h8 + l * per, g->hidden + l * per, per));
+		printf("\n");
+	}
+	return worst;
+}
+
+/*
+ * --paths: feed the same tokens (the golden prompt, else --tokens random
+ * ids) through the float32 and the int8 path and measure how far the int8
+ * path's next-token distributions and residual stream land from float32's.
+ * The float32 path is the one checked against the float64 goldens, so it is
+ * the reference here; with a golden, both are also measured against it.
+ */
+static int
+verify_paths(const struct model *m, const struct golden *g, const struct vopts *o)
+{
+	int T = g->T, V = m->cfg.vocab_size, L1 = m->cfg.n_layers + 1;
+	size_t nh = (size_t)L1 * T * m->cfg.hidden_size;
+	float *l32 = xmalloc((size_t)T * V * sizeof(float)), *l8 = xmalloc((size_t)T * V * sizeof(float));
+	float *h32 = xmalloc(nh * sizeof(float)), *h8 = xmalloc(nh * sizeof(float));
+	char *cause = NULL, names[80];
+	struct kl_stats k;
+	double hid;
+	int rc = 1;
+
+	if (run_path(m, o, true, g->ids, T, l32, h32, &cause) != 0 ||
+	    run_path(m, o, false, g->ids, T, l8, h8, &cause) != 0) {
+		fprintf(stderr, "qnext verify: %s\n", cause);
+		goto out;
+	}
+	printf("float activations on the int8 path: %s\n",
+	       float_names(o->float_parts, names, sizeof(names)));
+	hid = paths_hidden(m, g->logits != NULL ? g : NULL, T, h8, h32);
+	k = kl_rows(l32, l8, T, V);
+	printf("int8 vs float32: mean KL %.3e nats, max %.3e, top-1 agreement %d/%d (%.1f%%), "
+	       "max hidden error %.3e\n",
+	       k.mean, k.max, k.top1, T, 100.0 * k.top1 / T, hid);
+	if (g->logits != NULL) {
+		struct kl_stats k32 = kl_rows(g->logits, l32, T, V), kg8 = kl_rows(g->logits, l8, T, V);
+
+		printf("against the golden: float32 mean KL %.3e (top-1 %d/%d), int8 mean KL %.3e "
+		       "(top-1 %d/%d)\n",
+		       k32.mean, k32.top1, T, kg8.mean, kg8.top1, T);
+	}
+	rc = isnan(k.mean) || isnan(hid) || k.mean > o->max_kl || hid > o->max_hidden;
+	printf("%s: mean KL must be <= %.1e nats and every layer's hidden error <= %.1e\n",
+	       rc ? "FAIL" : "PASS", o->max_kl, o->max_hidden);
+out:
+	free(cause);
+	free(l32);
+	free(l8);
+	free(h32);
+	free(h8);
+	return rc;
+}
+
+/* --paths on the golden prompt, or with --self on --tokens random ids. */
+static int
+paths_main(const struct model *m, struct golden *g, const struct vopts *o)
+{
+	int32_t *ids = NULL;
+	char *desc;
+	int rc;
+
+	if (o->self) {
+		g->T = o->tokens;
+		ids = random_ids(o->tokens, m->cfg.vocab_size);
+		g->ids = ids;
+	}
+	desc = model_describe(m);
+	printf("model: %s\nkernels: %s, %d tokens (%s)\n", desc,
+	       o->isa != NULL ? o->isa : kernels_get()->name, g->T,
+	       o->self ? "random ids" : "the golden prompt");
+	free(desc);
+	rc = verify_paths(m, g, o);
+	free(ids);
+	return rc;
+}
+
 static int
 verify_run(const struct vopts *o)
 {
@@ -334,6 +552,10 @@ verify_run(const struct vopts *o)
 	    (!o->self &&
 	     golden_open(&g, o->golden, m->cfg.vocab_size, m->cfg.hidden_size, &cause) != 0))
 		goto out;
+	if (o->paths) {
+		rc = paths_main(m, &g, o);
+		goto out;
+	}
 	co.n_ctx = o->self ? o->tokens : g.T + g.N;
 	co.n_batch = o->self ? o->tokens : g.T;
 	co.n_threads = o->threads;
@@ -385,13 +607,44 @@ out:
 	return rc;
 }
 
+/* --float LIST: comma-separated router, ba, shgate, or all, or none. */
+static int
+parse_float_parts(const char *arg, unsigned *parts)
+{
+	char *copy = xstrdup(arg), *save = NULL;
+	int rc = 0;
+
+	*parts = 0;
+	for (char *w = strtok_r(copy, ",", &save); w != NULL; w = strtok_r(NULL, ",", &save)) {
+		if (strcmp(w, "router") == 0)
+			*parts |= FLOAT_ROUTER;
+		else if (strcmp(w, "ba") == 0)
+			*parts |= FLOAT_BA;
+		else if (strcmp(w, "shgate") == 0)
+			*parts |= FLOAT_SHGATE;
+		else if (strcmp(w, "all") == 0)
+			*parts |= FLOAT_ALL_SMALL;
+		else if (strcmp(w, "none") != 0) {
+			fprintf(stderr, WHO ": --float: '%s' is not router, ba, shgate, all or none\n", w);
+			rc = -1;
+		}
+	}
+	if (*parts == 0)
+		*parts = FLOAT_NONE;
+	free(copy);
+	return rc;
+}
+
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
 		   "                    [--min-top1 F] [--threads N] [--isa scalar|avx2|avx512]\n"
 		   "                    [--kv-bits 16|32]\n"
-		   "       qnext verify --model DIR --self [--tokens N] [--f32] [--tol X]\n");
+		   "       qnext verify --model DIR --self [--tokens N] [--f32] [--tol X]\n"
+		   "       qnext verify --model DIR --paths (--golden FILE | --self [--tokens N])\n"
+		   "                    [--float router,ba,shgate|all|none] [--max-kl X]\n"
+		   "                    [--max-hidden X]\n");
 }
 
 int
@@ -404,13 +657,17 @@ verify_main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'j' }, { "isa", required_argument, NULL, 'i' },
 		{ "self", no_argument, NULL, 's' },        { "tokens", required_argument, NULL, 'T' },
 		{ "kv-bits", required_argument, NULL, 'K' },
+		{ "paths", no_argument, NULL, 'P' },       { "float", required_argument, NULL, 'F' },
+		{ "max-kl", required_argument, NULL, 'L' },
+		{ "max-hidden", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
-	struct vopts o = { .tol = 2e-3, .min_top1 = 0.6, .tokens = 100 };
+	struct vopts o = { .tol = 2e-3, .min_top1 = 0.6, .tokens = 100, .float_parts = FLOAT_DEFAULT,
+			   .max_kl = PATHS_MAX_KL, .max_hidden = PATHS_MAX_HIDDEN };
 	int ch, rc = 0;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:g:fHt:k:j:i:sT:K:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "m:g:fHt:k:j:i:sT:K:PF:L:D:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'm': o.model = optarg; break;
 		case 'g': o.golden = optarg; break;
@@ -429,6 +686,10 @@ verify_main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'P': o.paths = true; break;
+		case 'F': rc = parse_float_parts(optarg, &o.float_parts); break;
+		case 'L': rc = arg_double(WHO, "--max-kl", optarg, 0, 1e6, &o.max_kl); break;
+		case 'D': rc = arg_double(WHO, "--max-hidden", optarg, 0, 1e6, &o.max_hidden); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

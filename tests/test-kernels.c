@@ -884,6 +884,192 @@ test_silu(void)
 	T_EQ_INT(moved, 0);
 }
 
+/* ---- real shapes, activations with outlier channels ------------------- */
+
+/*
+ * A GPTQ matrix of the model's real shapes without the dense expansion (up
+ * to 12288 x 4096): rows are expanded on demand with ref_weight.
+ */
+static void
+tmat_gptq_lean(struct tmat *t, int bits, int n_in, int n_out)
+{
+	int gs = 128, n_groups = n_in / gs, zs = n_out * bits / 32;
+	size_t nw = (size_t)n_in * bits / 32 * n_out, nz = (size_t)n_groups * zs;
+	uint32_t *qw = xmalloc(nw * 4), *qz = xmalloc(nz * 4);
+	uint16_t *sc = xmalloc((size_t)n_groups * n_out * 2);
+
+	memset(t, 0, sizeof(*t));
+	for (size_t k = 0; k < nw; k++)
+		qw[k] = (uint32_t)rng_u64();
+	for (size_t k = 0; k < nz; k++)
+		qz[k] = (uint32_t)rng_u64();
+	for (size_t k = 0; k < (size_t)n_groups * n_out; k++)
+		sc[k] = f32_to_fp16(rng_uniform(0.002f, 0.05f) * (rng_int(2) ? -1.0f : 1.0f));
+	t->buf[0] = qw;
+	t->buf[1] = qz;
+	t->buf[2] = sc;
+	t->m = (struct qmat){ .fmt = WFMT_GPTQ, .n_in = n_in, .n_out = n_out, .bits = bits,
+			      .group_size = gs, .n_groups = n_groups, .qweight = qw,
+			      .qzeros = qz, .scales = sc };
+}
+
+/*
+ * Activations like a transformer's: roughly unit-RMS values plus a few
+ * fixed outlier channels at 50 to 500 times the RMS, the same channels in
+ * every token (as real outlier features are).
+ */
+static void
+outlier_acts(float *X, int n_tok, int n_in, bool outliers)
+{
+	static const int ch[] = { 37, 700, 1101, 1902, 3001 };
+	static const float mag[] = { 50, -120, 250, -500, 300 };
+
+	for (size_t k = 0; k < (size_t)n_tok * n_in; k++)
+		X[k] = rng_uniform(-1.7f, 1.7f) + rng_uniform(-0.3f, 0.3f) * (float)(k % 7);
+	for (int t = 0; t < n_tok && outliers; t++)
+		for (size_t c = 0; c < ARRAY_LEN(ch); c++)
+			if (ch[c] < n_in)
+				X[(size_t)t * n_in + ch[c]] = mag[c] * rng_uniform(0.8f, 1.2f);
+}
+
+/*
+ * What llama.cpp's Q8_K would give: x quantized to int8 in blocks of 256
+ * with one scale each (max |x| / 127, round to nearest), then an exact
+ * product with the row w.
+ */
+static double
+q8k_dot(const double *w, const float *x, int n)
+{
+	double s = 0;
+
+	for (int b = 0; b < n; b += 256) {
+		double amax = 0, d;
+
+		for (int i = b; i < b + 256 && i < n; i++)
+			amax = fabs(x[i]) > amax ? fabs(x[i]) : amax;
+		d = amax / 127;
+		for (int i = b; i < b + 256 && i < n; i++)
+			s += w[i] * (d > 0 ? d * nearbyint(x[i] / d) : 0);
+	}
+	return s;
+}
+
+/* Root-mean-square error of each int8 tier and of Q8_K over R outputs from o0. */
+struct shape_err {
+	double tier[3], q8k; /* scalar, then the SIMD tiers */
+};
+
+static struct shape_err
+shape_errors(const struct tmat *t, const float *X, int n_tok, int o0, int R)
+{
+	const struct qmat *W = &t->m;
+	int n_in = W->n_in, ldy = W->n_out;
+	const struct kernels *all[3] = { &kernels_scalar, tiers[0], tiers[1] };
+	double *w = xmalloc((size_t)R * n_in * sizeof(double)), *ref = xmalloc((size_t)n_tok * R *
+									     sizeof(double));
+	float *Y = xmalloc((size_t)n_tok * ldy * sizeof(float));
+	float *scratch = xmalloc((size_t)64 * n_in * sizeof(float));
+	struct shape_err e = { { 0 }, 0 }; /* a tier not run stays 0 */
+	struct qact A;
+
+	for (int r = 0; r < R; r++)
+		for (int i = 0; i < n_in; i++)
+			w[(size_t)r * n_in + i] = ref_weight(W, o0 + r, i);
+	for (int tk = 0; tk < n_tok; tk++)
+		for (int r = 0; r < R; r++) {
+			const float *x = X + (size_t)tk * n_in;
+			double s = 0, d;
+
+			for (int i = 0; i < n_in; i++)
+				s += w[(size_t)r * n_in + i] * x[i];
+			ref[(size_t)tk * R + r] = s;
+			d = q8k_dot(w + (size_t)r * n_in, x, n_in) - s;
+			e.q8k += d * d;
+		}
+	e.q8k = sqrt(e.q8k / ((double)n_tok * R));
+	T_EQ_INT(qact_init(&A, n_in, n_tok), 0);
+	kernels_use_y_scratch(scratch, (size_t)64 * n_in * sizeof(float));
+	/* The scalar tier is slow; at 256 tokens the SIMD tiers speak for it
+	 * (they equal it bit for bit on the smaller cases above). */
+	for (int k = n_tok > 10 && n_tiers > 0 ? 1 : 0; k < 1 + n_tiers; k++) {
+		double s = 0;
+
+		all[k]->quantize_act(X, n_tok, n_in, &A);
+		all[k]->matmul_q8(W, &A, Y, ldy, o0, o0 + R);
+		for (int tk = 0; tk < n_tok; tk++)
+			for (int r = 0; r < R; r++) {
+				double d = Y[(size_t)tk * ldy + o0 + r] - ref[(size_t)tk * R + r];
+
+				s += d * d;
+			}
+		e.tier[k] = sqrt(s / ((double)n_tok * R));
+	}
+	kernels_use_y_scratch(NULL, 0);
+	qact_release(&A);
+	free(w);
+	free(ref);
+	free(Y);
+	free(scratch);
+	return e;
+}
+
+/*
+ * Every product shape of the 80B (n_in 2048 and 4096; n_out 512 to 12288;
+ * 4- and 8-bit, group 128; 1, 10 and 256 tokens), with outlier channels:
+ * the int8 path's error against a double-precision product must be no
+ * worse than Q8_K's (int8 blocks of 256) on the same inputs, in every tier.
+ * Without outliers the two tie (within 5 %, sampling noise).  64 output
+ * rows per shape (32 at 256 tokens), at an offset, keep the double
+ * reference cheap.
+ */
+static void
+test_real_shapes(void)
+{
+	static const int n_ins[] = { 2048, 4096 }, n_outs[] = { 512, 2048, 4096, 8192, 12288 };
+	static const int toks[] = { 1, 10, 256 }, bitss[] = { 4, 8 };
+	float *X = xmalloc((size_t)256 * 4096 * sizeof(float));
+	double worst = 0, worst_plain = 0;
+	int worse = 0;
+
+	for (size_t a = 0; a < ARRAY_LEN(n_ins); a++)
+		for (size_t b = 0; b < ARRAY_LEN(n_outs); b++)
+			for (size_t c = 0; c < ARRAY_LEN(bitss); c++) {
+				struct tmat t;
+				int o0 = 8 * rng_int(n_outs[b] / 8 - 8);
+
+				tmat_gptq_lean(&t, bitss[c], n_ins[a], n_outs[b]);
+				for (size_t d = 0; d < ARRAY_LEN(toks) + 1; d++) {
+					bool plain = d == ARRAY_LEN(toks); /* no outliers */
+					int nt = plain ? 10 : toks[d];
+					struct shape_err e;
+
+					outlier_acts(X, nt, n_ins[a], !plain);
+					e = shape_errors(&t, X, nt, o0, nt > 10 ? 32 : 64);
+					for (int k = 0; k < 1 + n_tiers; k++) {
+						double r = e.tier[k] / e.q8k;
+
+						/* Without outliers 128- and 256-blocks tie
+						 * up to sampling noise. */
+						worse += !(r <= (plain ? 1.05 : 1.0));
+						if (plain)
+							worst_plain = fmax(worst_plain, r);
+						else
+							worst = fmax(worst, r);
+						if (!(r <= (plain ? 1.05 : 1.0)))
+							fprintf(stderr, "  %dx%d %d-bit %d tok tier %d: "
+								"rms err %.4g vs Q8_K %.4g\n",
+								n_outs[b], n_ins[a], bitss[c], nt, k,
+								e.tier[k], e.q8k);
+					}
+				}
+				tmat_free(&t);
+			}
+	T_EQ_INT(worse, 0);
+	printf("real shapes: int8 path rms error / Q8_K's at most %.3f with outlier channels, "
+	       "%.3f without\n", worst, worst_plain);
+	free(X);
+}
+
 int
 main(void)
 {
@@ -898,5 +1084,6 @@ main(void)
 	test_sgemm();
 	test_float();
 	test_gptq();
+	test_real_shapes();
 	return t_done("test-kernels");
 }

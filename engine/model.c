@@ -3,10 +3,11 @@
  *
  * Reads config.json, maps the shards, then walks the layers binding every
  * linear module (quantized when `M.qweight` exists, float when `M.weight`
- * does), converting the small per-layer vectors to float32.  The loader rule
- * of MODEL.md §4.1 is applied literally: bits and group size come from the
- * tensor shapes and must agree with quantization_config; shapes must agree
- * with config.json.  Errors name the file (or directory), tensor and
+ * does), converting the small per-layer vectors to float32.  Bits and group
+ * size come from the tensor shapes, which are unambiguous; where
+ * quantization_config says otherwise (overlapping regexes, GPTQ `dynamic`,
+ * names with another prefix, a missing entry) the load goes on and
+ * model_warning() says so in one line.  Shapes must agree with config.json.  Errors name the file (or directory), tensor and
  * problem, in one line.
  *
  * Thread affinity: model_open/model_close on one thread; the result is
@@ -145,18 +146,30 @@ gptq_shape(const struct model *m, const char *module, const struct st_tensor *qw
 	return 0;
 }
 
+/*
+ * Remember that quantization_config disagrees with the tensors about a
+ * module: the load goes on with what the shapes say (they are
+ * unambiguous), and model_open turns the count and the first case into
+ * one warning line.  note NULL: not recorded (model_bind_gptq's callers).
+ */
+static void
+quant_disagrees(struct quant_note *note, const char *module, const char *what)
+{
+	if (note == NULL)
+		return;
+	if (note->n++ == 0)
+		note->first = xasprintf("'%s' %s", module, what);
+}
+
 /* Pick the group size: quantization_config's when consistent with the shapes. */
 static int
 gptq_group(const struct model *m, const char *module, struct qmat *W, int cfg_bits, int cfg_gs,
-	   int matched, char **cause)
+	   int matched, struct quant_note *note, char **cause)
 {
 	int gs = cfg_gs;
+	bool bits_differ = matched >= 0 && cfg_bits != W->bits;
+	char what[96];
 
-	if (matched >= 0 && cfg_bits < 16 && cfg_bits != W->bits)
-		return cause_set(cause,
-				 "%s: module '%s': tensors hold %d-bit weights but "
-				 "quantization_config says %d bits",
-				 m->dir, module, W->bits, cfg_bits);
 	if (gs <= 0 || (W->n_in + gs - 1) / gs != W->n_groups) {
 		if (W->n_groups == 1)
 			gs = W->n_in;
@@ -168,13 +181,22 @@ gptq_group(const struct model *m, const char *module, struct qmat *W, int cfg_bi
 					 "group_size %d",
 					 m->dir, module, W->n_groups, W->n_in, cfg_gs);
 	}
+	if (bits_differ || (matched >= 0 && cfg_gs > 0 && gs != cfg_gs)) {
+		if (bits_differ)
+			snprintf(what, sizeof(what), "holds %d-bit weights, the config says %d",
+				 W->bits, cfg_bits);
+		else
+			snprintf(what, sizeof(what), "has groups of %d, the config says %d", gs,
+				 cfg_gs);
+		quant_disagrees(note, module, what); /* once per module */
+	}
 	W->group_size = gs;
 	return 0;
 }
 
 static int
 bind_gptq(const struct model *m, const char *module, struct qmat *W, const struct st_tensor *qw,
-	  char **cause)
+	  struct quant_note *note, char **cause)
 {
 	const struct st_tensor *qz = find2(m, module, "qzeros"), *sc = find2(m, module, "scales");
 	int cfg_bits = 16, cfg_gs = -1, matched;
@@ -190,7 +212,8 @@ bind_gptq(const struct model *m, const char *module, struct qmat *W, const struc
 	if (gptq_shape(m, module, qw, qz, sc, W, cause) != 0)
 		return -1;
 	matched = config_module_quant(&m->cfg, module, &cfg_bits, &cfg_gs, cause);
-	if (matched == -2 || gptq_group(m, module, W, cfg_bits, cfg_gs, matched, cause) != 0)
+	if (matched == -2 ||
+	    gptq_group(m, module, W, cfg_bits, cfg_gs, matched, note, cause) != 0)
 		return -1;
 	W->fmt = WFMT_GPTQ;
 	W->qweight = qw->data;
@@ -207,19 +230,38 @@ model_bind_gptq(const struct model *m, const char *module, struct qmat *W, char 
 	memset(W, 0, sizeof(*W));
 	if (qw == NULL)
 		return missing(m, module, "qweight", cause);
-	return bind_gptq(m, module, W, qw, cause);
+	return bind_gptq(m, module, W, qw, NULL, cause);
 }
 
 /* Bind linear module `module` expecting W [n_out][n_in]. */
+/* A float module inside the quantized blocks that the config calls quantized. */
 static int
-bind_linear(const struct model *m, const char *module, int n_out, int n_in, struct qmat *W,
+float_disagrees(struct model *m, const char *module, const struct st_tensor *t, char **cause)
+{
+	int bits = 16, gs = -1, matched;
+	char what[96];
+
+	if (strncmp(module, "model.layers.", 13) != 0)
+		return 0; /* embeddings and lm_head are outside AutoRound's blocks */
+	if ((matched = config_module_quant(&m->cfg, module, &bits, &gs, cause)) == -2)
+		return -1;
+	if (matched >= 0 && bits < 16) {
+		snprintf(what, sizeof(what), "holds %s weights, the config says %d bits",
+			 st_dtype_name(t->dtype), bits);
+		quant_disagrees(&m->qnote, module, what);
+	}
+	return 0;
+}
+
+static int
+bind_linear(struct model *m, const char *module, int n_out, int n_in, struct qmat *W,
 	    char **cause)
 {
 	const struct st_tensor *t;
 
 	memset(W, 0, sizeof(*W));
 	if ((t = find2(m, module, "qweight")) != NULL) {
-		if (bind_gptq(m, module, W, t, cause) != 0)
+		if (bind_gptq(m, module, W, t, &m->qnote, cause) != 0)
 			return -1;
 		if (W->n_out != n_out || W->n_in != n_in)
 			return cause_set(cause,
@@ -234,7 +276,8 @@ bind_linear(const struct model *m, const char *module, int n_out, int n_in, stru
 	    find2(m, module, "weight_packed") != NULL)
 		return cause_set(cause, "%s: module '%s': FP8/packed weight formats are not supported",
 				 m->dir, module);
-	if (check_float_dtype(m, t, cause) != 0 || want_dims(m, t, 2, n_out, n_in, 0, cause) != 0)
+	if (check_float_dtype(m, t, cause) != 0 || want_dims(m, t, 2, n_out, n_in, 0, cause) != 0 ||
+	    float_disagrees(m, module, t, cause) != 0)
 		return -1;
 	W->fmt = wfmt_of(t->dtype);
 	W->n_out = n_out;
@@ -560,6 +603,11 @@ model_open(const char *dir, char **cause)
 		goto fail;
 	if (bind_all(m, cause) != 0)
 		goto fail;
+	if (m->qnote.n > 0)
+		m->warning = xasprintf("%s/config.json: quantization_config disagrees with the tensors "
+				       "for %d module%s (first: %s); using the tensors' bits and "
+				       "group sizes",
+				       dir, m->qnote.n, m->qnote.n == 1 ? "" : "s", m->qnote.first);
 	return m;
 fail:
 	model_close(m);
@@ -630,6 +678,8 @@ model_close(struct model *m)
 	free(m->final_norm);
 	st_close(m->st);
 	config_release(&m->cfg);
+	free(m->qnote.first);
+	free(m->warning);
 	free(m->dir);
 	free(m);
 }
@@ -667,4 +717,10 @@ model_describe(const struct model *m)
 			 l0->moe ? fmt_name(&l0->moe_w.router, c, sizeof(c)) : "-",
 			 fmt_name(&m->lm_head, d, sizeof(d)), (double)m->weight_bytes / 1e9,
 			 (double)m->decode_bytes / 1e9);
+}
+
+const char *
+model_warning(const struct model *m)
+{
+	return m->warning;
 }

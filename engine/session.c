@@ -150,6 +150,13 @@ session_open(const struct session_opts *o, char **cause)
 	s->logits = xcalloc((size_t)s->m->cfg.vocab_size, sizeof(float));
 	s->text = xmalloc(tokenizer_decode_max(s->tok) + 8);
 	check_template(s, o->dir);
+	if (model_warning(s->m) != NULL) {
+		char *both = s->notice != NULL ? xasprintf("%s; %s", model_warning(s->m), s->notice)
+					       : xstrdup(model_warning(s->m));
+
+		free(s->notice);
+		s->notice = both;
+	}
 	return s;
 fail:
 	session_close(s);

@@ -5,8 +5,8 @@
  * model_open() maps the shards (safetensors.h), parses config.json
  * (config.h) and binds each linear layer as a struct qmat that points into
  * the mapping: quantized (AutoRound GPTQ) or float, decided per module by
- * which tensors exist, with bits and group size read from the shapes and
- * cross-checked against quantization_config.  Only small vectors (norms,
+ * which tensors exist, with bits and group size read from the shapes (a
+ * quantization_config that disagrees gives a warning, model_warning).  Only small vectors (norms,
  * conv kernels, A, dt_bias) are converted to float32 copies; matrices are
  * never copied.  Any unsupported format stops the load with one line naming
  * the file, tensor and problem.
@@ -69,6 +69,12 @@ struct layer {
 	struct layer_mlp mlp;    /* when !moe */
 };
 
+/* Modules whose tensors disagree with quantization_config (model_warning). */
+struct quant_note {
+	int n;
+	char *first; /* "'MODULE' holds 4-bit weights, the config says 8" */
+};
+
 struct model {
 	struct model_config cfg;
 	struct st_set *st;       /* owns the mappings every qmat points into */
@@ -82,10 +88,18 @@ struct model {
 	int n_full;              /* full-attention layers (KV cache slots) */
 	uint64_t weight_bytes;   /* bytes of every bound matrix */
 	uint64_t decode_bytes;   /* bytes read per decoded token (active experts only) */
+	struct quant_note qnote;
+	char *warning;           /* model_warning() */
 };
 
 /* Load the model in `dir`.  NULL + *cause (one line) on failure. */
 struct model *model_open(const char *dir, char **cause);
+
+/*
+ * One line for the user when the load went on despite a disagreement
+ * (quantization_config against the tensors' bits or group sizes), or NULL.
+ */
+const char *model_warning(const struct model *m);
 
 /* Unmap and free.  Accepts NULL. */
 void model_close(struct model *m);

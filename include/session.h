@@ -73,7 +73,8 @@ void session_close(struct session *s); /* accepts NULL */
 /* The model's defaults (generation_config.json, else MODEL.md §5.3). */
 const struct gen_config *session_gen_config(const struct session *s);
 
-/* A one-line notice for the user (the model's chat template differs from
+/* A one-line notice for the user (quantization_config disagrees with the
+ * tensors, or the model's chat template differs from
  * the built-in one), or NULL. */
 const char *session_notice(const struct session *s);
 

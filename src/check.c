@@ -981,6 +981,8 @@ check_structure(struct check *c)
 	desc = model_describe(m);
 	if (!c->quiet)
 		say(c, "ok  model: %s\n", desc);
+	if (model_warning(m) != NULL)
+		say(c, "note: %s\n", model_warning(m));
 	free(desc);
 	model_close(m);
 	c->structure_ok = true;

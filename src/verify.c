@@ -552,6 +552,8 @@ verify_run(const struct vopts *o)
 	    (!o->self &&
 	     golden_open(&g, o->golden, m->cfg.vocab_size, m->cfg.hidden_size, &cause) != 0))
 		goto out;
+	if (model_warning(m) != NULL)
+		fprintf(stderr, "qnext verify: note: %s\n", model_warning(m));
 	if (o->paths) {
 		rc = paths_main(m, &g, o);
 		goto out;

@@ -661,9 +661,10 @@ check_method(struct quant_config *q, json_t *qc, const char *where, char **cause
 {
 	static const char *const methods[] = { "auto-round", "autoround", "intel/auto-round",
 					       "gptq" };
-	/* Not "auto_round": it stores zero points without GPTQ's minus one, and
-	 * reading it as auto_gptq would shift every weight by one step. */
-	static const char *const packings[] = { "auto_round:auto_gptq", "auto_gptq" };
+	/* "auto_round" stores zero points without GPTQ's minus one: the
+	 * loader marks its matrices (qmat.zero_raw) so none is one step off. */
+	static const char *const packings[] = { "auto_round:auto_gptq", "auto_gptq",
+						"auto_round" };
 	json_t *m = get(qc, "quant_method"), *p = get(qc, "packing_format");
 	char s[SHOW];
 	size_t i;
@@ -688,7 +689,7 @@ check_method(struct quant_config *q, json_t *qc, const char *where, char **cause
 		str_show(s, sizeof(s), json_is_string(p) ? json_string_value(p) : "(not a string)");
 		return cause_set(cause,
 				 "%s: packing_format '%s' is not supported (qnext reads "
-				 "auto_round:auto_gptq)",
+				 "auto_round:auto_gptq and auto_round)",
 				 where, s);
 	}
 	rc = get_str(qc, "quant_method", q->quant_method, sizeof(q->quant_method), where, cause);

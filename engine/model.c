@@ -216,6 +216,7 @@ bind_gptq(const struct model *m, const char *module, struct qmat *W, const struc
 	    gptq_group(m, module, W, cfg_bits, cfg_gs, matched, note, cause) != 0)
 		return -1;
 	W->fmt = WFMT_GPTQ;
+	W->zero_raw = strcmp(m->cfg.quant.packing_format, "auto_round") == 0;
 	W->qweight = qw->data;
 	W->qzeros = qz->data;
 	W->scales = sc->data;

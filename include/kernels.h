@@ -42,7 +42,16 @@ struct qmat {
 	const uint32_t *qweight;  /* GPTQ: [n_in * bits / 32][n_out] */
 	const uint32_t *qzeros;   /* GPTQ: [n_groups][n_out * bits / 32] */
 	const uint16_t *scales;   /* GPTQ: IEEE half [n_groups][n_out] */
+	bool zero_raw;            /* GPTQ: qzeros hold the zero points themselves (auto-round's
+				     `auto_round` packing), not minus one (GPTQ v1, the default) */
 };
+
+/* What a GPTQ matrix adds to each stored zero point: 1 (GPTQ v1) or 0 (auto_round). */
+static inline int
+gptq_zadd(const struct qmat *W)
+{
+	return W->zero_raw ? 0 : 1;
+}
 
 /*
  * Activation quantization: int8 in blocks of QK inputs (each with its sum),

@@ -486,8 +486,8 @@ test_quant_errors(void)
 	quant_bad("{\"packing_format\": \"auto_awq\"}",
 		  "packing_format 'auto_awq' is not supported");
 	/* What would compute wrong weights is refused (issue 10, item 4). */
-	quant_bad("{\"packing_format\": \"auto_round\"}",
-		  "packing_format 'auto_round' is not supported");
+	quant_bad("{\"packing_format\": \"auto_round:auto_awq\"}",
+		  "packing_format 'auto_round:auto_awq' is not supported");
 	quant_bad("{\"checkpoint_format\": \"gptq_v2\"}",
 		  "checkpoint_format: 'gptq_v2' is not supported");
 	quant_bad("{\"act_bits\": 8}", "act_bits: quantized activations are not supported");

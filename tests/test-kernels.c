@@ -6,7 +6,7 @@
  * precision dot products; every SIMD tier the CPU supports is checked against
  * the scalar tier on random GPTQ and float matrices of odd shapes (ragged
  * groups, output ranges off the vector width, unaligned activations, 1 to 8
- * tokens, negative scales, random zero points).  Tiers the CPU lacks are
+ * tokens, negative scales, random zero points, both zero-point packings).  Tiers the CPU lacks are
  * reported as skipped and count nothing.
  */
 #include "kernels.h"
@@ -75,8 +75,8 @@ ref_weight(const struct qmat *W, int o, int i)
 	int b = W->bits, per = 32 / b, g = i / W->group_size;
 	uint32_t mask = (1u << b) - 1, zs = (uint32_t)(W->n_out * b + 31) / 32;
 	uint32_t q = (W->qweight[(size_t)(i * b / 32) * W->n_out + o] >> ((i % per) * b)) & mask;
-	uint32_t z =
-		((W->qzeros[(size_t)g * zs + (size_t)(o * b / 32)] >> ((o % per) * b)) & mask) + 1;
+	uint32_t z = ((W->qzeros[(size_t)g * zs + (size_t)(o * b / 32)] >> ((o % per) * b)) & mask) +
+		     (W->zero_raw ? 0 : 1); /* auto_round packing stores z itself */
 
 	return fp16_to_f32(W->scales[(size_t)g * W->n_out + o]) * ((float)q - (float)z);
 }
@@ -112,6 +112,16 @@ tmat_gptq(struct tmat *t, int bits, int n_in, int n_out, int gs)
 	for (o = 0; o < n_out; o++)
 		for (i = 0; i < n_in; i++)
 			t->dense[(size_t)o * n_in + i] = ref_weight(&t->m, o, i);
+}
+
+/* The same bytes read as auto-round's `auto_round` packing (zero points without the minus one). */
+static void
+tmat_raw(struct tmat *t)
+{
+	t->m.zero_raw = true;
+	for (int o = 0; o < t->m.n_out; o++)
+		for (int i = 0; i < t->m.n_in; i++)
+			t->dense[(size_t)o * t->m.n_in + i] = ref_weight(&t->m, o, i);
 }
 
 static void
@@ -471,6 +481,8 @@ test_gptq(void)
 					if (n_ins[ni] == 2048 && n_outs[oi] == 512)
 						n_tok = n_toks[run % 2];
 					tmat_gptq(&t, bitss[bi], n_ins[ni], n_outs[oi], gss[gi]);
+					if (run % 3 == 2)
+						tmat_raw(&t);
 					pick_range(n_outs[oi], run % 2, &o0, &o1);
 					check_matrix(&t, n_tok, o0, o1);
 					tmat_free(&t);
@@ -485,6 +497,8 @@ test_gptq(void)
 		struct tmat t;
 
 		tmat_gptq(&t, big[bi][0], big[bi][1], big[bi][3], big[bi][2]);
+		if (bi % 2)
+			tmat_raw(&t);
 		check_matrix(&t, big[bi][4], 1, big[bi][3] - 1);
 		tmat_free(&t);
 		run++;

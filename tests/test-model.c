@@ -7,6 +7,7 @@
  * is copied unchanged) or config.json in a temporary directory.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "kernels.h"
 #include "model.h"
+#include "safetensors.h"
 #include "t.h"
 #include "util.h"
 
@@ -265,6 +268,152 @@ test_good(void)
 	free(cause);
 }
 
+/* Rows of every matrix of a and b that differ (both models of one shape). */
+static int
+rows_differ(const struct qmat *a, const struct qmat *b, int *n_gptq)
+{
+	float *ra = xmalloc((size_t)a->n_in * sizeof(float)), *rb;
+	int bad = 0;
+
+	rb = xmalloc((size_t)a->n_in * sizeof(float));
+	*n_gptq += a->fmt == WFMT_GPTQ;
+	for (int o = 0; o < a->n_out; o++) {
+		qmat_row_f32(a, o, ra);
+		qmat_row_f32(b, o, rb);
+		bad += memcmp(ra, rb, (size_t)a->n_in * sizeof(float)) != 0;
+	}
+	free(ra);
+	free(rb);
+	return bad;
+}
+
+static int
+models_differ(const struct model *a, const struct model *b, int *n_gptq)
+{
+	int bad = rows_differ(&a->embed, &b->embed, n_gptq) +
+		  rows_differ(&a->lm_head, &b->lm_head, n_gptq);
+
+	for (int l = 0; l < a->cfg.n_layers; l++) {
+		const struct layer *x = &a->layers[l], *y = &b->layers[l];
+
+		if (x->full)
+			bad += rows_differ(&x->attn.q_proj, &y->attn.q_proj, n_gptq) +
+			       rows_differ(&x->attn.o_proj, &y->attn.o_proj, n_gptq);
+		else
+			bad += rows_differ(&x->gdn.in_qkvz, &y->gdn.in_qkvz, n_gptq) +
+			       rows_differ(&x->gdn.out, &y->gdn.out, n_gptq);
+		for (int e = 0; e < a->cfg.n_experts; e++)
+			bad += rows_differ(&x->moe_w.gate[e], &y->moe_w.gate[e], n_gptq) +
+			       rows_differ(&x->moe_w.down[e], &y->moe_w.down[e], n_gptq);
+		bad += rows_differ(&x->moe_w.sh_up, &y->moe_w.sh_up, n_gptq);
+	}
+	return bad;
+}
+
+/* packing_format in config.json's quantization_config and in quantization_config.json. */
+static void
+set_packing(const char *packing)
+{
+	char path[512];
+	json_t *cfg;
+
+	snprintf(path, sizeof(path), "%s/config.json", tmpdir);
+	cfg = json_load_file(path, 0, NULL);
+	json_object_set_new(json_object_get(cfg, "quantization_config"), "packing_format",
+			    json_string(packing));
+	json_dump_file(cfg, path, 0);
+	json_decref(cfg);
+	snprintf(path, sizeof(path), "%s/quantization_config.json", tmpdir);
+	cfg = json_load_file(path, 0, NULL);
+	if (cfg != NULL) {
+		json_object_set_new(cfg, "packing_format", json_string(packing));
+		json_dump_file(cfg, path, 0);
+		json_decref(cfg);
+	}
+}
+
+/* Every stored zero point of the copy's qzeros plus one, in place; returns the overflows. */
+static int
+raise_zeros(void)
+{
+	char *cause = NULL;
+	struct st_set *st = st_open_dir(tmpdir, &cause);
+	int over = 0;
+
+	T_ASSERT(st != NULL);
+	for (size_t i = 0; st != NULL && i < st_count(st); i++) {
+		const struct st_tensor *t = st_at(st, i), *sc;
+		size_t nl = strlen(t->name), len;
+		char name[256];
+		uint32_t *w;
+		int bits, fd;
+		off_t at;
+
+		if (nl < 7 || strcmp(t->name + nl - 7, ".qzeros") != 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s.scales", (int)(nl - 7), t->name);
+		sc = st_find(st, name);
+		bits = (int)(32 * t->shape[1] / sc->shape[1]);
+		w = xmalloc(t->n_bytes);
+		memcpy(w, t->data, t->n_bytes);
+		for (size_t k = 0; k < t->n_bytes / 4; k++) {
+			uint32_t out = 0, mask = (1u << bits) - 1;
+
+			for (int f = 0; f < 32; f += bits) {
+				uint32_t v = (w[k] >> f) & mask;
+
+				over += v == mask;
+				out |= ((v + 1) & mask) << f;
+			}
+			w[k] = out;
+		}
+		at = (const char *)t->data - (const char *)st_shard_base(st, t->shard, &len);
+		fd = open(st_shard_path(st, t->shard), O_WRONLY);
+		T_ASSERT(fd >= 0 && pwrite(fd, w, t->n_bytes, at) == (ssize_t)t->n_bytes);
+		close(fd);
+		free(w);
+	}
+	st_close(st);
+	free(cause);
+	return over;
+}
+
+/*
+ * auto-round's `auto_round` packing stores each zero point itself, not
+ * minus one: tiny with every stored zero raised by one and the config
+ * saying `auto_round` must give bit-identical weights to tiny (so the
+ * golden logits hold for it), and the same bytes read as auto_gptq must not.
+ */
+static void
+test_auto_round_packing(void)
+{
+	char *cause = NULL;
+	struct model *ref = model_open(TINY, &cause), *m;
+	int n = 0, bad;
+
+	fresh_copy();
+	T_EQ_INT(raise_zeros(), 0); /* tiny is symmetric: no zero point at the top */
+	set_packing("auto_round");
+	m = model_open(tmpdir, &cause);
+	T_ASSERT(m != NULL && ref != NULL);
+	if (m != NULL && ref != NULL) {
+		bad = models_differ(ref, m, &n);
+		T_EQ_INT(bad, 0);
+		T_ASSERT(n > 100);
+		T_ASSERT(m->layers[0].gdn.in_qkvz.zero_raw);
+		printf("  auto_round packing: %d quantized matrices identical to tiny's\n", n);
+	}
+	model_close(m);
+	set_packing("auto_round:auto_gptq");
+	m = model_open(tmpdir, &cause);
+	T_ASSERT(m != NULL);
+	if (m != NULL && ref != NULL)
+		T_ASSERT(models_differ(ref, m, &n) > 0);
+	model_close(m);
+	model_close(ref);
+	free(cause);
+}
+
 int
 main(void)
 {
@@ -274,6 +423,7 @@ main(void)
 	if (mkdtemp(tmpdir) == NULL)
 		fatal("mkdtemp failed");
 	test_good();
+	test_auto_round_packing();
 	fresh_copy();
 	edit_shard(rename_qkvz);
 	expect_fail("index names absent tensor", "mapped to 'model-00001-of-00002.safetensors'");

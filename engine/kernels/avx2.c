@@ -66,14 +66,14 @@ hsum(__m256 v)
 }
 
 /*
- * The zero points (stored value + 1) of outputs o..o+7 as int32, from the
+ * The zero points (stored value + zadd: 1 for GPTQ v1, 0 for auto_round) of outputs o..o+7 as int32, from the
  * group's qzeros row.  o need not be word aligned; reads only the bytes
  * holding those outputs.
  */
 static inline __attribute__((always_inline)) __m256i
-zeros8(const uint8_t *row, int o, const int bits)
+zeros8(const uint8_t *row, int o, const int bits, int zadd)
 {
-	const __m256i one = _mm256_set1_epi32(1);
+	const __m256i one = _mm256_set1_epi32(zadd);
 	uint64_t v;
 	uint32_t lo;
 	size_t b0;
@@ -208,7 +208,7 @@ q8_panel(const struct qmat *W, const struct qact *A, int t0, const int nt, int b
 	prefetch_init(&pf, W, r0 + nb * nr, MIN(r0 + 2 * nb * nr, W->n_in * bits / 32), o0, o1, nt);
 
 	for (o = o0; o < o1; o += 8) {
-		__m256i zv = zeros8(zrow, o, bits), acc[MAX_NB][TOK_TILE];
+		__m256i zv = zeros8(zrow, o, bits, gptq_zadd(W)), acc[MAX_NB][TOK_TILE];
 		__m256 f[TOK_TILE];
 
 		if (bits == 8)
@@ -426,7 +426,7 @@ f32_panel(const struct qmat *W, const float *X, int t0, const int nt, int g, int
 	}
 	prefetch_init(&pf, W, r0 + nr, MIN(r0 + 2 * nr, W->n_in * bits / 32), o0, o1, nt);
 	for (o = o0; o < o1; o += 8) {
-		__m256i zv = zeros8(zrow, o, bits);
+		__m256i zv = zeros8(zrow, o, bits, gptq_zadd(W));
 		__m256 sc = scales8(srow, o), acc[TOK_TILE];
 
 #pragma GCC unroll 4

@@ -53,9 +53,9 @@ zeros_stride(const struct qmat *W)
 
 /* Zero points of outputs o..o+7 (4- and 2-bit), as avx2.c's zeros8. */
 static inline __attribute__((always_inline)) __m256i
-zeros8(const uint8_t *row, int o, const int bits)
+zeros8(const uint8_t *row, int o, const int bits, int zadd)
 {
-	const __m256i one = _mm256_set1_epi32(1);
+	const __m256i one = _mm256_set1_epi32(zadd);
 	uint64_t v;
 	uint32_t lo;
 	size_t b0;
@@ -84,16 +84,16 @@ zeros8(const uint8_t *row, int o, const int bits)
 		one);
 }
 
-/* The zero points (stored value + 1) of outputs o..o+15 from a qzeros row. */
+/* The zero points (stored value + zadd: 1 for GPTQ v1, 0 for auto_round) of outputs o..o+15 from a qzeros row. */
 static inline __attribute__((always_inline)) __m512i
-zeros16(const uint8_t *row, int o, const int bits)
+zeros16(const uint8_t *row, int o, const int bits, int zadd)
 {
 	if (bits == 8)
 		return _mm512_add_epi32(
 			_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + o))),
-			_mm512_set1_epi32(1));
-	return _mm512_inserti64x4(_mm512_castsi256_si512(zeros8(row, o, bits)),
-				  zeros8(row, o + 8, bits), 1);
+			_mm512_set1_epi32(zadd));
+	return _mm512_inserti64x4(_mm512_castsi256_si512(zeros8(row, o, bits, zadd)),
+				  zeros8(row, o + 8, bits, zadd), 1);
 }
 
 static inline __m512
@@ -190,7 +190,7 @@ q8_panel(const struct qmat *W, const struct qact *A, int t0, const int nt, int b
 	prefetch_init(&pf, W, r0 + nb * nr, MIN(r0 + 2 * nb * nr, W->n_in * bits / 32), o0, o1, nt);
 
 	for (o = o0; o < o1; o += 16) {
-		__m512i zv = zeros16(zrow, o, bits), acc[MAX_NB][TOK_TILE];
+		__m512i zv = zeros16(zrow, o, bits, gptq_zadd(W)), acc[MAX_NB][TOK_TILE];
 		__m512 f[TOK_TILE];
 
 #pragma GCC unroll 4
@@ -474,7 +474,7 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 		}
 #pragma GCC unroll 4
 		for (v = 0; v < nv; v++) {
-			__m512i zv = zeros16(zrow, o + 16 * v, bits);
+			__m512i zv = zeros16(zrow, o + 16 * v, bits, gptq_zadd(W));
 			__m512 sc = scales16(srow, o + 16 * v);
 
 #pragma GCC unroll 8
@@ -636,7 +636,7 @@ f32_panel(const struct qmat *W, const float *X, int t0, const int nt, int g, int
 	}
 	prefetch_init(&pf, W, r0 + nr, MIN(r0 + 2 * nr, W->n_in * bits / 32), o0, o1, nt);
 	for (o = o0; o < o1; o += 16) {
-		__m512i zv = zeros16(zrow, o, bits);
+		__m512i zv = zeros16(zrow, o, bits, gptq_zadd(W));
 		__m512 sc = scales16(srow, o), acc[TOK_TILE];
 
 #pragma GCC unroll 4

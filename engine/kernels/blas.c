@@ -36,7 +36,8 @@ dequant_gptq(const struct qmat *W, int o0, int n, float *tmp)
 				int o = o0 + k;
 				uint32_t zw = W->qzeros[(size_t)g * zs + (size_t)(o / per)];
 
-				z[k] = (int)((zw >> ((o % per) * W->bits)) & (uint32_t)mask) + 1;
+				z[k] = (int)((zw >> ((o % per) * W->bits)) & (uint32_t)mask) +
+				       gptq_zadd(W);
 				s[k] = fp16_to_f32(W->scales[(size_t)g * W->n_out + o]);
 			}
 		}

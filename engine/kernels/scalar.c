@@ -57,14 +57,15 @@ gptq_q(const struct qmat *W, int i, int o)
 	return (int)((w >> ((i % per) * W->bits)) & ((1u << W->bits) - 1));
 }
 
-/* Zero point of group g for output o: the stored value plus one (GPTQ v1). */
+/* Zero point of group g for output o: the stored value plus one (GPTQ v1),
+ * or the stored value itself (auto_round packing, qmat.zero_raw). */
 static int
 gptq_zero(const struct qmat *W, int g, int o)
 {
 	int per = per_word(W->bits);
 	uint32_t w = W->qzeros[(size_t)g * zeros_stride(W) + (size_t)(o / per)];
 
-	return (int)((w >> ((o % per) * W->bits)) & ((1u << W->bits) - 1)) + 1;
+	return (int)((w >> ((o % per) * W->bits)) & ((1u << W->bits) - 1)) + gptq_zadd(W);
 }
 
 static float

@@ -113,6 +113,11 @@ struct store_hit {
 /* Settings of store_open_with(); zero fields take the defaults. */
 struct store_options {
 	int busy_timeout_ms; /* wait this long for another process's lock; default 5000 */
+	bool read_only;      /* read, never write or create (export, list): works on a file
+				this user may not write; the schema must be this build's */
+	bool *busy;          /* OUT, optional: store_open_with failed only because another
+				process held a lock for longer than the busy timeout, so a
+				later try may succeed */
 };
 
 /*
@@ -128,7 +133,8 @@ char *store_default_path(void);
  * date in one transaction.  Refuses with a cause, and leaves the file as it
  * was: another program's SQLite file, a file from a newer qnext, a file that
  * is not a database, a read-only file, and a database another process keeps
- * locked for longer than the busy timeout.  Messages left 'streaming' by a
+ * locked for longer than the busy timeout (opening is retried meanwhile:
+ * SQLite reports some lock conflicts at once rather than waiting).  Messages left 'streaming' by a
  * process that is gone become 'stopped' (store_recovered() counts them);
  * those another process (or another store in this one) is still writing
  * are left alone (see store_msg_begin_assistant), and so are all of them

@@ -248,6 +248,7 @@ struct store {
 	bool ready;      /* schema current: store_close may checkpoint */
 	char *live_path; /* <db>-live, whose locks mark answers being written; NULL in memory */
 	int live_fd;     /* open on live_path, or -1 */
+	bool busy;       /* the last failure was another connection's lock (store_busy) */
 };
 
 /* ---- Errors and statement helpers ---------------------------------------------------------- */
@@ -267,10 +268,12 @@ db_cause(struct store *s, const char *what, char **cause)
 {
 	const char *hint = "";
 
+	s->busy = false;
 	switch (sqlite3_errcode(s->db) & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		hint = " (another process is using it; is another qnext running?)";
+		s->busy = true;
 		break;
 	case SQLITE_CANTOPEN:
 		hint = " (check the permissions of the file and of its directory)";
@@ -536,6 +539,14 @@ store_schema_version(void)
 	return (int)ARRAY_LEN(migrations);
 }
 
+static int
+exec(struct store *s, const char *sql, const char *what, char **cause)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_cause(s, what, cause);
+	return 0;
+}
+
 /* Run a one-value query (a pragma, a count); *out gets the value, or 0 when there is no row. */
 static int
 query1(struct store *s, const char *sql, int64_t *out, const char *what, char **cause)
@@ -589,6 +600,25 @@ identify(struct store *s, int64_t *version, char **cause)
 	return 0;
 }
 
+/*
+ * identify() before anything is written, in one read transaction: its three
+ * reads must see one state of the file.  Read one at a time, they could see
+ * a new file before and after another process's first migration committed
+ * (application_id still 0, but tables already there) and call it "not a
+ * qnext database".
+ */
+static int
+identify_once(struct store *s, int64_t *version, char **cause)
+{
+	int rc;
+
+	if (exec(s, "BEGIN", s->path, cause) != 0)
+		return -1;
+	rc = identify(s, version, cause);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL); /* only read: nothing to lose */
+	return rc;
+}
+
 /* Per-connection settings (UI.md §4b).  journal_mode is the first write to the file. */
 static int
 configure(struct store *s, char **cause)
@@ -605,14 +635,6 @@ configure(struct store *s, char **cause)
 	for (size_t i = 0; i < ARRAY_LEN(pragmas); i++)
 		if (query1(s, pragmas[i], NULL, s->path, cause) != 0)
 			return -1;
-	return 0;
-}
-
-static int
-exec(struct store *s, const char *sql, const char *what, char **cause)
-{
-	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_cause(s, what, cause);
 	return 0;
 }
 
@@ -756,21 +778,56 @@ store_open(const char *path, char **cause)
 	return store_open_with(path, NULL, cause);
 }
 
-struct store *
-store_open_with(const char *path, const struct store_options *opt, char **cause)
+/*
+ * For reading only (qnext export, list): no file is created, nothing is
+ * written, the schema must already be this build's, and a file this user may
+ * not write is fine.  Answers left 'streaming' are shown as they are.
+ */
+static struct store *
+open_read_only(struct store *s, int busy_ms, bool *busy, char **cause)
 {
-	int busy_ms =
-		opt != NULL && opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : BUSY_TIMEOUT_MS;
-	struct store *s;
+	int64_t version;
+	int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READONLY, NULL);
+
+	if (rc != SQLITE_OK) {
+		if (s->db == NULL)
+			cause_set(cause, "%s: %s", s->path, sqlite3_errstr(rc));
+		else
+			db_cause(s, s->path, cause);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, busy_ms);
+	if (identify_once(s, &version, cause) != 0)
+		goto fail;
+	if (version != store_schema_version()) {
+		cause_set(cause, "%s has schema %lld and this qnext reads %d: open it once with write "
+				 "access to upgrade it",
+			  s->path, (long long)version, store_schema_version());
+		goto fail;
+	}
+	if (prepare_all(s, cause) != 0)
+		goto fail;
+	return s; /* not ready: store_close does not checkpoint */
+fail:
+	*busy = s->busy;
+	store_close(s);
+	return NULL;
+}
+
+/* One try at opening; *busy says whether a failure was only another connection's lock. */
+static struct store *
+open_once(const char *path, int busy_ms, bool ro, bool *busy, char **cause)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
 	int64_t version;
 	int rc;
 
-	if (strcmp(path, ":memory:") != 0 &&
-	    (make_parents(path, cause) != 0 || precreate(path, cause) != 0))
-		return NULL;
-	s = xcalloc(1, sizeof(*s));
+	*busy = false;
 	s->path = xstrdup(path);
 	s->live_fd = -1;
+	if (ro)
+		return open_read_only(s, busy_ms, busy, cause);
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		if (s->db == NULL)
@@ -787,14 +844,70 @@ store_open_with(const char *path, const struct store_options *opt, char **cause)
 	}
 	sqlite3_busy_timeout(s->db, busy_ms);
 	s->live_path = live_path(s->db);
-	if (identify(s, &version, cause) != 0 || configure(s, cause) != 0 ||
+	if (identify_once(s, &version, cause) != 0 || configure(s, cause) != 0 ||
 	    migrate(s, cause) != 0 || prepare_all(s, cause) != 0)
 		goto fail;
 	s->ready = true;
 	return s;
 fail:
+	*busy = s->busy;
 	store_close(s);
 	return NULL;
+}
+
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/*
+ * Open, retrying while another connection's lock is the only obstacle and
+ * the busy timeout lasts.  SQLite answers some lock conflicts at once,
+ * without its busy handler (a read transaction that would have to become a
+ * write one, changing the journal mode of a file others have open), and a
+ * new file that several processes open together meets them all.
+ */
+struct store *
+store_open_with(const char *path, const struct store_options *opt, char **cause)
+{
+	int busy_ms =
+		opt != NULL && opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : BUSY_TIMEOUT_MS;
+	double until = mono_ms() + busy_ms;
+	unsigned seed = (unsigned)getpid();
+	struct store *s;
+	bool busy;
+
+	if (opt != NULL && opt->busy != NULL)
+		*opt->busy = false;
+	bool ro = opt != NULL && opt->read_only;
+
+	if (strcmp(path, ":memory:") != 0 && !ro &&
+	    (make_parents(path, cause) != 0 || precreate(path, cause) != 0))
+		return NULL;
+	for (;;) {
+		char *why = NULL;
+		double left = until - mono_ms();
+
+		if ((s = open_once(path, left > 1 ? (int)left : 1, ro, &busy, &why)) != NULL ||
+		    !busy ||
+		    left <= 0) {
+			if (s == NULL && cause != NULL)
+				*cause = why;
+			else
+				free(why);
+			break;
+		}
+		free(why);
+		/* 5-25 ms apart, so racing processes do not retry in step. */
+		usleep(5000 + 1000 * (rand_r(&seed) % 20));
+	}
+	if (s == NULL && opt != NULL && opt->busy != NULL)
+		*opt->busy = busy;
+	return s;
 }
 
 void

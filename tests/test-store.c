@@ -329,6 +329,41 @@ test_read_only(void)
 		expect_refused(path, NULL, "read-only");
 	chmod(path, 0600);
 
+	/* Reading needs no write access: export and list from a 0444 file in
+	 * a 0500 directory (issue 10, item 12). */
+	{
+		struct store_options ro = { .read_only = true };
+		struct store *w = open_ok(path), *r;
+		int64_t conv = store_conv_create(w, "m", NULL, NULL);
+		char *text, *cause = NULL, *ro_dir = tpath("ro-export"), *ro_path;
+		char *never = tpath("never-made.db");
+
+		store_msg_add_user(w, conv, "kept while read-only", NULL);
+		store_close(w);
+		T_EQ_INT(mkdir(ro_dir, 0700), 0);
+		ro_path = xasprintf("%s/chats.db", ro_dir);
+		T_EQ_INT(rename(path, ro_path), 0);
+		T_EQ_INT(chmod(ro_path, 0444), 0);
+		T_EQ_INT(chmod(ro_dir, 0500), 0);
+		r = store_open_with(ro_path, &ro, &cause);
+		T_ASSERT(r != NULL);
+		text = r != NULL ? store_export(r, conv, STORE_MARKDOWN, &cause) : NULL;
+		T_STR_CONTAINS(text, "kept while read-only");
+		free(text);
+		store_close(r);
+		free(cause);
+		cause = NULL;
+		T_ASSERT(store_open_with(never, &ro, &cause) == NULL);
+		T_ASSERT(one_line(cause));
+		T_ASSERT(access(never, F_OK) != 0); /* not created */
+		free(never);
+		chmod(ro_dir, 0700);
+		chmod(ro_path, 0600);
+		free(cause);
+		free(ro_path);
+		free(ro_dir);
+	}
+
 	T_EQ_INT(mkdir(dir, 0500), 0);
 	in_dir = xasprintf("%s/chats.db", dir);
 	if (access(dir, W_OK) != 0)
@@ -1238,6 +1273,56 @@ test_export_terminal(void)
 	free(dir);
 }
 
+/*
+ * Processes that open one new database at the same moment: every one must
+ * get a working store (issue 10, item 12: 12 of 300 racing starts once
+ * read the half-made file as "not a qnext database").  ROUNDS rounds of
+ * KIDS children released together by a pipe.
+ */
+static void
+test_racing_create(void)
+{
+	enum { ROUNDS = 25, KIDS = 6 };
+	int failed = 0;
+
+	for (int r = 0; r < ROUNDS; r++) {
+		char *path = xasprintf("%s/race-%d.db", tmpdir, r);
+		int go[2];
+		pid_t pids[KIDS];
+
+		T_EQ_INT(pipe(go), 0);
+		for (int k = 0; k < KIDS; k++) {
+			if ((pids[k] = fork()) == 0) {
+				struct store_options opt = { .busy_timeout_ms = 5000 };
+				char c, *cause = NULL;
+				struct store *st;
+
+				close(go[1]);
+				if (read(go[0], &c, 1) < 0)
+					_exit(3);
+				st = store_open_with(path, &opt, &cause);
+				if (st == NULL)
+					fprintf(stderr, "  racing open: %s\n", cause);
+				else if (store_conv_create(st, "m", NULL, &cause) <= 0) {
+					fprintf(stderr, "  racing write: %s\n", cause);
+					st = NULL;
+				}
+				_exit(st == NULL);
+			}
+		}
+		close(go[0]);
+		close(go[1]); /* EOF releases every child at once */
+		for (int k = 0; k < KIDS; k++) {
+			int status = 0;
+
+			waitpid(pids[k], &status, 0);
+			failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+		}
+		free(path);
+	}
+	T_EQ_INT(failed, 0);
+}
+
 int
 main(void)
 {
@@ -1253,6 +1338,7 @@ main(void)
 	test_migration_atomic();
 	test_read_only();
 	test_locked();
+	test_racing_create();
 	test_recovery();
 	test_recovery_same_process();
 	test_recovery_live(false);

@@ -787,6 +787,7 @@ cli_export_main(int argc, char **argv)
 	const char *fmt = "md", *out = NULL;
 	char *path, *cause = NULL, *text = NULL, *end;
 	struct store *s = NULL;
+	const struct store_options ro = { .read_only = true };
 	long long id;
 	int ch, rc = 1;
 
@@ -807,7 +808,12 @@ cli_export_main(int argc, char **argv)
 		return 2;
 	}
 	path = store_default_path();
-	if ((s = store_open(path, &cause)) == NULL ||
+	if (path == NULL)
+		cause = xstrdup("no home directory for the conversation database "
+				"(set HOME or XDG_DATA_HOME)");
+	else if (access(path, F_OK) != 0)
+		cause = xasprintf("no saved conversations (%s does not exist)", path);
+	if (cause != NULL || (s = store_open_with(path, &ro, &cause)) == NULL ||
 	    (text = store_export(s, id, fmt[0] == 'j' ? STORE_JSON : STORE_MARKDOWN, &cause)) ==
 		    NULL)
 		goto done;
@@ -877,6 +883,7 @@ cli_list_main(int argc, char **argv)
 	};
 	struct store_conv_item *items = NULL;
 	struct store *s = NULL;
+	const struct store_options ro = { .read_only = true };
 	char *path, *cause = NULL;
 	size_t n = 0;
 	int ch, rc = 1;
@@ -899,7 +906,7 @@ cli_list_main(int argc, char **argv)
 		free(path);
 		return 0;
 	}
-	if ((s = store_open(path, &cause)) == NULL ||
+	if ((s = store_open_with(path, &ro, &cause)) == NULL ||
 	    store_conv_list(s, &items, &n, &cause) != 0)
 		goto done;
 	if (n == 0)

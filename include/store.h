@@ -147,6 +147,9 @@ struct store *store_open_with(const char *path, const struct store_options *opt,
 /* Checkpoint the WAL into the main file and close.  NULL is a no-op. */
 void store_close(struct store *s);
 
+/* How long later calls wait for another process's lock (store_options.busy_timeout_ms). */
+void store_set_busy_timeout(struct store *s, int ms);
+
 /* Number of messages store_open() found 'streaming' and marked 'stopped'. */
 int store_recovered(const struct store *s);
 

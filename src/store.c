@@ -930,6 +930,12 @@ store_close(struct store *s)
 	free(s);
 }
 
+void
+store_set_busy_timeout(struct store *s, int ms)
+{
+	sqlite3_busy_timeout(s->db, ms);
+}
+
 int
 store_recovered(const struct store *s)
 {

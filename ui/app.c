@@ -43,6 +43,9 @@
 #include "ui-int.h"
 #include "util.h"
 
+/* Save the answer so far this often while it streams. */
+#define CHECKPOINT_S 2.0
+
 struct app *app_g;
 
 /* GLOBAL: what the next line typed at a special prompt is for (search,
@@ -203,7 +206,6 @@ app_send_prompt(struct app *a)
 	struct msg m = { .type = MSG_PROMPT };
 	struct chat_msg *c;
 	struct entry *e;
-	char *cause = NULL;
 	int n;
 
 	a->status_until = 0; /* a new turn: old notices are done with */
@@ -221,14 +223,7 @@ app_send_prompt(struct app *a)
 	e->streaming = true;
 	e->think_open = a->think_default_open;
 	e->t0 = now_sec();
-	if (ensure_conv(a) &&
-	    (e->db_id = a->regen_of > 0 ? store_msg_regenerate(a->store, a->conv_id, a->regen_of,
-								a->model_dir, &cause)
-					: store_msg_begin_assistant(a->store, a->conv_id,
-								    a->model_dir, &cause)) <= 0) {
-		e->db_id = 0;
-		store_warn(a, cause);
-	}
+	history_begin_turn(a, e, a->regen_of);
 	a->regen_of = 0;
 	a->state = APP_GENERATING;
 	a->tok_n0 = 0;
@@ -247,7 +242,7 @@ finish_turn(struct app *a, enum store_status st, const char *error, const struct
 {
 	struct entry *e = app_turn(a);
 	struct store_reply r = { .status = st, .error = error, .usage = STORE_USAGE_UNKNOWN };
-	char *cause = NULL, *params;
+	char *params;
 
 	a->turn_uid = 0;
 	a->state = APP_IDLE;
@@ -270,8 +265,7 @@ finish_turn(struct app *a, enum store_status st, const char *error, const struct
 		r.usage.decode_ms = (int64_t)(gs->decode_s * 1000);
 		r.usage.ttft_ms = (int64_t)(gs->ttft_s * 1000);
 	}
-	if (a->store != NULL && e->db_id > 0 && store_msg_finish(a->store, e->db_id, &r, &cause))
-		store_warn(a, cause);
+	history_end_turn(a, e, &r);
 	free(params);
 }
 
@@ -325,12 +319,24 @@ abandon_turn(struct app *a)
 	a->seq++;
 }
 
-/* The only way the UI empties the transcript: a running turn ends first. */
+/*
+ * The only way the UI empties the transcript: a running turn ends first,
+ * and turns the store could not take yet are kept for later (history.c).
+ */
 static void
 clear_transcript(struct app *a)
 {
 	abandon_turn(a);
+	history_leave(a);
 	transcript_clear(&a->tr);
+}
+
+void
+app_drop_conversation(struct app *a)
+{
+	abandon_turn(a);
+	history_forget(a);
+	app_new_conversation(a);
 }
 
 void
@@ -431,15 +437,11 @@ on_token(struct app *a, struct msg *m)
 		e->answer_tokens++;
 	}
 	live_rate(a, m->n, m->t);
-	/* Save the answer so far every few seconds: a crash loses little, and
+	/* Save the answer so far every CHECKPOINT_S: a crash loses little, and
 	 * the FTS index is not rebuilt per token. */
-	if (a->store != NULL && e->db_id > 0 && t - a->last_checkpoint > 5) {
-		char *cause = NULL;
-
+	if (t - a->last_checkpoint >= CHECKPOINT_S) {
 		a->last_checkpoint = t;
-		if (store_msg_checkpoint(a->store, e->db_id, e->text, e->rlen ? e->reason : NULL,
-					 &cause) != 0)
-			store_warn(a, cause);
+		history_checkpoint(a, e);
 	}
 	screen_dirty(a);
 }
@@ -648,8 +650,7 @@ delete_current(struct app *a)
 		store_warn(a, cause);
 		return;
 	}
-	clear_transcript(a);
-	a->conv_id = 0;
+	app_drop_conversation(a);
 	app_set_status(a, false, "conversation deleted");
 }
 
@@ -852,14 +853,7 @@ user_line(struct app *a, const char *line)
 	if (line[0] == '/' && line[1] == '/')
 		line++; /* "//text" is a message that starts with a slash */
 	transcript_add(&a->tr, ENTRY_USER, line);
-	if (ensure_conv(a)) {
-		int64_t id = store_msg_add_user(a->store, a->conv_id, line, &cause);
-
-		if (id <= 0)
-			store_warn(a, cause);
-		else
-			a->tr.e[a->tr.n - 1]->db_id = id;
-	}
+	history_sync(a); /* the question, and anything still unsaved above it */
 	app_send_prompt(a);
 }
 
@@ -1603,6 +1597,7 @@ loop(struct app *a)
 		if (p[0].revents & (POLLIN | POLLHUP))
 			on_stdin(a);
 		gauges_tick(a);
+		history_tick(a);
 		if (a->dirty && now_sec() - a->last_draw >= 1.0 / 30)
 			screen_draw(a);
 	}
@@ -1610,27 +1605,13 @@ loop(struct app *a)
 
 /* ---- start and end -------------------------------------------------------------- */
 
-static void
-open_store(struct app *a)
-{
-	char *path = store_default_path(), *cause = NULL;
-
-	if ((a->store = store_open(path, &cause)) == NULL) {
-		a->store_error = xasprintf("history is off: %s", cause);
-		app_info(a, "%s", a->store_error);
-	} else if (store_recovered(a->store) > 0)
-		app_info(a, "%d answer(s) interrupted last time were marked stopped",
-			 store_recovered(a->store));
-	free(cause);
-	free(path);
-}
-
 /* Save an answer still running, stop the engine, restore the terminal. */
 static void
 shutdown_app(struct app *a)
 {
 	struct msg m = { .type = MSG_QUIT };
 	char *hist = state_path("history");
+	int lost;
 
 	if (a->state == APP_GENERATING)
 		finish_turn(a, STORE_STOPPED, NULL, NULL);
@@ -1646,7 +1627,11 @@ shutdown_app(struct app *a)
 	fputs("\033[?2004l", stdout);
 	fflush(stdout);
 	screen_end();
-	store_close(a->store);
+	lost = history_close(a);
+	if (lost > 0)
+		fprintf(stderr, "qnext: %d turn(s) could not be saved: the conversation database "
+				"stayed locked by another process\n",
+			lost);
 }
 
 static void
@@ -1701,7 +1686,7 @@ app_run(const struct app_opts *o)
 	readline_init();
 	fputs("\033[?2004h", stdout); /* bracketed paste: readline's own prep is off */
 	fflush(stdout);
-	open_store(a);
+	history_open(a);
 	load_model(a);
 	screen_draw(a);
 	loop(a);

@@ -177,7 +177,7 @@ delete_confirmed(struct app *a)
 		free(cause);
 	} else {
 		if (a->browser_target == a->conv_id)
-			app_new_conversation(a);
+			app_drop_conversation(a);
 		app_set_status(a, false, "conversation deleted");
 	}
 	browser_open(a, a->browser_query);

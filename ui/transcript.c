@@ -23,9 +23,20 @@ transcript_init(struct transcript *t)
 	t->search_hit = -1;
 }
 
-static void
+void
+entry_final_free(struct entry_final *f)
+{
+	if (f == NULL)
+		return;
+	free(f->error);
+	free(f->params_json);
+	free(f);
+}
+
+void
 entry_free(struct entry *e)
 {
+	entry_final_free(e->fin);
 	free(e->text);
 	free(e->reason);
 	free(e->stats);

@@ -14,6 +14,7 @@
 
 #include "sampler.h"
 #include "session.h"
+#include "store.h"
 
 struct store;
 struct queue;
@@ -44,6 +45,14 @@ struct line {
 	size_t off, len;
 };
 
+/* How an answer ended, kept until the store has it (history.c). */
+struct entry_final {
+	enum store_status status;
+	char *error;       /* or NULL */
+	struct store_usage usage;
+	char *params_json; /* or NULL */
+};
+
 struct entry {
 	uint64_t uid;        /* unique in the program's life: how the app names a turn */
 	enum entry_kind kind;
@@ -56,7 +65,9 @@ struct entry {
 	int think_tokens, answer_tokens;
 	double t0, t_think;  /* turn start; seconds spent thinking */
 	char *stats;         /* one-line summary once done, or NULL */
-	int64_t db_id;       /* store row, 0 = not saved */
+	int64_t db_id;       /* store row, 0 = not saved, -1 = never to be saved */
+	int64_t regen_of;    /* assistant, unsaved: the stored answer it is a sibling of */
+	struct entry_final *fin; /* assistant: its end, until the store has it; or NULL */
 	/* Wrapped lines, valid for wrap_cols and the lengths recorded. */
 	struct line *lines;
 	int n_lines, cap_lines;
@@ -85,6 +96,8 @@ transcript_text_cols(int cols)
 }
 
 void transcript_init(struct transcript *t);
+void entry_free(struct entry *e);
+void entry_final_free(struct entry_final *f); /* accepts NULL */
 void transcript_release(struct transcript *t);
 void transcript_clear(struct transcript *t);
 struct entry *transcript_add(struct transcript *t, enum entry_kind kind, const char *text);
@@ -150,9 +163,13 @@ struct app {
 	bool think_default_open;
 	int ctx_used;        /* tokens of the last prompt + reply */
 
-	/* Store (NULL when history is off). */
+	/* Store (NULL when history is off or paused). */
 	struct store *store;
 	char *store_error;
+	bool store_retry;      /* paused: the database was locked; history_tick tries again */
+	double history_next;   /* when history_tick next tries */
+	struct stash *stash;   /* conversations left with unsaved turns (history.c) */
+	int n_stash;
 
 	/* Status and gauges. */
 	char *status;        /* transient message, or NULL */
@@ -212,6 +229,8 @@ void app_send_prompt(struct app *a);
 void app_stop(struct app *a);
 void app_regen(struct app *a);
 void app_new_conversation(struct app *a);
+/* The conversation on screen was deleted: a new one, its unsaved turns dropped. */
+void app_drop_conversation(struct app *a);
 void app_open_conversation(struct app *a, int64_t id);
 void app_set_status(struct app *a, bool error, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -223,6 +242,27 @@ void app_ask(struct app *a, const char *prompt, const char *initial, app_line_fn
 void app_confirm(struct app *a, const char *question, void (*fn)(struct app *a));
 /* Export conversation id as Markdown (md) or JSON to path (NULL: ./qnext-ID.md). */
 void app_export(struct app *a, int64_t id, bool json, const char *path);
+
+/* ---- history.c: saving to chats.db, and again when it was busy ---------- */
+
+/* Open the store at start (paused, not off, when another process holds a lock). */
+void history_open(struct app *a);
+/* From the main loop: retry a paused open, save what could not be saved. */
+void history_tick(struct app *a);
+/* Save the transcript's unsaved entries in order; true when none is left. */
+bool history_sync(struct app *a);
+/* A turn starts: give its assistant entry a row when everything above is saved. */
+void history_begin_turn(struct app *a, struct entry *e, int64_t regen_of);
+/* Save the streaming answer so far (every few seconds). */
+void history_checkpoint(struct app *a, struct entry *e);
+/* A turn ended: save how (or keep it for later). */
+void history_end_turn(struct app *a, struct entry *e, const struct store_reply *r);
+/* The transcript is about to be emptied: keep its unsaved turns for later. */
+void history_leave(struct app *a);
+/* Its conversation was deleted: its unsaved turns are dropped. */
+void history_forget(struct app *a);
+/* Last try, then close; returns the turns that could not be saved. */
+int history_close(struct app *a);
 
 /* ---- browser.c: the conversation list ---------------------------------- */
 

@@ -1,0 +1,350 @@
+/*
+ * history.c - keeping chats.db in step with the screen when the database is
+ * busy: what could not be saved stays in memory and is saved, in order,
+ * once another process lets go of the file.
+ *
+ * Every store call the chat makes goes through a short busy timeout
+ * (HISTORY_BUSY_MS), so a database that another process keeps locked costs
+ * the UI at most that long per call instead of freezing it; a failed call
+ * leaves the entry unsaved (db_id 0, or an assistant entry's final state in
+ * entry.fin) and history_tick() tries again every HISTORY_RETRY_S.  An
+ * entry is saved only after every entry above it, so the tree in the file
+ * keeps the order on the screen.  A conversation left while turns are
+ * unsaved is kept (its entries moved to a stash) until they are saved.  A
+ * database that could not be opened because it was locked is opened again
+ * the same way; one that is refused for any other reason (not ours, newer,
+ * read-only) stays off.
+ *
+ * UI thread only (it is the only thread that touches the store).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "ui-int.h"
+#include "util.h"
+
+/* How long one store call may wait for another process's lock. */
+#define HISTORY_BUSY_MS 100
+/* How often unsaved turns, or a locked database, are tried again. */
+#define HISTORY_RETRY_S 2.0
+/* At exit, how long the last try may wait for the lock. */
+#define HISTORY_EXIT_MS 3000
+
+/* db_id: 0 not saved yet, -1 never to be saved (its conversation was deleted). */
+static bool
+needs_save(const struct entry *e)
+{
+	if (e->kind == ENTRY_USER)
+		return e->db_id == 0;
+	return e->kind == ENTRY_ASSISTANT && !e->streaming &&
+	       (e->db_id == 0 || (e->db_id > 0 && e->fin != NULL));
+}
+
+static int
+count_unsaved(struct entry *const *e, int n)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += needs_save(e[i]);
+	return k;
+}
+
+static void
+warn(struct app *a, char *cause)
+{
+	app_set_status(a, true, "history not saved yet (kept; tried again every %.0f s): %s",
+		       HISTORY_RETRY_S, cause != NULL ? cause : "?");
+	free(cause);
+}
+
+/* Write an assistant entry's end (entry.fin) and forget it; false on failure. */
+static bool
+save_final(struct app *a, struct entry *e, char **cause)
+{
+	struct store_reply r = { .content = e->text,
+				 .reasoning = e->rlen ? e->reason : NULL,
+				 .status = e->fin->status,
+				 .error = e->fin->error,
+				 .usage = e->fin->usage,
+				 .params_json = e->fin->params_json };
+
+	if (store_msg_finish(a->store, e->db_id, &r, cause) != 0)
+		return false;
+	entry_final_free(e->fin);
+	e->fin = NULL;
+	return true;
+}
+
+/* Save one entry under the conversation's head; false on failure. */
+static bool
+save_entry(struct app *a, int64_t conv_id, struct entry *e, char **cause)
+{
+	int64_t id;
+
+	if (e->kind == ENTRY_USER) {
+		if ((id = store_msg_add_user(a->store, conv_id, e->text, cause)) <= 0)
+			return false;
+		e->db_id = id;
+		return true;
+	}
+	if (e->db_id == 0) {
+		id = e->regen_of > 0
+			     ? store_msg_regenerate(a->store, conv_id, e->regen_of, a->model_dir, cause)
+			     : store_msg_begin_assistant(a->store, conv_id, a->model_dir, cause);
+		if (id <= 0)
+			return false;
+		e->db_id = id;
+	}
+	return e->fin == NULL || save_final(a, e, cause);
+}
+
+/*
+ * Save what is unsaved of one conversation, in order, stopping at the first
+ * failure (a later entry must not land above an earlier one).  *conv_id 0:
+ * the conversation gets its row first.  True when nothing is left.
+ */
+static bool
+sync_entries(struct app *a, int64_t *conv_id, const char *system, struct entry **e, int n,
+	     char **cause)
+{
+	if (a->store == NULL)
+		return count_unsaved(e, n) == 0;
+	for (int i = 0; i < n; i++) {
+		if (!needs_save(e[i]))
+			continue;
+		if (*conv_id == 0 &&
+		    (*conv_id = store_conv_create(a->store, a->model_dir, system, cause)) <= 0) {
+			*conv_id = 0;
+			return false;
+		}
+		if (!save_entry(a, *conv_id, e[i], cause))
+			return false;
+	}
+	return true;
+}
+
+bool
+history_sync(struct app *a)
+{
+	char *cause = NULL;
+	bool ok = sync_entries(a, &a->conv_id, a->system, a->tr.e, a->tr.n, &cause);
+
+	if (!ok && a->store != NULL)
+		warn(a, cause);
+	else
+		free(cause);
+	return ok;
+}
+
+void
+history_begin_turn(struct app *a, struct entry *e, int64_t regen_of)
+{
+	char *cause = NULL;
+	int64_t id;
+
+	e->regen_of = regen_of;
+	/* Only below a saved conversation: else the answer is saved at its end. */
+	if (a->store == NULL || count_unsaved(a->tr.e, a->tr.n) > 0 || a->conv_id == 0)
+		return;
+	id = regen_of > 0 ? store_msg_regenerate(a->store, a->conv_id, regen_of, a->model_dir, &cause)
+			  : store_msg_begin_assistant(a->store, a->conv_id, a->model_dir, &cause);
+	if (id <= 0)
+		warn(a, cause);
+	else
+		e->db_id = id;
+}
+
+void
+history_checkpoint(struct app *a, struct entry *e)
+{
+	char *cause = NULL;
+
+	if (a->store == NULL || e->db_id <= 0)
+		return;
+	if (store_msg_checkpoint(a->store, e->db_id, e->text, e->rlen ? e->reason : NULL,
+				 &cause) != 0)
+		warn(a, cause);
+}
+
+void
+history_end_turn(struct app *a, struct entry *e, const struct store_reply *r)
+{
+	e->fin = xcalloc(1, sizeof(*e->fin));
+	e->fin->status = r->status;
+	e->fin->error = r->error != NULL ? xstrdup(r->error) : NULL;
+	e->fin->usage = r->usage;
+	e->fin->params_json = r->params_json != NULL ? xstrdup(r->params_json) : NULL;
+	e->streaming = false;
+	if (e->db_id > 0 && a->store != NULL) {
+		char *cause = NULL;
+
+		if (!save_final(a, e, &cause))
+			warn(a, cause);
+	}
+	/* An answer that has no row yet (begin failed) is saved by the next sync. */
+	if (e->db_id == 0)
+		history_sync(a);
+}
+
+/* ---- conversations left with unsaved turns ------------------------------- */
+
+struct stash {
+	int64_t conv_id;
+	char *system;
+	struct entry **e;
+	int n;
+};
+
+void
+history_leave(struct app *a)
+{
+	struct stash *s;
+
+	if (count_unsaved(a->tr.e, a->tr.n) == 0 || (a->store == NULL && !a->store_retry) ||
+	    history_sync(a))
+		return;
+	/* Keep the entries: the transcript gives them up and starts empty. */
+	a->stash = xrealloc(a->stash, (size_t)(a->n_stash + 1) * sizeof(*a->stash));
+	s = &a->stash[a->n_stash++];
+	s->conv_id = a->conv_id;
+	s->system = a->system != NULL ? xstrdup(a->system) : NULL;
+	s->n = a->tr.n;
+	s->e = xmalloc((size_t)MAX(1, s->n) * sizeof(*s->e));
+	memcpy(s->e, a->tr.e, (size_t)s->n * sizeof(*s->e));
+	a->tr.n = 0;
+	app_set_status(a, true, "%d turn(s) of the last conversation are not saved yet: kept, and "
+				"saved when the database is free",
+		       count_unsaved(s->e, s->n));
+}
+
+void
+history_forget(struct app *a)
+{
+	for (int i = 0; i < a->tr.n; i++) {
+		struct entry *e = a->tr.e[i];
+
+		if (!needs_save(e))
+			continue;
+		e->db_id = -1; /* never to be saved */
+		entry_final_free(e->fin);
+		e->fin = NULL;
+	}
+}
+
+static void
+stash_free(struct stash *s)
+{
+	for (int i = 0; i < s->n; i++)
+		entry_free(s->e[i]);
+	free(s->e);
+	free(s->system);
+}
+
+/* Save what the stash holds; drop the conversations that are done. */
+static void
+sync_stash(struct app *a)
+{
+	int k = 0;
+
+	for (int i = 0; i < a->n_stash; i++) {
+		struct stash *s = &a->stash[i];
+		char *cause = NULL;
+
+		if (sync_entries(a, &s->conv_id, s->system, s->e, s->n, &cause))
+			stash_free(s);
+		else
+			a->stash[k++] = *s;
+		free(cause);
+	}
+	a->n_stash = k;
+}
+
+/* ---- opening, retrying, closing ------------------------------------------- */
+
+static bool
+try_open(struct app *a, bool first, int busy_ms)
+{
+	struct store_options opt = { .busy_timeout_ms = busy_ms };
+	char *path = store_default_path(), *cause = NULL;
+	bool busy = false;
+
+	opt.busy = &busy;
+	if (path == NULL)
+		cause = xstrdup("no home directory (set HOME or XDG_DATA_HOME)");
+	else
+		a->store = store_open_with(path, &opt, &cause);
+	free(path);
+	if (a->store != NULL) {
+		free(a->store_error);
+		a->store_error = NULL;
+		a->store_retry = false;
+		if (store_recovered(a->store) > 0)
+			app_info(a, "%d answer(s) interrupted last time were marked stopped",
+				 store_recovered(a->store));
+		if (!first)
+			app_set_status(a, false, "history is back: the database is free again");
+		free(cause);
+		return true;
+	}
+	a->store_retry = busy;
+	if (first || !busy) {
+		free(a->store_error);
+		a->store_error = busy ? xasprintf("history is paused: %s; trying again every %.0f s",
+						  cause, HISTORY_RETRY_S)
+				      : xasprintf("history is off: %s", cause);
+		app_info(a, "%s", a->store_error);
+	}
+	free(cause);
+	return false;
+}
+
+void
+history_open(struct app *a)
+{
+	a->history_next = now_sec() + HISTORY_RETRY_S;
+	try_open(a, true, HISTORY_BUSY_MS);
+}
+
+void
+history_tick(struct app *a)
+{
+	double t = now_sec();
+
+	if (t < a->history_next)
+		return;
+	a->history_next = t + HISTORY_RETRY_S;
+	if (a->store == NULL && (!a->store_retry || !try_open(a, false, HISTORY_BUSY_MS)))
+		return;
+	if (a->n_stash > 0)
+		sync_stash(a);
+	if (a->state != APP_GENERATING && count_unsaved(a->tr.e, a->tr.n) > 0 && history_sync(a))
+		app_set_status(a, false, "history saved: the database is free again");
+}
+
+int
+history_close(struct app *a)
+{
+	int lost = 0;
+
+	if (a->store == NULL && a->store_retry)
+		try_open(a, false, HISTORY_EXIT_MS);
+	if (a->store != NULL) {
+		/* The last chance to save: wait for the lock a little longer. */
+		store_set_busy_timeout(a->store, HISTORY_EXIT_MS);
+		history_sync(a);
+		sync_stash(a);
+	}
+	lost = count_unsaved(a->tr.e, a->tr.n);
+	for (int i = 0; i < a->n_stash; i++) {
+		lost += count_unsaved(a->stash[i].e, a->stash[i].n);
+		stash_free(&a->stash[i]);
+	}
+	free(a->stash);
+	a->stash = NULL;
+	a->n_stash = 0;
+	store_close(a->store);
+	a->store = NULL;
+	return lost;
+}

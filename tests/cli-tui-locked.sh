@@ -24,7 +24,8 @@ locker=$!
 i=0; while ! grep -q locked "$tmp/lock.out" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 t0=$(date +%s.%N)
 start tests/data/tiny "--max-tokens 12 --seed 3"
-if wait_for "Mem\[" 20; then ok "screen up within 2 s under a lock"; else bad "screen under a lock"; fi
+if wait_for "Mem\[" 20; then ok "screen up within 2 s under a lock"; else
+	bad "screen under a lock"; fi
 expect "history is paused, not off" "history is paused"
 $T send-keys -l "typed while locked"
 if wait_for "typed while locked" 10; then ok "keys echo within 1 s"; else bad "keys echo"; fi

@@ -22,7 +22,6 @@ quit_ok "first run exits"
 "$tmp/lockdb" "$db" 8 >"$tmp/lock.out" &
 locker=$!
 i=0; while ! grep -q locked "$tmp/lock.out" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-t0=$(date +%s.%N)
 start tests/data/tiny "--max-tokens 12 --seed 3"
 if wait_for "Mem\[" 20; then ok "screen up within 2 s under a lock"; else
 	bad "screen under a lock"; fi

@@ -387,6 +387,34 @@ zero_tile(float *Y, int ldy, int t0, int nt, int o0, int o1)
 }
 
 /*
+ * One qweight row's products for 8 outputs, the shared step of q8_span and
+ * q8_span_dec.  4-bit: the even inputs' nibbles times a_even and the odd
+ * ones' times a_odd (4 activations each, as qp holds them), two products
+ * per int16 lane, at most 2 x 2 x 15 x 127.  8-bit: q - 128 by the sign
+ * trick (see the top of this file), widened to int32.
+ */
+static inline __attribute__((always_inline)) __m256i
+row4_i16(__m256i w, int32_t a_even, int32_t a_odd)
+{
+	const __m256i m4 = _mm256_set1_epi8(0x0F);
+
+	return _mm256_add_epi16(
+		_mm256_maddubs_epi16(_mm256_and_si256(w, m4), _mm256_set1_epi32(a_even)),
+		_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi32(w, 4), m4),
+				     _mm256_set1_epi32(a_odd)));
+}
+
+static inline __attribute__((always_inline)) __m256i
+row8_i32(__m256i w, int32_t a)
+{
+	const __m256i ws = _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
+
+	return _mm256_madd_epi16(
+		_mm256_maddubs_epi16(_mm256_abs_epi8(ws), _mm256_sign_epi8(_mm256_set1_epi32(a), ws)),
+		_mm256_set1_epi16(1));
+}
+
+/*
  * One span of QKS inputs from i0 (QKS * bits / 32 qweight rows, one weight
  * group, one activation scale per token; 4- and 8-bit) for tokens
  * t0..t0+nt-1 and outputs [o0, o1) (a multiple of 8).  The products stay
@@ -403,8 +431,6 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 {
 	const int nr = QKS * bits / 32;
 	const __m256i ones16 = _mm256_set1_epi16(1);
-	const __m256i m4 = _mm256_set1_epi8(0x0F);
-	const __m256i x80 = _mm256_set1_epi8((char)0x80);
 	const size_t stride = (size_t)A->n_blk * QK, n_out = (size_t)W->n_out;
 	const int g = i0 / W->group_size, b0 = i0 / QK;
 	const uint32_t *qw = W->qweight + (size_t)(i0 * bits / 32) * n_out;
@@ -445,21 +471,12 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 				for (r = 4 * k; r < 4 * k + 4; r++) {
 					__m256i w = _mm256_loadu_si256(
 						(const __m256i *)(qw + (size_t)r * n_out + o));
-					__m256i lo = _mm256_and_si256(w, m4);
-					__m256i hi = _mm256_and_si256(_mm256_srli_epi32(w, 4), m4);
 
 #pragma GCC unroll 4
 					for (t = 0; t < nt; t++)
 						a16[t] = _mm256_add_epi16(
 							a16[t],
-							_mm256_add_epi16(
-								_mm256_maddubs_epi16(
-									lo, _mm256_set1_epi32(
-										    aw[t][2 * r])),
-								_mm256_maddubs_epi16(
-									hi,
-									_mm256_set1_epi32(
-										aw[t][2 * r + 1]))));
+							row4_i16(w, aw[t][2 * r], aw[t][2 * r + 1]));
 				}
 #pragma GCC unroll 4
 				for (t = 0; t < nt; t++)
@@ -471,19 +488,10 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 			for (r = 0; r < nr; r++) {
 				__m256i w = _mm256_loadu_si256(
 					(const __m256i *)(qw + (size_t)r * n_out + o));
-				__m256i ws = _mm256_xor_si256(w, x80);
-				__m256i wa = _mm256_abs_epi8(ws);
 
 #pragma GCC unroll 4
 				for (t = 0; t < nt; t++)
-					acc[t] = _mm256_add_epi32(
-						acc[t],
-						_mm256_madd_epi16(
-							_mm256_maddubs_epi16(
-								wa, _mm256_sign_epi8(
-									    _mm256_set1_epi32(aw[t][r]),
-									    ws)),
-							ones16));
+					acc[t] = _mm256_add_epi32(acc[t], row8_i32(w, aw[t][r]));
 			}
 		}
 		zv = zeros8(zrow, o, bits, gptq_zadd(W));
@@ -525,8 +533,6 @@ q8_span_dec(const struct qmat *W, const struct qact *A, int i0, float *Y, int o0
 {
 	const int nr = QK * bits / 32; /* rows per block */
 	const __m256i ones16 = _mm256_set1_epi16(1);
-	const __m256i m4 = _mm256_set1_epi8(0x0F);
-	const __m256i x80 = _mm256_set1_epi8((char)0x80);
 	const size_t n_out = (size_t)W->n_out;
 	const int g = i0 / W->group_size, b0 = i0 / QK;
 	const uint8_t *zrow = (const uint8_t *)(W->qzeros + (size_t)g * zeros_stride(W));
@@ -555,37 +561,22 @@ q8_span_dec(const struct qmat *W, const struct qact *A, int i0, float *Y, int o0
 #pragma GCC unroll 4
 				for (r = 0; r < nr; r++) {
 					const int R = k * nr + r;
-					__m256i w = _mm256_loadu_si256(
-						(const __m256i *)(qw + (size_t)r * n_out + o));
-					__m256i lo = _mm256_and_si256(w, m4);
-					__m256i hi = _mm256_and_si256(_mm256_srli_epi32(w, 4), m4);
 
 					dot = _mm256_add_epi16(
-						dot, _mm256_add_epi16(
-							     _mm256_maddubs_epi16(
-								     lo, _mm256_set1_epi32(aw[2 * R])),
-							     _mm256_maddubs_epi16(
-								     hi,
-								     _mm256_set1_epi32(aw[2 * R + 1]))));
+						dot,
+						row4_i16(_mm256_loadu_si256(
+								 (const __m256i *)(qw + (size_t)r * n_out + o)),
+							 aw[2 * R], aw[2 * R + 1]));
 				}
 				dot = _mm256_madd_epi16(dot, ones16);
 			} else {
 #pragma GCC unroll 8
-				for (r = 0; r < nr; r++) {
-					__m256i w = _mm256_loadu_si256(
-						(const __m256i *)(qw + (size_t)r * n_out + o));
-					__m256i ws = _mm256_xor_si256(w, x80);
-
+				for (r = 0; r < nr; r++)
 					dot = _mm256_add_epi32(
-						dot, _mm256_madd_epi16(
-							     _mm256_maddubs_epi16(
-								     _mm256_abs_epi8(ws),
-								     _mm256_sign_epi8(
-									     _mm256_set1_epi32(
-										     aw[k * nr + r]),
-									     ws)),
-							     ones16));
-				}
+						dot,
+						row8_i32(_mm256_loadu_si256(
+								 (const __m256i *)(qw + (size_t)r * n_out + o)),
+							 aw[k * nr + r]));
 			}
 			if (k > 0)
 				dot = _mm256_add_epi32(dot, part[(o - o0) / 8]);

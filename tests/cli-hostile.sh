@@ -117,7 +117,10 @@ cp "$T"/* "$d/"
 printf '{"eos_token_id": [100000]}' >"$d/generation_config.json"
 timeout 60 $Q -m "$d" -p hi --max-tokens 1000000 -q >"$tmp/out" 2>"$tmp/err" </dev/null &
 pid=$!
-sleep 1
+# Truncate once the answer has begun (its tokens are flushed one by one):
+# a fixed sleep lost the race under ASan on a slow host.
+i=0
+while [ ! -s "$tmp/out" ] && [ $i -lt 400 ]; do sleep 0.1; i=$((i + 1)); done
 truncate -s 1000000 "$d/model-00002-of-00002.safetensors"
 wait $pid
 got=$?

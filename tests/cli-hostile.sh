@@ -6,18 +6,7 @@
 # timeout) and never crash.  Run from the repository root.
 Q=${QNEXT_BIN:-./qnext}
 T=tests/data/tiny
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# copy NAME: a directory of links to tiny's files; prints its path.
-copy() {
-	d=$tmp/$1
-	mkdir -p "$d"
-	for x in "$T"/*; do ln -s "$PWD/$x" "$d/"; done
-	echo "$d"
-}
+. tests/model-lib.sh
 
 # expect NAME WANT-STATUS TEXT COMMAND...: the command's status is WANT and,
 # for a failure, its stderr is one line holding TEXT.  A run that takes 20 s

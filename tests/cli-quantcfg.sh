@@ -9,16 +9,11 @@
 Q=${QNEXT_BIN:-./qnext}
 T=tests/data/tiny
 G=$T/golden.safetensors
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. tests/model-lib.sh
 
 # alter NAME SED-SCRIPT: links to tiny's files, config.json edited; prints the path.
 alter() {
-	d=$tmp/$1
-	mkdir -p "$d"
-	for x in "$T"/*; do ln -s "$PWD/$x" "$d/"; done
+	d=$(copy "$1")
 	rm "$d/config.json"
 	sed "$2" "$T/config.json" >"$d/config.json"
 	echo "$d"

@@ -71,7 +71,7 @@ check: lint
 	$(MAKE) fuzz-run
 
 # The threaded parts (queue, engine thread, worker pool) under ThreadSanitizer.
-TSAN_TESTS = test-queue test-engine test-forward test-pool
+TSAN_TESTS = test-queue test-engine test-forward test-pool test-xcache
 tsan-test:
 	$(MAKE) BUILD=tsan $(TSAN_TESTS:%=build/tsan/tests/%)
 	@for t in $(TSAN_TESTS); do echo "== tsan $$t"; \

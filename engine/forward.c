@@ -40,6 +40,7 @@
 #include "pool.h"
 #include "safetensors.h"
 #include "util.h"
+#include "xcache.h"
 
 /* What a step says when a shard lost pages under it (st_changed). */
 #define MODEL_CHANGED "the model file changed or shrank while in use; restart qnext to reload it"
@@ -139,6 +140,15 @@ struct ctx {
 	struct qact qm;  /* quantized intermediate rows */
 	struct qact qs;  /* quantized shared intermediate */
 	struct qact *views; /* [2][n_experts] per-expert row views of qg and qm */
+
+	/* Expert cache (ctx_opts.expert_cache): NULL when the mapping serves the experts. */
+	struct xcache *xc;
+	int *need;              /* [n_experts] experts the step's tokens chose, in index order */
+	int *xh;                /* [n_experts] their pin handles */
+	const struct qmat **xq; /* [n_experts] their gate, up, down once read */
+	float *spec_logits;     /* [n_experts] the next layer's router on this layer's input */
+	int spec[64], spec_n;   /* its top choices: read ahead while this layer computes */
+	char *io_err;           /* a read failed: ctx_forward's cause */
 
 	/* Per-worker scratch, [n_threads][64 * max_in]: the BLAS fallback's
 	 * dequantized tiles, or a DeltaNet head's output row (tmp_of). */
@@ -1066,9 +1076,165 @@ moe_experts(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int
 	return true;
 }
 
+/* ---- the same with the expert cache (xcache.h) ------------------------- */
+
+/* The k largest of x[0..n) by index into out (k <= 64), largest first. */
+static int
+top_k_index(const float *x, int n, int k, int *out)
+{
+	k = MIN(k, MIN(n, 64));
+	for (int i = 0; i < k; i++) {
+		int best = -1;
+
+		for (int j = 0; j < n; j++) {
+			bool taken = false;
+
+			for (int a = 0; a < i && !taken; a++)
+				taken = out[a] == j;
+			if (!taken && (best < 0 || x[j] > x[best]))
+				best = j;
+		}
+		out[i] = best;
+	}
+	return k;
+}
+
+/* Queue gate and up of the group's experts k in [g0, g1) whose bytes are in (wait: all). */
+static bool
+group_gate_up(struct ctx *c, const struct qact *A, int g0, int g1, bool wait)
+{
+	int d = c->m->cfg.hidden_size, w = c->m->cfg.moe_inter;
+
+	for (int k = g0; k < g1; k++) {
+		int x = c->need[k], r0 = c->off[x], n = c->off[x + 1] - r0;
+		const struct qact *Ax = NULL;
+
+		if (c->xq[k] != NULL || (!wait && !xcache_ready(c->xc, c->xh[k])))
+			continue;
+		if ((c->xq[k] = xcache_wait(c->xc, c->xh[k], &c->io_err)) == NULL)
+			return false;
+		if (A != NULL) {
+			c->views[x] = qact_rows(A, r0, n);
+			Ax = &c->views[x];
+		}
+		add_job(c, &c->xq[k][0], c->gx + (size_t)r0 * d, Ax, n, c->g1 + (size_t)r0 * w, w);
+		add_job(c, &c->xq[k][1], c->gx + (size_t)r0 * d, Ax, n, c->g2 + (size_t)r0 * w, w);
+	}
+	run_jobs(c);
+	return true;
+}
+
+/* SwiGLU, quantization and down projection of the group's rows. */
+static void
+group_down(struct ctx *c, int g0, int g1)
+{
+	int d = c->m->cfg.hidden_size, w = c->m->cfg.moe_inter;
+	int r0 = c->off[c->need[g0]], r1 = c->off[c->need[g1 - 1] + 1];
+	struct qact *views = c->views + c->m->cfg.n_experts;
+	const struct qact *A;
+
+	swiglu_rows(c, c->g1 + (size_t)r0 * w, c->g2 + (size_t)r0 * w, r1 - r0, w);
+	/* Rows are quantized one by one, so a group's rows give the same bits as all. */
+	A = quantize(c, &c->qm, c->g1 + (size_t)r0 * w, r1 - r0, w);
+	for (int k = g0; k < g1; k++) {
+		int x = c->need[k], q0 = c->off[x], n = c->off[x + 1] - q0;
+		const struct qact *Ax = NULL;
+
+		if (A != NULL) {
+			views[x] = qact_rows(A, q0 - r0, n);
+			Ax = &views[x];
+		}
+		add_job(c, &c->xq[k][2], c->g1 + (size_t)q0 * w, Ax, n, c->gy + (size_t)q0 * d, d);
+	}
+	run_jobs(c);
+}
+
+/*
+ * One group of the chosen experts, at most the cache's capacity - 1: pin
+ * them (their reads start), compute gate and up of those in memory while
+ * the others are read, then the rest, then the down projections.  The first
+ * group also starts the guessed next layer's reads and runs the shared
+ * expert's down projection.  False on a read error (c->io_err) or a stop.
+ */
+static bool
+experts_group(struct ctx *c, int li, const struct layer_moe *e, const struct qact *A,
+	      int n_tok, int g0, int g1)
+{
+	bool ok;
+
+	for (int k = g0; k < g1; k++) {
+		c->xh[k] = xcache_pin(c->xc, li, c->need[k]);
+		c->xq[k] = NULL;
+	}
+	if (g0 == 0 && c->spec_n > 0)
+		xcache_speculate(c->xc, li + 1, c->spec, c->spec_n);
+	ok = group_gate_up(c, A, g0, g1, false) && group_gate_up(c, A, g0, g1, true) &&
+	     !stopping(c);
+	if (ok && g0 == 0 && e->has_shared) {
+		int sw = c->m->cfg.shared_inter;
+
+		phase(c, FWD_SHARED);
+		swiglu_rows(c, c->sh1, c->sh2, n_tok, sw);
+		add_job(c, &e->sh_down, c->sh1, quantize(c, &c->qs, c->sh1, n_tok, sw), n_tok,
+			c->shy, c->m->cfg.hidden_size);
+		phase(c, FWD_EXPERTS);
+	}
+	if (ok)
+		group_down(c, g0, g1);
+	for (int k = g0; k < g1; k++)
+		xcache_unpin(c->xc, c->xh[k]);
+	return ok;
+}
+
+static bool
+moe_experts_cached(struct ctx *c, int li, const struct layer_moe *e, const struct qact *Ah,
+		   int n_tok, int n_rows)
+{
+	int n_need = 0, cap = MAX(1, xcache_capacity(c->xc) - 1);
+	const struct qact *A;
+
+	phase(c, FWD_EXPERTS);
+	A = moe_inputs(c, e, Ah, n_rows);
+	for (int x = 0; x < c->m->cfg.n_experts; x++)
+		if (c->off[x + 1] > c->off[x])
+			c->need[n_need++] = x;
+	if (n_tok == 1)
+		xcache_score(c->xc, li, c->need, n_need);
+	for (int g0 = 0; g0 < n_need; g0 += cap)
+		if (!experts_group(c, li, e, A, n_tok, g0, MIN(n_need, g0 + cap)))
+			return false;
+	return true;
+}
+
+/*
+ * With the cache, a decoded token also runs the next MoE layer's router on
+ * this layer's input (consecutive layers' residual streams are close), in
+ * the router's step: its top choices are read while this layer computes.
+ */
+static void
+guess_next(struct ctx *c, int li, const struct qact *A, int n_tok)
+{
+	const struct model *m = c->m;
+
+	c->spec_n = 0;
+	if (c->xc == NULL || n_tok != 1 || li + 1 >= m->cfg.n_layers || !m->layers[li + 1].moe)
+		return;
+	add_job(c, &m->layers[li + 1].moe_w.router, c->h, act_for(c, FLOAT_ROUTER, A), 1,
+		c->spec_logits, m->cfg.n_experts);
+	c->spec_n = -1; /* chosen after the step (guess_take) */
+}
+
+static void
+guess_take(struct ctx *c)
+{
+	if (c->spec_n < 0)
+		c->spec_n = top_k_index(c->spec_logits, c->m->cfg.n_experts,
+					c->m->cfg.n_experts_per_tok, c->spec);
+}
+
 /* The MoE block; false when told to stop part-way (c->y is then garbage). */
 static bool
-layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
+layer_moe(struct ctx *c, int li, const struct layer_moe *e, int n_tok)
 {
 	const struct model_config *cfg = &c->m->cfg;
 	int d = cfg->hidden_size, n_rows = n_tok * cfg->n_experts_per_tok;
@@ -1088,12 +1254,16 @@ layer_moe(struct ctx *c, const struct layer_moe *e, int n_tok)
 		phase(c, FWD_ROUTER);
 	}
 	add_job(c, &e->router, c->h, act_for(c, FLOAT_ROUTER, A), n_tok, c->router, cfg->n_experts);
+	guess_next(c, li, A, n_tok);
 	run_jobs(c);
 	phase(c, FWD_GLUE);
 	for (int t = 0; t < n_tok; t++)
 		moe_route(c, t);
 	moe_group(c, n_tok);
-	if (!moe_experts(c, e, A, n_tok, n_rows) || stopping(c))
+	guess_take(c);
+	if (!(c->xc != NULL ? moe_experts_cached(c, li, e, A, n_tok, n_rows)
+			    : moe_experts(c, e, A, n_tok, n_rows)) ||
+	    stopping(c))
 		return false;
 	phase(c, FWD_GLUE);
 	rows_run(c, &(struct rows_step){ .c = c, .fn = combine_chunk, .n_rows = n_tok, .n = d,
@@ -1198,7 +1368,7 @@ decoder_step(struct ctx *c, const int32_t *tok, int n_tok, int t0)
 		add_rows(c, c->x, c->y, n_tok);
 		norm_rows(c, c->h, c->x, l->post_norm, n_tok);
 		if (l->moe) {
-			if (!layer_moe(c, &l->moe_w, n_tok))
+			if (!layer_moe(c, i, &l->moe_w, n_tok))
 				return false;
 		} else
 			layer_mlp(c, &l->mlp, n_tok);
@@ -1254,8 +1424,16 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 			phase(c, FWD_GLUE);
 			c->torn = true;
 			c->capture_at += t0;
+			if (c->io_err != NULL) {
+				cause_set(cause, "%s", c->io_err);
+				free(c->io_err);
+				c->io_err = NULL;
+				return -1;
+			}
 			return 1;
 		}
+		if (c->xc != NULL)
+			xcache_tick(c->xc);
 		if (logits != NULL && all_logits)
 			head(c, 0, nt, logits + (size_t)t0 * vocab);
 		else if (logits != NULL && t0 + nt == n)
@@ -1396,6 +1574,32 @@ alloc_step(struct ctx *c, int B)
 	return ok;
 }
 
+/* The expert cache and its per-step arrays (ctx_opts.expert_cache). */
+static bool
+make_xcache(struct ctx *c, char **cause)
+{
+	struct xcache_opts xo = { .budget = c->o.expert_cache, .keep_resident = true,
+				  .watch_memory = !c->o.expert_fixed, .read = c->o.expert_read };
+	size_t ne = (size_t)MAX(c->m->cfg.n_experts, 1);
+
+	if ((c->xc = xcache_new(c->m, &xo, cause)) == NULL)
+		return false;
+	c->need = xcalloc(ne, sizeof(int));
+	c->xh = xcalloc(ne, sizeof(int));
+	c->xq = xcalloc(ne, sizeof(*c->xq));
+	c->spec_logits = xcalloc(ne, sizeof(float));
+	return true;
+}
+
+bool
+ctx_cache_stats(const struct ctx *c, struct xcache_stats *s)
+{
+	if (c->xc == NULL)
+		return false;
+	xcache_stats(c->xc, s);
+	return true;
+}
+
 struct ctx *
 ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 {
@@ -1429,6 +1633,8 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 			  c->o.n_ctx, (double)c->bytes / 1e9);
 		goto fail;
 	}
+	if (o->expert_cache > 0 && !make_xcache(c, cause))
+		goto fail;
 	return c;
 fail:
 	ctx_free(c);
@@ -1441,6 +1647,8 @@ ctx_free(struct ctx *c)
 	if (c == NULL)
 		return;
 	pool_free(c->pool);
+	xcache_free(c->xc);
+	free(c->need), free(c->xh), free(c->xq), free(c->spec_logits), free(c->io_err);
 	if (c->gdn != NULL)
 		for (int i = 0; i < c->m->cfg.n_layers; i++) {
 			free(c->gdn[i].conv);

@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "xcache.h"
+
 struct model;
 struct kernels;
 
@@ -33,6 +35,12 @@ struct ctx_opts {
 	const struct kernels *kernels; /* NULL = kernels_get() */
 	unsigned float_parts; /* on the int8 path, FLOAT_* products that keep float32
 				 activations; 0 = FLOAT_DEFAULT, FLOAT_NONE = none */
+	/* Bytes of routed experts to hold in an expert cache (xcache.h), read from the
+	 * files as the router chooses them; 0 = none: the mapping and the page cache
+	 * serve them (the fastest way when the model fits in RAM). */
+	uint64_t expert_cache;
+	bool expert_fixed;           /* keep that size: do not follow memory pressure */
+	xcache_read_fn *expert_read; /* tests inject read faults; NULL = pread */
 };
 
 /*
@@ -58,6 +66,9 @@ struct ctx;
 /* Create a context; NULL + cause when memory for the requested context cannot be had. */
 struct ctx *ctx_new(const struct model *m, const struct ctx_opts *o, char **cause);
 void ctx_free(struct ctx *c); /* accepts NULL */
+
+/* The expert cache's counters into *s; false (s untouched) when c has no cache. */
+bool ctx_cache_stats(const struct ctx *c, struct xcache_stats *s);
 
 /* Forget the sequence: position 0, zero states. */
 void ctx_reset(struct ctx *c);

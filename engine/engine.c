@@ -187,6 +187,7 @@ warm_begin(struct engine *e)
 {
 	const struct st_set *st = session_model(e->s)->st;
 	struct sysinfo_mem mem;
+	struct xcache_stats xs;
 
 	memset(&e->w, 0, sizeof(e->w));
 	for (int i = 0; i < st_shard_count(st); i++) {
@@ -194,6 +195,16 @@ warm_begin(struct engine *e)
 
 		st_shard_base(st, i, &len);
 		e->w.total += len;
+	}
+	if (session_cache_stats(e->s, &xs)) {
+		char b[32];
+
+		send_msg(e, MSG_ERROR, 0,
+			 xasprintf("model larger than free memory: %d of %d experts (%s) kept in "
+				   "an expert cache, the rest read from disk when routed",
+				   xs.slots, xs.experts,
+				   sysinfo_bytes((uint64_t)xs.slots * xs.slot_bytes, b, sizeof(b))));
+		return;
 	}
 	if (sysinfo_mem(&mem) == 0 && e->w.total > mem.available) {
 		send_progress(e, 0, 0, "model larger than free memory: reading on demand");
@@ -264,7 +275,8 @@ warm_pause(struct engine *e)
 static void
 do_load(struct engine *e, struct msg *m)
 {
-	struct session_opts o = { .dir = m->text, .n_ctx = m->n, .n_threads = m->n2 };
+	struct session_opts o = { .dir = m->text, .n_ctx = m->n, .n_threads = m->n2,
+				  .expert_cache = m->a };
 	char *cause = NULL, *desc;
 	struct msg r = { .type = MSG_READY };
 	struct ticker tk;

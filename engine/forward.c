@@ -45,6 +45,9 @@
 /* What a step says when a shard lost pages under it (st_changed). */
 #define MODEL_CHANGED "the model file changed or shrank while in use; restart qnext to reload it"
 
+/* Prompt tokens per step at least when the expert cache serves the experts. */
+#define XCACHE_BATCH 1024
+
 /* Matrix products per step at most (experts x 2 + router + shared x 3 in the MoE). */
 #define MAX_JOBS 1100
 
@@ -149,6 +152,12 @@ struct ctx {
 	float *spec_logits;     /* [n_experts] the next layer's router on this layer's input */
 	int spec[64], spec_n;   /* its top choices: read ahead while this layer computes */
 	char *io_err;           /* a read failed: ctx_forward's cause */
+
+	/* How routing went (ctx_routing): choices per expert, and the experts the last
+	 * token chose, for the share that the next token chooses again. */
+	uint64_t *route_n;      /* [n_layers][n_experts] */
+	int *route_prev;        /* [n_layers][top_k], -1 before the first token */
+	uint64_t route_same, route_pairs;
 
 	/* Per-worker scratch, [n_threads][64 * max_in]: the BLAS fallback's
 	 * dequantized tiles, or a DeltaNet head's output row (tmp_of). */
@@ -1186,6 +1195,76 @@ experts_group(struct ctx *c, int li, const struct layer_moe *e, const struct qac
 	return ok;
 }
 
+/* A new sequence: its first token has no token before it. */
+static void
+route_forget(struct ctx *c)
+{
+	size_t n = (size_t)c->m->cfg.n_layers * (size_t)MAX(c->m->cfg.n_experts_per_tok, 1);
+
+	for (size_t i = 0; i < n; i++)
+		c->route_prev[i] = -1;
+}
+
+/* Count the step's choices of layer li (ctx_routing). */
+static void
+route_count(struct ctx *c, int li, int n_tok)
+{
+	int ne = c->m->cfg.n_experts, tk = c->m->cfg.n_experts_per_tok;
+	int *prev = c->route_prev + (size_t)li * tk;
+
+	for (int t = 0; t < n_tok; t++) {
+		const int *sel = c->sel + (size_t)t * tk;
+
+		for (int k = 0; k < tk; k++) {
+			c->route_n[(size_t)li * ne + sel[k]]++;
+			if (prev[0] < 0)
+				continue;
+			c->route_pairs++;
+			for (int j = 0; j < tk; j++)
+				c->route_same += prev[j] == sel[k];
+		}
+		memcpy(prev, sel, (size_t)tk * sizeof(int));
+	}
+}
+
+static int
+cmp_u64_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void
+ctx_routing(const struct ctx *c, struct ctx_routing *r)
+{
+	int ne = c->m->cfg.n_experts, top = MAX(1, ne / 10), layers = 0;
+	uint64_t *v = xmalloc((size_t)MAX(ne, 1) * sizeof(uint64_t)), all = 0, hot = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (int l = 0; l < c->m->cfg.n_layers; l++) {
+		uint64_t sum = 0;
+
+		if (!c->m->layers[l].moe)
+			continue;
+		memcpy(v, c->route_n + (size_t)l * ne, (size_t)ne * sizeof(uint64_t));
+		qsort(v, (size_t)ne, sizeof(uint64_t), cmp_u64_desc);
+		for (int x = 0; x < ne; x++)
+			sum += v[x];
+		for (int x = 0; x < top; x++)
+			hot += v[x];
+		for (int x = 0; x < ne; x++)
+			r->used += v[x] > 0;
+		all += sum;
+		layers++;
+	}
+	free(v);
+	r->choices = all;
+	r->top10_share = all > 0 ? (double)hot / (double)all : 0;
+	r->reuse = c->route_pairs > 0 ? (double)c->route_same / (double)c->route_pairs : 0;
+	r->experts = (uint64_t)layers * (uint64_t)ne;
+}
+
 static bool
 moe_experts_cached(struct ctx *c, int li, const struct layer_moe *e, const struct qact *Ah,
 		   int n_tok, int n_rows)
@@ -1259,6 +1338,7 @@ layer_moe(struct ctx *c, int li, const struct layer_moe *e, int n_tok)
 	phase(c, FWD_GLUE);
 	for (int t = 0; t < n_tok; t++)
 		moe_route(c, t);
+	route_count(c, li, n_tok);
 	moe_group(c, n_tok);
 	guess_take(c);
 	if (!(c->xc != NULL ? moe_experts_cached(c, li, e, A, n_tok, n_rows)
@@ -1494,6 +1574,12 @@ alloc_moe(struct ctx *c, int B)
 	c->shy = ctx_alloc(c, (size_t)B * d, sizeof(float), &ok);
 	c->shr = ctx_alloc(c, (size_t)B, sizeof(float), &ok);
 	c->views = ctx_alloc(c, 2 * (size_t)MAX(cfg->n_experts, 1), sizeof(struct qact), &ok);
+	c->route_n = ctx_alloc(c, (size_t)cfg->n_layers * (size_t)MAX(cfg->n_experts, 1),
+			       sizeof(uint64_t), &ok);
+	c->route_prev = ctx_alloc(c, (size_t)cfg->n_layers * (size_t)MAX(cfg->n_experts_per_tok, 1),
+				  sizeof(int), &ok);
+	if (ok)
+		route_forget(c);
 	if (ok && (qact_init(&c->qg, (int)d, (int)rows) != 0 ||
 		   qact_init(&c->qm, (int)w, (int)rows) != 0 ||
 		   qact_init(&c->qs, (int)sw, B) != 0))
@@ -1582,6 +1668,8 @@ make_xcache(struct ctx *c, char **cause)
 				  .watch_memory = !c->o.expert_fixed, .read = c->o.expert_read };
 	size_t ne = (size_t)MAX(c->m->cfg.n_experts, 1);
 
+	if (xo.budget == XCACHE_AUTO && (xo.budget = xcache_auto(c->m, c->bytes)) == 0)
+		return true; /* the model fits: the mapping is faster */
 	if ((c->xc = xcache_new(c->m, &xo, cause)) == NULL)
 		return false;
 	c->need = xcalloc(ne, sizeof(int));
@@ -1622,6 +1710,10 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 		c->o.n_ctx = 4096;
 	if (c->o.n_batch <= 0)
 		c->o.n_batch = 64;
+	/* With the expert cache a prompt step reads each chosen expert that is not in memory
+	 * once: longer steps amortise those reads over more tokens (PERF.md §2.9). */
+	if (o->expert_cache != 0 && (o->expert_cache != XCACHE_AUTO || xcache_auto(m, 0) > 0))
+		c->o.n_batch = MAX(c->o.n_batch, XCACHE_BATCH);
 	c->o.n_batch = MIN(c->o.n_batch, c->o.n_ctx);
 	B = c->o.n_batch;
 	if ((c->pool = pool_new(o->n_threads > 0 ? o->n_threads : pool_default_threads(),
@@ -1649,6 +1741,7 @@ ctx_free(struct ctx *c)
 	pool_free(c->pool);
 	xcache_free(c->xc);
 	free(c->need), free(c->xh), free(c->xq), free(c->spec_logits), free(c->io_err);
+	free(c->route_n), free(c->route_prev);
 	if (c->gdn != NULL)
 		for (int i = 0; i < c->m->cfg.n_layers; i++) {
 			free(c->gdn[i].conv);
@@ -1683,6 +1776,7 @@ ctx_reset(struct ctx *c)
 	c->pos = 0;
 	c->snap_pos = -1;
 	c->torn = false;
+	route_forget(c);
 	for (int i = 0; i < cfg->n_layers; i++) {
 		if (m->layers[i].full)
 			continue;

@@ -135,7 +135,8 @@ struct session *
 session_open(const struct session_opts *o, char **cause)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
-	struct ctx_opts co = { .n_batch = 256, .n_threads = o->n_threads, .f32 = o->f32 };
+	struct ctx_opts co = { .n_batch = 256, .n_threads = o->n_threads, .f32 = o->f32,
+			       .expert_cache = o->expert_cache };
 
 	if (load_both(s, o->dir, cause) != 0 || gen_config_load(&s->gen, o->dir, cause) != 0)
 		goto fail;
@@ -189,6 +190,12 @@ const char *
 session_notice(const struct session *s)
 {
 	return s->notice;
+}
+
+bool
+session_cache_stats(const struct session *s, struct xcache_stats *st)
+{
+	return ctx_cache_stats(s->ctx, st);
 }
 
 const struct model *
@@ -413,8 +420,10 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n,
 	struct sampler *smp = NULL;
 	double t0 = now_sec(), t1;
 	int rc = -1, r;
+	struct xcache_stats x0 = { 0 }, x1;
 
 	memset(st, 0, sizeof(*st));
+	ctx_cache_stats(s->ctx, &x0);
 	s->n_out = 0;
 	s->t_out = t0;
 	if (encode_prompt(s, msgs, n, &base, &n_base, &full, &n_full, cause) != 0)
@@ -446,6 +455,13 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n,
 	st->gen_tokens = s->n_out;
 	rc = 0;
 out:
+	if (ctx_cache_stats(s->ctx, &x1)) {
+		st->cache_slots = x1.slots;
+		st->cache_used = x1.used;
+		st->cache_hits = x1.hits + x1.late - x0.hits - x0.late;
+		st->cache_misses = x1.misses - x0.misses;
+		st->cache_read = x1.bytes_read - x0.bytes_read;
+	}
 	sampler_free(smp);
 	free(ea.buf);
 	free(base);

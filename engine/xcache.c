@@ -49,6 +49,9 @@
 #define SPAN_SLACK  (64u << 10) /* read one span if the gaps add at most this */
 #define WATCH_S     1.0 /* seconds between memory-pressure looks */
 #define PSI_SHRINK  10.0 /* some avg10 (%) above which the cache gives memory back */
+/* Memory left to everything else: 512 MB or 3 % of RAM.  The watcher shrinks the cache
+ * when other programs take more. */
+#define RESERVE(total) MAX((uint64_t)512 << 20, (total) / 33)
 
 enum slot_state { FREE, LOADING, READY, FAILED };
 
@@ -115,6 +118,7 @@ struct xcache {
 	uint64_t rng;
 	int guess_layer, guess_n, guess[64];
 	double last_watch;
+	uint64_t resident; /* bytes of every-token weights the page cache should keep */
 	struct xcache_stats st;
 };
 
@@ -623,25 +627,32 @@ psi_some10(void)
 	return v;
 }
 
+/*
+ * MemAvailable counts the page cache that holds the every-token weights as
+ * free, but evicting it would cost a disk read per page on the next token:
+ * what is really free is MemAvailable less those weights.
+ */
 static void
 watch_memory(struct xcache *xc)
 {
 	struct sysinfo_mem mi;
-	uint64_t reserve, sb = xc->stride;
+	uint64_t reserve, sb = xc->stride, free_b;
 	double t = now_sec(), psi;
 	int n = xc->n_slots;
 
-	if (t - xc->last_watch < WATCH_S || sysinfo_mem(&mi) != 0 || mi.total == 0)
+	if (t - xc->last_watch < WATCH_S || sysinfo_mem_effective(&mi) != 0 || mi.total == 0)
 		return;
 	xc->last_watch = t;
-	reserve = MAX((uint64_t)1 << 30, mi.total / 20);
+	reserve = RESERVE(mi.total);
+	free_b = mi.available > xc->resident ? mi.available - xc->resident : 0;
 	psi = psi_some10();
-	if (mi.available < reserve)
-		n -= (int)((reserve - mi.available) / sb) + 1;
+	if (free_b < reserve)
+		n -= (int)((reserve - free_b) / sb) + 1;
 	else if (psi > PSI_SHRINK)
 		n -= n / 10 + 1;
-	else if (n < xc->slots_max && mi.available > reserve + ((uint64_t)1 << 30))
-		n += (int)MIN((uint64_t)(xc->slots_max - n), (mi.available - reserve) / 2 / sb);
+	else if (n < xc->slots_max && free_b > reserve + ((uint64_t)1 << 30))
+		n += (int)MIN((uint64_t)(xc->slots_max - n),
+			      (free_b - reserve - ((uint64_t)1 << 30)) / 2 / sb);
 	if (n == xc->n_slots)
 		return;
 	pthread_mutex_lock(&xc->mu);
@@ -681,6 +692,12 @@ xcache_stats(const struct xcache *xc, struct xcache_stats *s)
 
 /* ---- every-token weights -------------------------------------------------- */
 
+static bool
+embed_tied(const struct model *m)
+{
+	return m->embed.w != NULL && m->embed.w == m->lm_head.w;
+}
+
 /*
  * Read everything but the routed experts once, so the first tokens do not
  * fault it in page by page; afterwards every token touches it and the page
@@ -700,7 +717,8 @@ warm_main(void *arg)
 		volatile const char *p;
 		char sink = 0;
 
-		if (strstr(t->name, ".mlp.experts.") != NULL || t->n_bytes == 0)
+		if (strstr(t->name, ".mlp.experts.") != NULL || t->n_bytes == 0 ||
+		    (strstr(t->name, "embed_tokens") != NULL && !embed_tied(xc->m)))
 			continue;
 		madvise((void *)a, z - a, MADV_WILLNEED);
 		for (p = (const char *)t->data; (uintptr_t)p < z && !xc->warm_stop; p += page)
@@ -729,13 +747,80 @@ uint64_t
 xcache_budget(uint64_t model_bytes, uint64_t resident, uint64_t ctx_bytes, uint64_t avail,
 	      uint64_t total)
 {
-	uint64_t reserve = MAX((uint64_t)1 << 30, total / 20);
+	uint64_t reserve = RESERVE(total);
 
 	if (model_bytes + ctx_bytes + reserve <= avail)
 		return 0;
 	if (resident + ctx_bytes + reserve >= avail)
 		return 0;
 	return avail - resident - ctx_bytes - reserve;
+}
+
+uint64_t
+xcache_all_experts_bytes(const struct model *m)
+{
+	int n = 0;
+
+	for (int l = 0; l < m->cfg.n_layers; l++)
+		n += m->layers[l].moe;
+	return xcache_expert_bytes(m) * (uint64_t)n * (uint64_t)MAX(m->cfg.n_experts, 0);
+}
+
+uint64_t
+xcache_resident_bytes(const struct model *m)
+{
+	uint64_t files = model_files_bytes(m->dir), cold = xcache_all_experts_bytes(m);
+
+	/* A token reads one row of the embedding table, unless lm_head is the same matrix. */
+	if (!embed_tied(m))
+		cold += qmat_bytes(&m->embed);
+	return files > cold ? files - cold : 0;
+}
+
+uint64_t
+xcache_auto(const struct model *m, uint64_t ctx_bytes)
+{
+	struct sysinfo_mem mi;
+
+	if (xcache_all_experts_bytes(m) == 0 || sysinfo_mem_effective(&mi) != 0 || mi.total == 0)
+		return 0;
+	return xcache_budget(model_files_bytes(m->dir), xcache_resident_bytes(m), ctx_bytes,
+			     mi.available, mi.total);
+}
+
+int
+xcache_parse(const char *s, uint64_t *out, char **cause)
+{
+	static const struct {
+		const char *unit;
+		double mult;
+	} units[] = {
+		{ "", 1 },	   { "B", 1 },		{ "K", 1e3 },	     { "KB", 1e3 },
+		{ "KiB", 1024.0 }, { "M", 1e6 },	{ "MB", 1e6 },	     { "MiB", 1048576.0 },
+		{ "G", 1e9 },	   { "GB", 1e9 },	{ "GiB", 1073741824.0 },
+		{ "T", 1e12 },	   { "TB", 1e12 },	{ "TiB", 1099511627776.0 },
+	};
+	char *end;
+	double v;
+
+	if (strcmp(s, "auto") == 0) {
+		*out = XCACHE_AUTO;
+		return 0;
+	}
+	if (strcmp(s, "off") == 0) {
+		*out = 0;
+		return 0;
+	}
+	errno = 0;
+	v = strtod(s, &end);
+	if (end != s && errno == 0 && v >= 0 && v < 1e15)
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (strcmp(end, units[i].unit) == 0 && (v == 0 || *end != '\0')) {
+				*out = (uint64_t)(v * units[i].mult);
+				return 0;
+			}
+	return cause_set(cause, "--expert-cache '%s': expected auto, off or a size such as "
+			 "800M or 12G", s);
 }
 
 static int
@@ -816,6 +901,8 @@ xcache_new(const struct model *m, const struct xcache_opts *o, char **cause)
 			  (size_t)xc->slots_max * xc->stride, strerror(errno));
 		goto fail;
 	}
+	/* Huge pages where the kernel has them to give: fewer TLB misses in the products. */
+	madvise(xc->mem, (size_t)xc->slots_max * xc->stride, MADV_HUGEPAGE);
 	xc->slots = xcalloc((size_t)xc->slots_max, sizeof(*xc->slots));
 	xc->free_stack = xcalloc((size_t)xc->slots_max, sizeof(int));
 	xc->queue = xcalloc((size_t)xc->slots_max, sizeof(int));
@@ -827,6 +914,7 @@ xcache_new(const struct model *m, const struct xcache_opts *o, char **cause)
 	for (int l = 0; l < m->cfg.n_layers; l++)
 		xc->st.experts += m->layers[l].moe ? xc->n_exp : 0;
 	xc->last_watch = now_sec();
+	xc->resident = xcache_resident_bytes(m);
 	if (start_threads(xc, cause) != 0)
 		goto fail;
 	return xc;

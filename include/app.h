@@ -18,6 +18,7 @@ struct app_opts {
 	int threads;              /* 0 = physical cores */
 	const char *system;       /* system prompt, or NULL */
 	struct gen_params params; /* sampling and token limit */
+	uint64_t expert_cache;    /* session_opts.expert_cache */
 };
 
 /* Run the chat; returns the process exit status. */

@@ -26,7 +26,8 @@ struct kernels;
 
 struct ctx_opts {
 	int n_ctx;      /* maximum positions (KV cache length) */
-	int n_batch;    /* tokens per internal step (prefill chunk); >= 1 */
+	int n_batch;    /* tokens per internal step (prefill chunk); >= 1; at least 1024
+			   (within n_ctx) when an expert cache is made */
 	int n_threads;  /* worker threads including the caller; 0 = physical cores */
 	bool f32;       /* float32 activations everywhere (reference path); else int8
 			   activations for quantized matrices */
@@ -66,6 +67,16 @@ struct ctx;
 /* Create a context; NULL + cause when memory for the requested context cannot be had. */
 struct ctx *ctx_new(const struct model *m, const struct ctx_opts *o, char **cause);
 void ctx_free(struct ctx *c); /* accepts NULL */
+
+/* How the routers chose since the context was made (all MoE layers). */
+struct ctx_routing {
+	uint64_t choices;   /* (token, layer, expert) choices */
+	uint64_t experts;   /* MoE layers x experts */
+	uint64_t used;      /* of which chosen at least once */
+	double top10_share; /* share of the choices that went to each layer's most chosen 10 % */
+	double reuse;       /* share of a token's choices that the token before made too */
+};
+void ctx_routing(const struct ctx *c, struct ctx_routing *r);
 
 /* The expert cache's counters into *s; false (s untouched) when c has no cache. */
 bool ctx_cache_stats(const struct ctx *c, struct xcache_stats *s);

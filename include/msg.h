@@ -21,7 +21,8 @@
 
 enum msg_type {
 	/* UI -> engine. */
-	MSG_LOAD = 100, /* text: model directory; n: context length; n2: threads */
+	MSG_LOAD = 100, /* text: model directory; n: context length; n2: threads;
+			  a: session_opts.expert_cache */
 	MSG_PROMPT,     /* seq, conv[n_conv], params: generate the assistant's reply */
 	MSG_CANCEL,     /* seq: stop that turn */
 	MSG_QUIT,       /* stop whatever runs and end the thread */

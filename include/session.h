@@ -21,6 +21,7 @@
 
 #include "chat-template.h"
 #include "sampler.h"
+#include "xcache.h"
 #include "think.h"
 
 struct model;
@@ -31,6 +32,7 @@ struct session_opts {
 	int n_ctx;       /* context length; 0 = 40960 (capped by the model) */
 	int n_threads;   /* 0 = physical cores */
 	bool f32;        /* float32 activations (reference path) */
+	uint64_t expert_cache; /* ctx_opts.expert_cache: 0 none, XCACHE_AUTO, or bytes */
 };
 
 struct gen_params {
@@ -61,6 +63,10 @@ struct gen_stats {
 	double ttft_s;     /* call start to the first generated token */
 	double decode_s;   /* first token to the end */
 	enum gen_stop stop;
+	/* The expert cache over this reply (cache_slots 0: none; the mapping serves). */
+	int cache_slots, cache_used;   /* experts it may hold, and holds */
+	uint64_t cache_hits, cache_misses; /* demanded experts in memory / read then */
+	uint64_t cache_read;           /* bytes read from the files */
 };
 
 /* Receives each token's reasoning or answer text (see session_gen_progress);
@@ -79,6 +85,9 @@ const struct gen_config *session_gen_config(const struct session *s);
 const char *session_notice(const struct session *s);
 
 const struct model *session_model(const struct session *s);
+
+/* The expert cache's counters (ctx_cache_stats); false when the session has none. */
+bool session_cache_stats(const struct session *s, struct xcache_stats *st);
 const struct tokenizer *session_tokenizer(const struct session *s);
 int session_n_ctx(const struct session *s);
 

@@ -51,6 +51,20 @@ struct sysinfo_rate {
 int sysinfo_mem(struct sysinfo_mem *m);
 
 /*
+ * This process's memory cgroup (v1 or v2): its limit and the anonymous
+ * memory charged to it (page cache, also charged, can be reclaimed).
+ * 0, or -1 when there is no cgroup limit or it cannot be read.
+ */
+int sysinfo_cgroup_mem(uint64_t *limit, uint64_t *anon);
+
+/*
+ * sysinfo_mem with a memory cgroup's limit applied: total = the limit and
+ * available = at most the limit less the cgroup's anonymous memory, when
+ * that limit is below MemTotal.  What a process may really use.
+ */
+int sysinfo_mem_effective(struct sysinfo_mem *m);
+
+/*
  * Read this process's figures into *p (OUT).  Returns 0, or -1 when neither
  * /proc/self/statm nor /proc/self/status could be read (what could be read
  * is still filled in, the rest is 0).

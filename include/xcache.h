@@ -31,6 +31,9 @@
 struct model;
 struct qmat;
 
+/* ctx_opts.expert_cache: decide from MemAvailable at ctx_new (xcache_auto). */
+#define XCACHE_AUTO UINT64_MAX
+
 /* pread(2) or a stand-in that tests use to inject faults. */
 typedef ssize_t xcache_read_fn(int fd, void *buf, size_t n, off_t off);
 
@@ -106,7 +109,7 @@ int xcache_capacity(const struct xcache *xc);
 /*
  * Once per decoded token (or prompt step), nothing pinned: age the use
  * counts, and when watching memory, shrink the cache under pressure
- * (MemAvailable below the reserve, or /proc/pressure/memory's some avg10
+ * (MemAvailable below the reserve of xcache_budget, or /proc/pressure/memory's some avg10
  * above 10 %) and grow it back, up to the budget, once pressure is gone.
  */
 void xcache_tick(struct xcache *xc);
@@ -119,11 +122,32 @@ void xcache_stats(const struct xcache *xc, struct xcache_stats *s);
 /* Bytes of one expert of m (gate, up and down), 0 when m has no routed experts. */
 uint64_t xcache_expert_bytes(const struct model *m);
 
+/* Bytes of the checkpoint every token reads: all but the routed experts and, unless
+ * lm_head shares it, the embedding table (one row per token). */
+uint64_t xcache_resident_bytes(const struct model *m);
+
+/* Bytes of all routed experts of m (what the cache chooses among). */
+uint64_t xcache_all_experts_bytes(const struct model *m);
+
+/*
+ * The residency plan for m now, from /proc/meminfo, with ctx_bytes of
+ * context: xcache_budget over the checkpoint files' size, the bytes that
+ * are not routed experts (resident) and MemAvailable.  0 = no cache.
+ */
+uint64_t xcache_auto(const struct model *m, uint64_t ctx_bytes);
+
+/*
+ * Parse --expert-cache's value: "auto" (XCACHE_AUTO), "off" or "0" (0), or
+ * a size with a unit: 800M, 12G, 1.5GiB (decimal K/M/G/T, binary KiB/MiB/GiB/TiB).
+ * 0, or -1 with *cause naming the value.
+ */
+int xcache_parse(const char *s, uint64_t *out, char **cause);
+
 /*
  * The residency plan: bytes of experts to cache for m when the model does
  * not fit, given MemAvailable (avail), the bytes every token reads
  * (resident), the context's own allocation (ctx_bytes).  Leaves a reserve
- * of 1 GB or 5 % of MemTotal, whichever is more.  0 = plain mmap is better:
+ * of 512 MB or 3 % of MemTotal, whichever is more.  0 = plain mmap is better:
  * the whole checkpoint fits.
  */
 uint64_t xcache_budget(uint64_t model_bytes, uint64_t resident, uint64_t ctx_bytes,

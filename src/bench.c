@@ -30,6 +30,7 @@
 #include "safetensors.h"
 #include "sysinfo.h"
 #include "util.h"
+#include "xcache.h"
 
 /* Who the option errors name. */
 #define WHO "qnext bench"
@@ -40,6 +41,7 @@ struct bopts {
 	int context; /* synthetic positions added after the prompt (--context) */
 	int kv_bits; /* --kv-bits: 0 (the path's default), 16 or 32 */
 	bool f32, json, phases;
+	uint64_t expert_cache; /* --expert-cache: XCACHE_AUTO, 0 = off, or bytes */
 };
 
 static int
@@ -65,7 +67,28 @@ struct bresult {
 	struct ctx_profile pre; /* the prompts of every run, by phase */
 	struct ctx_profile dec; /* the decode steps of every run, by phase */
 	uint64_t kv_per_pos;    /* KV cache bytes per position */
+	struct ctx_routing routing; /* over every run */
+	bool cached;            /* an expert cache served the experts */
+	struct xcache_stats xpre, xdec; /* its counters over the prompts / the decode steps */
+	struct xcache_stats xend;       /* at the end */
 };
+
+/* Counters of b minus a, into d (the sizes are b's). */
+static void
+xstats_add_delta(struct xcache_stats *d, const struct xcache_stats *a,
+		 const struct xcache_stats *b)
+{
+	d->hits += b->hits - a->hits;
+	d->late += b->late - a->late;
+	d->misses += b->misses - a->misses;
+	d->bytes_read += b->bytes_read - a->bytes_read;
+	d->evictions += b->evictions - a->evictions;
+	d->spec_issued += b->spec_issued - a->spec_issued;
+	d->spec_used += b->spec_used - a->spec_used;
+	d->predicted += b->predicted - a->predicted;
+	d->predicted_ok += b->predicted_ok - a->predicted_ok;
+	d->wait_s += b->wait_s - a->wait_s;
+}
 
 /* RssAnon from /proc/self/status: what the process holds beyond file pages. */
 static double
@@ -86,7 +109,8 @@ static double
 time_ready(const struct bopts *o)
 {
 	struct session_opts so = { .dir = o->model, .n_ctx = o->prompt + o->gen,
-				   .n_threads = o->threads, .f32 = o->f32 };
+				   .n_threads = o->threads, .f32 = o->f32,
+				   .expert_cache = o->expert_cache };
 	char *path = xasprintf("%s/tokenizer.json", o->model), *cause = NULL;
 	FILE *f = fopen(path, "r");
 	struct session *s;
@@ -149,11 +173,13 @@ profile_add(struct ctx_profile *sum, const struct ctx_profile *p)
 
 static int
 bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logits, double *pp,
-	   double *tg, double *ttft, struct ctx_profile *pre, struct ctx_profile *dec, char **cause)
+	   double *tg, double *ttft, struct bresult *r, char **cause)
 {
 	struct ctx_profile p;
+	struct xcache_stats x0, x1, x2;
 	double t0, t1, t2, tp;
 
+	ctx_cache_stats(c, &x0);
 	ctx_reset(c);
 	t0 = now_sec();
 	if (ctx_forward(c, ids, o->prompt, logits, false, cause) != 0)
@@ -161,21 +187,53 @@ bench_once(struct ctx *c, const struct bopts *o, const int32_t *ids, float *logi
 	t1 = now_sec();
 	tp = t1 - t0;
 	ctx_profile_take(c, &p);
-	profile_add(pre, &p);
+	profile_add(&r->pre, &p);
 	if (o->context > 0 && ctx_fill_synthetic(c, o->context, cause) != 0)
 		return -1;
 	ctx_profile_take(c, &p); /* the synthetic context's: not wanted */
+	ctx_cache_stats(c, &x1);
 	t1 = now_sec();
 	for (int i = 0; i < o->gen; i++)
 		if (ctx_forward(c, &ids[o->prompt + i], 1, logits, false, cause) != 0)
 			return -1;
 	t2 = now_sec();
 	ctx_profile_take(c, &p);
-	profile_add(dec, &p);
+	profile_add(&r->dec, &p);
+	if ((r->cached = ctx_cache_stats(c, &x2))) {
+		xstats_add_delta(&r->xpre, &x0, &x1);
+		xstats_add_delta(&r->xdec, &x1, &x2);
+		r->xend = x2;
+	}
 	*pp = o->prompt / tp;
 	*tg = o->gen / (t2 - t1);
 	*ttft = tp;
 	return 0;
+}
+
+/* Share of demanded experts found in memory (a late prefetch counts as found). */
+static double
+hit_rate(const struct xcache_stats *x)
+{
+	uint64_t n = x->hits + x->late + x->misses;
+
+	return n > 0 ? (double)(x->hits + x->late) / (double)n : 0;
+}
+
+static void
+print_cache(const struct bopts *o, const struct bresult *r)
+{
+	const struct xcache_stats *d = &r->xdec, *e = &r->xend;
+	double n_dec = (double)o->gen * o->reps, n_pre = (double)o->prompt * o->reps;
+
+	printf("expert cache  %d of %d experts (%.2f GB), %d held at the end\n", e->slots,
+	       e->experts, (double)e->slots * (double)e->slot_bytes / 1e9, e->used);
+	printf("  decode      %5.1f%% hits, %.1f MB read per token, %.0f ms per token waiting "
+	       "for reads; next-layer guesses %.0f%% right, %.0f%% of guessed reads used\n",
+	       100 * hit_rate(d), (double)d->bytes_read / n_dec / 1e6, 1e3 * d->wait_s / n_dec,
+	       d->predicted ? 100.0 * (double)d->predicted_ok / (double)d->predicted : 0,
+	       d->spec_issued ? 100.0 * (double)d->spec_used / (double)d->spec_issued : 0);
+	printf("  prompt      %5.1f%% hits, %.1f MB read per token\n", 100 * hit_rate(&r->xpre),
+	       (double)r->xpre.bytes_read / n_pre / 1e6);
 }
 
 static void
@@ -190,10 +248,13 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 		       "\"prefill_tok_s\": %.2f, "
 		       "\"decode_tok_s\": %.2f, \"ttft_s\": %.4f, \"bytes_per_token\": %llu, "
 		       "\"weight_gb_s\": %.2f, \"stream_read_gb_s\": %.2f, \"ready_s\": %.3f, "
-		       "\"rss_anon_bytes\": %.0f, \"rss_peak_bytes\": %.0f}\n",
+		       "\"rss_anon_bytes\": %.0f, \"rss_peak_bytes\": %.0f, "
+		       "\"expert_cache_slots\": %d, \"decode_hit_rate\": %.4f, "
+		       "\"decode_disk_bytes_per_token\": %.0f}\n",
 		       o->model, isa, threads, o->f32 ? "true" : "false", o->prompt, o->context, o->gen,
 		       r->prefill, r->decode, r->ttft, (unsigned long long)m->decode_bytes, gbs,
-		       r->stream, r->ready, r->rss_anon, r->rss_peak);
+		       r->stream, r->ready, r->rss_anon, r->rss_peak, r->cached ? r->xend.slots : 0,
+		       hit_rate(&r->xdec), (double)r->xdec.bytes_read / ((double)o->gen * o->reps));
 		return;
 	}
 	printf("kernels %s, %d threads, %s activations, median of %d runs\n", isa, threads,
@@ -223,6 +284,13 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 		       r->ready);
 	printf("memory        %8.1f MB anonymous beyond the mapped weights, peak RSS %.1f MB\n",
 	       r->rss_anon / 1e6, r->rss_peak / 1e6);
+	if (r->routing.choices > 0)
+		printf("routing       %.1f%% of choices to each layer's most chosen 10%% of experts, "
+		       "%.1f%% shared with the token before; %llu of %llu experts chosen\n",
+		       100 * r->routing.top10_share, 100 * r->routing.reuse,
+		       (unsigned long long)r->routing.used, (unsigned long long)r->routing.experts);
+	if (r->cached)
+		print_cache(o, r);
 }
 
 /*
@@ -266,7 +334,8 @@ bench_run(const struct bopts *o)
 {
 	struct ctx_opts co = { .n_ctx = o->prompt + o->context + o->gen,
 			       .n_batch = MIN(o->prompt, 512),
-			       .n_threads = o->threads, .f32 = o->f32, .kv_bits = o->kv_bits };
+			       .n_threads = o->threads, .f32 = o->f32, .kv_bits = o->kv_bits,
+			       .expert_cache = o->expert_cache };
 	struct model *m = NULL;
 	struct ctx *c = NULL;
 	struct bresult r = { 0 };
@@ -293,12 +362,12 @@ bench_run(const struct bopts *o)
 	touch_weights(m);
 	r.stream = benchhw_stream_read(BENCHHW_STREAM_BYTES, threads, 5);
 	for (int i = 0; i < o->reps; i++)
-		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &r.pre, &r.dec, &cause) !=
-		    0)
+		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &r, &cause) != 0)
 			goto out;
 	r.prefill = median(pp, o->reps);
 	r.decode = median(tg, o->reps);
 	r.ttft = median(tt, o->reps);
+	ctx_routing(c, &r.routing);
 	r.rss_anon = rss_anon();
 	{
 		struct rusage ru;
@@ -328,7 +397,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
-		   "[--context N] [--kv-bits 16|32] [--f32] [--json] [--phases]\n");
+		   "[--context N] [--kv-bits 16|32] [--f32] [--json] [--phases]\n"
+		   "       [--expert-cache auto|off|SIZE]\n");
 }
 
 int
@@ -342,9 +412,11 @@ bench_main(int argc, char **argv)
 		{ "phases", no_argument, NULL, 'P' },
 		{ "context", required_argument, NULL, 'c' },
 		{ "kv-bits", required_argument, NULL, 'K' },
+		{ "expert-cache", required_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bopts o = { .prompt = 512, .gen = 128, .reps = 5 };
+	struct bopts o = { .prompt = 512, .gen = 128, .reps = 5, .expert_cache = XCACHE_AUTO };
+	char *cause = NULL;
 	int ch, rc = 0;
 
 	optind = 1;
@@ -360,6 +432,12 @@ bench_main(int argc, char **argv)
 		case 'P': o.phases = true; break;
 		case 'c': rc = arg_int(WHO, "--context", optarg, 0, 1 << 20, &o.context); break;
 		case 'K': rc = arg_int(WHO, "--kv-bits", optarg, 16, 32, &o.kv_bits); break;
+		case 'X':
+			if ((rc = xcache_parse(optarg, &o.expert_cache, &cause)) != 0) {
+				fprintf(stderr, WHO ": %s\n", cause);
+				free(cause);
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -36,7 +36,23 @@ enum gen {
 	GEN_ZERO_BF16, /* zero-centred norm weights: zeros */
 	GEN_ONE_BF16,  /* gated norm weight: ones */
 	GEN_ALOG,    /* A_log */
+	GEN_EMBED_SKEW,  /* embeddings with channel 0 held at SKEW_CHANNEL (--router-skew) */
+	GEN_ROUTER_SKEW, /* router rows whose channel-0 weight ranks the experts (--router-skew) */
 };
+
+/*
+ * --router-skew S: every embedding row carries SKEW_CHANNEL in channel 0,
+ * so the normed router input has a component h0 common to all tokens, and
+ * the router row of the expert of popularity rank r (a per-layer
+ * permutation) gets w0 = -SKEW_BETA * S * ln(r + 1) / SKEW_H0.  With the
+ * rest of the logit random (the random part of h against random rows:
+ * about Gaussian, std 0.58, so about Gumbel with scale 0.45), the chance of
+ * rank r then falls as (r + 1)^-S: a Zipf law of exponent S for top-1, and
+ * close to it for top-k.  docs/expert-cache.md has what was measured.
+ */
+#define SKEW_CHANNEL 1.0
+#define SKEW_H0      1.7  /* channel 0 after the layer norm: 1 / rms of the row */
+#define SKEW_BETA    0.45
 
 struct plan_t {
 	char *name;
@@ -45,6 +61,7 @@ struct plan_t {
 	int64_t shape[3];
 	enum gen gen;
 	int bits;     /* for qweight/qzeros/scales */
+	int layer;    /* GEN_ROUTER_SKEW: whose permutation */
 	double scale; /* magnitude for scales / bf16 */
 	int64_t bytes;
 	int shard;
@@ -57,6 +74,7 @@ struct mkopts {
 	int lk_heads, lv_heads, lk_dim, lv_dim, moe_inter, shared_inter, group;
 	double shard_gb;
 	uint64_t seed;
+	double router_skew; /* --router-skew S: Zipf exponent of expert popularity; 0 = uniform */
 	bool force; /* replace the checkpoint in a non-empty -o directory */
 };
 
@@ -146,6 +164,10 @@ plan_layer(struct plan *p, const struct mkopts *o, int i)
 		plan_linear(p, NAME("linear_attn.out_proj"), o->hidden, vd, 8, o->group);
 	}
 	plan_linear(p, NAME("mlp.gate"), o->experts, o->hidden, 16, o->group);
+	if (o->router_skew > 0) {
+		p->t[p->n - 1].gen = GEN_ROUTER_SKEW;
+		p->t[p->n - 1].layer = i;
+	}
 	for (int e = 0; e < o->experts; e++) {
 		char m[200];
 
@@ -168,7 +190,8 @@ plan_model(struct plan *p, const struct mkopts *o)
 {
 	int64_t limit = (int64_t)(o->shard_gb * 1e9), acc = 0;
 
-	plan_add(p, "model.embed_tokens.weight", "BF16", 2, o->vocab, o->hidden, 0, GEN_BF16, 16, 1.0);
+	plan_add(p, "model.embed_tokens.weight", "BF16", 2, o->vocab, o->hidden, 0,
+		 o->router_skew > 0 ? GEN_EMBED_SKEW : GEN_BF16, 16, 1.0);
 	for (int i = 0; i < o->layers; i++)
 		plan_layer(p, o, i);
 	plan_add(p, "model.norm.weight", "BF16", 1, o->hidden, 0, 0, GEN_ZERO_BF16, 0, 0);
@@ -202,12 +225,31 @@ rnd_sym(uint64_t *s)
 	return (float)((double)(rnd(s) >> 11) * 0x1.0p-53 * 2 - 1);
 }
 
-static void
-fill(const struct plan_t *t, void *buf, uint64_t *s)
+/* Popularity rank of each of n experts in layer l: a permutation from the layer. */
+static int *
+skew_ranks(int n, int l)
 {
-	int64_t n = t->bytes / (strcmp(t->dtype, "I32") == 0 ? 4 : 2);
+	int *rank = xmalloc((size_t)n * sizeof(int));
+	uint64_t s = 0x9E3779B97F4A7C15ull ^ ((uint64_t)l * 0xBF58476D1CE4E5B9ull + 1);
+
+	for (int i = 0; i < n; i++)
+		rank[i] = i;
+	for (int i = n - 1; i > 0; i--) {
+		int j = (int)(rnd(&s) % (uint64_t)(i + 1)), tmp = rank[i];
+
+		rank[i] = rank[j];
+		rank[j] = tmp;
+	}
+	return rank;
+}
+
+static void
+fill(const struct plan_t *t, const struct mkopts *o, void *buf, uint64_t *s)
+{
+	int64_t n = t->bytes / (strcmp(t->dtype, "I32") == 0 ? 4 : 2), cols = t->shape[1];
 	uint32_t *u32 = buf;
 	uint16_t *u16 = buf;
+	int *rank = t->gen == GEN_ROUTER_SKEW ? skew_ranks((int)t->shape[0], t->layer) : NULL;
 
 	for (int64_t i = 0; i < n; i++) {
 		switch (t->gen) {
@@ -218,8 +260,18 @@ fill(const struct plan_t *t, void *buf, uint64_t *s)
 		case GEN_ZERO_BF16: u16[i] = 0; break;
 		case GEN_ONE_BF16: u16[i] = f32_to_bf16(1.0f); break;
 		case GEN_ALOG: u16[i] = f32_to_bf16((float)log(1 + 15 * fabs(rnd_sym(s)))); break;
+		case GEN_EMBED_SKEW:
+			u16[i] = f32_to_bf16((float)(i % cols == 0 ? SKEW_CHANNEL
+							       : t->scale * rnd_sym(s)));
+			break;
+		case GEN_ROUTER_SKEW:
+			u16[i] = f32_to_bf16((float)(i % cols == 0
+				? -SKEW_BETA * o->router_skew * log(rank[i / cols] + 1.0) / SKEW_H0
+				: t->scale * rnd_sym(s)));
+			break;
 		}
 	}
+	free(rank);
 }
 
 static char *
@@ -282,7 +334,7 @@ write_shard(const struct plan *p, const struct mkopts *o, int k, uint64_t *s, ch
 		if (t->shard != k)
 			continue;
 		buf = xmalloc((size_t)t->bytes);
-		fill(t, buf, s);
+		fill(t, o, buf, s);
 		if (fwrite(buf, 1, (size_t)t->bytes, f) != (size_t)t->bytes) {
 			free(buf);
 			cause_set(cause, "%s: write failed: %s", path, strerror(errno));
@@ -588,7 +640,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] "
-		   "[--vocab N] [--shard-gb X] [--seed N] [--tokenizer DIR] [--force]\n"
+		   "[--vocab N] [--shard-gb X] [--seed N] [--router-skew S] [--tokenizer DIR] "
+		   "[--force]\n"
 		   "       qnext mkmodel -o DIR --tiny [--shard-gb X] [--force]\n");
 }
 
@@ -618,6 +671,16 @@ parse_opt(struct mkopts *o, int ch, const char *arg)
 		o->seed = strtoull(arg, &end, 10);
 		if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-') {
 			fprintf(stderr, "qnext mkmodel: --seed: '%s' is not an integer >= 0\n", arg);
+			return -1;
+		}
+		return 0;
+	case 'k':
+		errno = 0;
+		o->router_skew = strtod(arg, &end);
+		if (errno != 0 || end == arg || *end != '\0' || !(o->router_skew >= 0) ||
+		    o->router_skew > 10) {
+			fprintf(stderr, "qnext mkmodel: --router-skew: '%s' is not a number in "
+					"[0, 10]\n", arg);
 			return -1;
 		}
 		return 0;
@@ -661,7 +724,8 @@ mkmodel_main(int argc, char **argv)
 		{ "vocab", required_argument, NULL, 'v' },  { "shard-gb", required_argument, NULL, 's' },
 		{ "seed", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
 		{ "tokenizer", required_argument, NULL, 't' }, { "tiny", no_argument, NULL, 'T' },
-		{ "force", no_argument, NULL, 'f' },        { NULL, 0, NULL, 0 },
+		{ "force", no_argument, NULL, 'f' },
+		{ "router-skew", required_argument, NULL, 'k' }, { NULL, 0, NULL, 0 },
 	};
 	/* The real model's dimensions (MODEL.md §1). */
 	struct mkopts o = { .hidden = 2048, .layers = 48, .experts = 512, .top_k = 10,

@@ -32,6 +32,7 @@
 #include "safetensors.h"
 #include "sysinfo.h"
 #include "util.h"
+#include "xcache.h"
 
 /* ---- the checkpoint ------------------------------------------------------- */
 
@@ -182,7 +183,10 @@ count_context(struct plan_model *pm, const struct model *m, int n_ctx, int n_thr
 	f += B * ne + 5 * rows + ne + ne + 1 + 2 * rows * d + 2 * rows * w + 2 * B * sw + B * d + B;
 	pm->scratch_bytes = f * sizeof(float) + ((uint64_t)c->rotary_dim / 2 + 1) * sizeof(double) +
 			    2 * MAX(ne, 1) * sizeof(struct qact) + 2 * qact_bytes(max_in, B) +
-			    qact_bytes(d, rows) + qact_bytes(w, rows) + qact_bytes(sw, B);
+			    qact_bytes(d, rows) + qact_bytes(w, rows) + qact_bytes(sw, B) +
+			    /* ctx_routing's counts and each layer's last choices */
+			    (uint64_t)c->n_layers * MAX(ne, 1) * sizeof(uint64_t) +
+			    (uint64_t)c->n_layers * k * sizeof(int);
 	pm->ctx_bytes = pm->kv_bytes + pm->state_bytes + pm->snapshot_bytes + pm->scratch_bytes;
 }
 
@@ -237,7 +241,7 @@ plan_machine_probe(const char *dir, struct plan_machine *mc)
 	struct statvfs vfs;
 
 	memset(mc, 0, sizeof(*mc));
-	if (sysinfo_mem(&mem) == 0) {
+	if (sysinfo_mem_effective(&mem) == 0) {
 		mc->mem_total = mem.total;
 		mc->mem_available = mem.available;
 		mc->swap_total = mem.swap_total;
@@ -307,6 +311,18 @@ plan_compute(const struct plan_model *pm, const struct plan_machine *mc, struct 
 		r->miss_bytes = pm->expert_decode_bytes + (hot - r->cache_bytes);
 	}
 	r->tok_s_disk = 1 / (mem_sec + (double)r->miss_bytes / (r->disk_gbs * 1e9));
+	/* The expert cache: the page cache keeps only the every-token weights (the
+	 * embedding table gives one row per token), the rest is whole experts. */
+	r->xc_resident = sub0(sub0(pm->mapped_bytes, pm->expert_bytes),
+			      pm->groups[PLAN_EMBED].bytes);
+	r->xc_bytes = xcache_budget(pm->mapped_bytes, r->xc_resident, pm->ctx_bytes,
+				    mc->mem_available, mc->mem_total);
+	if (r->xc_bytes > 0 && pm->expert_bytes > 0) {
+		r->xc_cached = MIN(1.0, (double)r->xc_bytes / (double)pm->expert_bytes);
+		r->xc_miss_bytes =
+			(uint64_t)((1 - r->xc_cached) * (double)pm->expert_decode_bytes);
+		r->xc_tok_s = 1 / (mem_sec + (double)r->xc_miss_bytes / (r->disk_gbs * 1e9));
+	}
 }
 
 /* ---- output ----------------------------------------------------------------- */
@@ -368,10 +384,14 @@ plan_json(const char *dir, const struct plan_model *pm, const struct plan_machin
 			 mc->read_all > 0 ? "measured" : "not measured: run qnext bench-hw");
 	if (r->fit != PLAN_FITS)
 		disk = json_pack(
-			"{s:I, s:f, s:I, s:f, s:b, s:f}", "cache_bytes", (json_int_t)r->cache_bytes,
+			"{s:I, s:f, s:I, s:f, s:b, s:f, s:{s:I, s:I, s:f, s:I, s:f}}",
+			"cache_bytes", (json_int_t)r->cache_bytes,
 			"expert_cached_fraction", r->expert_cached, "disk_bytes_per_token",
 			(json_int_t)r->miss_bytes, "disk_gbs", r->disk_gbs, "disk_gbs_assumed",
-			r->disk_assumed, "decode_tok_s", r->tok_s_disk);
+			r->disk_assumed, "decode_tok_s", r->tok_s_disk, "expert_cache", "bytes",
+			(json_int_t)r->xc_bytes, "resident_bytes", (json_int_t)r->xc_resident,
+			"expert_cached_fraction", r->xc_cached, "disk_bytes_per_token",
+			(json_int_t)r->xc_miss_bytes, "decode_tok_s", r->xc_tok_s);
 	json_object_set_new(o, "model", json_string(dir));
 	json_object_set_new(o, "n_ctx", json_integer(pm->n_ctx));
 	json_object_set_new(o, "shards", json_integer(pm->n_shards));
@@ -524,6 +544,19 @@ plan_write(FILE *f, const char *dir, const struct plan_model *pm, const struct p
 		100 * r->expert_cached, plan_bytes(pm->expert_bytes, c, sizeof(c)),
 		plan_bytes(r->miss_bytes, d, sizeof(d)), r->disk_gbs,
 		r->disk_assumed ? " (assumed: disk not measured, run qnext bench-hw)" : "");
+	if (r->xc_bytes > 0)
+		fprintf(f,
+			"  expert cache     what qnext does here (--expert-cache auto): the %s\n"
+			"                   read every token stay in the page cache, %s holds\n"
+			"                   %.0f%% of the routed experts, read whole as routers choose\n"
+			"                   them; with uniform routing %s per token from disk:\n"
+			"                   ~%.1f tok/s%s, more as routing is skewed\n",
+			plan_bytes(r->xc_resident, a, sizeof(a)), plan_bytes(r->xc_bytes, b, sizeof(b)),
+			100 * r->xc_cached, plan_bytes(r->xc_miss_bytes, c, sizeof(c)), r->xc_tok_s,
+			r->tok_s > 0 ? "" : " (disk time only)");
+	else
+		fprintf(f, "  expert cache     none: too little memory beside the weights every token\n"
+			   "                   reads; the page cache serves the experts\n");
 	fprintf(f, "  swap             no swap setup is needed: the weights are a read-only file\n"
 		   "                   mapping, so under memory pressure the kernel drops their\n"
 		   "                   pages and reads them again from the model files; they\n"

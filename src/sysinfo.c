@@ -170,6 +170,80 @@ sysinfo_mem(struct sysinfo_mem *m)
 	return 0;
 }
 
+/* The first number in file path into *v; -1 when unreadable or "max". */
+static int
+read_u64(const char *path, uint64_t *v)
+{
+	char buf[64];
+	unsigned long long x;
+
+	if (read_proc(path, buf, sizeof(buf)) == -1 || sscanf(buf, "%llu", &x) != 1)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+/* Value of `key` (followed by a space) in a memory.stat text, or 0. */
+static uint64_t
+stat_field(const char *text, const char *key)
+{
+	size_t n = strlen(key);
+	unsigned long long v = 0;
+
+	for (const char *p = text; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		if (strncmp(p, key, n) == 0 && p[n] == ' ' && sscanf(p + n + 1, "%llu", &v) == 1)
+			return v;
+	return 0;
+}
+
+int
+sysinfo_cgroup_mem(uint64_t *limit, uint64_t *anon)
+{
+	char cg[PROC_BUF], path[PROC_BUF + 64], stat[PROC_BUF];
+	const char *line;
+
+	if (read_proc("/proc/self/cgroup", cg, sizeof(cg)) == -1)
+		return -1;
+	/* v2: "0::/path"; v1: "N:memory:/path" (or with other controllers joined by commas). */
+	if ((line = strstr(cg, ":memory:")) != NULL) {
+		int n = (int)strcspn(line + 8, "\n");
+
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%.*s/memory.limit_in_bytes", n,
+			 line + 8);
+		if (read_u64(path, limit) != 0)
+			return -1;
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%.*s/memory.stat", n, line + 8);
+		*anon = read_proc(path, stat, sizeof(stat)) == 0 ? stat_field(stat, "total_rss") : 0;
+	} else if ((line = strstr(cg, "0::")) != NULL && (line == cg || line[-1] == '\n')) {
+		int n = (int)strcspn(line + 3, "\n");
+
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%.*s/memory.max", n, line + 3);
+		if (read_u64(path, limit) != 0)
+			return -1;
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%.*s/memory.stat", n, line + 3);
+		*anon = read_proc(path, stat, sizeof(stat)) == 0 ? stat_field(stat, "anon") : 0;
+	} else {
+		return -1;
+	}
+	return *limit >= ((uint64_t)1 << 60) ? -1 : 0; /* v1 says "no limit" with a huge number */
+}
+
+int
+sysinfo_mem_effective(struct sysinfo_mem *m)
+{
+	uint64_t limit, anon;
+
+	if (sysinfo_mem(m) != 0)
+		return -1;
+	if (sysinfo_cgroup_mem(&limit, &anon) == 0 && limit < m->total) {
+		uint64_t avail = limit > anon ? limit - anon : 0;
+
+		m->total = limit;
+		m->available = MIN(m->available, avail);
+	}
+	return 0;
+}
+
 int
 sysinfo_proc(struct sysinfo_proc *p)
 {

@@ -141,7 +141,8 @@ app_ask(struct app *a, const char *p, const char *initial, app_line_fn *fn)
 static void
 load_model(struct app *a)
 {
-	struct msg m = { .type = MSG_LOAD, .n = a->n_ctx, .n2 = a->threads };
+	struct msg m = { .type = MSG_LOAD, .n = a->n_ctx, .n2 = a->threads,
+			 .a = a->expert_cache };
 
 	m.text = xstrdup(a->model_dir);
 	a->state = APP_LOADING;
@@ -1668,6 +1669,7 @@ app_run(const struct app_opts *o)
 	a->model_dir = xstrdup(o->model_dir);
 	a->n_ctx = o->n_ctx > 0 ? o->n_ctx : 40960;
 	a->threads = o->threads;
+	a->expert_cache = o->expert_cache;
 	a->gp = o->params;
 	a->system = o->system != NULL ? xstrdup(o->system) : NULL;
 	if ((a->to_engine = queue_new(&cause)) == NULL ||

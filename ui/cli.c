@@ -38,6 +38,7 @@
 #include "plan.h"
 #include "sampler.h"
 #include "session.h"
+#include "xcache.h"
 #include "store.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -50,6 +51,7 @@ struct cli_opts {
 	float temp, top_p, min_p, presence, repeat;
 	int top_k;
 	uint64_t seed; /* SAMPLER_SEED_RANDOM: a fresh one per reply */
+	uint64_t expert_cache; /* --expert-cache: XCACHE_AUTO, 0 = off, or bytes */
 };
 
 /* GLOBAL: set by the SIGINT handler, read between tokens (line modes only). */
@@ -63,6 +65,7 @@ cli_usage(FILE *f)
 		"             [--temp X] [--top-k N] [--top-p X] [--min-p X] [--presence-penalty X]\n"
 		"             [--repeat-penalty X] [--seed N] [--max-tokens N] [--ctx N]\n"
 		"             [--threads N] [--thinking] [-q] [--f32] [--dry-run]\n"
+		"             [--expert-cache auto|off|SIZE]\n"
 		"       qnext chat [--plain] [-m DIR] [options as above]\n"
 		"       qnext list\n"
 		"       qnext export ID [--format md|json] [-o FILE]\n"
@@ -121,7 +124,11 @@ chat_usage(FILE *f)
 		"  -t, --threads N       worker threads (default: physical cores)\n"
 		"  --thinking            --plain: show the reasoning on stderr\n"
 		"  -q, --quiet           --plain: no statistics line\n"
-		"  --f32                 float32 activations (the reference path; slower)\n");
+		"  --f32                 float32 activations (the reference path; slower)\n"
+		"  --expert-cache auto|off|SIZE\n"
+		"                        when the model does not fit in RAM, hold SIZE of routed\n"
+		"                        experts (800M, 12G) read from disk as routed; auto\n"
+		"                        (default) sizes it from free memory, only when needed\n");
 }
 
 static void
@@ -169,6 +176,18 @@ parse_num(const char *opt, const char *s, double lo, double hi, double *out)
 }
 
 static int
+parse_xcache(const char *s, uint64_t *out)
+{
+	char *cause = NULL;
+
+	if (xcache_parse(s, out, &cause) == 0)
+		return 0;
+	fprintf(stderr, "qnext: %s\n", cause);
+	free(cause);
+	return -1;
+}
+
+static int
 parse_int(const char *opt, const char *s, long lo, long hi, int *out)
 {
 	return arg_int("qnext", opt, s, lo, hi, out);
@@ -195,7 +214,7 @@ parse_seed(const char *s, uint64_t *out)
 
 enum {
 	OPT_SYSTEM = 256, OPT_MESSAGES, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_PRESENCE,
-	OPT_REPEAT, OPT_SEED, OPT_THINKING, OPT_F32, OPT_PLAIN, OPT_DRY_RUN,
+	OPT_REPEAT, OPT_SEED, OPT_THINKING, OPT_F32, OPT_PLAIN, OPT_DRY_RUN, OPT_XCACHE,
 };
 
 static const struct option longopts[] = {
@@ -218,6 +237,7 @@ static const struct option longopts[] = {
 	{ "f32", no_argument, NULL, OPT_F32 },
 	{ "plain", no_argument, NULL, OPT_PLAIN },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "expert-cache", required_argument, NULL, OPT_XCACHE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -253,6 +273,7 @@ parse_opt(struct cli_opts *o, int ch, const char *arg)
 	case OPT_F32: o->f32 = true; break;
 	case OPT_PLAIN: o->plain = true; break;
 	case OPT_DRY_RUN: o->dry_run = true; break;
+	case OPT_XCACHE: rc = parse_xcache(arg, &o->expert_cache); break;
 	case 'h': return 1;
 	default: return -1;
 	}
@@ -270,6 +291,7 @@ parse_args(struct cli_opts *o, int argc, char **argv, usage_fn *usage, int *stat
 	o->top_k = -1;
 	o->seed = SAMPLER_SEED_RANDOM;
 	o->max_tokens = 32768;
+	o->expert_cache = XCACHE_AUTO;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "m:p:n:c:t:qh", longopts, NULL)) != -1) {
 		if ((r = parse_opt(o, ch, optarg)) != 0) {
@@ -577,7 +599,8 @@ catch_sigint(void)
 static struct session *
 open_session(const struct cli_opts *o)
 {
-	struct session_opts so = { .n_ctx = o->n_ctx, .n_threads = o->threads, .f32 = o->f32 };
+	struct session_opts so = { .n_ctx = o->n_ctx, .n_threads = o->threads, .f32 = o->f32,
+				   .expert_cache = o->expert_cache };
 	struct session *s;
 	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
 
@@ -708,7 +731,8 @@ chat_plain(const struct cli_opts *o)
 static int
 full_screen(const struct cli_opts *o)
 {
-	struct app_opts ao = { .n_ctx = o->n_ctx, .threads = o->threads, .system = o->system };
+	struct app_opts ao = { .n_ctx = o->n_ctx, .threads = o->threads, .system = o->system,
+			       .expert_cache = o->expert_cache };
 	struct gen_config g;
 	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
 	int rc;

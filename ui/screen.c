@@ -610,6 +610,26 @@ weights_field(struct app *a, struct field *f)
 }
 
 /*
+ * With the expert cache (a model larger than RAM), the last turn's share of
+ * chosen experts found in memory and the bytes read from disk per token:
+ * ", experts 87% in RAM, 64 MB/tok read"; "" without it.
+ */
+static const char *
+cache_figures(const struct app *a, char *buf, size_t n)
+{
+	const struct gen_stats *st = &a->last_stats;
+	uint64_t used = st->cache_hits + st->cache_misses;
+	int toks = st->gen_tokens + st->prompt_tokens - st->reused_tokens;
+
+	buf[0] = '\0';
+	if (st->cache_slots > 0 && used > 0 && toks > 0)
+		snprintf(buf, n, ", experts %.0f%% in RAM, %.0f MB/tok read",
+			 100.0 * (double)st->cache_hits / (double)used,
+			 (double)st->cache_read / toks / 1e6);
+	return buf;
+}
+
+/*
  * Row 2: a notice while it lasts, the turn's state, the context gauge, the
  * read-ahead, the speed figures.
  */
@@ -619,7 +639,7 @@ draw_figures(struct app *a, int y)
 	double frac = a->n_ctx ? (double)a->ctx_used / a->n_ctx : 0;
 	enum pair p = frac >= 0.9 ? PAIR_GAUGE_BAD : frac >= 0.75 ? PAIR_GAUGE_WARN : PAIR_STATS;
 	struct field f[5] = { 0 };
-	char used[16], tot[16];
+	char used[16], tot[16], cf[96];
 	bool notice = a->status != NULL && now_sec() < a->status_until;
 
 	fmt_k(a->ctx_used, used, sizeof(used));
@@ -635,8 +655,8 @@ draw_figures(struct app *a, int y)
 	if (a->state == APP_GENERATING && a->prefill_tps > 0)
 		field_set(&f[4], 4, 0, "prefill %.0f tok/s", a->prefill_tps);
 	else if (a->last_stats.gen_tokens > 0 || a->last_stats.prompt_tokens > 0) /* after a turn */
-		field_set(&f[4], 4, 0, "prefill %.0f tok/s, decode %.1f tok/s, ttft %.2f s",
-			  a->prefill_tps, a->decode_tps, a->ttft);
+		field_set(&f[4], 4, 0, "prefill %.0f tok/s, decode %.1f tok/s, ttft %.2f s%s",
+			  a->prefill_tps, a->decode_tps, a->ttft, cache_figures(a, cf, sizeof(cf)));
 	/* A notice longer than the row is cut rather than dropped: it is why the row changed. */
 	if (notice && wrap_width(f[0].text, strlen(f[0].text)) > a->cols - 1) {
 		attron(f[0].at);

@@ -147,6 +147,7 @@ struct app {
 	bool test_model;     /* not the full-size model: random weights, gibberish answers */
 	int n_ctx;
 	int threads;
+	uint64_t expert_cache; /* app_opts.expert_cache, passed on with MSG_LOAD */
 
 	/* The conversation on screen. */
 	struct transcript tr;

@@ -45,6 +45,7 @@
 
 #define MAX_PARTS   12  /* tensors per expert: 3 matrices x (qweight, qzeros, scales) */
 #define SAMPLE      16  /* slots looked at per eviction */
+#define IO_THREADS  4   /* reads in flight by default */
 #define AGE_TICKS   64  /* use counts halve this often */
 #define SPAN_SLACK  (64u << 10) /* read one span if the gaps add at most this */
 #define WATCH_S     1.0 /* seconds between memory-pressure looks */
@@ -646,7 +647,9 @@ watch_memory(struct xcache *xc)
 	reserve = RESERVE(mi.total);
 	free_b = mi.available > xc->resident ? mi.available - xc->resident : 0;
 	psi = psi_some10();
-	if (free_b < reserve)
+	/* Shrink at half the reserve, back to all of it: the context and the process's own
+	 * memory grow a little as a conversation goes on, and each shrink costs reads. */
+	if (free_b < reserve / 2)
 		n -= (int)((reserve - free_b) / sb) + 1;
 	else if (psi > PSI_SHRINK)
 		n -= n / 10 + 1;
@@ -846,7 +849,7 @@ open_files(struct xcache *xc, char **cause)
 static int
 start_threads(struct xcache *xc, char **cause)
 {
-	xc->n_io = xc->o.io_threads > 0 ? xc->o.io_threads : 4;
+	xc->n_io = xc->o.io_threads > 0 ? xc->o.io_threads : IO_THREADS;
 	xc->io = xcalloc((size_t)xc->n_io, sizeof(*xc->io));
 	for (int k = 0; k < xc->n_io; k++)
 		if (pthread_create(&xc->io[k], NULL, io_main, xc) != 0) {

@@ -225,8 +225,10 @@ print_cache(const struct bopts *o, const struct bresult *r)
 	const struct xcache_stats *d = &r->xdec, *e = &r->xend;
 	double n_dec = (double)o->gen * o->reps, n_pre = (double)o->prompt * o->reps;
 
-	printf("expert cache  %d of %d experts (%.2f GB), %d held at the end\n", e->slots,
-	       e->experts, (double)e->slots * (double)e->slot_bytes / 1e9, e->used);
+	printf("expert cache  %d of %d experts (%.2f GB) at the end, %d held; made for %d, "
+	       "shrunk %llu times under memory pressure\n",
+	       e->slots, e->experts, (double)e->slots * (double)e->slot_bytes / 1e9, e->used,
+	       e->slots_max, (unsigned long long)e->shrinks);
 	printf("  decode      %5.1f%% hits, %.1f MB read per token, %.0f ms per token waiting "
 	       "for reads; next-layer guesses %.0f%% right, %.0f%% of guessed reads used\n",
 	       100 * hit_rate(d), (double)d->bytes_read / n_dec / 1e6, 1e3 * d->wait_s / n_dec,

@@ -199,9 +199,11 @@ warm_begin(struct engine *e)
 	if (session_cache_stats(e->s, &xs)) {
 		char b[32];
 
+		/* Nothing to read ahead: the cache reads the every-token weights itself. */
+		send_progress(e, 0, 0, "expert cache");
 		send_msg(e, MSG_ERROR, 0,
-			 xasprintf("model larger than free memory: %d of %d experts (%s) kept in "
-				   "an expert cache, the rest read from disk when routed",
+			 xasprintf("expert cache: %d of %d experts (%s) kept in memory, the "
+				   "rest read from disk when routed",
 				   xs.slots, xs.experts,
 				   sysinfo_bytes((uint64_t)xs.slots * xs.slot_bytes, b, sizeof(b))));
 		return;

@@ -612,7 +612,7 @@ weights_field(struct app *a, struct field *f)
 /*
  * With the expert cache (a model larger than RAM), the last turn's share of
  * chosen experts found in memory and the bytes read from disk per token:
- * ", experts 87% in RAM, 64 MB/tok read"; "" without it.
+ * "experts 87% in RAM, 64 MB/tok read"; "" without it.
  */
 static const char *
 cache_figures(const struct app *a, char *buf, size_t n)
@@ -623,7 +623,7 @@ cache_figures(const struct app *a, char *buf, size_t n)
 
 	buf[0] = '\0';
 	if (st->cache_slots > 0 && used > 0 && toks > 0)
-		snprintf(buf, n, ", experts %.0f%% in RAM, %.0f MB/tok read",
+		snprintf(buf, n, "experts %.0f%% in RAM, %.0f MB/tok read",
 			 100.0 * (double)st->cache_hits / (double)used,
 			 (double)st->cache_read / toks / 1e6);
 	return buf;
@@ -638,7 +638,7 @@ draw_figures(struct app *a, int y)
 {
 	double frac = a->n_ctx ? (double)a->ctx_used / a->n_ctx : 0;
 	enum pair p = frac >= 0.9 ? PAIR_GAUGE_BAD : frac >= 0.75 ? PAIR_GAUGE_WARN : PAIR_STATS;
-	struct field f[5] = { 0 };
+	struct field f[6] = { 0 };
 	char used[16], tot[16], cf[96];
 	bool notice = a->status != NULL && now_sec() < a->status_until;
 
@@ -655,8 +655,10 @@ draw_figures(struct app *a, int y)
 	if (a->state == APP_GENERATING && a->prefill_tps > 0)
 		field_set(&f[4], 4, 0, "prefill %.0f tok/s", a->prefill_tps);
 	else if (a->last_stats.gen_tokens > 0 || a->last_stats.prompt_tokens > 0) /* after a turn */
-		field_set(&f[4], 4, 0, "prefill %.0f tok/s, decode %.1f tok/s, ttft %.2f s%s",
-			  a->prefill_tps, a->decode_tps, a->ttft, cache_figures(a, cf, sizeof(cf)));
+		field_set(&f[4], 4, 0, "prefill %.0f tok/s, decode %.1f tok/s, ttft %.2f s",
+			  a->prefill_tps, a->decode_tps, a->ttft);
+	if (a->state != APP_GENERATING && cache_figures(a, cf, sizeof(cf))[0] != '\0')
+		field_set(&f[5], 3, 0, "%s", cf);
 	/* A notice longer than the row is cut rather than dropped: it is why the row changed. */
 	if (notice && wrap_width(f[0].text, strlen(f[0].text)) > a->cols - 1) {
 		attron(f[0].at);
@@ -664,8 +666,8 @@ draw_figures(struct app *a, int y)
 		attroff(f[0].at);
 		return;
 	}
-	fit_fields(f, 5, a->cols - 1, " | ");
-	draw_fields(f, 5, y, 0, " | ");
+	fit_fields(f, 6, a->cols - 1, " | ");
+	draw_fields(f, 6, y, 0, " | ");
 }
 
 static void

@@ -341,7 +341,7 @@ bench_run(const struct bopts *o)
 	struct model *m = NULL;
 	struct ctx *c = NULL;
 	struct bresult r = { 0 };
-	double pp[64], tg[64], tt[64];
+	double pp[64], tg[64], tt[64], tg_run[64], tt_run[64];
 	int32_t *ids = NULL;
 	float *logits = NULL;
 	char *cause = NULL, *desc;
@@ -366,7 +366,9 @@ bench_run(const struct bopts *o)
 	for (int i = 0; i < o->reps; i++)
 		if (bench_once(c, o, ids, logits, &pp[i], &tg[i], &tt[i], &r, &cause) != 0)
 			goto out;
-	r.prefill = median(pp, o->reps);
+	memcpy(tg_run, tg, sizeof(tg));
+	memcpy(tt_run, tt, sizeof(tt));
+	r.prefill = median(pp, o->reps); /* (sorts its array) */
 	r.decode = median(tg, o->reps);
 	r.ttft = median(tt, o->reps);
 	ctx_routing(c, &r.routing);
@@ -378,6 +380,16 @@ bench_run(const struct bopts *o)
 		r.rss_peak = (double)ru.ru_maxrss * 1024;
 	}
 	print_result(o, m, &r, kernels_get()->name, threads);
+	if (!o->json && o->reps > 1) {
+		/* In run order: with an expert cache or a cold page cache the first is the cold one. */
+		printf("by run        decode");
+		for (int i = 0; i < o->reps; i++)
+			printf(" %.2f", tg_run[i]);
+		printf(" tok/s; time to first token");
+		for (int i = 0; i < o->reps; i++)
+			printf(" %.2f", tt_run[i]);
+		printf(" s\n");
+	}
 	if (o->phases && !o->json) {
 		if (o->prompt > 1)
 			print_phases("prompt", &r.pre, r.stream, false);

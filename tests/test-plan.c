@@ -279,6 +279,26 @@ test_compute(void)
 	T_NEAR(r.tok_s_disk, 1 / (3.24e9 / 38e9 + miss / 1.5e9), 1e-6);
 	T_NEAR(r.tok_s_disk, 2.68, 0.01); /* PERF.md §2.9: ≈2.5-3.5 tok/s */
 	T_ASSERT(!r.disk_assumed);
+	/* The expert cache: the page cache keeps all but the experts and the embedding
+	 * table (none in this made-up layout: 3.2 GB); the cache has what is left after
+	 * the context and a reserve of 3 % of RAM; misses are read at the disk's speed. */
+	{
+		double total = (double)mem.total, resident = 43.2e9 - 40e9;
+		double xb = avail - resident - 2.2e9 - total / 33, xfrac = xb / 40e9;
+		double xmiss = (1 - xfrac) * 0.785e9;
+
+		T_EQ_INT(r.xc_resident, 3200000000ull);
+		T_NEAR((double)r.xc_bytes, xb, 2.0);
+		T_NEAR(r.xc_cached, xfrac, 1e-9);
+		T_NEAR((double)r.xc_miss_bytes, xmiss, 1.0);
+		T_NEAR(r.xc_tok_s, 1 / (3.24e9 / 38e9 + xmiss / 1.5e9), 1e-6);
+		/* Nothing left beside the every-token weights: no cache. */
+		mc.mem_available = 4000000000ull;
+		plan_compute(&pm, &mc, &r);
+		T_EQ_INT(r.xc_bytes, 0);
+		T_NEAR(r.xc_tok_s, 0, 0);
+		mc.mem_available = mem.available;
+	}
 
 	/* Disk not measured: assumed 2 GB/s; bandwidth not measured: no in-RAM figure. */
 	mc.disk_gbs = 0;

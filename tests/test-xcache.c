@@ -225,9 +225,47 @@ read_errors(void)
 	free(cmd);
 }
 
+/* The residency arithmetic and --expert-cache's values. */
+static void
+budget_and_parse(void)
+{
+	uint64_t G = 1000000000ull, v = 1;
+	char *cause = NULL;
+
+	/* 43 GB on 24 GB: what is left after 2.5 GB resident, 1 GB of context, 3 % reserve. */
+	T_EQ_INT(xcache_budget(43 * G, 25 * G / 10, G, 23 * G, 24 * G),
+		 23 * G - 25 * G / 10 - G - 24 * G / 33);
+	/* Fits: no cache.  Nothing beside the every-token weights: none either. */
+	T_EQ_INT(xcache_budget(8 * G, 3 * G, G, 23 * G, 24 * G), 0);
+	T_EQ_INT(xcache_budget(43 * G, 25 * G / 10, G, 4 * G, 24 * G), 0);
+	/* A small machine: the reserve is at least 512 MB. */
+	T_EQ_INT(xcache_budget(43 * G, G, 0, 4 * G, 4 * G), 3 * G - (512ull << 20));
+
+	T_EQ_INT(xcache_parse("auto", &v, &cause), 0);
+	T_ASSERT(v == XCACHE_AUTO);
+	T_EQ_INT(xcache_parse("off", &v, &cause), 0);
+	T_EQ_INT(v, 0);
+	T_EQ_INT(xcache_parse("0", &v, &cause), 0);
+	T_EQ_INT(v, 0);
+	T_EQ_INT(xcache_parse("12G", &v, &cause), 0);
+	T_EQ_INT(v, 12 * G);
+	T_EQ_INT(xcache_parse("1.5GiB", &v, &cause), 0);
+	T_EQ_INT(v, 1610612736ull);
+	T_EQ_INT(xcache_parse("800M", &v, &cause), 0);
+	T_EQ_INT(v, 800000000ull);
+	const char *bad[] = { "", "12", "-1G", "12X", "G", "1e300G", "auto ", "nan" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		T_EQ_INT(xcache_parse(bad[i], &v, &cause), -1);
+		T_STR_CONTAINS(cause, "--expert-cache");
+		free(cause);
+		cause = NULL;
+	}
+}
+
 int
 main(void)
 {
+	budget_and_parse();
 	same_logits("tests/data/tiny", false);
 	same_logits("tests/data/tiny", true);
 	same_logits("tests/data/small", false);

@@ -150,7 +150,7 @@ struct ctx {
 	int *xh;                /* [n_experts] their pin handles */
 	const struct qmat **xq; /* [n_experts] their gate, up, down once read */
 	float *spec_logits;     /* [n_experts] the next layer's router on this layer's input */
-	int spec[64], spec_n;   /* its top choices: read ahead while this layer computes */
+	int *spec, spec_n;      /* [n_experts] the next layer's experts to read ahead */
 	char *io_err;           /* a read failed: ctx_forward's cause */
 
 	/* How routing went (ctx_routing): choices per expert, and the experts the last
@@ -1108,28 +1108,60 @@ top_k_index(const float *x, int n, int k, int *out)
 	return k;
 }
 
-/* Queue gate and up of the group's experts k in [g0, g1) whose bytes are in (wait: all). */
+/* Queue gate and up of the group's expert k (its bytes are in: xcache_wait returns at once,
+ * or waits when the caller chose to); false on a read error. */
 static bool
-group_gate_up(struct ctx *c, const struct qact *A, int g0, int g1, bool wait)
+queue_gate_up(struct ctx *c, const struct qact *A, int k)
 {
 	int d = c->m->cfg.hidden_size, w = c->m->cfg.moe_inter;
+	int x = c->need[k], r0 = c->off[x], n = c->off[x + 1] - r0;
+	const struct qact *Ax = NULL;
 
-	for (int k = g0; k < g1; k++) {
-		int x = c->need[k], r0 = c->off[x], n = c->off[x + 1] - r0;
-		const struct qact *Ax = NULL;
-
-		if (c->xq[k] != NULL || (!wait && !xcache_ready(c->xc, c->xh[k])))
-			continue;
-		if ((c->xq[k] = xcache_wait(c->xc, c->xh[k], &c->io_err)) == NULL)
-			return false;
-		if (A != NULL) {
-			c->views[x] = qact_rows(A, r0, n);
-			Ax = &c->views[x];
-		}
-		add_job(c, &c->xq[k][0], c->gx + (size_t)r0 * d, Ax, n, c->g1 + (size_t)r0 * w, w);
-		add_job(c, &c->xq[k][1], c->gx + (size_t)r0 * d, Ax, n, c->g2 + (size_t)r0 * w, w);
+	if ((c->xq[k] = xcache_wait(c->xc, c->xh[k], &c->io_err)) == NULL)
+		return false;
+	if (A != NULL) {
+		c->views[x] = qact_rows(A, r0, n);
+		Ax = &c->views[x];
 	}
-	run_jobs(c);
+	add_job(c, &c->xq[k][0], c->gx + (size_t)r0 * d, Ax, n, c->g1 + (size_t)r0 * w, w);
+	add_job(c, &c->xq[k][1], c->gx + (size_t)r0 * d, Ax, n, c->g2 + (size_t)r0 * w, w);
+	return true;
+}
+
+/*
+ * Gate and up of the group's experts [g0, g1) as their bytes arrive: each
+ * step takes every expert in memory by then, and only when none is does
+ * the owner wait, for the first one still being read.  So the products
+ * overlap the reads (a long prompt on a cold cache reads every expert of a
+ * layer), and a decoded token whose experts are all in memory takes one step.
+ */
+static bool
+group_gate_up(struct ctx *c, const struct qact *A, int g0, int g1)
+{
+	int left = g1 - g0;
+
+	while (left > 0) {
+		int queued = 0, first = -1;
+
+		for (int k = g0; k < g1; k++) {
+			if (c->xq[k] != NULL)
+				continue;
+			if (first < 0)
+				first = k;
+			if (xcache_ready(c->xc, c->xh[k])) {
+				if (!queue_gate_up(c, A, k))
+					return false;
+				queued++;
+			}
+		}
+		if (queued == 0) {
+			if (!queue_gate_up(c, A, first))
+				return false;
+			queued = 1;
+		}
+		run_jobs(c);
+		left -= queued;
+	}
 	return true;
 }
 
@@ -1160,8 +1192,8 @@ group_down(struct ctx *c, int g0, int g1)
 
 /*
  * One group of the chosen experts, at most the cache's capacity - 1: pin
- * them (their reads start), compute gate and up of those in memory while
- * the others are read, then the rest, then the down projections.  The first
+ * them (their reads start), compute gate and up as their bytes arrive
+ * (group_gate_up), then the down projections.  The first
  * group also starts the guessed next layer's reads and runs the shared
  * expert's down projection.  False on a read error (c->io_err) or a stop.
  */
@@ -1177,8 +1209,7 @@ experts_group(struct ctx *c, int li, const struct layer_moe *e, const struct qac
 	}
 	if (g0 == 0 && c->spec_n > 0)
 		xcache_speculate(c->xc, li + 1, c->spec, c->spec_n);
-	ok = group_gate_up(c, A, g0, g1, false) && group_gate_up(c, A, g0, g1, true) &&
-	     !stopping(c);
+	ok = group_gate_up(c, A, g0, g1) && !stopping(c);
 	if (ok && g0 == 0 && e->has_shared) {
 		int sw = c->m->cfg.shared_inter;
 
@@ -1289,17 +1320,27 @@ moe_experts_cached(struct ctx *c, int li, const struct layer_moe *e, const struc
  * With the cache, a decoded token also runs the next MoE layer's router on
  * this layer's input (consecutive layers' residual streams are close), in
  * the router's step: its top choices are read while this layer computes.
+ * A prompt step with choices enough to use nearly every expert of a layer
+ * (tokens x top-k >= 2 x experts: 1 - e^-2 = 86 % of them, by chance alone)
+ * reads all of the next layer's ahead instead.
  */
 static void
 guess_next(struct ctx *c, int li, const struct qact *A, int n_tok)
 {
 	const struct model *m = c->m;
+	int ne = m->cfg.n_experts;
 
 	c->spec_n = 0;
-	if (c->xc == NULL || n_tok != 1 || li + 1 >= m->cfg.n_layers || !m->layers[li + 1].moe)
+	if (c->xc == NULL || li + 1 >= m->cfg.n_layers || !m->layers[li + 1].moe)
 		return;
+	if (n_tok > 1) {
+		if ((int64_t)n_tok * m->cfg.n_experts_per_tok >= 2 * (int64_t)ne)
+			for (int x = 0; x < ne; x++)
+				c->spec[c->spec_n++] = x;
+		return;
+	}
 	add_job(c, &m->layers[li + 1].moe_w.router, c->h, act_for(c, FLOAT_ROUTER, A), 1,
-		c->spec_logits, m->cfg.n_experts);
+		c->spec_logits, ne);
 	c->spec_n = -1; /* chosen after the step (guess_take) */
 }
 
@@ -1676,6 +1717,7 @@ make_xcache(struct ctx *c, char **cause)
 	c->xh = xcalloc(ne, sizeof(int));
 	c->xq = xcalloc(ne, sizeof(*c->xq));
 	c->spec_logits = xcalloc(ne, sizeof(float));
+	c->spec = xcalloc(ne, sizeof(int));
 	return true;
 }
 
@@ -1740,7 +1782,8 @@ ctx_free(struct ctx *c)
 		return;
 	pool_free(c->pool);
 	xcache_free(c->xc);
-	free(c->need), free(c->xh), free(c->xq), free(c->spec_logits), free(c->io_err);
+	free(c->need), free(c->xh), free(c->xq), free(c->spec_logits), free(c->spec);
+	free(c->io_err);
 	free(c->route_n), free(c->route_prev);
 	if (c->gdn != NULL)
 		for (int i = 0; i < c->m->cfg.n_layers; i++) {

@@ -520,8 +520,16 @@ xcache_wait(struct xcache *xc, int h, char **cause)
 	double t0 = now_sec();
 
 	pthread_mutex_lock(&xc->mu);
-	while (sl->state == LOADING)
-		pthread_cond_wait(&xc->done, &xc->mu);
+	for (int tries = 0;; tries++) {
+		while (sl->state == LOADING)
+			pthread_cond_wait(&xc->done, &xc->mu);
+		if (sl->state != FAILED || tries == 1)
+			break;
+		/* Once more: the read may have been started before this pin, in a turn that
+		 * failed, and a fault may have passed since. */
+		sl->state = LOADING;
+		enqueue(xc, h, true);
+	}
 	xc->st.wait_s += now_sec() - t0;
 	if (sl->state == READY)
 		q = sl->q;
@@ -543,8 +551,9 @@ void
 xcache_speculate(struct xcache *xc, int l, const int *xs, int n)
 {
 	pthread_mutex_lock(&xc->mu);
-	xc->guess_layer = l;
-	xc->guess_n = MIN(n, (int)(sizeof(xc->guess) / sizeof(xc->guess[0])));
+	/* A guess of a token's choices is scored; a prompt's whole-layer read-ahead is not. */
+	xc->guess_layer = n <= (int)(sizeof(xc->guess) / sizeof(xc->guess[0])) ? l : -1;
+	xc->guess_n = xc->guess_layer >= 0 ? n : 0;
 	memcpy(xc->guess, xs, (size_t)xc->guess_n * sizeof(int));
 	for (int k = 0; k < n; k++) {
 		int i = l * xc->n_exp + xs[k], s;
@@ -904,8 +913,6 @@ xcache_new(const struct model *m, const struct xcache_opts *o, char **cause)
 			  (size_t)xc->slots_max * xc->stride, strerror(errno));
 		goto fail;
 	}
-	/* Huge pages where the kernel has them to give: fewer TLB misses in the products. */
-	madvise(xc->mem, (size_t)xc->slots_max * xc->stride, MADV_HUGEPAGE);
 	xc->slots = xcalloc((size_t)xc->slots_max, sizeof(*xc->slots));
 	xc->free_stack = xcalloc((size_t)xc->slots_max, sizeof(int));
 	xc->queue = xcalloc((size_t)xc->slots_max, sizeof(int));

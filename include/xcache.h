@@ -86,8 +86,10 @@ int xcache_pin(struct xcache *xc, int l, int x);
 bool xcache_ready(struct xcache *xc, int h);
 
 /*
- * The pinned expert's gate, up and down ([3]), waiting for its read; NULL
- * and *cause (one line naming the shard) when the read failed.
+ * The pinned expert's gate, up and down ([3]), waiting for its read; a
+ * failed read is tried once more (it may have been started before the pin,
+ * in a turn that failed); NULL and *cause (one line naming the shard) when
+ * that fails too.
  */
 const struct qmat *xcache_wait(struct xcache *xc, int h, char **cause);
 

@@ -207,6 +207,10 @@ read_errors(void)
 	cause = NULL;
 	ctx_reset(c);
 	T_EQ_INT(ctx_forward(c, ids, 4, NULL, false, &cause), 0);
+	if (cause != NULL)
+		fprintf(stderr, "after reset: %s\n", cause);
+	free(cause);
+	cause = NULL;
 
 	/* A shard rewritten underneath (new mtime) is noticed at the next read. */
 	shard = xasprintf("%s/model-00001-of-00002.safetensors", dir);

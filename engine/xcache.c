@@ -48,7 +48,7 @@
 #define IO_THREADS  4   /* reads in flight by default */
 #define AGE_TICKS   64  /* use counts halve this often */
 #define SPAN_SLACK  (64u << 10) /* read one span if the gaps add at most this */
-#define WATCH_S     1.0 /* seconds between memory-pressure looks */
+#define WATCH_MS    100 /* between memory-pressure looks (the watcher thread) */
 #define PSI_SHRINK  10.0 /* some avg10 (%) above which the cache gives memory back */
 /* Memory left to everything else: 512 MB or 3 % of RAM.  The watcher shrinks the cache
  * when other programs take more. */
@@ -107,18 +107,21 @@ struct xcache {
 
 	pthread_mutex_t mu;
 	pthread_cond_t work, done;
+	pthread_cond_t quit_cv; /* wakes the watcher to quit */
 	pthread_t *io;
 	int n_io;
 	bool quit;
 
 	pthread_t warm;
 	bool warm_started;
+	pthread_t watch;
+	bool watch_started;
+	int min_slots; /* the watcher shrinks no further: 4 x top-k (at least 2) */
 	atomic_bool warm_stop;
 
 	uint32_t tick;
 	uint64_t rng;
 	int guess_layer, guess_n, guess[64];
-	double last_watch;
 	uint64_t resident; /* bytes of every-token weights the page cache should keep */
 	struct xcache_stats st;
 };
@@ -340,6 +343,8 @@ read_expert(struct xcache *xc, int i, int s, uint64_t *bytes, char **cause)
 	return 0;
 }
 
+static void trim(struct xcache *xc, int s);
+
 static void *
 io_main(void *arg)
 {
@@ -371,6 +376,7 @@ io_main(void *arg)
 			free(xc->slots[s].err);
 			xc->slots[s].err = err;
 		}
+		trim(xc, s);
 		pthread_cond_broadcast(&xc->done);
 	}
 	pthread_mutex_unlock(&xc->mu);
@@ -447,7 +453,12 @@ take_slot(struct xcache *xc)
 	for (int s = 0; best < 0 && s < xc->n_slots; s++)
 		if (evictable(xc, s))
 			best = s;
-	if (best >= 0)
+	/* Every slot pinned or being read just after a shrink: borrow one beyond the
+	 * size (the next trim gives it back) rather than wait for our own pins. */
+	for (int s = xc->n_slots; best < 0 && s < xc->slots_max; s++)
+		if (xc->slots[s].state == FREE || evictable(xc, s))
+			best = s;
+	if (best >= 0 && xc->slots[best].state != FREE)
 		evict(xc, best);
 	return best;
 }
@@ -543,7 +554,8 @@ void
 xcache_unpin(struct xcache *xc, int h)
 {
 	pthread_mutex_lock(&xc->mu);
-	xc->slots[h].pins--;
+	if (--xc->slots[h].pins == 0)
+		trim(xc, h);
 	pthread_mutex_unlock(&xc->mu);
 }
 
@@ -588,25 +600,43 @@ xcache_score(struct xcache *xc, int l, const int *xs, int n)
 int
 xcache_capacity(const struct xcache *xc)
 {
-	return xc->n_slots;
+	struct xcache *w = (struct xcache *)xc; /* the lock is not part of the value */
+	int n;
+
+	pthread_mutex_lock(&w->mu);
+	n = xc->n_slots;
+	pthread_mutex_unlock(&w->mu);
+	return n;
 }
 
-/* Give back slots [n, n_slots) or take [n_slots, n) (lock held, nothing pinned there). */
+/* Evict slot s and return its memory, if it lies beyond n_slots and nobody needs it now. */
+static void
+trim(struct xcache *xc, int s)
+{
+	struct slot *sl = &xc->slots[s];
+
+	if (s < xc->n_slots || sl->pins > 0 || sl->state == LOADING)
+		return;
+	if (sl->state != FREE)
+		evict(xc, s);
+	madvise(xc->mem + (size_t)s * xc->stride, xc->stride, MADV_DONTNEED);
+}
+
+/*
+ * Hold n slots from now on (lock held).  Slots beyond n that are pinned or
+ * being read are given back when they are unpinned or their read ends
+ * (trim): resize never waits, so the watcher cannot wait on the owner while
+ * the owner waits for a slot.
+ */
 static void
 resize(struct xcache *xc, int n)
 {
+	int old = xc->n_slots;
+
 	n = MAX(2, MIN(n, xc->slots_max));
-	if (n < xc->n_slots) {
-		for (int s = n; s < xc->n_slots; s++) {
-			while (xc->slots[s].state == LOADING || xc->slots[s].pins > 0)
-				pthread_cond_wait(&xc->done, &xc->mu);
-			if (xc->slots[s].state != FREE)
-				evict(xc, s);
-		}
-		madvise(xc->mem + (size_t)n * xc->stride, (size_t)(xc->n_slots - n) * xc->stride,
-			MADV_DONTNEED);
-	}
 	xc->n_slots = n;
+	for (int s = n; s < old; s++)
+		trim(xc, s);
 	xc->n_free = 0;
 	for (int s = n - 1; s >= 0; s--)
 		if (xc->slots[s].state == FREE)
@@ -646,32 +676,61 @@ static void
 watch_memory(struct xcache *xc)
 {
 	struct sysinfo_mem mi;
-	uint64_t reserve, sb = xc->stride, free_b;
-	double t = now_sec(), psi;
-	int n = xc->n_slots;
+	uint64_t reserve, sb = xc->stride, free_b, step;
+	double psi;
+	int n;
 
-	if (t - xc->last_watch < WATCH_S || sysinfo_mem_effective(&mi) != 0 || mi.total == 0)
+	if (sysinfo_mem_effective(&mi) != 0 || mi.total == 0)
 		return;
-	xc->last_watch = t;
 	reserve = RESERVE(mi.total);
 	free_b = mi.available > xc->resident ? mi.available - xc->resident : 0;
 	psi = psi_some10();
-	/* Shrink at half the reserve, back to all of it: the context and the process's own
-	 * memory grow a little as a conversation goes on, and each shrink costs reads. */
+	pthread_mutex_lock(&xc->mu);
+	n = xc->n_slots;
+	/* Another program is taking memory, maybe fast (a build, a browser): give back what
+	 * brings the reserve back and 512 MB or 5 % of the cache more, so that the next
+	 * look, 100 ms on, finds room again rather than the OOM killer's choice. */
+	step = MAX((uint64_t)512 << 20, (uint64_t)n * sb / 20);
 	if (free_b < reserve / 2)
-		n -= (int)((reserve - free_b) / sb) + 1;
+		n -= (int)((reserve - free_b + step) / sb) + 1;
 	else if (psi > PSI_SHRINK)
-		n -= n / 10 + 1;
+		n -= (int)(step / sb) + 1;
 	else if (n < xc->slots_max && free_b > reserve + ((uint64_t)1 << 30))
 		n += (int)MIN((uint64_t)(xc->slots_max - n),
 			      (free_b - reserve - ((uint64_t)1 << 30)) / 2 / sb);
-	if (n == xc->n_slots)
-		return;
-	pthread_mutex_lock(&xc->mu);
-	if (n < xc->n_slots)
-		xc->st.shrinks++;
-	resize(xc, n);
+	n = MAX(n, MIN(xc->n_slots, xc->min_slots));
+	if (n != xc->n_slots) {
+		if (n < xc->n_slots)
+			xc->st.shrinks++;
+		resize(xc, n);
+	}
 	pthread_mutex_unlock(&xc->mu);
+}
+
+/* The memory-pressure watcher: every WATCH_MS, whatever the owner is doing (it may be
+ * waiting for a read, or between turns). */
+static void *
+watch_main(void *arg)
+{
+	struct xcache *xc = arg;
+
+	pthread_mutex_lock(&xc->mu);
+	while (!xc->quit) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += WATCH_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&xc->quit_cv, &xc->mu, &until);
+		if (xc->quit)
+			break;
+		pthread_mutex_unlock(&xc->mu);
+		watch_memory(xc);
+		pthread_mutex_lock(&xc->mu);
+	}
+	pthread_mutex_unlock(&xc->mu);
+	return NULL;
 }
 
 void
@@ -682,8 +741,6 @@ xcache_tick(struct xcache *xc)
 		for (int i = 0; i < xc->n_layers * xc->n_exp; i++)
 			xc->ex[i].uses /= 2;
 	pthread_mutex_unlock(&xc->mu);
-	if (xc->o.watch_memory)
-		watch_memory(xc);
 }
 
 void
@@ -867,6 +924,8 @@ start_threads(struct xcache *xc, char **cause)
 		}
 	if (xc->o.keep_resident && pthread_create(&xc->warm, NULL, warm_main, xc) == 0)
 		xc->warm_started = true;
+	if (xc->o.watch_memory && pthread_create(&xc->watch, NULL, watch_main, xc) == 0)
+		xc->watch_started = true;
 	return 0;
 }
 
@@ -897,6 +956,7 @@ xcache_new(const struct model *m, const struct xcache_opts *o, char **cause)
 	pthread_mutex_init(&xc->mu, NULL);
 	pthread_cond_init(&xc->work, NULL);
 	pthread_cond_init(&xc->done, NULL);
+	pthread_cond_init(&xc->quit_cv, NULL);
 	if (layout(xc, cause) != 0 || open_files(xc, cause) != 0)
 		goto fail;
 	xc->slots_max = (int)MIN(o->budget / xc->stride, (uint64_t)xc->n_layers * xc->n_exp);
@@ -918,12 +978,12 @@ xcache_new(const struct model *m, const struct xcache_opts *o, char **cause)
 	xc->queue = xcalloc((size_t)xc->slots_max, sizeof(int));
 	for (int s = 0; s < xc->slots_max; s++)
 		xc->slots[s].expert = -1;
+	xc->min_slots = MIN(xc->slots_max, MAX(2, 4 * m->cfg.n_experts_per_tok));
 	xc->n_slots = xc->slots_max;
 	resize(xc, xc->slots_max);
 	xc->st.experts = 0;
 	for (int l = 0; l < m->cfg.n_layers; l++)
 		xc->st.experts += m->layers[l].moe ? xc->n_exp : 0;
-	xc->last_watch = now_sec();
 	xc->resident = xcache_resident_bytes(m);
 	if (start_threads(xc, cause) != 0)
 		goto fail;
@@ -941,6 +1001,7 @@ xcache_free(struct xcache *xc)
 	pthread_mutex_lock(&xc->mu);
 	xc->quit = true;
 	pthread_cond_broadcast(&xc->work);
+	pthread_cond_broadcast(&xc->quit_cv);
 	pthread_mutex_unlock(&xc->mu);
 	for (int k = 0; k < xc->n_io; k++)
 		pthread_join(xc->io[k], NULL);
@@ -948,6 +1009,8 @@ xcache_free(struct xcache *xc)
 		xc->warm_stop = true;
 		pthread_join(xc->warm, NULL);
 	}
+	if (xc->watch_started)
+		pthread_join(xc->watch, NULL);
 	for (int f = 0; f < xc->n_files; f++)
 		if (xc->files[f].fd > 0)
 			close(xc->files[f].fd);
@@ -958,6 +1021,7 @@ xcache_free(struct xcache *xc)
 	pthread_mutex_destroy(&xc->mu);
 	pthread_cond_destroy(&xc->work);
 	pthread_cond_destroy(&xc->done);
+	pthread_cond_destroy(&xc->quit_cv);
 	free(xc->io);
 	free(xc->files);
 	free(xc->slots);

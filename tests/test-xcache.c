@@ -153,6 +153,15 @@ replacement(void)
 	use(xc, 6);
 	T_ASSERT(use(xc, 6));
 	xcache_free(xc);
+	/* With the memory watcher running beside (nothing to shrink here): pins go on. */
+	o.watch_memory = true;
+	xc = xcache_new(m, &o, &cause);
+	T_ASSERT(xc != NULL);
+	for (double t0 = now_sec(); xc != NULL && now_sec() - t0 < 0.3;)
+		for (int x = 0; x < 16; x++)
+			use(xc, x);
+	xcache_free(xc);
+	o.watch_memory = false;
 	/* Too small a budget is refused with a reason. */
 	o.budget = 4096;
 	T_ASSERT(xcache_new(m, &o, &cause) == NULL);

@@ -1322,7 +1322,7 @@ moe_experts_cached(struct ctx *c, int li, const struct layer_moe *e, const struc
  * the router's step: its top choices are read while this layer computes.
  * A prompt step with choices enough to use nearly every expert of a layer
  * (tokens x top-k >= 2 x experts: 1 - e^-2 = 86 % of them, by chance alone)
- * reads all of the next layer's ahead instead.
+ * reads all of the next layer's ahead instead, when the cache has room.
  */
 static void
 guess_next(struct ctx *c, int li, const struct qact *A, int n_tok)
@@ -1334,7 +1334,10 @@ guess_next(struct ctx *c, int li, const struct qact *A, int n_tok)
 	if (c->xc == NULL || li + 1 >= m->cfg.n_layers || !m->layers[li + 1].moe)
 		return;
 	if (n_tok > 1) {
-		if ((int64_t)n_tok * m->cfg.n_experts_per_tok >= 2 * (int64_t)ne)
+		/* ... and room for three layers' experts, or the read-ahead would push out
+		 * this layer's before they are used. */
+		if ((int64_t)n_tok * m->cfg.n_experts_per_tok >= 2 * (int64_t)ne &&
+		    xcache_capacity(c->xc) >= 3 * ne)
 			for (int x = 0; x < ne; x++)
 				c->spec[c->spec_n++] = x;
 		return;

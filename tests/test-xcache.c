@@ -157,9 +157,18 @@ replacement(void)
 	o.watch_memory = true;
 	xc = xcache_new(m, &o, &cause);
 	T_ASSERT(xc != NULL);
-	for (double t0 = now_sec(); xc != NULL && now_sec() - t0 < 0.3;)
-		for (int x = 0; x < 16; x++)
-			use(xc, x);
+	{
+		bool all = xc != NULL;
+
+		for (double t0 = now_sec(); xc != NULL && now_sec() - t0 < 0.3;)
+			for (int x = 0; x < 16; x++) {
+				int h = xcache_pin(xc, 0, x);
+
+				all &= xcache_wait(xc, h, &cause) != NULL;
+				xcache_unpin(xc, h);
+			}
+		T_ASSERT(all);
+	}
 	xcache_free(xc);
 	o.watch_memory = false;
 	/* Too small a budget is refused with a reason. */

@@ -20,6 +20,12 @@
  * a decoded token costs 6 steps per layer.  Small sequential glue (norms,
  * routing, gathering) runs on the owner thread between steps.
  *
+ * With an expert cache (ctx_opts.expert_cache, xcache.h; for models larger
+ * than RAM) the routed experts' matrices come from the cache rather than
+ * the mapping: moe_experts_cached pins the chosen ones, computes them as
+ * their reads land, and starts the next layer's likely reads (guess_next).
+ * The arithmetic is the same, so the logits are bit for bit the same.
+ *
  * Numerics: residual stream, norms, softmax, rotary, conv and delta-rule
  * state are float32.  Matrix products use float32 activations on the
  * reference path (ctx_opts.f32) and int8 activations per 32-block for

@@ -1093,27 +1093,6 @@ moe_experts(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int
 
 /* ---- the same with the expert cache (xcache.h) ------------------------- */
 
-/* The k largest of x[0..n) by index into out (k <= 64), largest first. */
-static int
-top_k_index(const float *x, int n, int k, int *out)
-{
-	k = MIN(k, MIN(n, 64));
-	for (int i = 0; i < k; i++) {
-		int best = -1;
-
-		for (int j = 0; j < n; j++) {
-			bool taken = false;
-
-			for (int a = 0; a < i && !taken; a++)
-				taken = out[a] == j;
-			if (!taken && (best < 0 || x[j] > x[best]))
-				best = j;
-		}
-		out[i] = best;
-	}
-	return k;
-}
-
 /* Queue gate and up of the group's expert k (its bytes are in: xcache_wait returns at once,
  * or waits when the caller chose to); false on a read error. */
 static bool
@@ -1356,9 +1335,10 @@ guess_next(struct ctx *c, int li, const struct qact *A, int n_tok)
 static void
 guess_take(struct ctx *c)
 {
-	if (c->spec_n < 0)
-		c->spec_n = top_k_index(c->spec_logits, c->m->cfg.n_experts,
-					c->m->cfg.n_experts_per_tok, c->spec);
+	if (c->spec_n < 0) {
+		c->spec_n = MIN(c->m->cfg.n_experts_per_tok, c->m->cfg.n_experts);
+		ops_top_k(c->spec_logits, c->m->cfg.n_experts, c->spec_n, c->spec);
+	}
 }
 
 /* The MoE block; false when told to stop part-way (c->y is then garbage). */

@@ -73,6 +73,25 @@ ops_rope(float *x, int rotary_dim, int pos, const double *inv_freq)
 }
 
 void
+ops_top_k(const float *x, int n, int k, int *out)
+{
+	for (int i = 0; i < k; i++) {
+		int best = -1;
+
+		/* Repeated max: k is small (10 of 512). */
+		for (int j = 0; j < n; j++) {
+			bool taken = false;
+
+			for (int a = 0; a < i && !taken; a++)
+				taken = out[a] == j;
+			if (!taken && (best < 0 || x[j] > x[best]))
+				best = j;
+		}
+		out[i] = best;
+	}
+}
+
+void
 ops_moe_route(float *p, int n_experts, int top_k, bool norm, int *sel, float *w)
 {
 	float mx = -INFINITY, sum = 0, wsum = 0;
@@ -85,20 +104,9 @@ ops_moe_route(float *p, int n_experts, int top_k, bool norm, int *sel, float *w)
 	}
 	for (int e = 0; e < n_experts; e++)
 		p[e] /= sum;
+	ops_top_k(p, n_experts, top_k, sel);
 	for (int i = 0; i < top_k; i++) {
-		int best = -1;
-
-		/* Repeated max: k is small (10 of 512). */
-		for (int e = 0; e < n_experts; e++) {
-			bool taken = false;
-
-			for (int j = 0; j < i && !taken; j++)
-				taken = sel[j] == e;
-			if (!taken && (best < 0 || p[e] > p[best]))
-				best = e;
-		}
-		sel[i] = best;
-		w[i] = p[best];
+		w[i] = p[sel[i]];
 		wsum += w[i];
 	}
 	if (norm)

@@ -55,6 +55,9 @@ void ops_rope_freqs(double *inv_freq, int rotary_dim, double theta);
  * with i + rotary_dim/2 (rotate_half / NeoX); the rest pass through. */
 void ops_rope(float *x, int rotary_dim, int pos, const double *inv_freq);
 
+/* The indices of the k largest of x[0..n) (k <= n), largest first, ties to the lower index. */
+void ops_top_k(const float *x, int n, int k, int *out);
+
 /*
  * MoE routing: softmax over all n_experts logits (in place: p becomes the
  * probabilities), then the top_k largest (ties to the lower index) into

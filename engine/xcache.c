@@ -8,6 +8,8 @@
  * one of four states: FREE, LOADING (queued or being read), READY, FAILED.
  * One mutex guards records, slots and the read queue; the I/O threads hold
  * it only to take a job and to publish its result, never across pread.
+ * Beside them, a watcher thread looks at memory every WATCH_MS and resizes
+ * (resize never waits: slots it gives back go when unpinned or read).
  *
  * An expert's tensors (qweight, qzeros, scales of gate, up and down) are
  * read as one span of the file when they lie together in one shard (the

@@ -41,7 +41,7 @@ struct xcache_opts {
 	uint64_t budget;      /* bytes of experts to hold (rounded down to whole experts) */
 	int io_threads;       /* concurrent reads; 0 = 4 */
 	bool keep_resident;   /* read the every-token weights in the background at start */
-	bool watch_memory;    /* shrink under memory pressure (xcache_tick) */
+	bool watch_memory;    /* a watcher thread shrinks the cache under memory pressure */
 	xcache_read_fn *read; /* NULL = pread */
 };
 
@@ -109,14 +109,16 @@ void xcache_score(struct xcache *xc, int l, const int *xs, int n);
 int xcache_capacity(const struct xcache *xc);
 
 /*
- * Once per decoded token (or prompt step), nothing pinned: age the use
- * counts, and when watching memory, shrink the cache under pressure
- * (MemAvailable below the reserve of xcache_budget, or /proc/pressure/memory's some avg10
- * above 10 %) and grow it back, up to the budget, once pressure is gone.
+ * Once per decoded token (or prompt step): age the use counts (halved every
+ * 64 ticks).  Memory pressure is not looked at here but by the watcher
+ * thread (xcache_opts.watch_memory), every 100 ms: it shrinks the cache when
+ * MemAvailable less the every-token weights falls below half the reserve of
+ * xcache_budget, or /proc/pressure/memory's some avg10 passes 10 %, and grows
+ * it back, up to the budget, once pressure is gone.
  */
 void xcache_tick(struct xcache *xc);
 
-/* Set the number of slots (tests; xcache_tick does this from memory pressure). */
+/* Set the number of slots (tests; the watcher does this from memory pressure). */
 void xcache_set_slots(struct xcache *xc, int slots);
 
 void xcache_stats(const struct xcache *xc, struct xcache_stats *s);

@@ -6,12 +6,12 @@
 # megabytes read per token.  Run from the repository root.
 . tests/tui-lib.sh
 
-start tests/data/tiny "--expert-cache 600K --max-tokens 24"
+start tests/data/tiny "--expert-cache 600K --max-tokens 24 --seed 7"
 expect "cache notice" "expert cache: [0-9]* of 64 experts"
 if screen | grep -q "reading weights"; then bad "stale read-ahead progress"; else
 	ok "no read-ahead progress"; fi
 $T send-keys "Hello there" Enter
-if wait_for "token limit" 600; then ok "turn ends"; else bad "turn ends"; fi
+if wait_for " - token limit\| - end of turn" 600; then ok "turn ends"; else bad "turn ends"; fi
 expect "cache figures after the turn" "experts [0-9]*% in RAM, [0-9]* MB/tok read"
 $T send-keys "/quit" Enter
 i=0; while [ ! -f "$tmp/exit" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

@@ -77,7 +77,6 @@ static const struct int_field int_fields[] = {
 };
 /* clang-format on */
 
-
 /* "<what>: <field>: <message>", always -1. */
 static int field_error(char **cause, const char *what, const char *field, const char *fmt, ...)
 	PRINTF_LIKE(4, 5);
@@ -663,8 +662,7 @@ check_method(struct quant_config *q, json_t *qc, const char *where, char **cause
 					       "gptq" };
 	/* "auto_round" stores zero points without GPTQ's minus one: the
 	 * loader marks its matrices (qmat.zero_raw) so none is one step off. */
-	static const char *const packings[] = { "auto_round:auto_gptq", "auto_gptq",
-						"auto_round" };
+	static const char *const packings[] = { "auto_round:auto_gptq", "auto_gptq", "auto_round" };
 	json_t *m = get(qc, "quant_method"), *p = get(qc, "packing_format");
 	char s[SHOW];
 	size_t i;
@@ -707,7 +705,7 @@ static int
 check_unsupported(json_t *qc, const char *where, char **cause)
 {
 	static const char *const transforms[] = { "transform_config", "transforms", "rotation",
-						   "rotations", "hadamard" };
+						  "rotations", "hadamard" };
 	json_t *v = get(qc, "checkpoint_format");
 	char s[SHOW];
 

@@ -30,10 +30,10 @@
 
 /* Where the read-ahead of the weights stands (see warm()). */
 struct warm_state {
-	bool active;         /* begun and not finished */
-	bool paused;         /* "paused" sent since it last ran */
-	int shard;           /* next shard to read */
-	size_t at;           /* next byte in it */
+	bool active; /* begun and not finished */
+	bool paused; /* "paused" sent since it last ran */
+	int shard;   /* next shard to read */
+	size_t at;   /* next byte in it */
 	uint64_t done, total;
 };
 
@@ -43,7 +43,7 @@ struct engine {
 	struct session *s;
 	struct msg pending; /* type 0 = none */
 	bool quit;
-	uint64_t turn;      /* seq of the running turn */
+	uint64_t turn; /* seq of the running turn */
 	struct warm_state w;
 };
 
@@ -102,8 +102,9 @@ interrupted(struct engine *e)
 static void
 send_progress(struct engine *e, uint64_t a, uint64_t b, const char *text)
 {
-	struct msg m = { .type = MSG_PROGRESS, .a = a, .b = b, .text = xstrdup(text),
-			 .t = now_sec() };
+	struct msg m = {
+		.type = MSG_PROGRESS, .a = a, .b = b, .text = xstrdup(text), .t = now_sec()
+	};
 
 	queue_push(e->out, &m);
 }
@@ -201,11 +202,12 @@ warm_begin(struct engine *e)
 
 		/* Nothing to read ahead: the cache reads the every-token weights itself. */
 		send_progress(e, 0, 0, "expert cache");
-		send_msg(e, MSG_ERROR, 0,
-			 xasprintf("expert cache: %d of %d experts (%s) kept in memory, the "
-				   "rest read from disk when routed",
-				   xs.slots, xs.experts,
-				   sysinfo_bytes((uint64_t)xs.slots * xs.slot_bytes, b, sizeof(b))));
+		send_msg(
+			e, MSG_ERROR, 0,
+			xasprintf("expert cache: %d of %d experts (%s) kept in memory, the "
+				  "rest read from disk when routed",
+				  xs.slots, xs.experts,
+				  sysinfo_bytes((uint64_t)xs.slots * xs.slot_bytes, b, sizeof(b))));
 		return;
 	}
 	if (sysinfo_mem(&mem) == 0 && e->w.total > mem.available) {
@@ -277,8 +279,9 @@ warm_pause(struct engine *e)
 static void
 do_load(struct engine *e, struct msg *m)
 {
-	struct session_opts o = { .dir = m->text, .n_ctx = m->n, .n_threads = m->n2,
-				  .expert_cache = m->a };
+	struct session_opts o = {
+		.dir = m->text, .n_ctx = m->n, .n_threads = m->n2, .expert_cache = m->a
+	};
 	char *cause = NULL, *desc;
 	struct msg r = { .type = MSG_READY };
 	struct ticker tk;
@@ -337,8 +340,11 @@ static void
 on_progress(void *arg, int done, int total)
 {
 	struct engine *e = arg;
-	struct msg m = { .type = MSG_PREFILL, .seq = e->turn, .a = (uint64_t)done,
-			 .b = (uint64_t)total, .t = now_sec() };
+	struct msg m = { .type = MSG_PREFILL,
+			 .seq = e->turn,
+			 .a = (uint64_t)done,
+			 .b = (uint64_t)total,
+			 .t = now_sec() };
 
 	queue_push(e->out, &m);
 }
@@ -357,8 +363,8 @@ do_prompt(struct engine *e, struct msg *m)
 	}
 	gp.poll = poll_in;
 	gp.progress = on_progress;
-	if (session_reply(e->s, m->conv, (size_t)m->n_conv, &gp, on_text, e, &done.stats,
-			  &cause) != 0) {
+	if (session_reply(e->s, m->conv, (size_t)m->n_conv, &gp, on_text, e, &done.stats, &cause) !=
+	    0) {
 		send_msg(e, MSG_ERROR, m->seq, cause);
 		return;
 	}

@@ -107,13 +107,13 @@ struct ctx {
 	uint64_t bytes;
 
 	/* Per-step activations, [n_batch][...]. */
-	float *x;     /* [B][dim] residual stream */
-	float *h;     /* [B][dim] normed input of a block */
-	float *y;     /* [B][dim] block output */
-	float *big1;  /* [B][big] projection outputs (qkvz, q+gate) */
-	float *big2;  /* [B][big] conv output / attention output */
-	float *mid;   /* [B][mid] small projections (ba, k, v) */
-	float *zbuf;  /* [B][value_dim] DeltaNet output gate z */
+	float *x;        /* [B][dim] residual stream */
+	float *h;        /* [B][dim] normed input of a block */
+	float *y;        /* [B][dim] block output */
+	float *big1;     /* [B][big] projection outputs (qkvz, q+gate) */
+	float *big2;     /* [B][big] conv output / attention output */
+	float *mid;      /* [B][mid] small projections (ba, k, v) */
+	float *zbuf;     /* [B][value_dim] DeltaNet output gate z */
 	struct qact qa;  /* quantized h (or any block input) */
 	struct qact qa2; /* quantized second-stage inputs */
 
@@ -131,23 +131,23 @@ struct ctx {
 	float *gb;             /* [B][Hv] beta, then [B][Hv] g */
 
 	/* MoE. */
-	float *router;   /* [B][n_experts] logits -> probabilities */
-	int *sel;        /* [B][top_k] chosen experts */
-	float *selw;     /* [B][top_k] their weights */
-	int *cnt;        /* [n_experts] assignments per expert */
-	int *off;        /* [n_experts + 1] start of each expert's slice */
-	int *slot_tok;   /* [B * top_k] token of each slice row */
-	int *tok_row;    /* [B][top_k] slice row of each choice (sorted per token) */
-	float *slot_w;   /* [B * top_k] routing weight of each slice row */
-	float *gx;       /* [B * top_k][dim] gathered inputs */
-	float *g1, *g2;  /* [B * top_k][inter] gate and up outputs */
-	float *gy;       /* [B * top_k][dim] expert outputs */
-	float *sh1, *sh2; /* [B][shared_inter] */
-	float *shy;      /* [B][dim] */
-	float *shr;      /* [B] shared expert gate logit */
-	struct qact qg;  /* quantized gx rows */
-	struct qact qm;  /* quantized intermediate rows */
-	struct qact qs;  /* quantized shared intermediate */
+	float *router;      /* [B][n_experts] logits -> probabilities */
+	int *sel;           /* [B][top_k] chosen experts */
+	float *selw;        /* [B][top_k] their weights */
+	int *cnt;           /* [n_experts] assignments per expert */
+	int *off;           /* [n_experts + 1] start of each expert's slice */
+	int *slot_tok;      /* [B * top_k] token of each slice row */
+	int *tok_row;       /* [B][top_k] slice row of each choice (sorted per token) */
+	float *slot_w;      /* [B * top_k] routing weight of each slice row */
+	float *gx;          /* [B * top_k][dim] gathered inputs */
+	float *g1, *g2;     /* [B * top_k][inter] gate and up outputs */
+	float *gy;          /* [B * top_k][dim] expert outputs */
+	float *sh1, *sh2;   /* [B][shared_inter] */
+	float *shy;         /* [B][dim] */
+	float *shr;         /* [B] shared expert gate logit */
+	struct qact qg;     /* quantized gx rows */
+	struct qact qm;     /* quantized intermediate rows */
+	struct qact qs;     /* quantized shared intermediate */
 	struct qact *views; /* [2][n_experts] per-expert row views of qg and qm */
 
 	/* Expert cache (ctx_opts.expert_cache): NULL when the mapping serves the experts. */
@@ -161,8 +161,8 @@ struct ctx {
 
 	/* How routing went (ctx_routing): choices per expert, and the experts the last
 	 * token chose, for the share that the next token chooses again. */
-	uint64_t *route_n;      /* [n_layers][n_experts] */
-	int *route_prev;        /* [n_layers][top_k], -1 before the first token */
+	uint64_t *route_n; /* [n_layers][n_experts] */
+	int *route_prev;   /* [n_layers][top_k], -1 before the first token */
 	uint64_t route_same, route_pairs;
 
 	/* Per-worker scratch, [n_threads][64 * max_in]: the BLAS fallback's
@@ -176,8 +176,8 @@ struct ctx {
 	uint64_t job_bytes; /* their weights */
 
 	/* Snapshot of every DeltaNet layer's conv and recurrent state. */
-	float *snap;    /* [n_gdn_layers][conv + S] */
-	int snap_pos;   /* -1: none */
+	float *snap;  /* [n_gdn_layers][conv + S] */
+	int snap_pos; /* -1: none */
 
 	float *capture; /* [n_layers + 1][capture_n][dim] or NULL */
 	int capture_n, capture_at;
@@ -219,9 +219,9 @@ const char *
 ctx_phase_name(enum fwd_phase p)
 {
 	static const char *const names[FWD_PHASES] = {
-		[FWD_GLUE] = "glue",       [FWD_ATTN] = "attention", [FWD_GDN] = "deltanet",
-		[FWD_ROUTER] = "router",   [FWD_EXPERTS] = "experts", [FWD_SHARED] = "shared expert",
-		[FWD_MLP] = "dense mlp",   [FWD_HEAD] = "lm_head",
+		[FWD_GLUE] = "glue",     [FWD_ATTN] = "attention",  [FWD_GDN] = "deltanet",
+		[FWD_ROUTER] = "router", [FWD_EXPERTS] = "experts", [FWD_SHARED] = "shared expert",
+		[FWD_MLP] = "dense mlp", [FWD_HEAD] = "lm_head",
 	};
 
 	return (unsigned)p < FWD_PHASES ? names[p] : "?";
@@ -321,8 +321,7 @@ job_range(struct ctx *c, const struct mm_job *j, int b, int e, int worker)
 		kernels_use_y_scratch(tmp_of(c, worker), (size_t)64 * c->max_in * sizeof(float));
 		c->k->matmul_q8(j->W, j->A, j->Y, j->ldy, b, e);
 		kernels_use_y_scratch(NULL, 0);
-	}
-	else if (job_blas(j))
+	} else if (job_blas(j))
 		kernels_matmul_blas(j->W, j->X, j->n_tok, j->Y, j->ldy, b, e, tmp_of(c, worker));
 	else
 		c->k->matmul_f32(j->W, j->X, j->n_tok, j->Y, j->ldy, b, e);
@@ -406,10 +405,10 @@ struct rows_step {
 	struct ctx *c;
 	void (*fn)(const struct rows_step *s, int r0, int r1);
 	int n_rows, per;
-	int n;           /* floats per row */
-	const float *X;  /* quantize: input; swiglu: up */
-	float *Y;        /* swiglu: gate, in place */
-	struct qact *A;  /* quantize, gather: output */
+	int n;                         /* floats per row */
+	const float *X;                /* quantize: input; swiglu: up */
+	float *Y;                      /* swiglu: gate, in place */
+	struct qact *A;                /* quantize, gather: output */
 	const struct qact *src;        /* gather: quantized token rows */
 	const struct layer_moe *moe;   /* combine */
 	const struct layer_attn *attn; /* attention: norm, rotary, KV rows */
@@ -476,7 +475,9 @@ quantize_rows(const struct rows_step *s, int r0, int r1)
 static const struct qact *
 quantize(struct ctx *c, struct qact *A, const float *X, int n_tok, int n)
 {
-	struct rows_step s = { .c = c, .fn = quantize_rows, .n_rows = n_tok, .n = n, .X = X, .A = A };
+	struct rows_step s = {
+		.c = c, .fn = quantize_rows, .n_rows = n_tok, .n = n, .X = X, .A = A
+	};
 
 	if (c->o.f32)
 		return NULL;
@@ -571,8 +572,9 @@ attn_group(struct ctx *c, int slot, int t, int kvh, int h0, int h1, float *sc)
 	else
 		for (int s = 0; s < n_pos; s++)
 			for (int g = 0; g < ng; g++)
-				sc[g * ld + s] = scale * c->k->dot(q0 + (size_t)(h0 + g) * 2 * hd,
-								   c->kc + base + (size_t)s * hd, hd);
+				sc[g * ld + s] =
+					scale * c->k->dot(q0 + (size_t)(h0 + g) * 2 * hd,
+							  c->kc + base + (size_t)s * hd, hd);
 	for (int g = 0; g < ng; g++) {
 		float *p = sc + g * ld, mx = -INFINITY;
 		double sum = 0;
@@ -650,8 +652,11 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 	run_jobs(c);
 	if (stopping(c))
 		return false;
-	rows_run(c, &(struct rows_step){ .c = c, .fn = attn_prepare_rows, .n_rows = n_tok,
-					 .attn = a, .slot = slot });
+	rows_run(c, &(struct rows_step){ .c = c,
+					 .fn = attn_prepare_rows,
+					 .n_rows = n_tok,
+					 .attn = a,
+					 .slot = slot });
 	pool_step(c, attn_chunk, &st, n_tok * cfg->n_kv_heads * st.n_sub);
 	if (stopping(c))
 		return false;
@@ -742,8 +747,8 @@ conv_block(struct gdn_step *st, int c0, int n)
 			acc[i] = wt[kc - 1][i] * u[i];
 		for (j = 0; j < kc - 1; j++) {
 			int p = t + j;
-			const float *x = p < kc - 1 ? old[p]
-						    : c->big2 + (size_t)(p - (kc - 1)) * ld + c0;
+			const float *x =
+				p < kc - 1 ? old[p] : c->big2 + (size_t)(p - (kc - 1)) * ld + c0;
 
 			for (i = 0; i < n; i++)
 				acc[i] += wt[j][i] * x[i];
@@ -820,7 +825,8 @@ gdn_head(struct gdn_step *st, int h, float *tmp)
 				const float *gb = c->gb + (size_t)t * 2 * hv;
 
 				ops_delta_step(c->k, S + (size_t)r0 * dk, dk, nr, q, kk, v + r0,
-					       gb[h], expf(gb[hv + h]), tmp + (size_t)(t - t0) * dv + r0);
+					       gb[h], expf(gb[hv + h]),
+					       tmp + (size_t)(t - t0) * dv + r0);
 			}
 		}
 		for (int t = t0; t < t1; t++) {
@@ -872,7 +878,8 @@ layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_t
 	phase(c, FWD_GDN);
 	A = quantize(c, &c->qa, c->h, n_tok, m->cfg.hidden_size);
 	add_job(c, &g->in_qkvz, c->h, A, n_tok, c->big1, m->qkvz_dim);
-	add_job(c, &g->in_ba, c->h, act_for(c, FLOAT_BA, A), n_tok, c->mid, 2 * m->cfg.lin_n_v_heads);
+	add_job(c, &g->in_ba, c->h, act_for(c, FLOAT_BA, A), n_tok, c->mid,
+		2 * m->cfg.lin_n_v_heads);
 	run_jobs(c);
 	if (stopping(c))
 		return false;
@@ -995,7 +1002,9 @@ swiglu_chunk(const struct rows_step *s, int r0, int r1)
 static void
 swiglu_rows(struct ctx *c, float *g, const float *u, int n_rows, int n)
 {
-	struct rows_step s = { .c = c, .fn = swiglu_chunk, .n_rows = n_rows, .n = n, .X = u, .Y = g };
+	struct rows_step s = {
+		.c = c, .fn = swiglu_chunk, .n_rows = n_rows, .n = n, .X = u, .Y = g
+	};
 
 	rows_run(c, &s);
 }
@@ -1035,8 +1044,7 @@ combine_chunk(const struct rows_step *s, int t0, int t1)
  * their down projections; false when told to stop between the two halves.
  */
 static bool
-moe_experts(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int n_tok,
-	    int n_rows)
+moe_experts(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int n_tok, int n_rows)
 {
 	const struct model_config *cfg = &c->m->cfg;
 	int d = cfg->hidden_size, w = cfg->moe_inter;
@@ -1183,8 +1191,8 @@ group_down(struct ctx *c, int g0, int g1)
  * expert's down projection.  False on a read error (c->io_err) or a stop.
  */
 static bool
-experts_group(struct ctx *c, int li, const struct layer_moe *e, const struct qact *A,
-	      int n_tok, int g0, int g1)
+experts_group(struct ctx *c, int li, const struct layer_moe *e, const struct qact *A, int n_tok,
+	      int g0, int g1)
 {
 	bool ok;
 
@@ -1376,8 +1384,8 @@ layer_moe(struct ctx *c, int li, const struct layer_moe *e, int n_tok)
 	    stopping(c))
 		return false;
 	phase(c, FWD_GLUE);
-	rows_run(c, &(struct rows_step){ .c = c, .fn = combine_chunk, .n_rows = n_tok, .n = d,
-					 .moe = e });
+	rows_run(c, &(struct rows_step){
+			    .c = c, .fn = combine_chunk, .n_rows = n_tok, .n = d, .moe = e });
 	return true;
 }
 
@@ -1423,8 +1431,13 @@ norm_chunk(const struct rows_step *s, int t0, int t1)
 static void
 norm_rows(struct ctx *c, float *y, const float *x, const float *w, int n_tok)
 {
-	rows_run(c, &(struct rows_step){ .c = c, .fn = norm_chunk, .n_rows = n_tok,
-					 .n = c->m->cfg.hidden_size, .X = x, .Y = y, .w = w });
+	rows_run(c, &(struct rows_step){ .c = c,
+					 .fn = norm_chunk,
+					 .n_rows = n_tok,
+					 .n = c->m->cfg.hidden_size,
+					 .X = x,
+					 .Y = y,
+					 .w = w });
 }
 
 static void
@@ -1440,8 +1453,12 @@ add_chunk(const struct rows_step *s, int t0, int t1)
 static void
 add_rows(struct ctx *c, float *x, const float *y, int n_tok)
 {
-	rows_run(c, &(struct rows_step){ .c = c, .fn = add_chunk, .n_rows = n_tok,
-					 .n = c->m->cfg.hidden_size, .X = y, .Y = x });
+	rows_run(c, &(struct rows_step){ .c = c,
+					 .fn = add_chunk,
+					 .n_rows = n_tok,
+					 .n = c->m->cfg.hidden_size,
+					 .X = y,
+					 .Y = x });
 }
 
 /*
@@ -1512,7 +1529,7 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 
 	if (c->torn)
 		return cause_set(cause, "the context was stopped in the middle of a step; reset or "
-				 "restore it first");
+					"restore it first");
 	if (n <= 0)
 		return cause_set(cause, "no tokens to process");
 	if (c->pos + n > c->o.n_ctx)
@@ -1520,8 +1537,8 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 				 c->o.n_ctx);
 	for (int i = 0; i < n; i++)
 		if (tokens[i] < 0 || tokens[i] >= vocab)
-			return cause_set(cause, "token id %d out of range (vocabulary %d)", tokens[i],
-					 vocab);
+			return cause_set(cause, "token id %d out of range (vocabulary %d)",
+					 tokens[i], vocab);
 	if (st_changed())
 		return cause_set(cause, MODEL_CHANGED);
 	c->aborting = false;
@@ -1611,8 +1628,7 @@ alloc_moe(struct ctx *c, int B)
 	if (ok)
 		route_forget(c);
 	if (ok && (qact_init(&c->qg, (int)d, (int)rows) != 0 ||
-		   qact_init(&c->qm, (int)w, (int)rows) != 0 ||
-		   qact_init(&c->qs, (int)sw, B) != 0))
+		   qact_init(&c->qm, (int)w, (int)rows) != 0 || qact_init(&c->qs, (int)sw, B) != 0))
 		ok = false;
 	return ok;
 }
@@ -1665,12 +1681,14 @@ alloc_step(struct ctx *c, int B)
 	const struct model_config *cfg = &m->cfg;
 	size_t d = (size_t)cfg->hidden_size, qd = (size_t)cfg->n_heads * cfg->head_dim;
 	size_t big = MAX((size_t)m->qkvz_dim, 2 * qd);
-	size_t mid = MAX((size_t)4 * cfg->n_kv_heads * cfg->head_dim, (size_t)2 * cfg->lin_n_v_heads);
+	size_t mid =
+		MAX((size_t)4 * cfg->n_kv_heads * cfg->head_dim, (size_t)2 * cfg->lin_n_v_heads);
 	int n_thr = pool_size(c->pool);
 	bool ok = true;
 
 	c->max_in = (int)MAX(MAX(d, qd), (size_t)m->value_dim);
-	c->max_in = MAX(c->max_in, MAX(cfg->moe_inter, MAX(cfg->shared_inter, cfg->intermediate_size)));
+	c->max_in =
+		MAX(c->max_in, MAX(cfg->moe_inter, MAX(cfg->shared_inter, cfg->intermediate_size)));
 	c->x = ctx_alloc(c, B * d, sizeof(float), &ok);
 	c->h = ctx_alloc(c, B * d, sizeof(float), &ok);
 	c->y = ctx_alloc(c, B * d, sizeof(float), &ok);
@@ -1694,8 +1712,10 @@ alloc_step(struct ctx *c, int B)
 static bool
 make_xcache(struct ctx *c, char **cause)
 {
-	struct xcache_opts xo = { .budget = c->o.expert_cache, .keep_resident = true,
-				  .watch_memory = !c->o.expert_fixed, .read = c->o.expert_read };
+	struct xcache_opts xo = { .budget = c->o.expert_cache,
+				  .keep_resident = true,
+				  .watch_memory = !c->o.expert_fixed,
+				  .read = c->o.expert_read };
 	size_t ne = (size_t)MAX(c->m->cfg.n_experts, 1);
 
 	if (xo.budget == XCACHE_AUTO && (xo.budget = xcache_auto(c->m, c->bytes)) == 0)
@@ -1747,12 +1767,13 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 		c->o.n_batch = MAX(c->o.n_batch, XCACHE_BATCH);
 	c->o.n_batch = MIN(c->o.n_batch, c->o.n_ctx);
 	B = c->o.n_batch;
-	if ((c->pool = pool_new(o->n_threads > 0 ? o->n_threads : pool_default_threads(),
-				cause)) == NULL)
+	if ((c->pool = pool_new(o->n_threads > 0 ? o->n_threads : pool_default_threads(), cause)) ==
+	    NULL)
 		goto fail;
 	if (!alloc_step(c, B) || !alloc_layers(c) || !alloc_moe(c, B)) {
-		cause_set(cause, "out of memory for a %d-token context (%.1f GB needed); try a "
-				 "smaller --ctx",
+		cause_set(cause,
+			  "out of memory for a %d-token context (%.1f GB needed); try a "
+			  "smaller --ctx",
 			  c->o.n_ctx, (double)c->bytes / 1e9);
 		goto fail;
 	}
@@ -1815,7 +1836,8 @@ ctx_reset(struct ctx *c)
 		memset(c->gdn[i].conv, 0,
 		       (size_t)(cfg->conv_kernel - 1) * m->conv_dim * sizeof(float));
 		memset(c->gdn[i].S, 0,
-		       (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim * sizeof(float));
+		       (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim *
+			       sizeof(float));
 	}
 }
 

@@ -7,8 +7,8 @@
  * size come from the tensor shapes, which are unambiguous; where
  * quantization_config says otherwise (overlapping regexes, GPTQ `dynamic`,
  * names with another prefix, a missing entry) the load goes on and
- * model_warning() says so in one line.  Shapes must agree with config.json.  Errors name the file (or directory), tensor and
- * problem, in one line.
+ * model_warning() says so in one line.  Shapes must agree with config.json.  Errors name the file
+ * (or directory), tensor and problem, in one line.
  *
  * Thread affinity: model_open/model_close on one thread; the result is
  * read-only.
@@ -54,7 +54,8 @@ want_dims(const struct model *m, const struct st_tensor *t, int n_dims, int64_t 
 	for (int i = 0; i < n_dims; i++)
 		snprintf(exp + strlen(exp), sizeof(exp) - strlen(exp), "%s%lld", i ? ", " : "",
 			 (long long)want[i]);
-	return cause_set(cause, "%s: tensor '%s': shape [%s] does not match config.json (expected [%s])",
+	return cause_set(cause,
+			 "%s: tensor '%s': shape [%s] does not match config.json (expected [%s])",
 			 shard_of(m, t), t->name, got, exp);
 }
 
@@ -77,8 +78,9 @@ check_float_dtype(const struct model *m, const struct st_tensor *t, char **cause
 		return cause_set(cause, "%s: tensor '%s' has a dtype qnext does not read",
 				 shard_of(m, t), t->name);
 	default:
-		return cause_set(cause, "%s: tensor '%s': dtype %s where a float (F32/F16/BF16) is expected",
-				 shard_of(m, t), t->name, st_dtype_name(t->dtype));
+		return cause_set(
+			cause, "%s: tensor '%s': dtype %s where a float (F32/F16/BF16) is expected",
+			shard_of(m, t), t->name, st_dtype_name(t->dtype));
 	}
 }
 
@@ -124,7 +126,8 @@ gptq_shape(const struct model *m, const char *module, const struct st_tensor *qw
 	/* Sizes past int are no checkpoint's (and 32 x a huge shape would overflow). */
 	if (out > INT_MAX || ngroups > INT_MAX || qz->shape[1] > INT_MAX / 32 ||
 	    qw->shape[0] > INT_MAX / 32)
-		return cause_set(cause, "%s: module '%s': qweight/qzeros/scales shapes are too large",
+		return cause_set(cause,
+				 "%s: module '%s': qweight/qzeros/scales shapes are too large",
 				 m->dir, module);
 	if (out <= 0 || ngroups <= 0 || (32 * qz->shape[1]) % out != 0)
 		return cause_set(cause, "%s: module '%s': qzeros shape does not fit scales", m->dir,
@@ -134,8 +137,8 @@ gptq_shape(const struct model *m, const char *module, const struct st_tensor *qw
 		return cause_set(cause, "%s: module '%s': 3-bit AutoRound packing is not supported",
 				 m->dir, module);
 	if (bits != 2 && bits != 4 && bits != 8)
-		return cause_set(cause, "%s: module '%s': unsupported bit width %lld", m->dir, module,
-				 (long long)bits);
+		return cause_set(cause, "%s: module '%s': unsupported bit width %lld", m->dir,
+				 module, (long long)bits);
 	if (qw->shape[1] != out || qz->shape[0] != ngroups)
 		return cause_set(cause, "%s: module '%s': qweight/qzeros/scales shapes disagree",
 				 m->dir, module);
@@ -212,8 +215,7 @@ bind_gptq(const struct model *m, const char *module, struct qmat *W, const struc
 	if (gptq_shape(m, module, qw, qz, sc, W, cause) != 0)
 		return -1;
 	matched = config_module_quant(&m->cfg, module, &cfg_bits, &cfg_gs, cause);
-	if (matched == -2 ||
-	    gptq_group(m, module, W, cfg_bits, cfg_gs, matched, note, cause) != 0)
+	if (matched == -2 || gptq_group(m, module, W, cfg_bits, cfg_gs, matched, note, cause) != 0)
 		return -1;
 	W->fmt = WFMT_GPTQ;
 	W->zero_raw = strcmp(m->cfg.quant.packing_format, "auto_round") == 0;
@@ -255,8 +257,7 @@ float_disagrees(struct model *m, const char *module, const struct st_tensor *t, 
 }
 
 static int
-bind_linear(struct model *m, const char *module, int n_out, int n_in, struct qmat *W,
-	    char **cause)
+bind_linear(struct model *m, const char *module, int n_out, int n_in, struct qmat *W, char **cause)
 {
 	const struct st_tensor *t;
 
@@ -273,9 +274,11 @@ bind_linear(struct model *m, const char *module, int n_out, int n_in, struct qma
 	}
 	if ((t = find2(m, module, "weight")) == NULL)
 		return missing(m, module, "weight", cause);
-	if (find2(m, module, "weight_scale") != NULL || find2(m, module, "weight_scale_inv") != NULL ||
+	if (find2(m, module, "weight_scale") != NULL ||
+	    find2(m, module, "weight_scale_inv") != NULL ||
 	    find2(m, module, "weight_packed") != NULL)
-		return cause_set(cause, "%s: module '%s': FP8/packed weight formats are not supported",
+		return cause_set(cause,
+				 "%s: module '%s': FP8/packed weight formats are not supported",
 				 m->dir, module);
 	if (check_float_dtype(m, t, cause) != 0 || want_dims(m, t, 2, n_out, n_in, 0, cause) != 0 ||
 	    float_disagrees(m, module, t, cause) != 0)
@@ -393,9 +396,11 @@ bind_moe(struct model *m, int i, struct layer_moe *e, char **cause)
 	}
 	e->has_shared = c->shared_inter > 0;
 	if (e->has_shared &&
-	    (bind_linear(m, MOD("shared_expert.gate_proj"), c->shared_inter, d, &e->sh_gate, cause) ||
+	    (bind_linear(m, MOD("shared_expert.gate_proj"), c->shared_inter, d, &e->sh_gate,
+			 cause) ||
 	     bind_linear(m, MOD("shared_expert.up_proj"), c->shared_inter, d, &e->sh_up, cause) ||
-	     bind_linear(m, MOD("shared_expert.down_proj"), d, c->shared_inter, &e->sh_down, cause) ||
+	     bind_linear(m, MOD("shared_expert.down_proj"), d, c->shared_inter, &e->sh_down,
+			 cause) ||
 	     bind_linear(m, MOD("shared_expert_gate"), 1, d, &e->sh_router, cause)))
 		return -1;
 #undef MOD
@@ -591,8 +596,10 @@ model_open(const char *dir, char **cause)
 	m->conv_dim = 2 * m->key_dim + m->value_dim;
 	m->qkvz_dim = 2 * m->key_dim + 2 * m->value_dim;
 	if (c->quant.present && c->quant.desc_act) {
-		cause_set(cause, "%s/config.json: quantization_config: act-order (desc_act) is not "
-				 "supported", dir);
+		cause_set(cause,
+			  "%s/config.json: quantization_config: act-order (desc_act) is not "
+			  "supported",
+			  dir);
 		goto fail;
 	}
 	if (c->conv_kernel < 1 || c->conv_kernel > 16) {
@@ -605,10 +612,11 @@ model_open(const char *dir, char **cause)
 	if (bind_all(m, cause) != 0)
 		goto fail;
 	if (m->qnote.n > 0)
-		m->warning = xasprintf("%s/config.json: quantization_config disagrees with the tensors "
-				       "for %d module%s (first: %s); using the tensors' bits and "
-				       "group sizes",
-				       dir, m->qnote.n, m->qnote.n == 1 ? "" : "s", m->qnote.first);
+		m->warning =
+			xasprintf("%s/config.json: quantization_config disagrees with the tensors "
+				  "for %d module%s (first: %s); using the tensors' bits and "
+				  "group sizes",
+				  dir, m->qnote.n, m->qnote.n == 1 ? "" : "s", m->qnote.first);
 	return m;
 fail:
 	model_close(m);
@@ -691,7 +699,10 @@ fmt_name(const struct qmat *W, char *buf, size_t len)
 	if (W->fmt == WFMT_GPTQ)
 		snprintf(buf, len, "int%d g%d", W->bits, W->group_size);
 	else
-		snprintf(buf, len, "%s", W->fmt == WFMT_F32 ? "f32" : W->fmt == WFMT_F16 ? "f16" : "bf16");
+		snprintf(buf, len, "%s",
+			 W->fmt == WFMT_F32   ? "f32"
+			 : W->fmt == WFMT_F16 ? "f16"
+					      : "bf16");
 	return buf;
 }
 

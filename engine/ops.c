@@ -115,8 +115,8 @@ ops_moe_route(float *p, int n_experts, int top_k, bool norm, int *sel, float *w)
 }
 
 void
-ops_delta_step(const struct kernels *k, float *S, int dk, int dv, const float *q,
-	       const float *kk, const float *v, float beta, float decay, float *o)
+ops_delta_step(const struct kernels *k, float *S, int dk, int dv, const float *q, const float *kk,
+	       const float *v, float beta, float decay, float *o)
 {
 	k->delta_step(S, dk, dv, q, kk, v, beta, decay, o);
 }

@@ -88,7 +88,7 @@
 #define POOL_WAIT_US 200
 #endif
 /* Polls between looks at the clock. */
-#define POOL_POLLS   64
+#define POOL_POLLS 64
 
 struct pool {
 	int n;              /* workers including the owner */

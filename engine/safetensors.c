@@ -28,10 +28,10 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +118,6 @@ st_dtype_name(enum st_dtype dt)
 	return dtypes[dt].name;
 }
 
-
 static int tensor_error(char **cause, const char *what, const char *name, const char *fmt, ...)
 	PRINTF_LIKE(4, 5);
 
@@ -164,8 +163,8 @@ parse_dtype(struct hdr *h, const char *name, json_t *v, struct st_tensor *t, cha
 		}
 	}
 	/* Safetensors names its dtypes with capitals, digits and '_'. */
-	if (*s == '\0' || strlen(s) > 16 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
-							   strlen(s)) {
+	if (*s == '\0' || strlen(s) > 16 ||
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(s)) {
 		str_show(show, sizeof(show), s);
 		return tensor_error(cause, h->what, name, "dtype '%s' is not a safetensors dtype",
 				    show);
@@ -484,14 +483,15 @@ on_sigbus(int sig, siginfo_t *si, void *uc)
 
 	(void)uc;
 	for (int i = 0; si->si_code > 0 && i < GUARD_SLOTS; i++) {
-		uintptr_t b = atomic_load(&guard_maps[i].base), p = a & ~(uintptr_t)(guard_page - 1);
+		uintptr_t b = atomic_load(&guard_maps[i].base),
+			  p = a & ~(uintptr_t)(guard_page - 1);
 		size_t l = atomic_load(&guard_maps[i].len);
 
 		/* From the faulting page to the mapping's end: zero pages (mmap is a
 		 * plain system call on Linux, safe here in practice). */
 		if (b != 0 && a >= b && a < b + l &&
-		    mmap((void *)p, b + l - p, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
-			 0) != MAP_FAILED) {
+		    mmap((void *)p, b + l - p, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) != MAP_FAILED) {
 			atomic_store(&guard_changed, true);
 			return; /* the read is retried and gets zeros */
 		}
@@ -731,8 +731,7 @@ batch_find(struct shard_batch *b, const char *f, int *at)
  * first failing shard's cause.
  */
 static int
-batch_take(struct st_set *set, struct shard_batch *b, const char *const *files, int n,
-	   char **cause)
+batch_take(struct st_set *set, struct shard_batch *b, const char *const *files, int n, char **cause)
 {
 	batch_join(b);
 	for (int i = 0; i < n; i++) {

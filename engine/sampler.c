@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -30,8 +30,8 @@ struct cand {
 struct sampler {
 	struct sampler_params p;
 	int n_vocab, n_valid;
-	uint8_t *seen;      /* [n_vocab] 1 when the token occurred */
-	struct cand *cand;  /* [n_valid] */
+	uint8_t *seen;     /* [n_vocab] 1 when the token occurred */
+	struct cand *cand; /* [n_valid] */
 	uint64_t rng[4];
 };
 
@@ -69,9 +69,9 @@ sampler_params_json(const struct sampler_params *p)
 {
 	json_t *o = json_pack("{s:f, s:i, s:f, s:f, s:f, s:f, s:I}", "temperature",
 			      (double)p->temperature, "top_k", p->top_k, "top_p", (double)p->top_p,
-			      "min_p", (double)p->min_p, "presence_penalty", (double)p->presence_penalty,
-			      "repetition_penalty", (double)p->repetition_penalty, "seed",
-			      (json_int_t)p->seed);
+			      "min_p", (double)p->min_p, "presence_penalty",
+			      (double)p->presence_penalty, "repetition_penalty",
+			      (double)p->repetition_penalty, "seed", (json_int_t)p->seed);
 	char *r = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
 
 	json_decref(o);
@@ -107,11 +107,14 @@ eos_field(struct gen_config *g, json_t *v, const char *path, char **cause)
 		return 0;
 	}
 	if (!json_is_array(v) || json_array_size(v) > SAMPLER_MAX_EOS)
-		return cause_set(cause, "%s: eos_token_id: must be an integer or a short list", path);
+		return cause_set(cause, "%s: eos_token_id: must be an integer or a short list",
+				 path);
 	g->n_eos = 0;
-	json_array_foreach(v, i, e) {
+	json_array_foreach(v, i, e)
+	{
 		if (!json_is_integer(e))
-			return cause_set(cause, "%s: eos_token_id[%zu]: must be an integer", path, i);
+			return cause_set(cause, "%s: eos_token_id[%zu]: must be an integer", path,
+					 i);
 		g->eos[g->n_eos++] = (int32_t)json_integer_value(e);
 	}
 	return 0;

@@ -34,13 +34,13 @@ struct session {
 	int n_ctx;
 	char *notice;
 	int32_t think_start, think_end;
-	int32_t *base;    /* tokens of the saved base (ctx_saved_pos of them) */
+	int32_t *base; /* tokens of the saved base (ctx_saved_pos of them) */
 	int n_base;
-	int32_t *out;     /* [n_ctx] ids of the last reply */
+	int32_t *out; /* [n_ctx] ids of the last reply */
 	int n_out;
-	double t_out;     /* now_sec() when out[n_out - 1] was sampled */
-	float *logits;    /* [vocab] */
-	char *text;       /* [tokenizer_decode_max + 8] one token's text */
+	double t_out;  /* now_sec() when out[n_out - 1] was sampled */
+	float *logits; /* [vocab] */
+	char *text;    /* [tokenizer_decode_max + 8] one token's text */
 };
 
 const char *
@@ -80,9 +80,10 @@ check_template(struct session *s, const char *dir)
 	     !chat_template_is_builtin(text)))
 		which = "chat_template.jinja";
 	if (which != NULL)
-		s->notice = xasprintf("the model's chat template (%s) differs from qnext's built-in "
-				      "Qwen3 Thinking template; using the built-in one",
-				      which);
+		s->notice =
+			xasprintf("the model's chat template (%s) differs from qnext's built-in "
+				  "Qwen3 Thinking template; using the built-in one",
+				  which);
 	json_decref(j);
 	free(text);
 	free(jinja);
@@ -135,7 +136,9 @@ struct session *
 session_open(const struct session_opts *o, char **cause)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
-	struct ctx_opts co = { .n_batch = 256, .n_threads = o->n_threads, .f32 = o->f32,
+	struct ctx_opts co = { .n_batch = 256,
+			       .n_threads = o->n_threads,
+			       .f32 = o->f32,
 			       .expert_cache = o->expert_cache };
 
 	if (load_both(s, o->dir, cause) != 0 || gen_config_load(&s->gen, o->dir, cause) != 0)
@@ -410,9 +413,8 @@ decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp,
 }
 
 int
-session_reply(struct session *s, const struct chat_msg *msgs, size_t n,
-	      const struct gen_params *gp, session_cb *cb, void *arg, struct gen_stats *st,
-	      char **cause)
+session_reply(struct session *s, const struct chat_msg *msgs, size_t n, const struct gen_params *gp,
+	      session_cb *cb, void *arg, struct gen_stats *st, char **cause)
 {
 	int32_t *base = NULL, *full = NULL;
 	size_t n_base = 0, n_full = 0;
@@ -430,8 +432,10 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n,
 		goto out;
 	st->prompt_tokens = (int)n_full;
 	if ((int)n_full >= s->n_ctx) {
-		cause_set(cause, "the prompt has %zu tokens and does not fit the context of %d "
-				 "(raise --ctx)", n_full, s->n_ctx);
+		cause_set(cause,
+			  "the prompt has %zu tokens and does not fit the context of %d "
+			  "(raise --ctx)",
+			  n_full, s->n_ctx);
 		goto out;
 	}
 	if ((r = prefill(s, base, (int)n_base, full, (int)n_full, gp, arg, st, cause)) < 0)

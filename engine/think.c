@@ -96,8 +96,8 @@ scan_text(struct think_split *t, const char *text, size_t len, think_emit_fn *em
 }
 
 void
-think_feed(struct think_split *t, int32_t id, const char *text, size_t len,
-	   think_emit_fn *emit, void *arg)
+think_feed(struct think_split *t, int32_t id, const char *text, size_t len, think_emit_fn *emit,
+	   void *arg)
 {
 	if (t->in_answer) {
 		out(t, text, len, emit, arg);

@@ -168,7 +168,6 @@ pow2_at_least(size_t n)
 	return p;
 }
 
-
 /* The value of `key`, or NULL when absent or JSON null. */
 static json_t *
 get(json_t *o, const char *key)
@@ -891,10 +890,10 @@ load_split(struct tokenizer *t, json_t *p, const char *what, char **cause)
 	char s[SHOW];
 
 	if (!json_is_string(beh) || strcmp(json_string_value(beh), "Isolated") != 0)
-		return cause_set(cause, "%s: pre_tokenizer Split behavior '%s' is not supported",
-				 what,
-				 json_is_string(beh) ? str_show(s, sizeof(s), json_string_value(beh))
-						     : "(missing)");
+		return cause_set(
+			cause, "%s: pre_tokenizer Split behavior '%s' is not supported", what,
+			json_is_string(beh) ? str_show(s, sizeof(s), json_string_value(beh))
+					    : "(missing)");
 	if (get_flag(p, "invert", false, &invert) < 0 || invert)
 		return cause_set(cause, "%s: pre_tokenizer Split invert is not supported", what);
 	if (json_is_string(re = get(pat, "Regex")))

@@ -45,13 +45,13 @@
 #include "sysinfo.h"
 #include "util.h"
 
-#define MAX_PARTS   12  /* tensors per expert: 3 matrices x (qweight, qzeros, scales) */
-#define SAMPLE      16  /* slots looked at per eviction */
-#define IO_THREADS  4   /* reads in flight by default */
-#define AGE_TICKS   64  /* use counts halve this often */
-#define SPAN_SLACK  (64u << 10) /* read one span if the gaps add at most this */
-#define WATCH_MS    100 /* between memory-pressure looks (the watcher thread) */
-#define PSI_SHRINK  10.0 /* some avg10 (%) above which the cache gives memory back */
+#define MAX_PARTS      12          /* tensors per expert: 3 matrices x (qweight, qzeros, scales) */
+#define SAMPLE         16          /* slots looked at per eviction */
+#define IO_THREADS     4           /* reads in flight by default */
+#define AGE_TICKS      64          /* use counts halve this often */
+#define SPAN_SLACK     (64u << 10) /* read one span if the gaps add at most this */
+#define WATCH_MS       100         /* between memory-pressure looks (the watcher thread) */
+#define PSI_SHRINK     10.0        /* some avg10 (%) above which the cache gives memory back */
 /* Memory left to everything else: 512 MB or 3 % of RAM.  The watcher shrinks the cache
  * when other programs take more. */
 #define RESERVE(total) MAX((uint64_t)512 << 20, (total) / 33)
@@ -60,7 +60,7 @@ enum slot_state { FREE, LOADING, READY, FAILED };
 
 struct part {
 	int shard;
-	uint64_t off;    /* in the file */
+	uint64_t off; /* in the file */
 	size_t len;
 	size_t dst;      /* in the slot */
 	const void *src; /* in the mapping: what the qmat pointed at */
@@ -71,7 +71,7 @@ struct expert {
 	uint32_t uses; /* aged use count */
 	uint32_t last; /* tick of the last use */
 	uint8_t n_parts;
-	bool span;     /* one read covers every part */
+	bool span; /* one read covers every part */
 	struct part parts[MAX_PARTS];
 };
 
@@ -79,8 +79,8 @@ struct slot {
 	enum slot_state state;
 	int expert; /* record index, -1 when FREE */
 	int pins;
-	bool spec;  /* read on a guess, not yet demanded */
-	char *err;  /* FAILED: one line */
+	bool spec; /* read on a guess, not yet demanded */
+	char *err; /* FAILED: one line */
 	struct qmat q[3];
 };
 
@@ -99,7 +99,7 @@ struct xcache {
 	struct shard_file *files;
 	int n_files;
 
-	uint8_t *mem;       /* slots_max * stride bytes, anonymous */
+	uint8_t *mem; /* slots_max * stride bytes, anonymous */
 	size_t stride;
 	struct slot *slots;
 	int slots_max, n_slots;
@@ -136,7 +136,8 @@ cmp_ptr(const void *a, const void *b)
 	const struct st_tensor *x = *(const struct st_tensor *const *)a;
 	const struct st_tensor *y = *(const struct st_tensor *const *)b;
 
-	return (uintptr_t)x->data < (uintptr_t)y->data ? -1 : (uintptr_t)x->data > (uintptr_t)y->data;
+	return (uintptr_t)x->data < (uintptr_t)y->data ? -1
+						       : (uintptr_t)x->data > (uintptr_t)y->data;
 }
 
 /* The tensor whose bytes begin at p (by[] sorted by data), or NULL. */
@@ -157,8 +158,8 @@ tensor_at(const struct st_tensor **by, size_t n, const void *p)
 }
 
 static int
-add_part(struct xcache *xc, struct expert *e, const struct st_tensor **by, size_t n,
-	 const void *p, char **cause)
+add_part(struct xcache *xc, struct expert *e, const struct st_tensor **by, size_t n, const void *p,
+	 char **cause)
 {
 	const struct st_tensor *t;
 	struct part *pt;
@@ -301,8 +302,10 @@ read_full(struct xcache *xc, int f, void *buf, size_t len, uint64_t off, char **
 
 	if (fstat(sf->fd, &sb) != 0 || sb.st_size != sf->size ||
 	    sb.st_mtim.tv_sec != sf->mtime.tv_sec || sb.st_mtim.tv_nsec != sf->mtime.tv_nsec)
-		return cause_set(cause, "%s: the file changed while the model was open "
-				 "(restart qnext to load it again)", sf->path);
+		return cause_set(cause,
+				 "%s: the file changed while the model was open "
+				 "(restart qnext to load it again)",
+				 sf->path);
 	while (got < len) {
 		ssize_t r = xc->o.read(sf->fd, (char *)buf + got, len - got, (off_t)(off + got));
 
@@ -866,10 +869,20 @@ xcache_parse(const char *s, uint64_t *out, char **cause)
 		const char *unit;
 		double mult;
 	} units[] = {
-		{ "", 1 },	   { "B", 1 },		{ "K", 1e3 },	     { "KB", 1e3 },
-		{ "KiB", 1024.0 }, { "M", 1e6 },	{ "MB", 1e6 },	     { "MiB", 1048576.0 },
-		{ "G", 1e9 },	   { "GB", 1e9 },	{ "GiB", 1073741824.0 },
-		{ "T", 1e12 },	   { "TB", 1e12 },	{ "TiB", 1099511627776.0 },
+		{ "", 1 },
+		{ "B", 1 },
+		{ "K", 1e3 },
+		{ "KB", 1e3 },
+		{ "KiB", 1024.0 },
+		{ "M", 1e6 },
+		{ "MB", 1e6 },
+		{ "MiB", 1048576.0 },
+		{ "G", 1e9 },
+		{ "GB", 1e9 },
+		{ "GiB", 1073741824.0 },
+		{ "T", 1e12 },
+		{ "TB", 1e12 },
+		{ "TiB", 1099511627776.0 },
 	};
 	char *end;
 	double v;
@@ -890,8 +903,10 @@ xcache_parse(const char *s, uint64_t *out, char **cause)
 				*out = (uint64_t)(v * units[i].mult);
 				return 0;
 			}
-	return cause_set(cause, "--expert-cache '%s': expected auto, off or a size such as "
-			 "800M or 12G", s);
+	return cause_set(cause,
+			 "--expert-cache '%s': expected auto, off or a size such as "
+			 "800M or 12G",
+			 s);
 }
 
 static int
@@ -963,7 +978,8 @@ xcache_new(const struct model *m, const struct xcache_opts *o, char **cause)
 		goto fail;
 	xc->slots_max = (int)MIN(o->budget / xc->stride, (uint64_t)xc->n_layers * xc->n_exp);
 	if (xc->slots_max < 2) {
-		cause_set(cause, "expert cache: %llu bytes hold fewer than two experts of %zu bytes",
+		cause_set(cause,
+			  "expert cache: %llu bytes hold fewer than two experts of %zu bytes",
 			  (unsigned long long)o->budget, xc->stride);
 		goto fail;
 	}

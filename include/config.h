@@ -24,37 +24,37 @@
 struct quant_override {
 	char *key;
 	bool is_regex;
-	int bits;       /* -1 when absent; 16 or 32 with data_type float means unquantized */
-	int group_size; /* -1 when absent */
-	int sym;        /* -1 absent, 0 false, 1 true */
+	int bits;           /* -1 when absent; 16 or 32 with data_type float means unquantized */
+	int group_size;     /* -1 when absent */
+	int sym;            /* -1 absent, 0 false, 1 true */
 	char data_type[16]; /* "" when absent */
 	void *re;           /* the compiled regex (pcre2_code *) when is_regex, else NULL;
 			     * opaque so this header needs no <pcre2.h>; owned */
 };
 
 struct quant_config {
-	bool present;          /* a quantization_config was found */
-	char quant_method[32]; /* "auto-round" */
+	bool present;            /* a quantization_config was found */
+	char quant_method[32];   /* "auto-round" */
 	char packing_format[64]; /* "auto_round:auto_gptq" */
-	char data_type[16];    /* "int" */
-	int bits;              /* default bits for quantized linears */
+	char data_type[16];      /* "int" */
+	int bits;                /* default bits for quantized linears */
 	int group_size;
 	bool sym;
-	bool desc_act;         /* act-order (g_idx); unsupported */
+	bool desc_act; /* act-order (g_idx); unsupported */
 	int n_overrides;
 	struct quant_override *overrides; /* [n_overrides]: exact keys sorted by name,
 					   * then regex keys in file order */
 };
 
 struct model_config {
-	int hidden_size;      /* dim */
+	int hidden_size; /* dim */
 	int n_layers;
 	int vocab_size;
 	float rms_eps;
 
 	/* Gated attention ("full_attention" layers). */
 	int n_heads, n_kv_heads, head_dim;
-	int rotary_dim;       /* (int)(head_dim * partial_rotary_factor), even */
+	int rotary_dim; /* (int)(head_dim * partial_rotary_factor), even */
 	double rope_theta;
 
 	/* Gated DeltaNet ("linear_attention" layers). */
@@ -64,16 +64,16 @@ struct model_config {
 
 	/* MoE. */
 	int n_experts, n_experts_per_tok;
-	int moe_inter;        /* routed expert width */
-	int shared_inter;     /* shared expert width; 0 = no shared expert */
+	int moe_inter;    /* routed expert width */
+	int shared_inter; /* shared expert width; 0 = no shared expert */
 	bool norm_topk_prob;
 	int intermediate_size; /* dense MLP width (layers that are not MoE) */
 
 	bool tie_word_embeddings;
-	bool *layer_full;     /* [n_layers] true = full attention, false = DeltaNet */
-	bool *layer_moe;      /* [n_layers] true = sparse MoE, false = dense MLP */
+	bool *layer_full; /* [n_layers] true = full attention, false = DeltaNet */
+	bool *layer_moe;  /* [n_layers] true = sparse MoE, false = dense MLP */
 
-	int bos_token_id;     /* -1 when absent */
+	int bos_token_id; /* -1 when absent */
 	int n_eos;
 	int eos_token_id[CONFIG_MAX_EOS];
 

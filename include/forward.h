@@ -25,17 +25,17 @@ struct model;
 struct kernels;
 
 struct ctx_opts {
-	int n_ctx;      /* maximum positions (KV cache length) */
-	int n_batch;    /* tokens per internal step (prefill chunk); >= 1; at least 1024
-			   (within n_ctx) when an expert cache is made */
-	int n_threads;  /* worker threads including the caller; 0 = physical cores */
-	bool f32;       /* float32 activations everywhere (reference path); else int8
-			   activations for quantized matrices */
-	int kv_bits;    /* keys and values cached as 16 (IEEE half) or 32-bit floats;
-			   0: 16 on the int8 path, 32 on the float32 reference path */
+	int n_ctx;     /* maximum positions (KV cache length) */
+	int n_batch;   /* tokens per internal step (prefill chunk); >= 1; at least 1024
+			  (within n_ctx) when an expert cache is made */
+	int n_threads; /* worker threads including the caller; 0 = physical cores */
+	bool f32;      /* float32 activations everywhere (reference path); else int8
+			  activations for quantized matrices */
+	int kv_bits;   /* keys and values cached as 16 (IEEE half) or 32-bit floats;
+			  0: 16 on the int8 path, 32 on the float32 reference path */
 	const struct kernels *kernels; /* NULL = kernels_get() */
-	unsigned float_parts; /* on the int8 path, FLOAT_* products that keep float32
-				 activations; 0 = FLOAT_DEFAULT, FLOAT_NONE = none */
+	unsigned float_parts;          /* on the int8 path, FLOAT_* products that keep float32
+					  activations; 0 = FLOAT_DEFAULT, FLOAT_NONE = none */
 	/* Bytes of routed experts to hold in an expert cache (xcache.h), read from the
 	 * files as the router chooses them; 0 = none: the mapping and the page cache
 	 * serve them (the fastest way when the model fits in RAM). */

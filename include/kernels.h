@@ -70,14 +70,14 @@ gptq_zadd(const struct qmat *W)
  * quantize_act, pass and release.
  */
 struct qact {
-	int n;         /* inputs per token (last quantize_act) */
-	int n_tok;     /* tokens (last quantize_act) */
+	int n;                /* inputs per token (last quantize_act) */
+	int n_tok;            /* tokens (last quantize_act) */
 	int n_max, n_tok_max; /* capacity */
-	int n_blk;     /* ceil(n / QK) */
-	int8_t *q;     /* [n_tok_max][n_blk*QK] natural order, zero padded */
-	int8_t *qp;    /* [n_tok_max][n_blk*QK] permuted copy for nibble unpacking */
-	float *d;      /* [n_tok_max][n_blk] scale: x ~= d * q (equal within a QKS super-block) */
-	int32_t *sum;  /* [n_tok_max][n_blk] sum of q over the block */
+	int n_blk;            /* ceil(n / QK) */
+	int8_t *q;            /* [n_tok_max][n_blk*QK] natural order, zero padded */
+	int8_t *qp;           /* [n_tok_max][n_blk*QK] permuted copy for nibble unpacking */
+	float *d;     /* [n_tok_max][n_blk] scale: x ~= d * q (equal within a QKS super-block) */
+	int32_t *sum; /* [n_tok_max][n_blk] sum of q over the block */
 };
 
 /* Allocate buffers for up to n_tok_max tokens of n_max inputs.  0 or -1 (OOM). */
@@ -164,8 +164,8 @@ struct kernels {
 	 * the decayed row at once, o from S q = decay (S_old q) + delta (k q)),
 	 * equal to the scalar tier's four passes to float rounding.
 	 */
-	void (*delta_step)(float *S, int dk, int dv, const float *q, const float *k,
-			   const float *v, float beta, float decay, float *o);
+	void (*delta_step)(float *S, int dk, int dv, const float *q, const float *k, const float *v,
+			   float beta, float decay, float *o);
 
 	/*
 	 * y[i] = x[i] * sigmoid(x[i]) for n floats (y may be x).  The scalar tier
@@ -217,8 +217,8 @@ extern const struct kernels kernels_avx512;
  * cblas_sgemm.  Same contract as matmul_f32.  Faster than matmul_f32 only for
  * large n_tok; the caller decides (see kernels_blas_min_tokens).
  */
-void kernels_matmul_blas(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy,
-			 int o0, int o1, float *tmp);
+void kernels_matmul_blas(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, int o0,
+			 int o1, float *tmp);
 
 /* One-time OpenBLAS setup: its own thread pool is turned off, since qnext's
  * workers already split every product (kernels_get calls this). */

@@ -24,12 +24,12 @@
 #include "kernels.h"
 
 struct layer_attn {
-	struct qmat q_proj;  /* [n_heads * head_dim * 2][dim], per head: query then gate */
-	struct qmat k_proj;  /* [n_kv_heads * head_dim][dim] */
-	struct qmat v_proj;  /* [n_kv_heads * head_dim][dim] */
-	struct qmat o_proj;  /* [dim][n_heads * head_dim] */
-	float *q_norm;       /* [head_dim] zero-centred (applied as 1 + w) */
-	float *k_norm;       /* [head_dim] */
+	struct qmat q_proj; /* [n_heads * head_dim * 2][dim], per head: query then gate */
+	struct qmat k_proj; /* [n_kv_heads * head_dim][dim] */
+	struct qmat v_proj; /* [n_kv_heads * head_dim][dim] */
+	struct qmat o_proj; /* [dim][n_heads * head_dim] */
+	float *q_norm;      /* [head_dim] zero-centred (applied as 1 + w) */
+	float *k_norm;      /* [head_dim] */
 };
 
 struct layer_gdn {
@@ -43,30 +43,30 @@ struct layer_gdn {
 };
 
 struct layer_moe {
-	struct qmat router;      /* [n_experts][dim] */
-	struct qmat *gate;       /* [n_experts] each [moe_inter][dim] */
-	struct qmat *up;         /* [n_experts] each [moe_inter][dim] */
-	struct qmat *down;       /* [n_experts] each [dim][moe_inter] */
+	struct qmat router; /* [n_experts][dim] */
+	struct qmat *gate;  /* [n_experts] each [moe_inter][dim] */
+	struct qmat *up;    /* [n_experts] each [moe_inter][dim] */
+	struct qmat *down;  /* [n_experts] each [dim][moe_inter] */
 	bool has_shared;
 	struct qmat sh_gate, sh_up; /* [shared_inter][dim] */
-	struct qmat sh_down;     /* [dim][shared_inter] */
-	struct qmat sh_router;   /* shared_expert_gate [1][dim] */
+	struct qmat sh_down;        /* [dim][shared_inter] */
+	struct qmat sh_router;      /* shared_expert_gate [1][dim] */
 };
 
-struct layer_mlp {               /* dense SwiGLU for layers that are not MoE */
-	struct qmat gate, up;    /* [intermediate][dim] */
-	struct qmat down;        /* [dim][intermediate] */
+struct layer_mlp {            /* dense SwiGLU for layers that are not MoE */
+	struct qmat gate, up; /* [intermediate][dim] */
+	struct qmat down;     /* [dim][intermediate] */
 };
 
 struct layer {
-	bool full;               /* full attention (else Gated DeltaNet) */
-	bool moe;                /* sparse MoE (else dense MLP) */
-	float *in_norm;          /* [dim] zero-centred */
-	float *post_norm;        /* [dim] zero-centred */
-	struct layer_attn attn;  /* when full */
-	struct layer_gdn gdn;    /* when !full */
-	struct layer_moe moe_w;  /* when moe */
-	struct layer_mlp mlp;    /* when !moe */
+	bool full;              /* full attention (else Gated DeltaNet) */
+	bool moe;               /* sparse MoE (else dense MLP) */
+	float *in_norm;         /* [dim] zero-centred */
+	float *post_norm;       /* [dim] zero-centred */
+	struct layer_attn attn; /* when full */
+	struct layer_gdn gdn;   /* when !full */
+	struct layer_moe moe_w; /* when moe */
+	struct layer_mlp mlp;   /* when !moe */
 };
 
 /* Modules whose tensors disagree with quantization_config (model_warning). */
@@ -77,19 +77,19 @@ struct quant_note {
 
 struct model {
 	struct model_config cfg;
-	struct st_set *st;       /* owns the mappings every qmat points into */
+	struct st_set *st; /* owns the mappings every qmat points into */
 	char *dir;
-	struct qmat embed;       /* [vocab][dim]; row t is token t's embedding */
-	struct qmat lm_head;     /* [vocab][dim] */
-	float *final_norm;       /* [dim] zero-centred */
-	struct layer *layers;    /* [n_layers] */
+	struct qmat embed;    /* [vocab][dim]; row t is token t's embedding */
+	struct qmat lm_head;  /* [vocab][dim] */
+	float *final_norm;    /* [dim] zero-centred */
+	struct layer *layers; /* [n_layers] */
 	/* Derived sizes. */
 	int key_dim, value_dim, conv_dim, qkvz_dim;
-	int n_full;              /* full-attention layers (KV cache slots) */
-	uint64_t weight_bytes;   /* bytes of every bound matrix */
-	uint64_t decode_bytes;   /* bytes read per decoded token (active experts only) */
+	int n_full;            /* full-attention layers (KV cache slots) */
+	uint64_t weight_bytes; /* bytes of every bound matrix */
+	uint64_t decode_bytes; /* bytes read per decoded token (active experts only) */
 	struct quant_note qnote;
-	char *warning;           /* model_warning() */
+	char *warning; /* model_warning() */
 };
 
 /* Load the model in `dir`.  NULL + *cause (one line) on failure. */

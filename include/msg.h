@@ -40,7 +40,7 @@ enum msg_type {
 struct msg {
 	enum msg_type type;
 	uint64_t seq;
-	char *text;            /* owned, may be NULL */
+	char *text; /* owned, may be NULL */
 	enum think_part part;
 	struct chat_msg *conv; /* owned deep copy [n_conv] (role, content) */
 	int n_conv;
@@ -48,7 +48,8 @@ struct msg {
 	struct gen_stats stats;
 	uint64_t a, b;
 	int n, n2;
-	double t;              /* engine's now_sec() when the event happened (MSG_TOKEN, MSG_PREFILL, MSG_PROGRESS) */
+	double t; /* engine's now_sec() when the event happened (MSG_TOKEN, MSG_PREFILL,
+		     MSG_PROGRESS) */
 };
 
 /*

@@ -108,11 +108,11 @@ struct plan_result {
 	bool disk_assumed;    /* disk_gbs is PLAN_DISK_ASSUMED */
 	double tok_s_disk;    /* 1 / (memory time + disk time) per token */
 	/* The expert cache qnext makes instead (--expert-cache auto, xcache_budget): */
-	uint64_t xc_bytes;     /* experts it holds */
-	uint64_t xc_resident;  /* every-token weights left to the page cache */
-	double xc_cached;      /* share of the routed expert bytes it holds */
+	uint64_t xc_bytes;      /* experts it holds */
+	uint64_t xc_resident;   /* every-token weights left to the page cache */
+	double xc_cached;       /* share of the routed expert bytes it holds */
 	uint64_t xc_miss_bytes; /* read from disk per token with uniform routing */
-	double xc_tok_s;       /* 1 / (memory time + disk time) per token */
+	double xc_tok_s;        /* 1 / (memory time + disk time) per token */
 };
 
 /*

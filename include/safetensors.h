@@ -42,14 +42,14 @@ enum st_dtype {
 #define ST_MAX_DIMS 8
 
 struct st_tensor {
-	const char *name;         /* owned by the set */
+	const char *name; /* owned by the set */
 	enum st_dtype dtype;
 	int n_dims;
 	int64_t shape[ST_MAX_DIMS]; /* shape[0] is the slowest-varying dimension */
-	int64_t n_elems;          /* product of shape (1 for a scalar) */
-	const void *data;         /* into the shard's mapping; never written */
+	int64_t n_elems;            /* product of shape (1 for a scalar) */
+	const void *data;           /* into the shard's mapping; never written */
 	size_t n_bytes;
-	int shard;                /* index into the set's shard list */
+	int shard; /* index into the set's shard list */
 };
 
 struct st_set; /* opaque: the shards of one model directory */

@@ -23,7 +23,8 @@ struct sampler_params {
 	float top_p;              /* 1: off */
 	float min_p;              /* 0: off */
 	float presence_penalty;   /* subtracted once from every token already seen; 0: off */
-	float repetition_penalty; /* HF style: divides positive, multiplies negative logits; 1: off */
+	float repetition_penalty; /* HF style: divides positive, multiplies negative logits; 1: off
+				   */
 	uint64_t seed;
 };
 
@@ -44,7 +45,7 @@ void sampler_params_default(struct sampler_params *p);
  */
 #define SAMPLER_SEED_RANDOM UINT64_MAX
 /* Largest fixed seed: 2^53 - 1, so a seed survives JSON and `/set seed`. */
-#define SAMPLER_SEED_MAX ((UINT64_C(1) << 53) - 1)
+#define SAMPLER_SEED_MAX    ((UINT64_C(1) << 53) - 1)
 
 /* seed itself, or for SAMPLER_SEED_RANDOM a random one in [0, SAMPLER_SEED_MAX]. */
 uint64_t sampler_seed_pick(uint64_t seed);

@@ -21,23 +21,23 @@
 
 #include "chat-template.h"
 #include "sampler.h"
-#include "xcache.h"
 #include "think.h"
+#include "xcache.h"
 
 struct model;
 struct tokenizer;
 
 struct session_opts {
-	const char *dir; /* model directory */
-	int n_ctx;       /* context length; 0 = 40960 (capped by the model) */
-	int n_threads;   /* 0 = physical cores */
-	bool f32;        /* float32 activations (reference path) */
+	const char *dir;       /* model directory */
+	int n_ctx;             /* context length; 0 = 40960 (capped by the model) */
+	int n_threads;         /* 0 = physical cores */
+	bool f32;              /* float32 activations (reference path) */
 	uint64_t expert_cache; /* ctx_opts.expert_cache: 0 none, XCACHE_AUTO, or bytes */
 };
 
 struct gen_params {
 	struct sampler_params sp;
-	int max_tokens;   /* generated tokens at most */
+	int max_tokens; /* generated tokens at most */
 	/*
 	 * Called during the prefill between layers (and parts of a layer), and
 	 * once per generated token; true = stop now.  Not asked again after a
@@ -59,14 +59,14 @@ struct gen_stats {
 	int prompt_tokens; /* tokens of the rendered conversation */
 	int reused_tokens; /* of which were already in the context */
 	int gen_tokens;
-	double prefill_s;  /* prompt processing (the new tokens only) */
-	double ttft_s;     /* call start to the first generated token */
-	double decode_s;   /* first token to the end */
+	double prefill_s; /* prompt processing (the new tokens only) */
+	double ttft_s;    /* call start to the first generated token */
+	double decode_s;  /* first token to the end */
 	enum gen_stop stop;
 	/* The expert cache over this reply (cache_slots 0: none; the mapping serves). */
-	int cache_slots, cache_used;   /* experts it may hold, and holds */
+	int cache_slots, cache_used;       /* experts it may hold, and holds */
 	uint64_t cache_hits, cache_misses; /* demanded experts in memory / read then */
-	uint64_t cache_read;           /* bytes read from the files */
+	uint64_t cache_read;               /* bytes read from the files */
 };
 
 /* Receives each token's reasoning or answer text (see session_gen_progress);

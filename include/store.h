@@ -58,7 +58,8 @@ struct store_reply {
 	enum store_status status; /* STORE_DONE, STORE_STOPPED or STORE_ERROR */
 	const char *error;        /* why, for STORE_ERROR; else NULL */
 	struct store_usage usage;
-	const char *params_json;  /* the sampling settings used, seed included (a JSON object), or NULL */
+	const char *params_json; /* the sampling settings used, seed included (a JSON object), or
+				    NULL */
 };
 
 /* One row of the conversation list. */

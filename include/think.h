@@ -31,8 +31,8 @@ struct think_split {
 	int32_t end_id;   /* token id of "</think>", -1 when none */
 	int32_t start_id; /* token id of "<think>", -1 when none */
 	bool in_answer;
-	bool at_start;    /* nothing emitted in this part yet */
-	char hold[16];    /* text that may be the beginning of a tag */
+	bool at_start; /* nothing emitted in this part yet */
+	char hold[16]; /* text that may be the beginning of a tag */
 	size_t n_hold;
 };
 

@@ -9,8 +9,8 @@
 #ifndef QNEXT_UTIL_H
 #define QNEXT_UTIL_H
 
-#include <stddef.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -87,8 +87,7 @@ void signals_block_async(sigset_t *old);
  * stderr that names who ("qnext bench"), the option and the value.
  */
 int arg_int(const char *who, const char *opt, const char *s, long lo, long hi, int *out);
-int arg_double(const char *who, const char *opt, const char *s, double lo, double hi,
-	       double *out);
+int arg_double(const char *who, const char *opt, const char *s, double lo, double hi, double *out);
 
 /* Index of the largest of x[0..n) (the first one on ties); n >= 1. */
 int argmax_f32(const float *x, int n);

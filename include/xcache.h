@@ -46,22 +46,22 @@ struct xcache_opts {
 };
 
 struct xcache_stats {
-	int slots;               /* experts the cache may hold now */
-	int slots_max;           /* at the budget it was made with */
-	int used;                /* holding an expert */
-	int experts;             /* routed experts in the model (layers x experts) */
-	uint64_t slot_bytes;     /* bytes of one expert */
-	uint64_t hits;           /* demanded and already in memory */
-	uint64_t late;           /* demanded while a prefetch of it was still reading */
-	uint64_t misses;         /* demanded and read then */
-	uint64_t bytes_read;     /* from the files, demand and prefetch */
+	int slots;           /* experts the cache may hold now */
+	int slots_max;       /* at the budget it was made with */
+	int used;            /* holding an expert */
+	int experts;         /* routed experts in the model (layers x experts) */
+	uint64_t slot_bytes; /* bytes of one expert */
+	uint64_t hits;       /* demanded and already in memory */
+	uint64_t late;       /* demanded while a prefetch of it was still reading */
+	uint64_t misses;     /* demanded and read then */
+	uint64_t bytes_read; /* from the files, demand and prefetch */
 	uint64_t evictions;
-	uint64_t spec_issued;    /* speculative prefetches started */
-	uint64_t spec_used;      /* ... whose expert was then demanded */
-	uint64_t predicted;      /* experts predicted for the next layer */
-	uint64_t predicted_ok;   /* ... that its router then chose */
-	uint64_t shrinks;        /* times memory pressure took slots away */
-	double wait_s;           /* time the owner waited for reads */
+	uint64_t spec_issued;  /* speculative prefetches started */
+	uint64_t spec_used;    /* ... whose expert was then demanded */
+	uint64_t predicted;    /* experts predicted for the next layer */
+	uint64_t predicted_ok; /* ... that its router then chose */
+	uint64_t shrinks;      /* times memory pressure took slots away */
+	double wait_s;         /* time the owner waited for reads */
 };
 
 struct xcache;
@@ -154,7 +154,7 @@ int xcache_parse(const char *s, uint64_t *out, char **cause);
  * of 512 MB or 3 % of MemTotal, whichever is more.  0 = plain mmap is better:
  * the whole checkpoint fits.
  */
-uint64_t xcache_budget(uint64_t model_bytes, uint64_t resident, uint64_t ctx_bytes,
-		       uint64_t avail, uint64_t total);
+uint64_t xcache_budget(uint64_t model_bytes, uint64_t resident, uint64_t ctx_bytes, uint64_t avail,
+		       uint64_t total);
 
 #endif

@@ -23,11 +23,11 @@
 
 #include "benchhw.h"
 #include "forward.h"
-#include "session.h"
 #include "kernels.h"
 #include "model.h"
 #include "pool.h"
 #include "safetensors.h"
+#include "session.h"
 #include "sysinfo.h"
 #include "util.h"
 #include "xcache.h"
@@ -61,22 +61,21 @@ median(double *v, int n)
 
 struct bresult {
 	double prefill, decode, ttft, stream;
-	double ready;      /* session_open: model + tokenizer + context, seconds */
-	double rss_anon;   /* bytes of anonymous memory (beyond the mapped weights) */
-	double rss_peak;   /* peak resident set, bytes */
-	struct ctx_profile pre; /* the prompts of every run, by phase */
-	struct ctx_profile dec; /* the decode steps of every run, by phase */
-	uint64_t kv_per_pos;    /* KV cache bytes per position */
-	struct ctx_routing routing; /* over every run */
-	bool cached;            /* an expert cache served the experts */
+	double ready;                   /* session_open: model + tokenizer + context, seconds */
+	double rss_anon;                /* bytes of anonymous memory (beyond the mapped weights) */
+	double rss_peak;                /* peak resident set, bytes */
+	struct ctx_profile pre;         /* the prompts of every run, by phase */
+	struct ctx_profile dec;         /* the decode steps of every run, by phase */
+	uint64_t kv_per_pos;            /* KV cache bytes per position */
+	struct ctx_routing routing;     /* over every run */
+	bool cached;                    /* an expert cache served the experts */
 	struct xcache_stats xpre, xdec; /* its counters over the prompts / the decode steps */
 	struct xcache_stats xend;       /* at the end */
 };
 
 /* Counters of b minus a, into d (the sizes are b's). */
 static void
-xstats_add_delta(struct xcache_stats *d, const struct xcache_stats *a,
-		 const struct xcache_stats *b)
+xstats_add_delta(struct xcache_stats *d, const struct xcache_stats *a, const struct xcache_stats *b)
 {
 	d->hits += b->hits - a->hits;
 	d->late += b->late - a->late;
@@ -108,8 +107,10 @@ rss_anon(void)
 static double
 time_ready(const struct bopts *o)
 {
-	struct session_opts so = { .dir = o->model, .n_ctx = o->prompt + o->gen,
-				   .n_threads = o->threads, .f32 = o->f32,
+	struct session_opts so = { .dir = o->model,
+				   .n_ctx = o->prompt + o->gen,
+				   .n_threads = o->threads,
+				   .f32 = o->f32,
 				   .expert_cache = o->expert_cache };
 	char *path = xasprintf("%s/tokenizer.json", o->model), *cause = NULL;
 	FILE *f = fopen(path, "r");
@@ -239,8 +240,8 @@ print_cache(const struct bopts *o, const struct bresult *r)
 }
 
 static void
-print_result(const struct bopts *o, const struct model *m, const struct bresult *r,
-	     const char *isa, int threads)
+print_result(const struct bopts *o, const struct model *m, const struct bresult *r, const char *isa,
+	     int threads)
 {
 	double gbs = r->decode * (double)m->decode_bytes / 1e9;
 
@@ -253,10 +254,11 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 		       "\"rss_anon_bytes\": %.0f, \"rss_peak_bytes\": %.0f, "
 		       "\"expert_cache_slots\": %d, \"decode_hit_rate\": %.4f, "
 		       "\"decode_disk_bytes_per_token\": %.0f}\n",
-		       o->model, isa, threads, o->f32 ? "true" : "false", o->prompt, o->context, o->gen,
-		       r->prefill, r->decode, r->ttft, (unsigned long long)m->decode_bytes, gbs,
-		       r->stream, r->ready, r->rss_anon, r->rss_peak, r->cached ? r->xend.slots : 0,
-		       hit_rate(&r->xdec), (double)r->xdec.bytes_read / ((double)o->gen * o->reps));
+		       o->model, isa, threads, o->f32 ? "true" : "false", o->prompt, o->context,
+		       o->gen, r->prefill, r->decode, r->ttft, (unsigned long long)m->decode_bytes,
+		       gbs, r->stream, r->ready, r->rss_anon, r->rss_peak,
+		       r->cached ? r->xend.slots : 0, hit_rate(&r->xdec),
+		       (double)r->xdec.bytes_read / ((double)o->gen * o->reps));
 		return;
 	}
 	printf("kernels %s, %d threads, %s activations, median of %d runs\n", isa, threads,
@@ -278,8 +280,9 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 		double kv = (double)r->kv_per_pos * (o->prompt + o->context + (o->gen - 1) / 2.0);
 		double all = r->decode * ((double)m->decode_bytes + kv) / 1e9;
 
-		printf("with KV cache %8.2f GB/s  (%.1f MB per token; %.0f%% of stream read)\n", all,
-		       ((double)m->decode_bytes + kv) / 1e6, r->stream > 0 ? 100 * all / r->stream : 0);
+		printf("with KV cache %8.2f GB/s  (%.1f MB per token; %.0f%% of stream read)\n",
+		       all, ((double)m->decode_bytes + kv) / 1e6,
+		       r->stream > 0 ? 100 * all / r->stream : 0);
 	}
 	if (r->ready > 0)
 		printf("ready         %8.3f s     (model and tokenizer opened, context made)\n",
@@ -287,7 +290,8 @@ print_result(const struct bopts *o, const struct model *m, const struct bresult 
 	printf("memory        %8.1f MB anonymous beyond the mapped weights, peak RSS %.1f MB\n",
 	       r->rss_anon / 1e6, r->rss_peak / 1e6);
 	if (r->routing.choices > 0)
-		printf("routing       %.1f%% of choices to each layer's most chosen 10%% of experts, "
+		printf("routing       %.1f%% of choices to each layer's most chosen 10%% of "
+		       "experts, "
 		       "%.1f%% shared with the token before; %llu of %llu experts chosen\n",
 		       100 * r->routing.top10_share, 100 * r->routing.reuse,
 		       (unsigned long long)r->routing.used, (unsigned long long)r->routing.experts);
@@ -336,7 +340,9 @@ bench_run(const struct bopts *o)
 {
 	struct ctx_opts co = { .n_ctx = o->prompt + o->context + o->gen,
 			       .n_batch = MIN(o->prompt, 512),
-			       .n_threads = o->threads, .f32 = o->f32, .kv_bits = o->kv_bits,
+			       .n_threads = o->threads,
+			       .f32 = o->f32,
+			       .kv_bits = o->kv_bits,
 			       .expert_cache = o->expert_cache };
 	struct model *m = NULL;
 	struct ctx *c = NULL;
@@ -381,7 +387,8 @@ bench_run(const struct bopts *o)
 	}
 	print_result(o, m, &r, kernels_get()->name, threads);
 	if (!o->json && o->reps > 1) {
-		/* In run order: with an expert cache or a cold page cache the first is the cold one. */
+		/* In run order: with an expert cache or a cold page cache the first is the cold
+		 * one. */
 		printf("by run        decode");
 		for (int i = 0; i < o->reps; i++)
 			printf(" %.2f", tg_run[i]);
@@ -419,10 +426,14 @@ int
 bench_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "model", required_argument, NULL, 'm' }, { "prompt", required_argument, NULL, 'p' },
-		{ "gen", required_argument, NULL, 'n' },   { "reps", required_argument, NULL, 'r' },
-		{ "threads", required_argument, NULL, 'j' }, { "f32", no_argument, NULL, 'f' },
-		{ "json", no_argument, NULL, 'J' },        { "help", no_argument, NULL, 'h' },
+		{ "model", required_argument, NULL, 'm' },
+		{ "prompt", required_argument, NULL, 'p' },
+		{ "gen", required_argument, NULL, 'n' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "threads", required_argument, NULL, 'j' },
+		{ "f32", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
 		{ "phases", no_argument, NULL, 'P' },
 		{ "context", required_argument, NULL, 'c' },
 		{ "kv-bits", required_argument, NULL, 'K' },
@@ -436,24 +447,48 @@ bench_main(int argc, char **argv)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "m:p:n:r:j:fJh", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'm': o.model = optarg; break;
-		case 'p': rc = arg_int(WHO, "--prompt", optarg, 1, 1 << 24, &o.prompt); break;
-		case 'n': rc = arg_int(WHO, "--gen", optarg, 1, 1 << 24, &o.gen); break;
-		case 'r': rc = arg_int(WHO, "--reps", optarg, 1, 64, &o.reps); break;
-		case 'j': rc = arg_int(WHO, "--threads", optarg, 1, 1024, &o.threads); break;
-		case 'f': o.f32 = true; break;
-		case 'J': o.json = true; break;
-		case 'P': o.phases = true; break;
-		case 'c': rc = arg_int(WHO, "--context", optarg, 0, 1 << 20, &o.context); break;
-		case 'K': rc = arg_int(WHO, "--kv-bits", optarg, 16, 32, &o.kv_bits); break;
+		case 'm':
+			o.model = optarg;
+			break;
+		case 'p':
+			rc = arg_int(WHO, "--prompt", optarg, 1, 1 << 24, &o.prompt);
+			break;
+		case 'n':
+			rc = arg_int(WHO, "--gen", optarg, 1, 1 << 24, &o.gen);
+			break;
+		case 'r':
+			rc = arg_int(WHO, "--reps", optarg, 1, 64, &o.reps);
+			break;
+		case 'j':
+			rc = arg_int(WHO, "--threads", optarg, 1, 1024, &o.threads);
+			break;
+		case 'f':
+			o.f32 = true;
+			break;
+		case 'J':
+			o.json = true;
+			break;
+		case 'P':
+			o.phases = true;
+			break;
+		case 'c':
+			rc = arg_int(WHO, "--context", optarg, 0, 1 << 20, &o.context);
+			break;
+		case 'K':
+			rc = arg_int(WHO, "--kv-bits", optarg, 16, 32, &o.kv_bits);
+			break;
 		case 'X':
 			if ((rc = xcache_parse(optarg, &o.expert_cache, &cause)) != 0) {
 				fprintf(stderr, WHO ": %s\n", cause);
 				free(cause);
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 		if (rc != 0)
 			return 2;

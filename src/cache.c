@@ -155,7 +155,8 @@ cache_main(int argc, char **argv)
 	if (strcmp(argv[1], "list") == 0) {
 		walk(dir, NULL, list_one, &total);
 		printf("%llu bytes in all (qnext uses the checkpoint in place: no weights are "
-		       "cached)\n", total);
+		       "cached)\n",
+		       total);
 	} else if (strcmp(argv[1], "clear") == 0)
 		bad = walk(dir, NULL, clear_one, NULL);
 	else

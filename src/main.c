@@ -11,8 +11,8 @@
 
 #include "bench.h"
 #include "benchhw.h"
-#include "check.h"
 #include "cache.h"
+#include "check.h"
 #include "cli.h"
 #include "dequant.h"
 #include "kernels.h"
@@ -26,14 +26,20 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "chat", cli_chat_main },   { "tokenize", cli_tokenize_main },
-	{ "render", cli_render_main }, { "verify", verify_main },
-	{ "bench", bench_main },     { "mkmodel", mkmodel_main },
-	{ "which-model", cli_which_main }, { "export", cli_export_main },
+	{ "chat", cli_chat_main },
+	{ "tokenize", cli_tokenize_main },
+	{ "render", cli_render_main },
+	{ "verify", verify_main },
+	{ "bench", bench_main },
+	{ "mkmodel", mkmodel_main },
+	{ "which-model", cli_which_main },
+	{ "export", cli_export_main },
 	{ "list", cli_list_main },
 	{ "cache", cache_main },
-	{ "plan", plan_main },       { "bench-hw", benchhw_main },
-	{ "check", check_main },     { "dequant", dequant_main },
+	{ "plan", plan_main },
+	{ "bench-hw", benchhw_main },
+	{ "check", check_main },
+	{ "dequant", dequant_main },
 };
 
 int

@@ -29,13 +29,13 @@
 #include "util.h"
 
 enum gen {
-	GEN_QWEIGHT, /* random packed ints */
-	GEN_QZEROS,  /* symmetric zero points */
-	GEN_SCALES,  /* fp16 scales, random sign */
-	GEN_BF16,    /* small random bf16 */
-	GEN_ZERO_BF16, /* zero-centred norm weights: zeros */
-	GEN_ONE_BF16,  /* gated norm weight: ones */
-	GEN_ALOG,    /* A_log */
+	GEN_QWEIGHT,     /* random packed ints */
+	GEN_QZEROS,      /* symmetric zero points */
+	GEN_SCALES,      /* fp16 scales, random sign */
+	GEN_BF16,        /* small random bf16 */
+	GEN_ZERO_BF16,   /* zero-centred norm weights: zeros */
+	GEN_ONE_BF16,    /* gated norm weight: ones */
+	GEN_ALOG,        /* A_log */
 	GEN_EMBED_SKEW,  /* embeddings with channel 0 held at SKEW_CHANNEL (--router-skew) */
 	GEN_ROUTER_SKEW, /* router rows whose channel-0 weight ranks the experts (--router-skew) */
 };
@@ -51,7 +51,7 @@ enum gen {
  * close to it for top-k.  docs/expert-cache.md has what was measured.
  */
 #define SKEW_CHANNEL 1.0
-#define SKEW_H0      1.7  /* channel 0 after the layer norm: 1 / rms of the row */
+#define SKEW_H0      1.7 /* channel 0 after the layer norm: 1 / rms of the row */
 #define SKEW_BETA    0.45
 
 struct plan_t {
@@ -75,7 +75,7 @@ struct mkopts {
 	double shard_gb;
 	uint64_t seed;
 	double router_skew; /* --router-skew S: Zipf exponent of expert popularity; 0 = uniform */
-	bool force; /* replace the checkpoint in a non-empty -o directory */
+	bool force;         /* replace the checkpoint in a non-empty -o directory */
 };
 
 struct plan {
@@ -136,7 +136,8 @@ plan_layer(struct plan *p, const struct mkopts *o, int i)
 
 	snprintf(pre, sizeof(pre), "model.layers.%d", i);
 #define NAME(fmt) (snprintf(n, sizeof(n), "%s." fmt, pre), n)
-	plan_add(p, NAME("input_layernorm.weight"), "BF16", 1, o->hidden, 0, 0, GEN_ZERO_BF16, 0, 0);
+	plan_add(p, NAME("input_layernorm.weight"), "BF16", 1, o->hidden, 0, 0, GEN_ZERO_BF16, 0,
+		 0);
 	plan_add(p, NAME("post_attention_layernorm.weight"), "BF16", 1, o->hidden, 0, 0,
 		 GEN_ZERO_BF16, 0, 0);
 	if (full) {
@@ -153,14 +154,16 @@ plan_layer(struct plan *p, const struct mkopts *o, int i)
 	} else {
 		plan_linear(p, NAME("linear_attn.in_proj_qkvz"), 2 * kd + 2 * vd, o->hidden, 8,
 			    o->group);
-		plan_linear(p, NAME("linear_attn.in_proj_ba"), 2 * o->lv_heads, o->hidden, 8, o->group);
-		plan_add(p, NAME("linear_attn.conv1d.weight"), "BF16", 3, 2 * kd + vd, 1, 4, GEN_BF16,
-			 16, 0.5);
+		plan_linear(p, NAME("linear_attn.in_proj_ba"), 2 * o->lv_heads, o->hidden, 8,
+			    o->group);
+		plan_add(p, NAME("linear_attn.conv1d.weight"), "BF16", 3, 2 * kd + vd, 1, 4,
+			 GEN_BF16, 16, 0.5);
 		plan_add(p, NAME("linear_attn.dt_bias"), "BF16", 1, o->lv_heads, 0, 0, GEN_BF16, 16,
 			 0.5);
-		plan_add(p, NAME("linear_attn.A_log"), "BF16", 1, o->lv_heads, 0, 0, GEN_ALOG, 16, 0);
-		plan_add(p, NAME("linear_attn.norm.weight"), "BF16", 1, o->lv_dim, 0, 0, GEN_ONE_BF16,
-			 0, 0);
+		plan_add(p, NAME("linear_attn.A_log"), "BF16", 1, o->lv_heads, 0, 0, GEN_ALOG, 16,
+			 0);
+		plan_add(p, NAME("linear_attn.norm.weight"), "BF16", 1, o->lv_dim, 0, 0,
+			 GEN_ONE_BF16, 0, 0);
 		plan_linear(p, NAME("linear_attn.out_proj"), o->hidden, vd, 8, o->group);
 	}
 	plan_linear(p, NAME("mlp.gate"), o->experts, o->hidden, 16, o->group);
@@ -178,9 +181,11 @@ plan_layer(struct plan *p, const struct mkopts *o, int i)
 		snprintf(m, sizeof(m), "%s.mlp.experts.%d.down_proj", pre, e);
 		plan_linear(p, m, o->hidden, o->moe_inter, 4, o->group);
 	}
-	plan_linear(p, NAME("mlp.shared_expert.gate_proj"), o->shared_inter, o->hidden, 8, o->group);
+	plan_linear(p, NAME("mlp.shared_expert.gate_proj"), o->shared_inter, o->hidden, 8,
+		    o->group);
 	plan_linear(p, NAME("mlp.shared_expert.up_proj"), o->shared_inter, o->hidden, 8, o->group);
-	plan_linear(p, NAME("mlp.shared_expert.down_proj"), o->hidden, o->shared_inter, 8, o->group);
+	plan_linear(p, NAME("mlp.shared_expert.down_proj"), o->hidden, o->shared_inter, 8,
+		    o->group);
 	plan_linear(p, NAME("mlp.shared_expert_gate"), 1, o->hidden, 16, o->group);
 #undef NAME
 }
@@ -253,21 +258,39 @@ fill(const struct plan_t *t, const struct mkopts *o, void *buf, uint64_t *s)
 
 	for (int64_t i = 0; i < n; i++) {
 		switch (t->gen) {
-		case GEN_QWEIGHT: u32[i] = (uint32_t)rnd(s); break;
-		case GEN_QZEROS: u32[i] = t->bits == 4 ? 0x77777777u : t->bits == 8 ? 0x7F7F7F7Fu : 0x55555555u; break;
-		case GEN_SCALES: u16[i] = f32_to_fp16((float)(t->scale * (0.5 + 0.5 * fabs(rnd_sym(s))) * (rnd(s) & 1 ? 1 : -1))); break;
-		case GEN_BF16: u16[i] = f32_to_bf16((float)(t->scale * rnd_sym(s))); break;
-		case GEN_ZERO_BF16: u16[i] = 0; break;
-		case GEN_ONE_BF16: u16[i] = f32_to_bf16(1.0f); break;
-		case GEN_ALOG: u16[i] = f32_to_bf16((float)log(1 + 15 * fabs(rnd_sym(s)))); break;
+		case GEN_QWEIGHT:
+			u32[i] = (uint32_t)rnd(s);
+			break;
+		case GEN_QZEROS:
+			u32[i] = t->bits == 4   ? 0x77777777u
+				 : t->bits == 8 ? 0x7F7F7F7Fu
+						: 0x55555555u;
+			break;
+		case GEN_SCALES:
+			u16[i] = f32_to_fp16((float)(t->scale * (0.5 + 0.5 * fabs(rnd_sym(s))) *
+						     (rnd(s) & 1 ? 1 : -1)));
+			break;
+		case GEN_BF16:
+			u16[i] = f32_to_bf16((float)(t->scale * rnd_sym(s)));
+			break;
+		case GEN_ZERO_BF16:
+			u16[i] = 0;
+			break;
+		case GEN_ONE_BF16:
+			u16[i] = f32_to_bf16(1.0f);
+			break;
+		case GEN_ALOG:
+			u16[i] = f32_to_bf16((float)log(1 + 15 * fabs(rnd_sym(s))));
+			break;
 		case GEN_EMBED_SKEW:
-			u16[i] = f32_to_bf16((float)(i % cols == 0 ? SKEW_CHANNEL
-							       : t->scale * rnd_sym(s)));
+			u16[i] = f32_to_bf16(
+				(float)(i % cols == 0 ? SKEW_CHANNEL : t->scale * rnd_sym(s)));
 			break;
 		case GEN_ROUTER_SKEW:
-			u16[i] = f32_to_bf16((float)(i % cols == 0
-				? -SKEW_BETA * o->router_skew * log(rank[i / cols] + 1.0) / SKEW_H0
-				: t->scale * rnd_sym(s)));
+			u16[i] = f32_to_bf16(
+				(float)(i % cols == 0 ? -SKEW_BETA * o->router_skew *
+								log(rank[i / cols] + 1.0) / SKEW_H0
+						      : t->scale * rnd_sym(s)));
 			break;
 		}
 	}
@@ -299,8 +322,8 @@ shard_header(const struct plan *p, int k)
 		for (int d = 0; d < t->n_dims; d++)
 			json_array_append_new(shape, json_integer(t->shape[d]));
 		json_object_set_new(h, t->name,
-				    json_pack("{s:s, s:o, s:[I, I]}", "dtype", t->dtype, "shape", shape,
-					      "data_offsets", (json_int_t)off,
+				    json_pack("{s:s, s:o, s:[I, I]}", "dtype", t->dtype, "shape",
+					      shape, "data_offsets", (json_int_t)off,
 					      (json_int_t)(off + t->bytes)));
 		off += t->bytes;
 	}
@@ -382,9 +405,11 @@ extra_config(const struct mkopts *o)
 			json_object_set_new(ec, k, json_pack("{s:i}", "bits", 8));
 		}
 		snprintf(k, sizeof(k), "model.layers.%d.mlp.gate", i);
-		json_object_set_new(ec, k, json_pack("{s:i, s:s}", "bits", 16, "data_type", "float"));
+		json_object_set_new(ec, k,
+				    json_pack("{s:i, s:s}", "bits", 16, "data_type", "float"));
 		snprintf(k, sizeof(k), "model.layers.%d.mlp.shared_expert_gate", i);
-		json_object_set_new(ec, k, json_pack("{s:i, s:s}", "bits", 16, "data_type", "float"));
+		json_object_set_new(ec, k,
+				    json_pack("{s:i, s:s}", "bits", 16, "data_type", "float"));
 	}
 	return ec;
 }
@@ -407,23 +432,24 @@ write_config(const struct mkopts *o, char **cause)
 {
 	json_t *q = json_pack("{s:s, s:i, s:s, s:i, s:s, s:s, s:b, s:o}", "autoround_version",
 			      "0.7.0", "bits", 4, "data_type", "int", "group_size", o->group,
-			      "packing_format", "auto_round:auto_gptq", "quant_method", "auto-round",
-			      "sym", 1, "extra_config", extra_config(o));
+			      "packing_format", "auto_round:auto_gptq", "quant_method",
+			      "auto-round", "sym", 1, "extra_config", extra_config(o));
 	json_t *c = json_pack(
 		"{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, "
 		"s:i, s:i, s:i, s:f, s:f, s:f, s:b, s:b, s:i, s:I, s:i, s:i, s:s}",
 		"architectures", "Qwen3NextForCausalLM", "model_type", "qwen3_next", "hidden_size",
 		o->hidden, "num_hidden_layers", o->layers, "num_attention_heads", o->heads,
 		"num_key_value_heads", o->kv_heads, "head_dim", o->head_dim, "linear_num_key_heads",
-		o->lk_heads, "linear_num_value_heads", o->lv_heads, "linear_key_head_dim", o->lk_dim,
-		"linear_value_head_dim", o->lv_dim, "linear_conv_kernel_dim", 4, "num_experts",
-		o->experts, "num_experts_per_tok", o->top_k, "moe_intermediate_size", o->moe_inter,
-		"shared_expert_intermediate_size", o->shared_inter, "vocab_size", o->vocab,
-		"full_attention_interval", 4, "rms_norm_eps", 1e-6, "partial_rotary_factor", 0.25,
-		"rope_theta", 1e7, "norm_topk_prob", 1, "tie_word_embeddings", 0,
-		"intermediate_size", 5120, "max_position_embeddings", (json_int_t)262144,
-		"bos_token_id", o->vocab > 151645 ? 151643 : o->vocab - 2, "eos_token_id",
-		o->vocab > 151645 ? 151645 : o->vocab - 1, "torch_dtype", "bfloat16");
+		o->lk_heads, "linear_num_value_heads", o->lv_heads, "linear_key_head_dim",
+		o->lk_dim, "linear_value_head_dim", o->lv_dim, "linear_conv_kernel_dim", 4,
+		"num_experts", o->experts, "num_experts_per_tok", o->top_k, "moe_intermediate_size",
+		o->moe_inter, "shared_expert_intermediate_size", o->shared_inter, "vocab_size",
+		o->vocab, "full_attention_interval", 4, "rms_norm_eps", 1e-6,
+		"partial_rotary_factor", 0.25, "rope_theta", 1e7, "norm_topk_prob", 1,
+		"tie_word_embeddings", 0, "intermediate_size", 5120, "max_position_embeddings",
+		(json_int_t)262144, "bos_token_id", o->vocab > 151645 ? 151643 : o->vocab - 2,
+		"eos_token_id", o->vocab > 151645 ? 151645 : o->vocab - 1, "torch_dtype",
+		"bfloat16");
 
 	json_object_set(c, "quantization_config", q);
 	if (write_json(o->out, "config.json", c, cause) != 0)
@@ -478,7 +504,8 @@ mkmodel_copy_file(const char *from, const char *to, char **cause)
 static int
 write_tokenizer(const struct mkopts *o, char **cause)
 {
-	const char *cand[] = { o->tokenizer, DATADIR "/qwen3-tokenizer", "tests/data/qwen3-tokenizer" };
+	const char *cand[] = { o->tokenizer, DATADIR "/qwen3-tokenizer",
+			       "tests/data/qwen3-tokenizer" };
 	const char *files[] = { "tokenizer.json", "tokenizer_config.json" };
 	json_t *gen = json_pack("{s:[i, i], s:i, s:b, s:f, s:i, s:f}", "eos_token_id", 151645,
 				151643, "bos_token_id", 151643, "do_sample", 1, "temperature", 0.6,
@@ -499,7 +526,8 @@ write_tokenizer(const struct mkopts *o, char **cause)
 			continue;
 		fclose(f);
 		if (o->vocab < 151669) {
-			fprintf(stderr, "vocabulary %d is smaller than Qwen3's: no tokenizer copied\n",
+			fprintf(stderr,
+				"vocabulary %d is smaller than Qwen3's: no tokenizer copied\n",
 				o->vocab);
 			return 0;
 		}
@@ -532,10 +560,18 @@ static bool
 ours(const char *name)
 {
 	static const char *names[] = {
-		"config.json",	     "quantization_config.json", "generation_config.json",
-		"model.safetensors", "model.safetensors.index.json", "tokenizer.json",
-		"tokenizer_config.json", "vocab.json",		  "merges.txt",
-		"special_tokens_map.json", "added_tokens.json",	  "qnext-sha256.txt",
+		"config.json",
+		"quantization_config.json",
+		"generation_config.json",
+		"model.safetensors",
+		"model.safetensors.index.json",
+		"tokenizer.json",
+		"tokenizer_config.json",
+		"vocab.json",
+		"merges.txt",
+		"special_tokens_map.json",
+		"added_tokens.json",
+		"qnext-sha256.txt",
 		"chat_template.jinja",
 	};
 	size_t n = strlen(name), sfx = strlen(".safetensors");
@@ -652,17 +688,23 @@ parse_opt(struct mkopts *o, int ch, const char *arg)
 	char *end;
 
 	switch (ch) {
-	case 'o': o->out = arg; return 0;
-	case 'e': return arg_int("qnext mkmodel", "--experts", arg, 1, 65536, &o->experts);
-	case 'l': return arg_int("qnext mkmodel", "--layers", arg, 1, 1000, &o->layers);
-	case 'd': return arg_int("qnext mkmodel", "--hidden", arg, 128, 65536, &o->hidden);
-	case 'v': return arg_int("qnext mkmodel", "--vocab", arg, 2, 1 << 22, &o->vocab);
+	case 'o':
+		o->out = arg;
+		return 0;
+	case 'e':
+		return arg_int("qnext mkmodel", "--experts", arg, 1, 65536, &o->experts);
+	case 'l':
+		return arg_int("qnext mkmodel", "--layers", arg, 1, 1000, &o->layers);
+	case 'd':
+		return arg_int("qnext mkmodel", "--hidden", arg, 128, 65536, &o->hidden);
+	case 'v':
+		return arg_int("qnext mkmodel", "--vocab", arg, 2, 1 << 22, &o->vocab);
 	case 's':
 		errno = 0;
 		o->shard_gb = strtod(arg, &end);
 		if (errno != 0 || end == arg || *end != '\0' || !(o->shard_gb > 0)) {
-			fprintf(stderr, "qnext mkmodel: --shard-gb: '%s' is not a positive number\n",
-				arg);
+			fprintf(stderr,
+				"qnext mkmodel: --shard-gb: '%s' is not a positive number\n", arg);
 			return -1;
 		}
 		return 0;
@@ -670,7 +712,8 @@ parse_opt(struct mkopts *o, int ch, const char *arg)
 		errno = 0;
 		o->seed = strtoull(arg, &end, 10);
 		if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-') {
-			fprintf(stderr, "qnext mkmodel: --seed: '%s' is not an integer >= 0\n", arg);
+			fprintf(stderr, "qnext mkmodel: --seed: '%s' is not an integer >= 0\n",
+				arg);
 			return -1;
 		}
 		return 0;
@@ -679,16 +722,26 @@ parse_opt(struct mkopts *o, int ch, const char *arg)
 		o->router_skew = strtod(arg, &end);
 		if (errno != 0 || end == arg || *end != '\0' || !(o->router_skew >= 0) ||
 		    o->router_skew > 10) {
-			fprintf(stderr, "qnext mkmodel: --router-skew: '%s' is not a number in "
-					"[0, 10]\n", arg);
+			fprintf(stderr,
+				"qnext mkmodel: --router-skew: '%s' is not a number in "
+				"[0, 10]\n",
+				arg);
 			return -1;
 		}
 		return 0;
-	case 't': o->tokenizer = arg; return 0;
-	case 'T': tiny_dims(o); return 0;
-	case 'f': o->force = true; return 0;
-	case 'h': return 1;
-	default: return 2;
+	case 't':
+		o->tokenizer = arg;
+		return 0;
+	case 'T':
+		tiny_dims(o);
+		return 0;
+	case 'f':
+		o->force = true;
+		return 0;
+	case 'h':
+		return 1;
+	default:
+		return 2;
 	}
 }
 
@@ -701,14 +754,16 @@ check_dims(const struct mkopts *o)
 		return -1;
 	}
 	if (o->experts < o->top_k) {
-		fprintf(stderr, "qnext mkmodel: --experts %d is fewer than the %d experts each "
-				"token is routed to (top-k); use at least %d\n",
+		fprintf(stderr,
+			"qnext mkmodel: --experts %d is fewer than the %d experts each "
+			"token is routed to (top-k); use at least %d\n",
 			o->experts, o->top_k, o->top_k);
 		return -1;
 	}
 	if (o->hidden % o->group != 0) {
-		fprintf(stderr, "qnext mkmodel: --hidden %d is not a multiple of the quantization "
-				"group size %d\n",
+		fprintf(stderr,
+			"qnext mkmodel: --hidden %d is not a multiple of the quantization "
+			"group size %d\n",
 			o->hidden, o->group);
 		return -1;
 	}
@@ -719,19 +774,37 @@ int
 mkmodel_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "out", required_argument, NULL, 'o' },    { "experts", required_argument, NULL, 'e' },
-		{ "layers", required_argument, NULL, 'l' }, { "hidden", required_argument, NULL, 'd' },
-		{ "vocab", required_argument, NULL, 'v' },  { "shard-gb", required_argument, NULL, 's' },
-		{ "seed", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
-		{ "tokenizer", required_argument, NULL, 't' }, { "tiny", no_argument, NULL, 'T' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "experts", required_argument, NULL, 'e' },
+		{ "layers", required_argument, NULL, 'l' },
+		{ "hidden", required_argument, NULL, 'd' },
+		{ "vocab", required_argument, NULL, 'v' },
+		{ "shard-gb", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "tokenizer", required_argument, NULL, 't' },
+		{ "tiny", no_argument, NULL, 'T' },
 		{ "force", no_argument, NULL, 'f' },
-		{ "router-skew", required_argument, NULL, 'k' }, { NULL, 0, NULL, 0 },
+		{ "router-skew", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
 	};
 	/* The real model's dimensions (MODEL.md §1). */
-	struct mkopts o = { .hidden = 2048, .layers = 48, .experts = 512, .top_k = 10,
-			    .vocab = 151936, .heads = 16, .kv_heads = 2, .head_dim = 256,
-			    .lk_heads = 16, .lv_heads = 32, .lk_dim = 128, .lv_dim = 128,
-			    .moe_inter = 512, .shared_inter = 512, .group = 128, .shard_gb = 5.0,
+	struct mkopts o = { .hidden = 2048,
+			    .layers = 48,
+			    .experts = 512,
+			    .top_k = 10,
+			    .vocab = 151936,
+			    .heads = 16,
+			    .kv_heads = 2,
+			    .head_dim = 256,
+			    .lk_heads = 16,
+			    .lv_heads = 32,
+			    .lk_dim = 128,
+			    .lv_dim = 128,
+			    .moe_inter = 512,
+			    .shared_inter = 512,
+			    .group = 128,
+			    .shard_gb = 5.0,
 			    .seed = 1 };
 	int ch, r;
 

@@ -172,7 +172,8 @@ count_context(struct plan_model *pm, const struct model *m, int n_ctx, int n_thr
 	pm->n_threads = n_threads;
 	/* K and V for every full-attention layer and KV head, in IEEE half as
 	 * the default int8 path keeps them (forward.c's kv16; --f32 doubles it). */
-	pm->kv_token_bytes = 2 * (uint64_t)m->n_full * c->n_kv_heads * c->head_dim * sizeof(uint16_t);
+	pm->kv_token_bytes =
+		2 * (uint64_t)m->n_full * c->n_kv_heads * c->head_dim * sizeof(uint16_t);
 	pm->kv_bytes = pm->kv_token_bytes * (uint64_t)n_ctx;
 	pm->state_bytes = n_gdn * (conv + S) * sizeof(float);
 	pm->snapshot_bytes = pm->state_bytes;
@@ -313,14 +314,13 @@ plan_compute(const struct plan_model *pm, const struct plan_machine *mc, struct 
 	r->tok_s_disk = 1 / (mem_sec + (double)r->miss_bytes / (r->disk_gbs * 1e9));
 	/* The expert cache: the page cache keeps only the every-token weights (the
 	 * embedding table gives one row per token), the rest is whole experts. */
-	r->xc_resident = sub0(sub0(pm->mapped_bytes, pm->expert_bytes),
-			      pm->groups[PLAN_EMBED].bytes);
+	r->xc_resident =
+		sub0(sub0(pm->mapped_bytes, pm->expert_bytes), pm->groups[PLAN_EMBED].bytes);
 	r->xc_bytes = xcache_budget(pm->mapped_bytes, r->xc_resident, pm->ctx_bytes,
 				    mc->mem_available, mc->mem_total);
 	if (r->xc_bytes > 0 && pm->expert_bytes > 0) {
 		r->xc_cached = MIN(1.0, (double)r->xc_bytes / (double)pm->expert_bytes);
-		r->xc_miss_bytes =
-			(uint64_t)((1 - r->xc_cached) * (double)pm->expert_decode_bytes);
+		r->xc_miss_bytes = (uint64_t)((1 - r->xc_cached) * (double)pm->expert_decode_bytes);
 		r->xc_tok_s = 1 / (mem_sec + (double)r->xc_miss_bytes / (r->disk_gbs * 1e9));
 	}
 }
@@ -383,15 +383,15 @@ plan_json(const char *dir, const struct plan_model *pm, const struct plan_machin
 			 "disk_read_gbs", real_or_null(mc->disk_gbs), "bandwidth",
 			 mc->read_all > 0 ? "measured" : "not measured: run qnext bench-hw");
 	if (r->fit != PLAN_FITS)
-		disk = json_pack(
-			"{s:I, s:f, s:I, s:f, s:b, s:f, s:{s:I, s:I, s:f, s:I, s:f}}",
-			"cache_bytes", (json_int_t)r->cache_bytes,
-			"expert_cached_fraction", r->expert_cached, "disk_bytes_per_token",
-			(json_int_t)r->miss_bytes, "disk_gbs", r->disk_gbs, "disk_gbs_assumed",
-			r->disk_assumed, "decode_tok_s", r->tok_s_disk, "expert_cache", "bytes",
-			(json_int_t)r->xc_bytes, "resident_bytes", (json_int_t)r->xc_resident,
-			"expert_cached_fraction", r->xc_cached, "disk_bytes_per_token",
-			(json_int_t)r->xc_miss_bytes, "decode_tok_s", r->xc_tok_s);
+		disk = json_pack("{s:I, s:f, s:I, s:f, s:b, s:f, s:{s:I, s:I, s:f, s:I, s:f}}",
+				 "cache_bytes", (json_int_t)r->cache_bytes,
+				 "expert_cached_fraction", r->expert_cached, "disk_bytes_per_token",
+				 (json_int_t)r->miss_bytes, "disk_gbs", r->disk_gbs,
+				 "disk_gbs_assumed", r->disk_assumed, "decode_tok_s", r->tok_s_disk,
+				 "expert_cache", "bytes", (json_int_t)r->xc_bytes, "resident_bytes",
+				 (json_int_t)r->xc_resident, "expert_cached_fraction", r->xc_cached,
+				 "disk_bytes_per_token", (json_int_t)r->xc_miss_bytes,
+				 "decode_tok_s", r->xc_tok_s);
 	json_object_set_new(o, "model", json_string(dir));
 	json_object_set_new(o, "n_ctx", json_integer(pm->n_ctx));
 	json_object_set_new(o, "shards", json_integer(pm->n_shards));
@@ -548,14 +548,17 @@ plan_write(FILE *f, const char *dir, const struct plan_model *pm, const struct p
 		fprintf(f,
 			"  expert cache     what qnext does here (--expert-cache auto): the %s\n"
 			"                   read every token stay in the page cache, %s holds\n"
-			"                   %.0f%% of the routed experts, read whole as routers choose\n"
+			"                   %.0f%% of the routed experts, read whole as routers "
+			"choose\n"
 			"                   them; with uniform routing %s per token from disk:\n"
 			"                   ~%.1f tok/s%s, more as routing is skewed\n",
-			plan_bytes(r->xc_resident, a, sizeof(a)), plan_bytes(r->xc_bytes, b, sizeof(b)),
-			100 * r->xc_cached, plan_bytes(r->xc_miss_bytes, c, sizeof(c)), r->xc_tok_s,
+			plan_bytes(r->xc_resident, a, sizeof(a)),
+			plan_bytes(r->xc_bytes, b, sizeof(b)), 100 * r->xc_cached,
+			plan_bytes(r->xc_miss_bytes, c, sizeof(c)), r->xc_tok_s,
 			r->tok_s > 0 ? "" : " (disk time only)");
 	else
-		fprintf(f, "  expert cache     none: too little memory beside the weights every token\n"
+		fprintf(f, "  expert cache     none: too little memory beside the weights every "
+			   "token\n"
 			   "                   reads; the page cache serves the experts\n");
 	fprintf(f, "  swap             no swap setup is needed: the weights are a read-only file\n"
 		   "                   mapping, so under memory pressure the kernel drops their\n"

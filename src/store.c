@@ -180,13 +180,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CONV_SET_PINNED] = "UPDATE conversation SET pinned = ?2 WHERE id = ?1",
 	[ST_CONV_SET_ARCHIVED] = "UPDATE conversation SET archived = ?2 WHERE id = ?1",
 	[ST_CONV_DELETE] = "DELETE FROM conversation WHERE id = ?1",
-	[ST_CONV_LIST] = "SELECT c.id, c.title, " FIRST_USER ", c.updated_at,"
-			 /* The messages on the current branch: what opening it shows. */
-			 " (WITH RECURSIVE b(id) AS (SELECT c.current_leaf_id UNION ALL"
-			 "  SELECT m.parent_id FROM message m JOIN b ON m.id = b.id"
-			 "  WHERE m.parent_id IS NOT NULL) SELECT count(*) FROM b WHERE id IS NOT NULL),"
-			 " c.pinned FROM conversation c WHERE c.archived = 0"
-			 " ORDER BY c.pinned DESC, c.updated_at DESC, c.id DESC",
+	[ST_CONV_LIST] =
+		"SELECT c.id, c.title, " FIRST_USER ", c.updated_at,"
+		/* The messages on the current branch: what opening it shows. */
+		" (WITH RECURSIVE b(id) AS (SELECT c.current_leaf_id UNION ALL"
+		"  SELECT m.parent_id FROM message m JOIN b ON m.id = b.id"
+		"  WHERE m.parent_id IS NOT NULL) SELECT count(*) FROM b WHERE id IS NOT NULL),"
+		" c.pinned FROM conversation c WHERE c.archived = 0"
+		" ORDER BY c.pinned DESC, c.updated_at DESC, c.id DESC",
 	[ST_CONV_GET] = "SELECT c.uuid, c.title, " FIRST_USER ", c.system_prompt, c.model,"
 			" c.current_leaf_id, c.created_at, c.updated_at, c.pinned, c.archived"
 			" FROM conversation c WHERE c.id = ?1",
@@ -801,8 +802,9 @@ open_read_only(struct store *s, int busy_ms, bool *busy, char **cause)
 	if (identify_once(s, &version, cause) != 0)
 		goto fail;
 	if (version != store_schema_version()) {
-		cause_set(cause, "%s has schema %lld and this qnext reads %d: open it once with write "
-				 "access to upgrade it",
+		cause_set(cause,
+			  "%s has schema %lld and this qnext reads %d: open it once with write "
+			  "access to upgrade it",
 			  s->path, (long long)version, store_schema_version());
 		goto fail;
 	}
@@ -893,8 +895,7 @@ store_open_with(const char *path, const struct store_options *opt, char **cause)
 		double left = until - mono_ms();
 
 		if ((s = open_once(path, left > 1 ? (int)left : 1, ro, &busy, &why)) != NULL ||
-		    !busy ||
-		    left <= 0) {
+		    !busy || left <= 0) {
 			if (s == NULL && cause != NULL)
 				*cause = why;
 			else
@@ -1936,7 +1937,8 @@ json_message(const struct store_message *m)
 	json_object_set_new(o, "created_at", json_integer(m->created_at));
 	json_object_set_new(o, "usage", json_usage(&m->usage));
 	if (m->params_json != NULL && (params = json_loads(m->params_json, 0, NULL)) != NULL)
-		json_object_set_new(o, "params", params); /* the seed: how to get this answer again */
+		json_object_set_new(o, "params",
+				    params); /* the seed: how to get this answer again */
 	return o;
 }
 

@@ -213,7 +213,8 @@ sysinfo_cgroup_mem(uint64_t *limit, uint64_t *anon)
 		if (read_u64(path, limit) != 0)
 			return -1;
 		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%.*s/memory.stat", n, line + 8);
-		*anon = read_proc(path, stat, sizeof(stat)) == 0 ? stat_field(stat, "total_rss") : 0;
+		*anon = read_proc(path, stat, sizeof(stat)) == 0 ? stat_field(stat, "total_rss")
+								 : 0;
 	} else if ((line = strstr(cg, "0::")) != NULL && (line == cg || line[-1] == '\n')) {
 		int n = (int)strcspn(line + 3, "\n");
 

@@ -46,7 +46,7 @@
  * times above the largest measurement, far below what a broken kernel or
  * a wrong scale gives.
  */
-#define PATHS_MAX_KL 2e-3
+#define PATHS_MAX_KL     2e-3
 #define PATHS_MAX_HIDDEN 0.08
 
 struct golden {
@@ -68,7 +68,7 @@ struct vopts {
 	double tol, min_top1;
 	int threads;
 	const char *isa;
-	bool paths;          /* --paths: the int8 path measured against the float32 one */
+	bool paths;           /* --paths: the int8 path measured against the float32 one */
 	unsigned float_parts; /* --float: products kept in float activations */
 	double max_kl, max_hidden;
 };
@@ -154,7 +154,8 @@ golden_open(struct golden *g, const char *file, int vocab, int dim, char **cause
 	g->dim = dim;
 	if (g->T < 1 || lg->n_dims != 2 || lg->shape[0] != g->T || lg->shape[1] != vocab ||
 	    gl->n_dims != 2 || gl->shape[0] != g->N || gl->shape[1] != vocab)
-		return cause_set(cause, "%s: logits shapes do not match the prompt and vocabulary %d",
+		return cause_set(cause,
+				 "%s: logits shapes do not match the prompt and vocabulary %d",
 				 file, vocab);
 	g->ids = ids->data;
 	g->logits = lg->data;
@@ -238,7 +239,9 @@ report_hidden(struct ctx *c, const struct golden *g, const struct model *m, floa
 			for (size_t i = 0; i < per; i++)
 				amax = fmax(amax, fabs(g->hidden[l * per + i]));
 			printf("  hidden %-2d (%s): max err %.3e (%.3e of its max %.3f)\n", l,
-			       l == 0 ? "embedding" : m->layers[l - 1].full ? "attention" : "deltanet",
+			       l == 0                  ? "embedding"
+			       : m->layers[l - 1].full ? "attention"
+						       : "deltanet",
 			       max_err(h + l * per, g->hidden + l * per, per),
 			       max_err(h + l * per, g->hidden + l * per, per) / amax, amax);
 		}
@@ -330,7 +333,8 @@ verify_self(struct ctx *c, const struct model *m, const struct vopts *o)
 		/* NaN when a logit of either run is not finite: fails below. */
 		e = max_err(got, ref, (size_t)g.T * g.V) / g.abs_max;
 		worst = isnan(e) || e > worst ? e : worst;
-		printf("%-24s max err %.3e x logit_abs_max vs the whole prompt\n", scheds[k].name, e);
+		printf("%-24s max err %.3e x logit_abs_max vs the whole prompt\n", scheds[k].name,
+		       e);
 	}
 	rc = worst <= o->tol ? 0 : 1;
 	printf("%s: %d random tokens, schedules agree within %.1e x logit_abs_max (%.4f)\n",
@@ -417,7 +421,10 @@ static int
 run_path(const struct model *m, const struct vopts *o, bool f32, const int32_t *ids, int T,
 	 float *logits, float *hidden, char **cause)
 {
-	struct ctx_opts co = { .n_ctx = T, .n_batch = T, .n_threads = o->threads, .f32 = f32,
+	struct ctx_opts co = { .n_ctx = T,
+			       .n_batch = T,
+			       .n_threads = o->threads,
+			       .f32 = f32,
 			       .float_parts = o->float_parts };
 	struct ctx *c;
 	int rc;
@@ -436,7 +443,8 @@ static const char *
 float_names(unsigned parts, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%s%s%s", parts & FLOAT_ROUTER ? "router " : "",
-		 parts & FLOAT_BA ? "in_proj_ba " : "", parts & FLOAT_SHGATE ? "shared_expert_gate " : "",
+		 parts & FLOAT_BA ? "in_proj_ba " : "",
+		 parts & FLOAT_SHGATE ? "shared_expert_gate " : "",
 		 parts & FLOAT_ALL_SMALL ? "" : "none");
 	return buf;
 }
@@ -454,7 +462,10 @@ paths_hidden(const struct model *m, const struct golden *g, int T, const float *
 
 		worst = isnan(e) || e > worst ? e : worst;
 		printf("  hidden %-2d (%-9s) int8 vs float32 %.3e", l,
-		       l == 0 ? "embedding" : m->layers[l - 1].full ? "attention" : "deltanet", e);
+		       l == 0                  ? "embedding"
+		       : m->layers[l - 1].full ? "attention"
+					       : "deltanet",
+		       e);
 		if (g != NULL && g->hidden != NULL && l < g->L1 && g->T == T)
 			printf(", float32 vs golden %.3e, int8 vs golden %.3e",
 			       rel_rms(h32 + l * per, g->hidden + l * per, per),
@@ -476,7 +487,8 @@ verify_paths(const struct model *m, const struct golden *g, const struct vopts *
 {
 	int T = g->T, V = m->cfg.vocab_size, L1 = m->cfg.n_layers + 1;
 	size_t nh = (size_t)L1 * T * m->cfg.hidden_size;
-	float *l32 = xmalloc((size_t)T * V * sizeof(float)), *l8 = xmalloc((size_t)T * V * sizeof(float));
+	float *l32 = xmalloc((size_t)T * V * sizeof(float)),
+	      *l8 = xmalloc((size_t)T * V * sizeof(float));
 	float *h32 = xmalloc(nh * sizeof(float)), *h8 = xmalloc(nh * sizeof(float));
 	char *cause = NULL, names[80];
 	struct kl_stats k;
@@ -496,7 +508,8 @@ verify_paths(const struct model *m, const struct golden *g, const struct vopts *
 	       "max hidden error %.3e\n",
 	       k.mean, k.max, k.top1, T, 100.0 * k.top1 / T, hid);
 	if (g->logits != NULL) {
-		struct kl_stats k32 = kl_rows(g->logits, l32, T, V), kg8 = kl_rows(g->logits, l8, T, V);
+		struct kl_stats k32 = kl_rows(g->logits, l32, T, V),
+				kg8 = kl_rows(g->logits, l8, T, V);
 
 		printf("against the golden: float32 mean KL %.3e (top-1 %d/%d), int8 mean KL %.3e "
 		       "(top-1 %d/%d)\n",
@@ -627,7 +640,8 @@ parse_float_parts(const char *arg, unsigned *parts)
 		else if (strcmp(w, "all") == 0)
 			*parts |= FLOAT_ALL_SMALL;
 		else if (strcmp(w, "none") != 0) {
-			fprintf(stderr, WHO ": --float: '%s' is not router, ba, shgate, all or none\n", w);
+			fprintf(stderr,
+				WHO ": --float: '%s' is not router, ba, shgate, all or none\n", w);
 			rc = -1;
 		}
 	}
@@ -653,34 +667,66 @@ int
 verify_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "model", required_argument, NULL, 'm' }, { "golden", required_argument, NULL, 'g' },
-		{ "f32", no_argument, NULL, 'f' },         { "hidden", no_argument, NULL, 'H' },
-		{ "tol", required_argument, NULL, 't' },   { "min-top1", required_argument, NULL, 'k' },
-		{ "threads", required_argument, NULL, 'j' }, { "isa", required_argument, NULL, 'i' },
-		{ "self", no_argument, NULL, 's' },        { "tokens", required_argument, NULL, 'T' },
+		{ "model", required_argument, NULL, 'm' },
+		{ "golden", required_argument, NULL, 'g' },
+		{ "f32", no_argument, NULL, 'f' },
+		{ "hidden", no_argument, NULL, 'H' },
+		{ "tol", required_argument, NULL, 't' },
+		{ "min-top1", required_argument, NULL, 'k' },
+		{ "threads", required_argument, NULL, 'j' },
+		{ "isa", required_argument, NULL, 'i' },
+		{ "self", no_argument, NULL, 's' },
+		{ "tokens", required_argument, NULL, 'T' },
 		{ "kv-bits", required_argument, NULL, 'K' },
-		{ "paths", no_argument, NULL, 'P' },       { "float", required_argument, NULL, 'F' },
+		{ "paths", no_argument, NULL, 'P' },
+		{ "float", required_argument, NULL, 'F' },
 		{ "max-kl", required_argument, NULL, 'L' },
 		{ "max-hidden", required_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct vopts o = { .tol = 2e-3, .min_top1 = 0.6, .tokens = 100, .float_parts = FLOAT_DEFAULT,
-			   .max_kl = PATHS_MAX_KL, .max_hidden = PATHS_MAX_HIDDEN };
+	struct vopts o = { .tol = 2e-3,
+			   .min_top1 = 0.6,
+			   .tokens = 100,
+			   .float_parts = FLOAT_DEFAULT,
+			   .max_kl = PATHS_MAX_KL,
+			   .max_hidden = PATHS_MAX_HIDDEN };
 	int ch, rc = 0;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:g:fHt:k:j:i:sT:K:PF:L:D:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "m:g:fHt:k:j:i:sT:K:PF:L:D:h", longopts, NULL)) !=
+	       -1) {
 		switch (ch) {
-		case 'm': o.model = optarg; break;
-		case 'g': o.golden = optarg; break;
-		case 'f': o.f32 = true; break;
-		case 'H': o.hidden = true; break;
-		case 't': rc = arg_double(WHO, "--tol", optarg, 1e-12, 1e6, &o.tol); break;
-		case 'k': rc = arg_double(WHO, "--min-top1", optarg, 0, 1, &o.min_top1); break;
-		case 'j': rc = arg_int(WHO, "--threads", optarg, 1, 1024, &o.threads); break;
-		case 'i': o.isa = optarg; break;
-		case 's': o.self = true; break;
-		case 'T': rc = arg_int(WHO, "--tokens", optarg, 2, 1 << 20, &o.tokens); break;
+		case 'm':
+			o.model = optarg;
+			break;
+		case 'g':
+			o.golden = optarg;
+			break;
+		case 'f':
+			o.f32 = true;
+			break;
+		case 'H':
+			o.hidden = true;
+			break;
+		case 't':
+			rc = arg_double(WHO, "--tol", optarg, 1e-12, 1e6, &o.tol);
+			break;
+		case 'k':
+			rc = arg_double(WHO, "--min-top1", optarg, 0, 1, &o.min_top1);
+			break;
+		case 'j':
+			rc = arg_int(WHO, "--threads", optarg, 1, 1024, &o.threads);
+			break;
+		case 'i':
+			o.isa = optarg;
+			break;
+		case 's':
+			o.self = true;
+			break;
+		case 'T':
+			rc = arg_int(WHO, "--tokens", optarg, 2, 1 << 20, &o.tokens);
+			break;
 		case 'K':
 			if (arg_int(WHO, "--kv-bits", optarg, 16, 32, &o.kv_bits) != 0 ||
 			    (o.kv_bits != 16 && o.kv_bits != 32)) {
@@ -688,12 +734,24 @@ verify_main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'P': o.paths = true; break;
-		case 'F': rc = parse_float_parts(optarg, &o.float_parts); break;
-		case 'L': rc = arg_double(WHO, "--max-kl", optarg, 0, 1e6, &o.max_kl); break;
-		case 'D': rc = arg_double(WHO, "--max-hidden", optarg, 0, 1e6, &o.max_hidden); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'P':
+			o.paths = true;
+			break;
+		case 'F':
+			rc = parse_float_parts(optarg, &o.float_parts);
+			break;
+		case 'L':
+			rc = arg_double(WHO, "--max-kl", optarg, 0, 1e6, &o.max_kl);
+			break;
+		case 'D':
+			rc = arg_double(WHO, "--max-hidden", optarg, 0, 1e6, &o.max_hidden);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 		if (rc != 0)
 			return 2;

@@ -15,9 +15,9 @@
 #include "model.h"
 #include "queue.h"
 #include "safetensors.h"
+#include "t.h"
 #include "tokenizer.h"
 #include "util.h"
-#include "t.h"
 
 static struct queue *in, *out;
 
@@ -130,8 +130,7 @@ struct load {
 static void
 push_load(void)
 {
-	struct msg m = { .type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024,
-			 .n2 = 2 };
+	struct msg m = { .type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024, .n2 = 2 };
 
 	queue_push(in, &m);
 }
@@ -339,8 +338,9 @@ main(void)
 	{
 		char *user = long_text(200);
 
-		m = (struct msg){ .type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024,
-				  .n2 = 2 };
+		m = (struct msg){
+			.type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024, .n2 = 2
+		};
 		queue_push(in, &m);
 		m = until(MSG_READY, 0, NULL, NULL, 0);
 		msg_free(&m);

@@ -27,7 +27,7 @@ heap_in_use(void)
 
 /* Watches a one-step forward through the hidden-state capture. */
 struct probe {
-	float *cap;      /* [n_layers + 1][n_tok][dim], NaN where not yet written */
+	float *cap; /* [n_layers + 1][n_tok][dim], NaN where not yet written */
 	int n_layers, n_tok, dim;
 	int calls, stop_at;
 	int done_at[256]; /* layers complete when call i came */

@@ -75,8 +75,9 @@ ref_weight(const struct qmat *W, int o, int i)
 	int b = W->bits, per = 32 / b, g = i / W->group_size;
 	uint32_t mask = (1u << b) - 1, zs = (uint32_t)(W->n_out * b + 31) / 32;
 	uint32_t q = (W->qweight[(size_t)(i * b / 32) * W->n_out + o] >> ((i % per) * b)) & mask;
-	uint32_t z = ((W->qzeros[(size_t)g * zs + (size_t)(o * b / 32)] >> ((o % per) * b)) & mask) +
-		     (W->zero_raw ? 0 : 1); /* auto_round packing stores z itself */
+	uint32_t z =
+		((W->qzeros[(size_t)g * zs + (size_t)(o * b / 32)] >> ((o % per) * b)) & mask) +
+		(W->zero_raw ? 0 : 1); /* auto_round packing stores z itself */
 
 	return fp16_to_f32(W->scales[(size_t)g * W->n_out + o]) * ((float)q - (float)z);
 }
@@ -715,7 +716,8 @@ attn_scores_bad(const struct kernels *kt, const float *q, int ldq, int ng, const
 
 			for (int i = 0; i < n; i++)
 				m += fabs(q[g * ldq + i] * fp16_to_f32(k[s * n + i]));
-			bad += !(fabs(sc[g * ld + s] - sc0[g * ld + s]) <= 0.0625 * 1e-5 * m + 1e-30);
+			bad += !(fabs(sc[g * ld + s] - sc0[g * ld + s]) <=
+				 0.0625 * 1e-5 * m + 1e-30);
 		}
 		bad += sc[g * ld + np] != sc0[g * ld + np]; /* past the positions: untouched */
 	}
@@ -724,8 +726,8 @@ attn_scores_bad(const struct kernels *kt, const float *q, int ldq, int ng, const
 
 /* Bad entries of tier kt's mix_h against a double-precision reference. */
 static int
-attn_mix_bad(const struct kernels *kt, const float *p, size_t ld, int ng, const uint16_t *v,
-	     int np, int n, const float *o0, float *o, int ldo)
+attn_mix_bad(const struct kernels *kt, const float *p, size_t ld, int ng, const uint16_t *v, int np,
+	     int n, const float *o0, float *o, int ldo)
 {
 	int bad = 0;
 
@@ -880,7 +882,8 @@ test_silu(void)
 	for (int k = 0; k < n_tiers; k++)
 		all[n_all++] = tiers[k];
 	for (int i = 0; i < N; i++)
-		x[i] = i < 3 ? (float)(100 * (i - 1)) : (float)(i - N / 2) * (i % 5 == 0 ? 0.9f : 0.013f);
+		x[i] = i < 3 ? (float)(100 * (i - 1))
+			     : (float)(i - N / 2) * (i % 5 == 0 ? 0.9f : 0.013f);
 	for (int k = 0; k < n_all; k++) {
 		all[k]->silu(x, y, N);
 		for (int i = 0; i < N; i++) {
@@ -922,9 +925,15 @@ tmat_gptq_lean(struct tmat *t, int bits, int n_in, int n_out)
 	t->buf[0] = qw;
 	t->buf[1] = qz;
 	t->buf[2] = sc;
-	t->m = (struct qmat){ .fmt = WFMT_GPTQ, .n_in = n_in, .n_out = n_out, .bits = bits,
-			      .group_size = gs, .n_groups = n_groups, .qweight = qw,
-			      .qzeros = qz, .scales = sc };
+	t->m = (struct qmat){ .fmt = WFMT_GPTQ,
+			      .n_in = n_in,
+			      .n_out = n_out,
+			      .bits = bits,
+			      .group_size = gs,
+			      .n_groups = n_groups,
+			      .qweight = qw,
+			      .qzeros = qz,
+			      .scales = sc };
 }
 
 /*
@@ -979,8 +988,8 @@ shape_errors(const struct tmat *t, const float *X, int n_tok, int o0, int R)
 	const struct qmat *W = &t->m;
 	int n_in = W->n_in, ldy = W->n_out;
 	const struct kernels *all[3] = { &kernels_scalar, tiers[0], tiers[1] };
-	double *w = xmalloc((size_t)R * n_in * sizeof(double)), *ref = xmalloc((size_t)n_tok * R *
-									     sizeof(double));
+	double *w = xmalloc((size_t)R * n_in * sizeof(double)),
+	       *ref = xmalloc((size_t)n_tok * R * sizeof(double));
 	float *Y = xmalloc((size_t)n_tok * ldy * sizeof(float));
 	float *scratch = xmalloc((size_t)64 * n_in * sizeof(float));
 	struct shape_err e = { { 0 }, 0 }; /* a tier not run stays 0 */
@@ -1070,17 +1079,19 @@ test_real_shapes(void)
 						else
 							worst = fmax(worst, r);
 						if (!(r <= (plain ? 1.05 : 1.0)))
-							fprintf(stderr, "  %dx%d %d-bit %d tok tier %d: "
+							fprintf(stderr,
+								"  %dx%d %d-bit %d tok tier %d: "
 								"rms err %.4g vs Q8_K %.4g\n",
-								n_outs[b], n_ins[a], bitss[c], nt, k,
-								e.tier[k], e.q8k);
+								n_outs[b], n_ins[a], bitss[c], nt,
+								k, e.tier[k], e.q8k);
 					}
 				}
 				tmat_free(&t);
 			}
 	T_EQ_INT(worse, 0);
 	printf("real shapes: int8 path rms error / Q8_K's at most %.3f with outlier channels, "
-	       "%.3f without\n", worst, worst_plain);
+	       "%.3f without\n",
+	       worst, worst_plain);
 	free(X);
 }
 

@@ -484,9 +484,10 @@ main(void)
 				    "bits", json_integer(4));
 		json_dump_file(cfg, path, 0);
 		json_decref(cfg);
-		expect_warning("bits vs quantization_config", 8,
-			       "for 1 module (first: 'model.layers.0.linear_attn.in_proj_qkvz' holds "
-			       "8-bit weights, the config says 4)");
+		expect_warning(
+			"bits vs quantization_config", 8,
+			"for 1 module (first: 'model.layers.0.linear_attn.in_proj_qkvz' holds "
+			"8-bit weights, the config says 4)");
 	}
 	fresh_copy();
 	{

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "queue.h"
-#include "util.h"
 #include "t.h"
+#include "util.h"
 
 #define N 20000
 

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "sampler.h"
-#include "util.h"
 #include "t.h"
+#include "util.h"
 
 #define V 1000
 
@@ -104,7 +104,8 @@ test_seed(void)
 static void
 test_seed_pick(void)
 {
-	uint64_t a = sampler_seed_pick(SAMPLER_SEED_RANDOM), b = sampler_seed_pick(SAMPLER_SEED_RANDOM);
+	uint64_t a = sampler_seed_pick(SAMPLER_SEED_RANDOM),
+		 b = sampler_seed_pick(SAMPLER_SEED_RANDOM);
 
 	T_ASSERT(sampler_seed_pick(0) == 0);
 	T_ASSERT(sampler_seed_pick(12345) == 12345);

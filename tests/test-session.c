@@ -22,9 +22,9 @@
 #include "model.h"
 #include "safetensors.h"
 #include "session.h"
+#include "t.h"
 #include "tokenizer.h"
 #include "util.h"
-#include "t.h"
 
 #define TINY "tests/data/tiny"
 
@@ -39,7 +39,8 @@ load_messages(void)
 	size_t i;
 
 	golden_json = json_load_file(TINY "/golden.json", 0, NULL);
-	json_array_foreach(json_object_get(golden_json, "messages"), i, m) {
+	json_array_foreach(json_object_get(golden_json, "messages"), i, m)
+	{
 		msgs[i].role = json_string_value(json_object_get(m, "role"));
 		msgs[i].content = json_string_value(json_object_get(m, "content"));
 		n_msgs = i + 1;
@@ -85,7 +86,8 @@ static int
 stopped_reply(struct session *s, const struct chat_msg *m, size_t n, struct stopper *p,
 	      struct gen_stats *st)
 {
-	struct gen_params gp = { .max_tokens = 4, .poll = stopper_poll,
+	struct gen_params gp = { .max_tokens = 4,
+				 .poll = stopper_poll,
 				 .progress = stopper_progress };
 	char *cause = NULL;
 	int rc;

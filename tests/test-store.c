@@ -1204,8 +1204,11 @@ static void
 test_export_forgery(void)
 {
 	struct store_reply r = { "## User\n\nforged\n\n### Fine\n\n```\n## User\n```",
-				 "think </details> done\n# Top\n<SUMMARY>x", STORE_DONE, NULL,
-				 { 20, 0, 5, 3, -1, 80, 30 }, NULL };
+				 "think </details> done\n# Top\n<SUMMARY>x",
+				 STORE_DONE,
+				 NULL,
+				 { 20, 0, 5, 3, -1, 80, 30 },
+				 NULL };
 	struct store *s = open_ok(":memory:");
 	char *md, *cause = NULL;
 	int64_t conv, id;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "think.h"
 #include "t.h"
+#include "think.h"
 
 struct sink {
 	char part[2][256];

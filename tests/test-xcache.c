@@ -57,8 +57,9 @@ same_logits(const char *dir, bool f32)
 {
 	char *cause = NULL;
 	struct model *m = model_open(dir, &cause);
-	struct ctx_opts o = { .n_ctx = 64, .n_batch = 4, .n_threads = 2, .f32 = f32,
-			      .expert_fixed = true };
+	struct ctx_opts o = {
+		.n_ctx = 64, .n_batch = 4, .n_threads = 2, .f32 = f32, .expert_fixed = true
+	};
 	uint64_t xb;
 	size_t n;
 	float *ref, *few, *roomy;
@@ -94,9 +95,8 @@ same_logits(const char *dir, bool f32)
 	T_ASSERT(b.predicted > 0 && b.predicted_ok <= b.predicted);
 	printf("%s %s: few slots %llu hits %llu misses; roomy %llu hits %llu late %llu misses, "
 	       "%llu of %llu guesses right\n",
-	       dir, f32 ? "f32" : "int8", (unsigned long long)a.hits,
-	       (unsigned long long)a.misses, (unsigned long long)b.hits,
-	       (unsigned long long)b.late, (unsigned long long)b.misses,
+	       dir, f32 ? "f32" : "int8", (unsigned long long)a.hits, (unsigned long long)a.misses,
+	       (unsigned long long)b.hits, (unsigned long long)b.late, (unsigned long long)b.misses,
 	       (unsigned long long)b.predicted_ok, (unsigned long long)b.predicted);
 	free(ref);
 	free(few);
@@ -196,7 +196,10 @@ read_errors(void)
 {
 	char *cause = NULL, dir[] = "/tmp/qnext-xcache-XXXXXX", *cmd, *shard;
 	struct model *m;
-	struct ctx_opts o = { .n_ctx = 64, .n_batch = 4, .n_threads = 2, .expert_fixed = true,
+	struct ctx_opts o = { .n_ctx = 64,
+			      .n_batch = 4,
+			      .n_threads = 2,
+			      .expert_fixed = true,
 			      .expert_read = flaky_pread };
 	struct ctx *c;
 	int32_t ids[4] = { 1, 2, 3, 4 };

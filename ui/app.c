@@ -141,8 +141,7 @@ app_ask(struct app *a, const char *p, const char *initial, app_line_fn *fn)
 static void
 load_model(struct app *a)
 {
-	struct msg m = { .type = MSG_LOAD, .n = a->n_ctx, .n2 = a->threads,
-			 .a = a->expert_cache };
+	struct msg m = { .type = MSG_LOAD, .n = a->n_ctx, .n2 = a->threads, .a = a->expert_cache };
 
 	m.text = xstrdup(a->model_dir);
 	a->state = APP_LOADING;
@@ -291,8 +290,9 @@ app_regen(struct app *a)
 	struct entry *user = transcript_last(&a->tr, ENTRY_USER);
 
 	if (a->state != APP_IDLE || user == NULL) {
-		app_set_status(a, true, a->state == APP_GENERATING ? "an answer is being generated"
-								   : "nothing to regenerate");
+		app_set_status(a, true,
+			       a->state == APP_GENERATING ? "an answer is being generated"
+							  : "nothing to regenerate");
 		return;
 	}
 	while (last != NULL && last != user) {
@@ -361,7 +361,8 @@ think_seconds(const struct store_usage *u)
 	if (u->ttft_ms < 0 || u->decode_ms < 0 || u->reasoning_tokens <= 0 || u->output_tokens <= 0)
 		return 0;
 	return (u->ttft_ms + (double)u->decode_ms * (double)(u->reasoning_tokens - 1) /
-				     (double)MAX(1, u->output_tokens - 1)) / 1000.0;
+				     (double)MAX(1, u->output_tokens - 1)) /
+	       1000.0;
 }
 
 void
@@ -585,13 +586,15 @@ show(struct app *a, const struct command *c)
 		app_info(a, "model: %s\n%s", a->model_dir,
 			 a->model_desc != NULL ? a->model_desc : "(not loaded)");
 	else if (c->show == SHOW_STATS)
-		app_info(a, "last turn: prompt %d tokens (%d reused), %d generated, prefill %.0f "
-			    "tok/s, decode %.1f tok/s, first token %.2f s",
+		app_info(a,
+			 "last turn: prompt %d tokens (%d reused), %d generated, prefill %.0f "
+			 "tok/s, decode %.1f tok/s, first token %.2f s",
 			 a->last_stats.prompt_tokens, a->last_stats.reused_tokens,
 			 a->last_stats.gen_tokens, a->prefill_tps, a->decode_tps, a->ttft);
 	else
-		app_info(a, "temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
-			    "%.2f  seed %s  max_tokens %d",
+		app_info(a,
+			 "temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
+			 "%.2f  seed %s  max_tokens %d",
 			 p->temperature, p->top_k, p->top_p, p->min_p, p->presence_penalty,
 			 p->repetition_penalty, seed_str(p->seed), a->gp.max_tokens);
 }
@@ -602,14 +605,30 @@ set_param(struct app *a, const struct command *c)
 	struct sampler_params *p = &a->gp.sp;
 
 	switch (c->param) {
-	case PARAM_TEMP: p->temperature = (float)c->value; break;
-	case PARAM_TOP_P: p->top_p = (float)c->value; break;
-	case PARAM_TOP_K: p->top_k = (int)c->value; break;
-	case PARAM_MIN_P: p->min_p = (float)c->value; break;
-	case PARAM_SEED: p->seed = c->value < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)c->value; break;
-	case PARAM_MAX_TOKENS: a->gp.max_tokens = (int)c->value; break;
-	case PARAM_PRESENCE: p->presence_penalty = (float)c->value; break;
-	case PARAM_REPEAT: p->repetition_penalty = (float)c->value; break;
+	case PARAM_TEMP:
+		p->temperature = (float)c->value;
+		break;
+	case PARAM_TOP_P:
+		p->top_p = (float)c->value;
+		break;
+	case PARAM_TOP_K:
+		p->top_k = (int)c->value;
+		break;
+	case PARAM_MIN_P:
+		p->min_p = (float)c->value;
+		break;
+	case PARAM_SEED:
+		p->seed = c->value < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)c->value;
+		break;
+	case PARAM_MAX_TOKENS:
+		a->gp.max_tokens = (int)c->value;
+		break;
+	case PARAM_PRESENCE:
+		p->presence_penalty = (float)c->value;
+		break;
+	case PARAM_REPEAT:
+		p->repetition_penalty = (float)c->value;
+		break;
 	}
 	app_set_status(a, false, "set");
 }
@@ -621,7 +640,8 @@ current_title(struct app *a)
 	static char buf[256];
 	struct store_conv c;
 
-	if (a->store == NULL || a->conv_id <= 0 || store_conv_get(a->store, a->conv_id, &c, NULL) != 0)
+	if (a->store == NULL || a->conv_id <= 0 ||
+	    store_conv_get(a->store, a->conv_id, &c, NULL) != 0)
 		return NULL;
 	snprintf(buf, sizeof(buf), "%s", c.title != NULL ? c.title : "");
 	store_conv_release(&c);
@@ -740,8 +760,10 @@ copy(struct app *a, enum command_copy what)
 	} else if (e != NULL)
 		buf = xstrdup(e->text);
 	if (buf == NULL || buf[0] == '\0') {
-		app_set_status(a, true, "nothing to copy: %s", what == COPY_CODE ? "no code block in the last answer"
-								  : e == NULL && what != COPY_ALL ? "no answer yet" : "it is empty");
+		app_set_status(a, true, "nothing to copy: %s",
+			       what == COPY_CODE               ? "no code block in the last answer"
+			       : e == NULL && what != COPY_ALL ? "no answer yet"
+							       : "it is empty");
 		free(buf);
 		return;
 	}
@@ -783,7 +805,8 @@ help(struct app *a, const char *topic)
 		a->overlay = OVERLAY_HELP;
 		a->help_top = 0;
 	} else if ((t = commands_help_topic(topic)) == NULL)
-		app_set_status(a, true, "no command /%s; /help lists them", topic[0] == '/' ? topic + 1 : topic);
+		app_set_status(a, true, "no command /%s; /help lists them",
+			       topic[0] == '/' ? topic + 1 : topic);
 	else {
 		app_info(a, "%s", t);
 		free(t);
@@ -794,32 +817,54 @@ static void
 run_command(struct app *a, const struct command *c)
 {
 	switch (c->id) {
-	case CMD_HELP: help(a, c->arg); break;
-	case CMD_NEW: app_new_conversation(a); break;
-	case CMD_REGEN: app_regen(a); break;
+	case CMD_HELP:
+		help(a, c->arg);
+		break;
+	case CMD_NEW:
+		app_new_conversation(a);
+		break;
+	case CMD_REGEN:
+		app_regen(a);
+		break;
 	case CMD_SYSTEM:
 		if (c->arg == NULL)
 			app_info(a, "system prompt: %s", a->system ? a->system : "(none)");
 		else
 			set_system(a, c->arg);
 		break;
-	case CMD_SET: set_param(a, c); break;
-	case CMD_SHOW: show(a, c); break;
-	case CMD_THINK: think_all(a, c->think); break;
-	case CMD_CHATS: browser_open(a, NULL); break;
-	case CMD_SEARCH: browser_open(a, c->arg); break;
+	case CMD_SET:
+		set_param(a, c);
+		break;
+	case CMD_SHOW:
+		show(a, c);
+		break;
+	case CMD_THINK:
+		think_all(a, c->think);
+		break;
+	case CMD_CHATS:
+		browser_open(a, NULL);
+		break;
+	case CMD_SEARCH:
+		browser_open(a, c->arg);
+		break;
 	case CMD_RENAME:
 		if (c->arg != NULL)
 			rename_line(a, c->arg);
 		else
 			app_ask(a, "new title: ", current_title(a), rename_line);
 		break;
-	case CMD_DELETE: app_confirm(a, "delete this conversation?", delete_current); break;
+	case CMD_DELETE:
+		app_confirm(a, "delete this conversation?", delete_current);
+		break;
 	case CMD_EXPORT:
 		app_export(a, a->conv_id, c->format == EXPORT_JSON, c->path);
 		break;
-	case CMD_COPY: copy(a, c->copy); break;
-	case CMD_QUIT: a->quit = true; break;
+	case CMD_COPY:
+		copy(a, c->copy);
+		break;
+	case CMD_QUIT:
+		a->quit = true;
+		break;
 	}
 	screen_dirty(a);
 }
@@ -879,7 +924,8 @@ on_line(char *line)
 	}
 	if (line == NULL) { /* Ctrl-D on an empty line */
 		if (a->state == APP_GENERATING)
-			app_confirm(a, "an answer is being generated: quit anyway?", quit_confirmed);
+			app_confirm(a, "an answer is being generated: quit anyway?",
+				    quit_confirmed);
 		else
 			a->quit = true;
 		return;
@@ -1425,14 +1471,22 @@ seq_key(const unsigned char *p, size_t n)
 	int num = n > 3 ? atoi((const char *)p + 2) : 0;
 
 	switch (p[n - 1]) {
-	case 'A': return KEY_UP;
-	case 'B': return KEY_DOWN;
-	case 'H': return KEY_HOME;
-	case 'F': return KEY_END;
+	case 'A':
+		return KEY_UP;
+	case 'B':
+		return KEY_DOWN;
+	case 'H':
+		return KEY_HOME;
+	case 'F':
+		return KEY_END;
 	case '~': /* vt220 keypad: 1 and 7 Home, 4 and 8 End (screen, tmux, rxvt) */
-		return num == 5 ? KEY_PPAGE : num == 6 ? KEY_NPAGE : num == 1 || num == 7 ? KEY_HOME
-			: num == 4 || num == 8 ? KEY_END : -1;
-	default: return -1;
+		return num == 5               ? KEY_PPAGE
+		       : num == 6             ? KEY_NPAGE
+		       : num == 1 || num == 7 ? KEY_HOME
+		       : num == 4 || num == 8 ? KEY_END
+					      : -1;
+	default:
+		return -1;
 	}
 }
 
@@ -1461,13 +1515,33 @@ help_key(struct app *a, int k)
 	int page = MAX(1, a->rows - 6);
 
 	switch (k) {
-	case 'j': case KEY_DOWN: a->help_top++; break;
-	case 'k': case KEY_UP: a->help_top--; break;
-	case ' ': case KEY_NPAGE: a->help_top += page; break;
-	case 'b': case KEY_PPAGE: a->help_top -= page; break;
-	case 'g': case KEY_HOME: a->help_top = 0; break;
-	case 'G': case KEY_END: a->help_top = 1 << 20; break;
-	default: a->overlay = OVERLAY_NONE; return;
+	case 'j':
+	case KEY_DOWN:
+		a->help_top++;
+		break;
+	case 'k':
+	case KEY_UP:
+		a->help_top--;
+		break;
+	case ' ':
+	case KEY_NPAGE:
+		a->help_top += page;
+		break;
+	case 'b':
+	case KEY_PPAGE:
+		a->help_top -= page;
+		break;
+	case 'g':
+	case KEY_HOME:
+		a->help_top = 0;
+		break;
+	case 'G':
+	case KEY_END:
+		a->help_top = 1 << 20;
+		break;
+	default:
+		a->overlay = OVERLAY_NONE;
+		return;
 	}
 	a->help_top = MAX(0, a->help_top); /* the far end is clamped when drawn */
 }
@@ -1501,8 +1575,7 @@ lone_escape(struct app *a)
 {
 	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
 
-	if (a->state != APP_GENERATING || a->in_len - a->in_pos != 1 ||
-	    a->inbuf[a->in_pos] != 0x1b)
+	if (a->state != APP_GENERATING || a->in_len - a->in_pos != 1 || a->inbuf[a->in_pos] != 0x1b)
 		return false;
 	if (poll(&p, 1, 30) > 0)
 		return false;
@@ -1571,8 +1644,8 @@ gauges_tick(struct app *a)
 		return;
 	getrusage(RUSAGE_SELF, &ru);
 	if (a->last_gauge_t > 0)
-		a->majflt_rate = ((double)ru.ru_majflt - (double)a->last_majflt) /
-				 (t - a->last_gauge_t);
+		a->majflt_rate =
+			((double)ru.ru_majflt - (double)a->last_majflt) / (t - a->last_gauge_t);
 	a->last_majflt = (uint64_t)ru.ru_majflt;
 	a->last_gauge_t = t;
 	screen_dirty(a);
@@ -1630,8 +1703,9 @@ shutdown_app(struct app *a)
 	screen_end();
 	lost = history_close(a);
 	if (lost > 0)
-		fprintf(stderr, "qnext: %d turn(s) could not be saved: the conversation database "
-				"stayed locked by another process\n",
+		fprintf(stderr,
+			"qnext: %d turn(s) could not be saved: the conversation database "
+			"stayed locked by another process\n",
 			lost);
 }
 

@@ -76,9 +76,9 @@ load_list(struct app *a)
 
 		a->items[i].conv_id = it[i].id;
 		a->items[i].title = xstrdup(it[i].title);
-		a->items[i].detail = xasprintf("#%lld  %s, %lld message%s", (long long)it[i].id, w,
-					       (long long)it[i].n_messages,
-					       it[i].n_messages == 1 ? "" : "s");
+		a->items[i].detail =
+			xasprintf("#%lld  %s, %lld message%s", (long long)it[i].id, w,
+				  (long long)it[i].n_messages, it[i].n_messages == 1 ? "" : "s");
 		free(w);
 	}
 	a->n_items = (int)n;
@@ -197,18 +197,39 @@ browser_key(struct app *a, int key)
 	char *title = id > 0 ? xstrdup(a->items[a->sel].title) : NULL, *q;
 
 	switch (key) {
-	case 'j': case KEY_DOWN: a->sel = MIN(a->sel + 1, MAX(a->n_items - 1, 0)); break;
-	case 'k': case KEY_UP: a->sel = MAX(a->sel - 1, 0); break;
-	case 'g': case KEY_HOME: a->sel = 0; break;
-	case 'G': case KEY_END: a->sel = MAX(a->n_items - 1, 0); break;
-	case KEY_NPAGE: case ' ': a->sel = MIN(a->sel + 10, MAX(a->n_items - 1, 0)); break;
-	case KEY_PPAGE: case 'b': a->sel = MAX(a->sel - 10, 0); break;
-	case '\r': case '\n':
+	case 'j':
+	case KEY_DOWN:
+		a->sel = MIN(a->sel + 1, MAX(a->n_items - 1, 0));
+		break;
+	case 'k':
+	case KEY_UP:
+		a->sel = MAX(a->sel - 1, 0);
+		break;
+	case 'g':
+	case KEY_HOME:
+		a->sel = 0;
+		break;
+	case 'G':
+	case KEY_END:
+		a->sel = MAX(a->n_items - 1, 0);
+		break;
+	case KEY_NPAGE:
+	case ' ':
+		a->sel = MIN(a->sel + 10, MAX(a->n_items - 1, 0));
+		break;
+	case KEY_PPAGE:
+	case 'b':
+		a->sel = MAX(a->sel - 10, 0);
+		break;
+	case '\r':
+	case '\n':
 		browser_close(a);
 		if (id > 0)
 			app_open_conversation(a, id);
 		break;
-	case '/': ask_line(a, "search chats: ", NULL, search_line); break;
+	case '/':
+		ask_line(a, "search chats: ", NULL, search_line);
+		break;
 	case 'R':
 		if (id > 0) {
 			a->browser_target = id;
@@ -228,8 +249,13 @@ browser_key(struct app *a, int key)
 		if (id > 0)
 			app_export(a, id, false, NULL);
 		break;
-	case 'q': case 0x1b: case 'Q': browser_close(a); break;
-	default: break;
+	case 'q':
+	case 0x1b:
+	case 'Q':
+		browser_close(a);
+		break;
+	default:
+		break;
 	}
 	free(title);
 	screen_dirty(a);
@@ -245,7 +271,8 @@ browser_draw(struct app *a, int h)
 		a->top = a->sel;
 	if (a->sel >= a->top + rows)
 		a->top = a->sel - rows + 1;
-	snprintf(title, sizeof(title), "%s - Enter open, / search, R rename, d delete, x export, q close",
+	snprintf(title, sizeof(title),
+		 "%s - Enter open, / search, R rename, d delete, x export, q close",
 		 a->browser_query ? "search results" : "conversations");
 	for (int y = 0; y < h; y++) {
 		move(y, x);
@@ -256,7 +283,8 @@ browser_draw(struct app *a, int h)
 	mvaddnstr(0, x, title, w);
 	attroff(A_REVERSE);
 	if (a->n_items == 0)
-		mvaddnstr(2, x + 1, a->browser_query ? "no matches" : "no saved conversations", w - 2);
+		mvaddnstr(2, x + 1, a->browser_query ? "no matches" : "no saved conversations",
+			  w - 2);
 	for (int i = 0; i < rows && a->top + i < a->n_items; i++) {
 		const struct browser_item *it = &a->items[a->top + i];
 		int y = 1 + 2 * i;

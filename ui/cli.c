@@ -38,10 +38,10 @@
 #include "plan.h"
 #include "sampler.h"
 #include "session.h"
-#include "xcache.h"
 #include "store.h"
 #include "tokenizer.h"
 #include "util.h"
+#include "xcache.h"
 
 struct cli_opts {
 	const char *model, *prompt, *system, *messages;
@@ -50,7 +50,7 @@ struct cli_opts {
 	/* Sampling overrides; NAN / -1 = keep the model's default. */
 	float temp, top_p, min_p, presence, repeat;
 	int top_k;
-	uint64_t seed; /* SAMPLER_SEED_RANDOM: a fresh one per reply */
+	uint64_t seed;         /* SAMPLER_SEED_RANDOM: a fresh one per reply */
 	uint64_t expert_cache; /* --expert-cache: XCACHE_AUTO, 0 = off, or bytes */
 };
 
@@ -62,7 +62,8 @@ cli_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: qnext [-m DIR] [-p PROMPT | -p -] [--system TEXT] [--messages FILE]\n"
-		"             [--temp X] [--top-k N] [--top-p X] [--min-p X] [--presence-penalty X]\n"
+		"             [--temp X] [--top-k N] [--top-p X] [--min-p X] [--presence-penalty "
+		"X]\n"
 		"             [--repeat-penalty X] [--seed N] [--max-tokens N] [--ctx N]\n"
 		"             [--threads N] [--thinking] [-q] [--f32] [--dry-run]\n"
 		"             [--expert-cache auto|off|SIZE]\n"
@@ -76,7 +77,8 @@ cli_usage(FILE *f)
 		"       qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
 		"                    [--min-top1 F] [--threads N] [--isa TIER]\n"
 		"       qnext verify --model DIR --self [--tokens N] [--f32] [--tol X]\n"
-		"       qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] [--f32]\n"
+		"       qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
+		"[--f32]\n"
 		"                    [--json]\n"
 		"       qnext plan [-m DIR] [--ctx N] [--json]\n"
 		"       qnext bench-hw [-m DIR] [--json | --markdown] [--threads N]\n"
@@ -213,8 +215,20 @@ parse_seed(const char *s, uint64_t *out)
 }
 
 enum {
-	OPT_SYSTEM = 256, OPT_MESSAGES, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_PRESENCE,
-	OPT_REPEAT, OPT_SEED, OPT_THINKING, OPT_F32, OPT_PLAIN, OPT_DRY_RUN, OPT_XCACHE,
+	OPT_SYSTEM = 256,
+	OPT_MESSAGES,
+	OPT_TEMP,
+	OPT_TOPK,
+	OPT_TOPP,
+	OPT_MINP,
+	OPT_PRESENCE,
+	OPT_REPEAT,
+	OPT_SEED,
+	OPT_THINKING,
+	OPT_F32,
+	OPT_PLAIN,
+	OPT_DRY_RUN,
+	OPT_XCACHE,
 };
 
 static const struct option longopts[] = {
@@ -250,32 +264,70 @@ parse_opt(struct cli_opts *o, int ch, const char *arg)
 	int rc = 0;
 
 	switch (ch) {
-	case 'm': o->model = arg; break;
-	case 'p': o->prompt = arg; break;
-	case OPT_SYSTEM: o->system = arg; break;
-	case OPT_MESSAGES: o->messages = arg; break;
-	case OPT_TEMP: rc = parse_num("--temp", arg, 0, 100, &v), o->temp = (float)v; break;
-	case OPT_TOPK: rc = parse_int("--top-k", arg, 0, 1000000000, &o->top_k); break;
-	case OPT_TOPP: rc = parse_num("--top-p", arg, 0, 1, &v), o->top_p = (float)v; break;
-	case OPT_MINP: rc = parse_num("--min-p", arg, 0, 1, &v), o->min_p = (float)v; break;
+	case 'm':
+		o->model = arg;
+		break;
+	case 'p':
+		o->prompt = arg;
+		break;
+	case OPT_SYSTEM:
+		o->system = arg;
+		break;
+	case OPT_MESSAGES:
+		o->messages = arg;
+		break;
+	case OPT_TEMP:
+		rc = parse_num("--temp", arg, 0, 100, &v), o->temp = (float)v;
+		break;
+	case OPT_TOPK:
+		rc = parse_int("--top-k", arg, 0, 1000000000, &o->top_k);
+		break;
+	case OPT_TOPP:
+		rc = parse_num("--top-p", arg, 0, 1, &v), o->top_p = (float)v;
+		break;
+	case OPT_MINP:
+		rc = parse_num("--min-p", arg, 0, 1, &v), o->min_p = (float)v;
+		break;
 	case OPT_PRESENCE:
 		rc = parse_num("--presence-penalty", arg, -10, 10, &v), o->presence = (float)v;
 		break;
 	case OPT_REPEAT:
 		rc = parse_num("--repeat-penalty", arg, 0.01, 10, &v), o->repeat = (float)v;
 		break;
-	case OPT_SEED: rc = parse_seed(arg, &o->seed); break;
-	case 'n': rc = parse_int("--max-tokens", arg, 1, 1000000000, &o->max_tokens); break;
-	case 'c': rc = parse_int("--ctx", arg, 16, 1 << 24, &o->n_ctx); break;
-	case 't': rc = parse_int("--threads", arg, 1, 1024, &o->threads); break;
-	case OPT_THINKING: o->thinking = true; break;
-	case 'q': o->quiet = true; break;
-	case OPT_F32: o->f32 = true; break;
-	case OPT_PLAIN: o->plain = true; break;
-	case OPT_DRY_RUN: o->dry_run = true; break;
-	case OPT_XCACHE: rc = parse_xcache(arg, &o->expert_cache); break;
-	case 'h': return 1;
-	default: return -1;
+	case OPT_SEED:
+		rc = parse_seed(arg, &o->seed);
+		break;
+	case 'n':
+		rc = parse_int("--max-tokens", arg, 1, 1000000000, &o->max_tokens);
+		break;
+	case 'c':
+		rc = parse_int("--ctx", arg, 16, 1 << 24, &o->n_ctx);
+		break;
+	case 't':
+		rc = parse_int("--threads", arg, 1, 1024, &o->threads);
+		break;
+	case OPT_THINKING:
+		o->thinking = true;
+		break;
+	case 'q':
+		o->quiet = true;
+		break;
+	case OPT_F32:
+		o->f32 = true;
+		break;
+	case OPT_PLAIN:
+		o->plain = true;
+		break;
+	case OPT_DRY_RUN:
+		o->dry_run = true;
+		break;
+	case OPT_XCACHE:
+		rc = parse_xcache(arg, &o->expert_cache);
+		break;
+	case 'h':
+		return 1;
+	default:
+		return -1;
 	}
 	return rc;
 }
@@ -372,15 +424,17 @@ convo_load(struct convo *c, const char *path, char **cause)
 		json_decref(j);
 		return cause_set(cause, "%s: expected {\"messages\": [...]}", path);
 	}
-	json_array_foreach(msgs, i, m) {
+	json_array_foreach(msgs, i, m)
+	{
 		json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
 		json_t *rc = json_object_get(m, "reasoning_content");
 
-		if (!json_is_string(role) || (content != NULL && !json_is_string(content) &&
-					      !json_is_null(content))) {
+		if (!json_is_string(role) ||
+		    (content != NULL && !json_is_string(content) && !json_is_null(content))) {
 			json_decref(j);
-			return cause_set(cause, "%s: messages[%zu]: needs a string role and content",
-					 path, i);
+			return cause_set(cause,
+					 "%s: messages[%zu]: needs a string role and content", path,
+					 i);
 		}
 		convo_add(c, json_string_value(role),
 			  json_is_string(content) ? json_string_value(content) : "");
@@ -405,16 +459,16 @@ struct out_state {
 	 * answers.  Only on a terminal, without --thinking (the reasoning itself
 	 * shows then) and without -q; erased before the answer is printed.
 	 */
-	bool live;        /* draw the status line */
-	bool shown;       /* it is on screen now */
-	bool decoding;    /* the first generated text has arrived */
-	bool drew_thinking; /* the "thinking" form has been drawn */
-	int n_polls;      /* polls since the last prefill chunk: once decoding, tokens */
-	int prompt_done;  /* prompt tokens processed, all prefill passes together */
+	bool live;                   /* draw the status line */
+	bool shown;                  /* it is on screen now */
+	bool decoding;               /* the first generated text has arrived */
+	bool drew_thinking;          /* the "thinking" form has been drawn */
+	int n_polls;                 /* polls since the last prefill chunk: once decoding, tokens */
+	int prompt_done;             /* prompt tokens processed, all prefill passes together */
 	int chunk_done, chunk_total; /* the last progress report: done of total in its pass */
-	double t0;        /* the reply began */
-	double t_decode;  /* the first generated text arrived */
-	double t_drawn;   /* the status line was last drawn */
+	double t0;                   /* the reply began */
+	double t_decode;             /* the first generated text arrived */
+	double t_drawn;              /* the status line was last drawn */
 };
 
 /*
@@ -526,7 +580,8 @@ static void
 print_stats(const struct gen_stats *st, uint64_t seed)
 {
 	double pp = st->prefill_s > 0 ? (st->prompt_tokens - st->reused_tokens) / st->prefill_s : 0;
-	double tg = st->gen_tokens > 1 && st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0;
+	double tg =
+		st->gen_tokens > 1 && st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0;
 
 	fprintf(stderr,
 		"[prompt %d tokens (%d reused), prefill %.1f tok/s, decode %.1f tok/s (%d tokens), "
@@ -539,11 +594,14 @@ print_stats(const struct gen_stats *st, uint64_t seed)
 static int
 reply(struct session *s, struct convo *c, const struct cli_opts *o, char **cause)
 {
-	struct gen_params gp = { .max_tokens = o->max_tokens, .poll = poll_interrupt,
+	struct gen_params gp = { .max_tokens = o->max_tokens,
+				 .poll = poll_interrupt,
 				 .progress = on_progress };
 	const char *term = getenv("TERM");
-	struct out_state os = { .thinking = o->thinking, .dim = isatty(2) && getenv("NO_COLOR") == NULL,
-				.quiet = o->quiet, .last = '\n' };
+	struct out_state os = { .thinking = o->thinking,
+				.dim = isatty(2) && getenv("NO_COLOR") == NULL,
+				.quiet = o->quiet,
+				.last = '\n' };
 	struct gen_stats st;
 	int rc;
 
@@ -599,7 +657,9 @@ catch_sigint(void)
 static struct session *
 open_session(const struct cli_opts *o)
 {
-	struct session_opts so = { .n_ctx = o->n_ctx, .n_threads = o->threads, .f32 = o->f32,
+	struct session_opts so = { .n_ctx = o->n_ctx,
+				   .n_threads = o->threads,
+				   .f32 = o->f32,
 				   .expert_cache = o->expert_cache };
 	struct session *s;
 	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
@@ -702,8 +762,9 @@ chat_plain(const struct cli_opts *o)
 	if (o->system != NULL)
 		convo_add(&c, "system", o->system);
 	catch_sigint();
-	fprintf(stderr, "qnext: chat with %d-token context; Ctrl-C stops an answer, Ctrl-D or "
-			"/quit leaves\n",
+	fprintf(stderr,
+		"qnext: chat with %d-token context; Ctrl-C stops an answer, Ctrl-D or "
+		"/quit leaves\n",
 		session_n_ctx(s));
 	while ((line = readline("> ")) != NULL) {
 		if (strcmp(line, "/quit") == 0) {
@@ -731,7 +792,9 @@ chat_plain(const struct cli_opts *o)
 static int
 full_screen(const struct cli_opts *o)
 {
-	struct app_opts ao = { .n_ctx = o->n_ctx, .threads = o->threads, .system = o->system,
+	struct app_opts ao = { .n_ctx = o->n_ctx,
+			       .threads = o->threads,
+			       .system = o->system,
 			       .expert_cache = o->expert_cache };
 	struct gen_config g;
 	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
@@ -805,8 +868,10 @@ int
 cli_export_main(int argc, char **argv)
 {
 	static const struct option eo[] = {
-		{ "format", required_argument, NULL, 'f' }, { "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = "md", *out = NULL;
 	char *path, *cause = NULL, *text = NULL, *end;

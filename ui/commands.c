@@ -23,7 +23,7 @@
 #include "sampler.h"
 #include "util.h"
 
-#define QUOTE_MAX 40                 /* at most this much of the user's text is echoed in a cause */
+#define QUOTE_MAX 40 /* at most this much of the user's text is echoed in a cause */
 #define SEED_MAX  ((double)SAMPLER_SEED_MAX) /* 2^53 - 1: every seed a double holds exactly */
 #define WHOLE_MAX 2147483647.0
 
@@ -69,7 +69,8 @@ static const struct param_def {
 	{ "top_p", PARAM_TOP_P, 0, 1, false, false, "0 to 1" },
 	{ "top_k", PARAM_TOP_K, 0, WHOLE_MAX, false, true, "0 or more" },
 	{ "min_p", PARAM_MIN_P, 0, 1, false, false, "0 to 1" },
-	{ "seed", PARAM_SEED, -1, SEED_MAX, false, true, "-1 (a fresh one per answer) or 0 to 2^53-1" },
+	{ "seed", PARAM_SEED, -1, SEED_MAX, false, true,
+	  "-1 (a fresh one per answer) or 0 to 2^53-1" },
 	{ "max_tokens", PARAM_MAX_TOKENS, 1, WHOLE_MAX, false, true, "1 or more" },
 	{ "presence", PARAM_PRESENCE, -2, 2, false, false, "-2 to 2" },
 	{ "repeat", PARAM_REPEAT, 0, 10, true, false, "above 0, up to 10" },

@@ -91,7 +91,8 @@ save_entry(struct app *a, int64_t conv_id, struct entry *e, char **cause)
 	}
 	if (e->db_id == 0) {
 		id = e->regen_of > 0
-			     ? store_msg_regenerate(a->store, conv_id, e->regen_of, a->model_dir, cause)
+			     ? store_msg_regenerate(a->store, conv_id, e->regen_of, a->model_dir,
+						    cause)
 			     : store_msg_begin_assistant(a->store, conv_id, a->model_dir, cause);
 		if (id <= 0)
 			return false;
@@ -148,8 +149,9 @@ history_begin_turn(struct app *a, struct entry *e, int64_t regen_of)
 	/* Only below a saved conversation: else the answer is saved at its end. */
 	if (a->store == NULL || count_unsaved(a->tr.e, a->tr.n) > 0 || a->conv_id == 0)
 		return;
-	id = regen_of > 0 ? store_msg_regenerate(a->store, a->conv_id, regen_of, a->model_dir, &cause)
-			  : store_msg_begin_assistant(a->store, a->conv_id, a->model_dir, &cause);
+	id = regen_of > 0
+		     ? store_msg_regenerate(a->store, a->conv_id, regen_of, a->model_dir, &cause)
+		     : store_msg_begin_assistant(a->store, a->conv_id, a->model_dir, &cause);
 	if (id <= 0)
 		warn(a, cause);
 	else
@@ -163,8 +165,8 @@ history_checkpoint(struct app *a, struct entry *e)
 
 	if (a->store == NULL || e->db_id <= 0)
 		return;
-	if (store_msg_checkpoint(a->store, e->db_id, e->text, e->rlen ? e->reason : NULL,
-				 &cause) != 0)
+	if (store_msg_checkpoint(a->store, e->db_id, e->text, e->rlen ? e->reason : NULL, &cause) !=
+	    0)
 		warn(a, cause);
 }
 
@@ -214,8 +216,9 @@ history_leave(struct app *a)
 	s->e = xmalloc((size_t)MAX(1, s->n) * sizeof(*s->e));
 	memcpy(s->e, a->tr.e, (size_t)s->n * sizeof(*s->e));
 	a->tr.n = 0;
-	app_set_status(a, true, "%d turn(s) of the last conversation are not saved yet: kept, and "
-				"saved when the database is free",
+	app_set_status(a, true,
+		       "%d turn(s) of the last conversation are not saved yet: kept, and "
+		       "saved when the database is free",
 		       count_unsaved(s->e, s->n));
 }
 
@@ -291,9 +294,10 @@ try_open(struct app *a, bool first, int busy_ms)
 	a->store_retry = busy;
 	if (first || !busy) {
 		free(a->store_error);
-		a->store_error = busy ? xasprintf("history is paused: %s; trying again every %.0f s",
-						  cause, HISTORY_RETRY_S)
-				      : xasprintf("history is off: %s", cause);
+		a->store_error =
+			busy ? xasprintf("history is paused: %s; trying again every %.0f s", cause,
+					 HISTORY_RETRY_S)
+			     : xasprintf("history is off: %s", cause);
 		app_info(a, "%s", a->store_error);
 	}
 	free(cause);

@@ -13,11 +13,11 @@
 #include <errno.h>
 #include <locale.h>
 #include <stdarg.h>
-#include <termios.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 #include <wchar.h>
 
 #include <curses.h>
@@ -29,9 +29,9 @@
 #include "util.h"
 #include "wrap.h"
 
-#define MIN_COLS 40
-#define MIN_ROWS 10
-#define STATUS_ROWS 2
+#define MIN_COLS       40
+#define MIN_ROWS       10
+#define STATUS_ROWS    2
 #define MAX_INPUT_ROWS 6
 
 enum pair {
@@ -215,7 +215,8 @@ put_str(int y, int x, const char *s, int width)
 static void
 think_summary(const struct entry *e, char *buf, size_t n)
 {
-	const char *arrow = e->think_open ? "v" : ">", *hint = e->think_open ? "" : "  (Ctrl-O shows it)";
+	const char *arrow = e->think_open ? "v" : ">",
+		   *hint = e->think_open ? "" : "  (Ctrl-O shows it)";
 	const char *s = e->think_tokens == 1 ? "" : "s";
 
 	if (e->streaming && e->len == 0)
@@ -239,7 +240,8 @@ draw_line(struct app *a, int y, const struct line *l)
 	clrtoeol();
 	switch (l->kind) {
 	case LINE_HEADER:
-		at = l->e->kind == ENTRY_USER ? att(a, PAIR_USER, A_BOLD) : att(a, PAIR_BOT, A_BOLD);
+		at = l->e->kind == ENTRY_USER ? att(a, PAIR_USER, A_BOLD)
+					      : att(a, PAIR_BOT, A_BOLD);
 		attron(at | A_BOLD);
 		put_str(y, 0, l->e->kind == ENTRY_USER ? "you" : "qnext", a->cols);
 		attroff(at | A_BOLD);
@@ -261,8 +263,9 @@ draw_line(struct app *a, int y, const struct line *l)
 		attroff(att(a, PAIR_STATS, A_DIM));
 		break;
 	case LINE_TEXT:
-		at = l->e->kind == ENTRY_ERROR ? att(a, PAIR_ERROR, A_BOLD)
-		     : l->e->kind == ENTRY_INFO ? att(a, PAIR_INFO, 0) : 0;
+		at = l->e->kind == ENTRY_ERROR  ? att(a, PAIR_ERROR, A_BOLD)
+		     : l->e->kind == ENTRY_INFO ? att(a, PAIR_INFO, 0)
+						: 0;
 		attron(at);
 		put(y, TRANSCRIPT_INDENT, l->base + l->off, l->len, text_cols);
 		attroff(at);
@@ -316,7 +319,8 @@ draw_welcome(struct app *a, int rows)
 	snprintf(buf, sizeof(buf), "model  %s", a->model_dir);
 	put_wrapped(&y, x, buf, w, rows);
 	if (a->state == APP_LOADING)
-		snprintf(buf, sizeof(buf), "state  loading (%s)", a->load_phase ? a->load_phase : "starting");
+		snprintf(buf, sizeof(buf), "state  loading (%s)",
+			 a->load_phase ? a->load_phase : "starting");
 	else if (a->state == APP_NO_MODEL)
 		snprintf(buf, sizeof(buf), "state  not loaded (the reason is below)");
 	else
@@ -325,15 +329,21 @@ draw_welcome(struct app *a, int rows)
 	if (a->state != APP_LOADING && a->state != APP_NO_MODEL && a->test_model) {
 		y++;
 		attron(att(a, PAIR_ERROR, A_BOLD) | A_BOLD);
-		put_wrapped(&y, x, "This is a small test model with random weights: its answers are "
-				   "gibberish.", w, rows);
+		put_wrapped(&y, x,
+			    "This is a small test model with random weights: its answers are "
+			    "gibberish.",
+			    w, rows);
 		attroff(att(a, PAIR_ERROR, A_BOLD) | A_BOLD);
-		put_wrapped(&y, x, "The real one: hf download "
-				   "Intel/Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound", w, rows);
+		put_wrapped(&y, x,
+			    "The real one: hf download "
+			    "Intel/Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound",
+			    w, rows);
 	}
 	y++;
-	put_wrapped(&y, x, "Type a message and press Enter.   F1 help   F2 conversations   "
-			   "Ctrl-D quit", w, rows);
+	put_wrapped(&y, x,
+		    "Type a message and press Enter.   F1 help   F2 conversations   "
+		    "Ctrl-D quit",
+		    w, rows);
 }
 
 static void
@@ -405,7 +415,7 @@ gauge(struct app *a, int y, int x, int w, const char *cap, double frac, const ch
  */
 struct field {
 	char text[160];
-	int prio;   /* 0 = most important */
+	int prio; /* 0 = most important */
 	attr_t at;
 	bool shown;
 };
@@ -451,8 +461,7 @@ draw_fields(const struct field *f, int n, int y, int x, const char *sep)
 	return x;
 }
 
-static void
-field_set(struct field *f, int prio, attr_t at, const char *fmt, ...)
+static void field_set(struct field *f, int prio, attr_t at, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void
@@ -511,13 +520,17 @@ draw_memory(struct app *a, int y)
 	if (room >= gauge_min("Mem", mem) + 1 + gauge_min("Swp", swp)) {
 		w = (room - 1) / 2;
 		gauge(a, y, 0, w, "Mem", frac, mem,
-		      frac > 0.9 ? PAIR_GAUGE_BAD : frac > 0.75 ? PAIR_GAUGE_WARN : PAIR_GAUGE_OK);
+		      frac > 0.9    ? PAIR_GAUGE_BAD
+		      : frac > 0.75 ? PAIR_GAUGE_WARN
+				    : PAIR_GAUGE_OK);
 		gauge(a, y, w + 1, w, "Swp", sfrac, swp, PAIR_GAUGE_BAD);
 		w = 2 * w + 1;
 	} else {
 		w = room;
 		gauge(a, y, 0, w, "Mem", frac, mem,
-		      frac > 0.9 ? PAIR_GAUGE_BAD : frac > 0.75 ? PAIR_GAUGE_WARN : PAIR_GAUGE_OK);
+		      frac > 0.9    ? PAIR_GAUGE_BAD
+		      : frac > 0.75 ? PAIR_GAUGE_WARN
+				    : PAIR_GAUGE_OK);
 	}
 	draw_fields(f, 3, y, w + 1, "  ");
 }
@@ -645,8 +658,9 @@ draw_figures(struct app *a, int y)
 	fmt_k(a->ctx_used, used, sizeof(used));
 	fmt_k(a->n_ctx, tot, sizeof(tot));
 	if (notice)
-		field_set(&f[0], 0, a->status_error ? att(a, PAIR_ERROR, A_BOLD) | A_BOLD
-						    : att(a, PAIR_BAR, A_REVERSE),
+		field_set(&f[0], 0,
+			  a->status_error ? att(a, PAIR_ERROR, A_BOLD) | A_BOLD
+					  : att(a, PAIR_BAR, A_REVERSE),
 			  "%s", a->status);
 	state_field(a, &f[1]);
 	field_set(&f[2], 2, att(a, p, frac >= 0.75 ? A_BOLD : 0), "ctx %s/%s %.0f%%", used, tot,
@@ -701,8 +715,8 @@ struct input_layout {
  * With draw, also draw rows [skip, skip + max) at screen row y.
  */
 static struct input_layout
-input_layout(const char *prompt, const char *buf, int point, int cols, bool draw, int y,
-	     int skip, int max)
+input_layout(const char *prompt, const char *buf, int point, int cols, bool draw, int y, int skip,
+	     int max)
 {
 	struct input_layout L = { 1, 0, 0 };
 	int pw = wrap_width(prompt, strlen(prompt)), col = pw, row = 0;
@@ -760,7 +774,8 @@ input_rows(struct app *a)
 	const char *prompt = rl_display_prompt != NULL ? rl_display_prompt : "> ";
 	const char *buf = rl_line_buffer != NULL ? rl_line_buffer : "";
 
-	return MIN(MAX_INPUT_ROWS, input_layout(prompt, buf, rl_point, a->cols, false, 0, 0, 0).rows);
+	return MIN(MAX_INPUT_ROWS,
+		   input_layout(prompt, buf, rl_point, a->cols, false, 0, 0, 0).rows);
 }
 
 /* ---- overlays --------------------------------------------------------------- */
@@ -836,7 +851,8 @@ draw_help(struct app *a, int rows)
 		put(1 + i, x + 1, lines[a->help_top + i], (size_t)lens[a->help_top + i], w - 2);
 	snprintf(foot, sizeof(foot), "lines %d-%d of %d%s", a->help_top + 1,
 		 MIN(n, a->help_top + body), n,
-		 n > body ? "  Up/Down/PgUp/PgDn scroll, any other key closes" : "  any key closes");
+		 n > body ? "  Up/Down/PgUp/PgDn scroll, any other key closes"
+			  : "  any key closes");
 	bar(rows - 1, x, w, foot);
 }
 

@@ -25,16 +25,16 @@ struct engine;
 enum entry_kind {
 	ENTRY_USER,
 	ENTRY_ASSISTANT,
-	ENTRY_INFO,  /* command output, notices */
+	ENTRY_INFO, /* command output, notices */
 	ENTRY_ERROR,
 };
 
 enum line_kind {
-	LINE_HEADER,  /* "you" / "qnext" */
-	LINE_TEXT,    /* user text, answer, info */
-	LINE_THINK,   /* the thinking panel's summary line */
-	LINE_REASON,  /* reasoning text (panel expanded) */
-	LINE_STATS,   /* per-turn figures */
+	LINE_HEADER, /* "you" / "qnext" */
+	LINE_TEXT,   /* user text, answer, info */
+	LINE_THINK,  /* the thinking panel's summary line */
+	LINE_REASON, /* reasoning text (panel expanded) */
+	LINE_STATS,  /* per-turn figures */
 	LINE_BLANK,
 };
 
@@ -48,25 +48,25 @@ struct line {
 /* How an answer ended, kept until the store has it (history.c). */
 struct entry_final {
 	enum store_status status;
-	char *error;       /* or NULL */
+	char *error; /* or NULL */
 	struct store_usage usage;
 	char *params_json; /* or NULL */
 };
 
 struct entry {
-	uint64_t uid;        /* unique in the program's life: how the app names a turn */
+	uint64_t uid; /* unique in the program's life: how the app names a turn */
 	enum entry_kind kind;
-	char *text;          /* user text / answer / info (NUL-terminated) */
+	char *text; /* user text / answer / info (NUL-terminated) */
 	size_t len, cap;
-	char *reason;        /* reasoning (assistant) */
+	char *reason; /* reasoning (assistant) */
 	size_t rlen, rcap;
-	bool think_open;     /* panel expanded */
+	bool think_open; /* panel expanded */
 	bool streaming;
 	int think_tokens, answer_tokens;
-	double t0, t_think;  /* turn start; seconds spent thinking */
-	char *stats;         /* one-line summary once done, or NULL */
-	int64_t db_id;       /* store row, 0 = not saved, -1 = never to be saved */
-	int64_t regen_of;    /* assistant, unsaved: the stored answer it is a sibling of */
+	double t0, t_think;      /* turn start; seconds spent thinking */
+	char *stats;             /* one-line summary once done, or NULL */
+	int64_t db_id;           /* store row, 0 = not saved, -1 = never to be saved */
+	int64_t regen_of;        /* assistant, unsaved: the stored answer it is a sibling of */
 	struct entry_final *fin; /* assistant: its end, until the store has it; or NULL */
 	/* Wrapped lines, valid for wrap_cols and the lengths recorded. */
 	struct line *lines;
@@ -80,11 +80,11 @@ struct entry {
 struct transcript {
 	struct entry **e;
 	int n, cap;
-	int scroll;          /* lines above the bottom; 0 = follow the end */
-	int total_lines;     /* after the last layout */
-	uint64_t next_uid;   /* for the next entry */
-	char *search;        /* last search term */
-	int search_hit;      /* line index of the last hit, -1 */
+	int scroll;        /* lines above the bottom; 0 = follow the end */
+	int total_lines;   /* after the last layout */
+	uint64_t next_uid; /* for the next entry */
+	char *search;      /* last search term */
+	int search_hit;    /* line index of the last hit, -1 */
 };
 
 /* Text lines are indented by this many columns and use the rest of the row. */
@@ -133,7 +133,7 @@ enum overlay {
 struct browser_item {
 	int64_t conv_id;
 	char *title;
-	char *detail;        /* date and size, or a search snippet */
+	char *detail; /* date and size, or a search snippet */
 };
 
 struct app {
@@ -144,50 +144,50 @@ struct app {
 	struct engine *engine;
 	char *model_dir;
 	char *model_desc;
-	bool test_model;     /* not the full-size model: random weights, gibberish answers */
+	bool test_model; /* not the full-size model: random weights, gibberish answers */
 	int n_ctx;
 	int threads;
 	uint64_t expert_cache; /* app_opts.expert_cache, passed on with MSG_LOAD */
 
 	/* The conversation on screen. */
 	struct transcript tr;
-	int64_t conv_id;     /* store conversation, 0 = not saved yet */
-	char *system;        /* system prompt, or NULL */
+	int64_t conv_id; /* store conversation, 0 = not saved yet */
+	char *system;    /* system prompt, or NULL */
 	struct gen_params gp;
-	uint64_t seq;        /* current turn */
+	uint64_t seq; /* current turn */
 	/* The assistant entry being generated, by uid (0 = none): the
 	 * transcript can be cleared under a turn, so no pointer is kept. */
 	uint64_t turn_uid;
 	struct sampler_params turn_sp; /* what the turn samples with, its seed resolved */
-	bool stopping;       /* a cancel was sent for the turn */
-	int64_t regen_of;    /* stored answer the next turn regenerates (a sibling), or 0 */
+	bool stopping;                 /* a cancel was sent for the turn */
+	int64_t regen_of; /* stored answer the next turn regenerates (a sibling), or 0 */
 	bool think_default_open;
-	int ctx_used;        /* tokens of the last prompt + reply */
+	int ctx_used; /* tokens of the last prompt + reply */
 
 	/* Store (NULL when history is off or paused). */
 	struct store *store;
 	char *store_error;
-	bool store_retry;      /* paused: the database was locked; history_tick tries again */
-	double history_next;   /* when history_tick next tries */
-	struct stash *stash;   /* conversations left with unsaved turns (history.c) */
+	bool store_retry;    /* paused: the database was locked; history_tick tries again */
+	double history_next; /* when history_tick next tries */
+	struct stash *stash; /* conversations left with unsaved turns (history.c) */
 	int n_stash;
 
 	/* Status and gauges. */
-	char *status;        /* transient message, or NULL */
+	char *status; /* transient message, or NULL */
 	double status_until;
 	bool status_error;
 	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
-	double load_t0;          /* when the load was asked for */
-	char *load_phase;        /* its text: "opening", "reading weights", "paused", "done" */
+	double load_t0;                 /* when the load was asked for */
+	char *load_phase; /* its text: "opening", "reading weights", "paused", "done" */
 	/* The read-ahead's speed: bytes and seconds between two of its reports. */
 	uint64_t load_read_bytes;
 	double load_read_s, load_last_t;
 	bool load_reading;
-	bool quitting;           /* waiting for the engine to stop before exiting */
+	bool quitting; /* waiting for the engine to stop before exiting */
 	double prefill_tps, decode_tps, ttft;
-	int tok_n0;             /* engine's token count and time at the turn's first token */
+	int tok_n0;              /* engine's token count and time at the turn's first token */
 	double tok_t0, tok_rate; /* live decode tok/s (live_rate) */
-	double last_checkpoint; /* when the streaming answer was last saved */
+	double last_checkpoint;  /* when the streaming answer was last saved */
 	int prefill_done, prefill_total;
 	struct gen_stats last_stats;
 	double majflt_rate;
@@ -210,13 +210,13 @@ struct app {
 	bool dirty;
 	double last_draw;
 	bool color;
-	int in_rows;         /* input area height */
+	int in_rows; /* input area height */
 
 	/* Input bytes read from stdin, handed to readline one key at a time. */
 	unsigned char inbuf[4096];
 	size_t in_len, in_pos;
 	int sig_pipe[2];
-	char *kept_line;     /* a line Enter could not send, to put back in the input */
+	char *kept_line; /* a line Enter could not send, to put back in the input */
 };
 
 /* GLOBAL: the one application; readline's callbacks take no argument. */
@@ -236,7 +236,8 @@ void app_open_conversation(struct app *a, int64_t id);
 void app_set_status(struct app *a, bool error, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void app_info(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not called on Ctrl-D). */
+/* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not
+ * called on Ctrl-D). */
 typedef void app_line_fn(struct app *a, const char *line);
 void app_ask(struct app *a, const char *prompt, const char *initial, app_line_fn *fn);
 /* Ask y/n in the status line; fn runs on 'y'. */

@@ -409,9 +409,9 @@ row8_i32(__m256i w, int32_t a)
 {
 	const __m256i ws = _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
 
-	return _mm256_madd_epi16(
-		_mm256_maddubs_epi16(_mm256_abs_epi8(ws), _mm256_sign_epi8(_mm256_set1_epi32(a), ws)),
-		_mm256_set1_epi16(1));
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(ws),
+						      _mm256_sign_epi8(_mm256_set1_epi32(a), ws)),
+				 _mm256_set1_epi16(1));
 }
 
 /*
@@ -426,8 +426,8 @@ row8_i32(__m256i w, int32_t a)
  * so a prompt fed whole and token by token still agree bit for bit.
  */
 static inline __attribute__((always_inline)) void
-q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0, float *Y,
-	int ldy, int o0, int o1, const int bits)
+q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0, float *Y, int ldy,
+	int o0, int o1, const int bits)
 {
 	const int nr = QKS * bits / 32;
 	const __m256i ones16 = _mm256_set1_epi16(1);
@@ -475,13 +475,13 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 #pragma GCC unroll 4
 					for (t = 0; t < nt; t++)
 						a16[t] = _mm256_add_epi16(
-							a16[t],
-							row4_i16(w, aw[t][2 * r], aw[t][2 * r + 1]));
+							a16[t], row4_i16(w, aw[t][2 * r],
+									 aw[t][2 * r + 1]));
 				}
 #pragma GCC unroll 4
 				for (t = 0; t < nt; t++)
-					acc[t] = _mm256_add_epi32(acc[t],
-								  _mm256_madd_epi16(a16[t], ones16));
+					acc[t] = _mm256_add_epi32(
+						acc[t], _mm256_madd_epi16(a16[t], ones16));
 			}
 		} else {
 #pragma GCC unroll 32
@@ -510,7 +510,6 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 		}
 	}
 }
-
 
 /* Outputs per decode pass: their int32 partial sums stay on the stack (16 KiB), and each
  * qweight row is read in segments of 16 KiB, long enough to stream well. */
@@ -564,9 +563,12 @@ q8_span_dec(const struct qmat *W, const struct qact *A, int i0, float *Y, int o0
 
 					dot = _mm256_add_epi16(
 						dot,
-						row4_i16(_mm256_loadu_si256(
-								 (const __m256i *)(qw + (size_t)r * n_out + o)),
-							 aw[2 * R], aw[2 * R + 1]));
+						row4_i16(
+							_mm256_loadu_si256((
+								const __m256i *)(qw +
+										 (size_t)r * n_out +
+										 o)),
+							aw[2 * R], aw[2 * R + 1]));
 				}
 				dot = _mm256_madd_epi16(dot, ones16);
 			} else {
@@ -574,9 +576,12 @@ q8_span_dec(const struct qmat *W, const struct qact *A, int i0, float *Y, int o0
 				for (r = 0; r < nr; r++)
 					dot = _mm256_add_epi32(
 						dot,
-						row8_i32(_mm256_loadu_si256(
-								 (const __m256i *)(qw + (size_t)r * n_out + o)),
-							 aw[k * nr + r]));
+						row8_i32(
+							_mm256_loadu_si256((
+								const __m256i *)(qw +
+										 (size_t)r * n_out +
+										 o)),
+							aw[k * nr + r]));
 			}
 			if (k > 0)
 				dot = _mm256_add_epi32(dot, part[(o - o0) / 8]);
@@ -587,12 +592,12 @@ q8_span_dec(const struct qmat *W, const struct qact *A, int i0, float *Y, int o0
 
 				if (bits == 8)
 					zv = _mm256_sub_epi32(zv, _mm256_set1_epi32(128));
-				dot = _mm256_sub_epi32(dot,
-						       _mm256_madd_epi16(zv, _mm256_set1_epi32(st)));
-				_mm256_storeu_ps(Y + o,
-						 _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-								 _mm256_mul_ps(scales8(srow, o), dv),
-								 _mm256_loadu_ps(Y + o)));
+				dot = _mm256_sub_epi32(
+					dot, _mm256_madd_epi16(zv, _mm256_set1_epi32(st)));
+				_mm256_storeu_ps(
+					Y + o, _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
+							       _mm256_mul_ps(scales8(srow, o), dv),
+							       _mm256_loadu_ps(Y + o)));
 			}
 			prefetch_step(&pf, (nr + 1) / 2);
 		}
@@ -601,18 +606,34 @@ q8_span_dec(const struct qmat *W, const struct qact *A, int i0, float *Y, int o0
 
 /* q8_span with the bits and token count as constants. */
 static void
-q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, float *Y,
-	    int ldy, int o0, int o1)
+q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, float *Y, int ldy,
+	    int o0, int o1)
 {
 	switch ((W->bits == 8) * 4 + nt - 1) {
-	case 0: q8_span(W, A, t0, 1, i0, Y, ldy, o0, o1, 4); break;
-	case 1: q8_span(W, A, t0, 2, i0, Y, ldy, o0, o1, 4); break;
-	case 2: q8_span(W, A, t0, 3, i0, Y, ldy, o0, o1, 4); break;
-	case 3: q8_span(W, A, t0, 4, i0, Y, ldy, o0, o1, 4); break;
-	case 4: q8_span(W, A, t0, 1, i0, Y, ldy, o0, o1, 8); break;
-	case 5: q8_span(W, A, t0, 2, i0, Y, ldy, o0, o1, 8); break;
-	case 6: q8_span(W, A, t0, 3, i0, Y, ldy, o0, o1, 8); break;
-	case 7: q8_span(W, A, t0, 4, i0, Y, ldy, o0, o1, 8); break;
+	case 0:
+		q8_span(W, A, t0, 1, i0, Y, ldy, o0, o1, 4);
+		break;
+	case 1:
+		q8_span(W, A, t0, 2, i0, Y, ldy, o0, o1, 4);
+		break;
+	case 2:
+		q8_span(W, A, t0, 3, i0, Y, ldy, o0, o1, 4);
+		break;
+	case 3:
+		q8_span(W, A, t0, 4, i0, Y, ldy, o0, o1, 4);
+		break;
+	case 4:
+		q8_span(W, A, t0, 1, i0, Y, ldy, o0, o1, 8);
+		break;
+	case 5:
+		q8_span(W, A, t0, 2, i0, Y, ldy, o0, o1, 8);
+		break;
+	case 6:
+		q8_span(W, A, t0, 3, i0, Y, ldy, o0, o1, 8);
+		break;
+	case 7:
+		q8_span(W, A, t0, 4, i0, Y, ldy, o0, o1, 8);
+		break;
 	}
 }
 
@@ -627,8 +648,7 @@ q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, 
  * token tile.  Both give the same bits.
  */
 static void
-q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int ldy, int oc,
-	 int oe)
+q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int ldy, int oc, int oe)
 {
 	const int n_tok = A->n_tok;
 	int s, t0, c0;
@@ -637,16 +657,18 @@ q8_spans(const struct qmat *W, const struct qact *A, int n_spans, float *Y, int 
 		if (n_tok == 1) {
 			for (c0 = oc; c0 < oe; c0 += DEC_COLS) {
 				if (W->bits == 4)
-					q8_span_dec(W, A, s * QKS, Y, c0, MIN(c0 + DEC_COLS, oe), 4);
+					q8_span_dec(W, A, s * QKS, Y, c0, MIN(c0 + DEC_COLS, oe),
+						    4);
 				else
-					q8_span_dec(W, A, s * QKS, Y, c0, MIN(c0 + DEC_COLS, oe), 8);
+					q8_span_dec(W, A, s * QKS, Y, c0, MIN(c0 + DEC_COLS, oe),
+						    8);
 			}
 			continue;
 		}
 		for (c0 = oc; c0 < oe; c0 += SPAN_COLS)
 			for (t0 = 0; t0 < n_tok; t0 += TOK_TILE)
-				q8_span_any(W, A, t0, MIN(TOK_TILE, n_tok - t0), s * QKS, Y, ldy, c0,
-					    MIN(c0 + SPAN_COLS, oe));
+				q8_span_any(W, A, t0, MIN(TOK_TILE, n_tok - t0), s * QKS, Y, ldy,
+					    c0, MIN(c0 + SPAN_COLS, oe));
 	}
 }
 
@@ -1076,14 +1098,16 @@ dot_h(const float *a, const uint16_t *x, int n)
 
 	for (; i + 16 <= n; i += 16) {
 		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
-				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), s0);
+				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+				     s0);
 		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
 				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))),
 				     s1);
 	}
 	for (; i + 8 <= n; i += 8)
 		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
-				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), s0);
+				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+				     s0);
 	s = hsum(_mm256_add_ps(s0, s1));
 	for (; i < n; i++)
 		s += a[i] * fp16_to_f32(x[i]);
@@ -1097,10 +1121,11 @@ axpy_h(float *y, float a, const uint16_t *x, int n)
 	int i = 0;
 
 	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(va,
-							_mm256_cvtph_ps(_mm_loadu_si128(
-								(const __m128i *)(x + i))),
-							_mm256_loadu_ps(y + i)));
+		_mm256_storeu_ps(
+			y + i,
+			_mm256_fmadd_ps(va,
+					_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+					_mm256_loadu_ps(y + i)));
 	for (; i < n; i++)
 		y[i] += a * fp16_to_f32(x[i]);
 }
@@ -1111,20 +1136,19 @@ to_half(uint16_t *y, const float *x, int n)
 	int i = 0;
 
 	for (; i + 8 <= n; i += 8)
-		_mm_storeu_si128((__m128i *)(y + i),
-				 _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+		_mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+								     _MM_FROUND_TO_NEAREST_INT));
 	for (; i < n; i++)
 		y[i] = f32_to_fp16(x[i]);
 }
-
 
 /*
  * Scores of 4 heads at a time: each key row is converted once per 4 heads and
  * the 4 sums stay in registers.  n not a multiple of 8: the scalar tier.
  */
 static void
-scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale,
-	 float *sc, size_t ldsc)
+scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale, float *sc,
+	 size_t ldsc)
 {
 	if (n % 8 != 0) {
 		kernels_scalar.scores_h(q, ldq, ng, k, np, n, scale, sc, ldsc);
@@ -1142,7 +1166,8 @@ scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, floa
 			__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
 
 			for (int i = 0; i < n; i += 8) {
-				__m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((kr + i))));
+				__m256 kv = _mm256_cvtph_ps(
+					_mm_loadu_si128((const __m128i *)((kr + i))));
 
 				a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + i), kv, a0);
 				a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + i), kv, a1);
@@ -1242,9 +1267,10 @@ delta_rows(float *S, int dk, const int nr, const float *q, const float *k, const
 		o[r] = rq + delta * kq;
 		d8 = _mm256_set1_ps(delta);
 		for (i = 0; i < dk; i += 8)
-			_mm256_storeu_ps(row + i,
-					 _mm256_fmadd_ps(_mm256_loadu_ps(k + i), d8,
-							 _mm256_mul_ps(_mm256_loadu_ps(row + i), dec)));
+			_mm256_storeu_ps(
+				row + i,
+				_mm256_fmadd_ps(_mm256_loadu_ps(k + i), d8,
+						_mm256_mul_ps(_mm256_loadu_ps(row + i), dec)));
 	}
 }
 

@@ -84,7 +84,8 @@ zeros8(const uint8_t *row, int o, const int bits, int zadd)
 		one);
 }
 
-/* The zero points (stored value + zadd: 1 for GPTQ v1, 0 for auto_round) of outputs o..o+15 from a qzeros row. */
+/* The zero points (stored value + zadd: 1 for GPTQ v1, 0 for auto_round) of outputs o..o+15 from a
+ * qzeros row. */
 static inline __attribute__((always_inline)) __m512i
 zeros16(const uint8_t *row, int o, const int bits, int zadd)
 {
@@ -382,8 +383,7 @@ struct span_io {
  */
 static inline __attribute__((always_inline)) void
 q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0,
-	const struct span_io *io, int o0, int o1, const int nv, const int bits,
-	struct prefetch *pf)
+	const struct span_io *io, int o0, int o1, const int nv, const int bits, struct prefetch *pf)
 {
 	const int nr = QKS * bits / 32;
 	const size_t n_out = (size_t)W->n_out, stride = (size_t)A->n_blk * QK;
@@ -435,7 +435,8 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 				if (bits == 4) {
 					lo[v] = _mm512_and_si512(w[v], m4);
 					hi[v] = split4 ? _mm512_andnot_si512(m4, w[v])
-						       : _mm512_and_si512(_mm512_srli_epi32(w[v], 4), m4);
+						       : _mm512_and_si512(
+								 _mm512_srli_epi32(w[v], 4), m4);
 				}
 			}
 #pragma GCC unroll 8
@@ -451,10 +452,12 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 							acc[v][t], lo[v], _mm512_set1_epi32(a0));
 						if (split4)
 							odd[v][t] = _mm512_dpbusd_epi32(
-								odd[v][t], hi[v], _mm512_set1_epi32(a1));
+								odd[v][t], hi[v],
+								_mm512_set1_epi32(a1));
 						else
 							acc[v][t] = _mm512_dpbusd_epi32(
-								acc[v][t], hi[v], _mm512_set1_epi32(a1));
+								acc[v][t], hi[v],
+								_mm512_set1_epi32(a1));
 					}
 				} else {
 					memcpy(&a0, act[t] + 4 * r, 4);
@@ -483,17 +486,20 @@ q8_span(const struct qmat *W, const struct qact *A, int t0, const int nt, int i0
 				__m512i dot = acc[v][t];
 
 				if (bits == 4 && split4)
-					dot = _mm512_add_epi32(dot, _mm512_srai_epi32(odd[v][t], 4));
+					dot = _mm512_add_epi32(dot,
+							       _mm512_srai_epi32(odd[v][t], 4));
 				else if (bits == 8 && split8)
 					dot = _mm512_add_epi32(dot, odd[v][t]);
 
 				dot = _mm512_sub_epi32(
 					dot, _mm512_madd_epi16(zv, _mm512_set1_epi32(st[t])));
-				_mm512_storeu_ps(yt[t] + c,
-						 _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
-								 _mm512_mul_ps(sc, _mm512_set1_ps(dt[t])),
-								 io->in == NULL ? _mm512_setzero_ps()
-										: _mm512_loadu_ps(pt[t] + c)));
+				_mm512_storeu_ps(
+					yt[t] + c,
+					_mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+							_mm512_mul_ps(sc, _mm512_set1_ps(dt[t])),
+							io->in == NULL
+								? _mm512_setzero_ps()
+								: _mm512_loadu_ps(pt[t] + c)));
 			}
 		}
 		if (pf != NULL)
@@ -507,18 +513,18 @@ q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0,
 	    const struct span_io *io, int o0, int o1, int nv, struct prefetch *pf)
 {
 	switch ((W->bits == 8) * 16 + (nv - 1) * 8 + (nt - 1)) {
-#define SPAN_CASE(B, V, T)                                                                      \
-	case ((B) == 8) * 16 + ((V) - 1) * 8 + ((T) - 1):                                       \
-		q8_span(W, A, t0, T, i0, io, o0, o1, V, B, pf);                                  \
+#define SPAN_CASE(B, V, T)                                      \
+	case ((B) == 8) * 16 + ((V)-1) * 8 + ((T)-1):           \
+		q8_span(W, A, t0, T, i0, io, o0, o1, V, B, pf); \
 		break;
-#define SPAN_CASES(B, V)                                                                        \
-	SPAN_CASE(B, V, 1)                                                                      \
-	SPAN_CASE(B, V, 2)                                                                      \
-	SPAN_CASE(B, V, 3)                                                                      \
-	SPAN_CASE(B, V, 4)                                                                      \
-	SPAN_CASE(B, V, 5)                                                                      \
-	SPAN_CASE(B, V, 6)                                                                      \
-	SPAN_CASE(B, V, 7)                                                                      \
+#define SPAN_CASES(B, V)   \
+	SPAN_CASE(B, V, 1) \
+	SPAN_CASE(B, V, 2) \
+	SPAN_CASE(B, V, 3) \
+	SPAN_CASE(B, V, 4) \
+	SPAN_CASE(B, V, 5) \
+	SPAN_CASE(B, V, 6) \
+	SPAN_CASE(B, V, 7) \
 	SPAN_CASE(B, V, 8)
 		SPAN_CASES(4, 1)
 		SPAN_CASES(4, 2)
@@ -1000,9 +1006,9 @@ dot_h(const float *a, const uint16_t *x, int n)
 		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
 				     _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
 				     s0);
-		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16),
-				     _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16))),
-				     s1);
+		s1 = _mm512_fmadd_ps(
+			_mm512_loadu_ps(a + i + 16),
+			_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16))), s1);
 	}
 	s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 	if (i < n)
@@ -1031,12 +1037,11 @@ to_half(uint16_t *y, const float *x, int n)
 	int i = 0;
 
 	for (; i + 16 <= n; i += 16)
-		_mm256_storeu_si256((__m256i *)(y + i),
-				    _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+		_mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i),
+									_MM_FROUND_TO_NEAREST_INT));
 	if (i < n)
 		kernels_avx2.to_half(y + i, x + i, n - i);
 }
-
 
 /* The 8 horizontal sums of a0..a7, in order, in one vector. */
 static inline __m256
@@ -1111,8 +1116,8 @@ scores_rows(const float *q, int ldq, const int nh, const uint16_t *k, int np, in
  * block one pass over the key rows.  n not a multiple of 16: the scalar tier.
  */
 static void
-scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale,
-	 float *sc, size_t ldsc)
+scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale, float *sc,
+	 size_t ldsc)
 {
 	int g = 0;
 
@@ -1153,8 +1158,8 @@ mix_h(float *o, int ldo, int ng, const float *p, size_t ldp, const uint16_t *v, 
 
 #pragma GCC unroll 8
 			for (int j = 0; j < 8; j++)
-				x[j] = _mm512_cvtph_ps(
-					_mm256_loadu_si256((const __m256i *)(v0 + (size_t)j * n + i)));
+				x[j] = _mm512_cvtph_ps(_mm256_loadu_si256(
+					(const __m256i *)(v0 + (size_t)j * n + i)));
 			for (int g = 0; g < ng; g++) {
 				const float *pg = p + g * ldp + s;
 				float *og = o + (size_t)g * ldo + i;
@@ -1222,9 +1227,10 @@ delta_rows(float *S, int dk, const int nr, const __m512 *kv, const __m512 *qv, c
 		o[r] = rq + delta * kq;
 		dv16 = _mm512_set1_ps(delta);
 		for (i = 0; i < n; i++)
-			_mm512_storeu_ps(row + 16 * i,
-					 _mm512_fmadd_ps(kv[i], dv16,
-							 _mm512_mul_ps(_mm512_loadu_ps(row + 16 * i), dec)));
+			_mm512_storeu_ps(
+				row + 16 * i,
+				_mm512_fmadd_ps(kv[i], dv16,
+						_mm512_mul_ps(_mm512_loadu_ps(row + 16 * i), dec)));
 	}
 }
 
@@ -1246,7 +1252,8 @@ delta_step(float *S, int dk, int dv, const float *q, const float *k, const float
 	}
 	kq = dot(k, q, dk);
 	for (j = 0; j + DELTA_ROWS <= dv; j += DELTA_ROWS)
-		delta_rows(S + (size_t)j * dk, dk, DELTA_ROWS, kv, qv, v + j, beta, decay, kq, o + j);
+		delta_rows(S + (size_t)j * dk, dk, DELTA_ROWS, kv, qv, v + j, beta, decay, kq,
+			   o + j);
 	for (; j < dv; j++)
 		delta_rows(S + (size_t)j * dk, dk, 1, kv, qv, v + j, beta, decay, kq, o + j);
 }
@@ -1282,7 +1289,8 @@ silu(const float *x, float *y, int n)
 
 		_mm512_mask_storeu_ps(
 			y + i, m,
-			_mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v)))));
+			_mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(),
+										v)))));
 	}
 }
 

@@ -363,8 +363,8 @@ axpy_h(float *y, float a, const uint16_t *x, int n)
 
 /* Reference for the attention kernels: one dot or axpy per head and row. */
 static void
-scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale,
-	 float *sc, size_t ldsc)
+scores_h(const float *q, int ldq, int ng, const uint16_t *k, int np, int n, float scale, float *sc,
+	 size_t ldsc)
 {
 	for (int s = 0; s < np; s++)
 		for (int g = 0; g < ng; g++)

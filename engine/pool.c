@@ -58,6 +58,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+#include "thread-role.h"
 #include "util.h"
 
 /*
@@ -217,6 +219,8 @@ worker_main(void *v)
 	struct worker_arg wa = *(struct worker_arg *)v;
 	struct pool *p = wa.p;
 	uint32_t seen = 0;
+
+	thread_role_set(ROLE_WORKER);
 	free(v);
 	/* Signals belong to the UI thread (STYLE.md §2.7), faults to the thread. */
 	signals_block_async(NULL);
@@ -262,9 +266,11 @@ pool_new(int n_threads, char **cause)
 			p->n = i; /* join only the started ones */
 			pool_free(p);
 			cause_set(cause, "cannot start worker thread: %s", strerror(err));
+			log_error("pool: %s", *cause ? *cause : "cannot start a worker");
 			return NULL;
 		}
 	}
+	log_info("pool: %d threads", n_threads);
 	return p;
 }
 

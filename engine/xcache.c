@@ -40,9 +40,11 @@
 #include <unistd.h>
 
 #include "kernels.h"
+#include "log.h"
 #include "model.h"
 #include "safetensors.h"
 #include "sysinfo.h"
+#include "thread-role.h"
 #include "util.h"
 
 #define MAX_PARTS      12          /* tensors per expert: 3 matrices x (qweight, qzeros, scales) */
@@ -355,6 +357,7 @@ io_main(void *arg)
 {
 	struct xcache *xc = arg;
 
+	thread_role_set(ROLE_IO);
 	pthread_mutex_lock(&xc->mu);
 	for (;;) {
 		int s, i, rc;
@@ -371,6 +374,8 @@ io_main(void *arg)
 		i = xc->slots[s].expert;
 		pthread_mutex_unlock(&xc->mu);
 		rc = read_expert(xc, i, s, &bytes, &err);
+		if (rc != 0)
+			log_warn("expert cache: %s", err ? err : "read failed");
 		pthread_mutex_lock(&xc->mu);
 		xc->st.bytes_read += bytes;
 		if (rc == 0) {
@@ -705,6 +710,9 @@ watch_memory(struct xcache *xc)
 			      (free_b - reserve - ((uint64_t)1 << 30)) / 2 / sb);
 	n = MAX(n, MIN(xc->n_slots, xc->min_slots));
 	if (n != xc->n_slots) {
+		log_info("expert cache: %d -> %d slots (free %llu MB, reserve %llu MB, psi %.1f%%)",
+			 xc->n_slots, n, (unsigned long long)(free_b >> 20),
+			 (unsigned long long)(reserve >> 20), psi);
 		if (n < xc->n_slots)
 			xc->st.shrinks++;
 		resize(xc, n);
@@ -719,6 +727,7 @@ watch_main(void *arg)
 {
 	struct xcache *xc = arg;
 
+	thread_role_set(ROLE_IO);
 	pthread_mutex_lock(&xc->mu);
 	while (!xc->quit) {
 		struct timespec until;
@@ -784,6 +793,7 @@ warm_main(void *arg)
 	const struct st_set *set = xc->m->st;
 	long page = sysconf(_SC_PAGESIZE);
 
+	thread_role_set(ROLE_IO);
 	for (size_t i = 0; i < st_count(set) && !xc->warm_stop; i++) {
 		const struct st_tensor *t = st_at(set, i);
 		uintptr_t a = (uintptr_t)t->data & ~(uintptr_t)(page - 1);
@@ -1005,8 +1015,12 @@ xcache_new(const struct model *m, const struct xcache_opts *o, char **cause)
 	xc->resident = xcache_resident_bytes(m);
 	if (start_threads(xc, cause) != 0)
 		goto fail;
+	log_info("expert cache: %d slots of %zu bytes (%llu MB), %d experts", xc->slots_max,
+		 xc->stride, (unsigned long long)((uint64_t)xc->slots_max * xc->stride >> 20),
+		 xc->st.experts);
 	return xc;
 fail:
+	log_error("expert cache: %s", cause && *cause ? *cause : "cannot start");
 	xcache_free(xc);
 	return NULL;
 }

@@ -156,6 +156,7 @@ lint:
 	@! grep -l '<curses.h>\|<readline/' $$(find src engine -name '*.c') /dev/null
 	@for h in include/*.h; do echo "#include \"$${h#include/}\"" | \
 	    $(CC) $(CPPFLAGS) $(PKG_CFLAGS) -std=c11 -fsyntax-only -x c - || exit 1; done
+	@sh scripts/check-doc-refs.sh
 	@echo "lint: 1 passed, 0 failed"
 format:
 	clang-format -i $$(find src ui engine include tests -name '*.[ch]')

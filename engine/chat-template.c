@@ -5,7 +5,7 @@
  * chat_template_is_builtin() can recognise it in a model's tokenizer_config)
  * is re-implemented rule by rule rather than interpreted: a Jinja engine in C
  * would be far more code than the one template the model ships.  Each
- * function below names the template branch it follows; MODEL.md §5.2 states
+ * function below names the template branch it follows; docs/model-format.md "Chat template" states
  * the same rules in prose.  Reading order: the embedded template, a growing
  * string buffer, Python's json.dumps (the template's tojson filter), the
  * string surgery on "<think>" tags, the per-role renderers, and last the two

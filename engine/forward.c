@@ -1,5 +1,5 @@
 /*
- * forward.c - the Qwen3-Next forward pass (MODEL.md §2).
+ * forward.c - the Qwen3-Next forward pass (docs/model-format.md "Forward pass").
  *
  * DESIGN: tokens are processed in steps of up to n_batch tokens.  Each step
  * runs the decoder layers over all its tokens at once, so every weight matrix
@@ -498,7 +498,7 @@ stopping(struct ctx *c)
 	return c->aborting;
 }
 
-/* ---- gated attention (MODEL.md §2.3) ---------------------------------- */
+/* ---- gated attention (docs/model-format.md "Gated attention") ---------- */
 
 /* Norm + rotary for q and k of token t; store k, v into the cache. */
 static void
@@ -666,7 +666,7 @@ layer_attn(struct ctx *c, const struct layer_attn *a, int slot, int n_tok)
 	return true;
 }
 
-/* ---- Gated DeltaNet (MODEL.md §2.4) ----------------------------------- */
+/* ---- Gated DeltaNet (docs/model-format.md "Gated DeltaNet") ------------ */
 
 /*
  * After the input projections, everything of a DeltaNet layer up to the
@@ -893,7 +893,7 @@ layer_gdn(struct ctx *c, const struct layer_gdn *g, struct gdn_state *s, int n_t
 	return true;
 }
 
-/* ---- sparse MoE (MODEL.md §2.5) --------------------------------------- */
+/* ---- sparse MoE (docs/model-format.md "Sparse MoE") -------------------- */
 
 /* Route token t: probabilities in router, choices in sel/selw. */
 static void
@@ -1762,7 +1762,8 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 	if (c->o.n_batch <= 0)
 		c->o.n_batch = 64;
 	/* With the expert cache a prompt step reads each chosen expert that is not in memory
-	 * once: longer steps amortise those reads over more tokens (PERF.md §2.9). */
+	 * once: longer steps amortise those reads over more tokens
+	 * (docs/perf.md "Models larger than RAM"). */
 	if (o->expert_cache != 0 && (o->expert_cache != XCACHE_AUTO || xcache_auto(m, 0) > 0))
 		c->o.n_batch = MAX(c->o.n_batch, XCACHE_BATCH);
 	c->o.n_batch = MIN(c->o.n_batch, c->o.n_ctx);

@@ -222,7 +222,7 @@ worker_main(void *v)
 
 	thread_role_set(ROLE_WORKER);
 	free(v);
-	/* Signals belong to the UI thread (STYLE.md §2.7), faults to the thread. */
+	/* Signals go to the UI thread, faults to the thread (docs/style.md "Threading rule"). */
 	signals_block_async(NULL);
 	for (;;) {
 		seen = step_gen(wait_step(p, seen));

@@ -1,6 +1,6 @@
 /*
  * benchhw.h - `qnext bench-hw`: what this machine offers qnext.  Decode is
- * bound by memory bandwidth (PERF.md §2), so the figures that matter are the
+ * bound by memory bandwidth (docs/perf.md "Decode roofline"), so the figures that matter are the
  * streaming-read bandwidth of RAM on one thread and on every physical core,
  * the sequential read speed of the disk the model lives on (with the page
  * cache bypassed: that is what a model too big for RAM runs at), the CPU's

@@ -1,6 +1,6 @@
 /*
- * chat-template.h - the Qwen3 Thinking chat template (MODEL.md §5.2) rendered
- * natively, byte for byte what Jinja2 renders from
+ * chat-template.h - the Qwen3 Thinking chat template (docs/model-format.md "Chat template")
+ * rendered natively, byte for byte what Jinja2 renders from
  * tests/data/chat-template/qwen3-thinking.jinja with Hugging Face's tojson
  * (json.dumps with ensure_ascii=False: keys in given order, non-ASCII kept).
  *

@@ -1,9 +1,9 @@
 /*
- * commands.h - the chat's slash commands (UI.md §2c): parse a line into a
+ * commands.h - the chat's slash commands (docs/ui.md "Slash commands"): parse a line into a
  * struct command, complete a partial one for Tab, and give the help text.
  *
- * The commands are UI.md §2c's, less /continue, /edit, /read, /set ctx and
- * think_budget, and /think budget, which have nothing behind them yet.
+ * docs/ui.md "Slash commands" lists them, and those left out (/continue, /edit, /read,
+ * /set ctx and think_budget, /think budget) because nothing is behind them yet.
  * Parsing only checks and splits: what a command does is up to the UI.
  * Names are case-insensitive; arguments are separated by blanks.  A line
  * that does not start with '/' (after leading blanks) is a message, and so

@@ -2,7 +2,7 @@
  * config.h - the model's config.json (Qwen3-Next) and its AutoRound
  * quantization_config, parsed into plain data.
  *
- * Accepts every form MODEL.md §1 lists: explicit `layer_types` or
+ * Accepts every form docs/model-format.md "Configuration" lists: explicit `layer_types` or
  * `full_attention_interval`; rope fields (`rope_theta`,
  * `partial_rotary_factor`) at top level or inside `rope_parameters` /
  * `rope_scaling`; `dtype` or `torch_dtype`; `eos_token_id` scalar or list.

@@ -9,7 +9,8 @@
  * row range [o0, o1) so the worker pool can split a matrix between threads, and
  * never allocate.  Any thread.
  *
- * Weight layout (MODEL.md §4.2), a linear layer y = W x with W [n_out][n_in]:
+ * Weight layout (docs/model-format.md "AutoRound packing"), a linear layer
+ * y = W x with W [n_out][n_in]:
  *   WFMT_F32/F16/BF16  w [n_out][n_in] row-major (safetensors order)
  *   WFMT_GPTQ          qweight [n_in*bits/32][n_out] (bits packed along the
  *                      input, LSB first), qzeros [n_groups][n_out*bits/32]

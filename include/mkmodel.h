@@ -1,6 +1,6 @@
 /*
  * mkmodel.h - `qnext mkmodel`: write a random checkpoint in the real
- * Qwen3-Next AutoRound layout (MODEL.md §3-4: int4 routed experts, int8
+ * Qwen3-Next AutoRound layout (docs/model-format.md "Checkpoint tensors": int4 routed experts, int8
  * attention, DeltaNet and shared-expert projections, BF16 router, shared
  * expert gate, embeddings and lm_head), so load time and speed can be
  * measured without the 43 GB download.  Main thread of the CLI only.

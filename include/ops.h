@@ -3,7 +3,7 @@
  * are not matrix products: the two RMSNorm conventions, l2 normalisation,
  * partial NeoX rotary, MoE routing and one step of the gated delta rule.
  * Pulled out of forward.c so each can be tested on its own against the
- * formulas of MODEL.md §2.
+ * formulas of docs/model-format.md "Forward pass".
  *
  * Any thread; pure functions of caller memory, no allocation.
  */
@@ -66,8 +66,8 @@ void ops_top_k(const float *x, int n, int k, int *out);
 void ops_moe_route(float *p, int n_experts, int top_k, bool norm, int *sel, float *w);
 
 /*
- * One token of the gated delta rule for one value head (MODEL.md §2.4 step
- * 8), state S [dv][dk] (one dk-row per value channel):
+ * One token of the gated delta rule for one value head (docs/model-format.md "Gated DeltaNet",
+ * step 6), state S [dv][dk] (one dk-row per value channel):
  *   S = decay * S;  delta = beta * (v - S k);  S += delta k^T;  o = S q.
  * k and q are already l2-normalised (q scaled by 1/sqrt(dk)).
  */

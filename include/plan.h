@@ -6,7 +6,8 @@
  * the KV cache and scratch that forward.c allocates; from the machine (RAM,
  * swap, free disk, CPU, and the bandwidths `qnext bench-hw` remembered) it
  * decides whether the model fits in RAM and predicts the decode speed, or
- * the disk-bound speed when it does not fit (PERF.md §2.6, §2.9).
+ * the disk-bound speed when it does not fit (docs/perf.md "Decode ceiling",
+ * docs/perf.md "Models larger than RAM").
  *
  * The arithmetic is split from the probing so it can be tested:
  * plan_model_init() reads an opened model, plan_machine_probe() the machine,

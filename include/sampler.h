@@ -4,7 +4,7 @@
  *
  * Order (Hugging Face's): penalties, temperature, top-k, softmax, top-p,
  * min-p, draw.  Temperature <= 0 or top_k == 1 means greedy.  Defaults come
- * from the model's generation_config.json, else MODEL.md §5.3 (Qwen's
+ * from the model's generation_config.json, else docs/model-format.md "Generation defaults" (Qwen's
  * recommendation for the Thinking model).
  *
  * Thread affinity: a sampler belongs to one thread (the engine thread).
@@ -35,7 +35,8 @@ struct gen_config {
 	int32_t eos[SAMPLER_MAX_EOS]; /* stop tokens */
 };
 
-/* MODEL.md §5.3: 0.6 / top-k 20 / top-p 0.95 / min-p 0, no penalties, seed 0. */
+/* docs/model-format.md "Generation defaults": 0.6 / top-k 20 / top-p 0.95 / min-p 0,
+ * no penalties, seed 0. */
 void sampler_params_default(struct sampler_params *p);
 
 /*

@@ -76,7 +76,7 @@ typedef bool session_cb(void *arg, enum think_part part, const char *text, size_
 struct session *session_open(const struct session_opts *o, char **cause);
 void session_close(struct session *s); /* accepts NULL */
 
-/* The model's defaults (generation_config.json, else MODEL.md §5.3). */
+/* The model's defaults: generation_config.json, else docs/model-format.md "Generation defaults". */
 const struct gen_config *session_gen_config(const struct session *s);
 
 /* A one-line notice for the user (quantization_config disagrees with the

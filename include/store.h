@@ -1,6 +1,6 @@
 /*
  * store.h - the conversation store: chats.db, an SQLite file holding
- * conversations as trees of messages (UI.md §4).
+ * conversations as trees of messages (docs/ui.md "Conversation store").
  *
  * UI thread only: one struct store owns the only sqlite3 connection and its
  * prepared statements.  Every failure is an int -1 (or NULL, or an id of -1)

@@ -1,6 +1,6 @@
 /*
  * sysinfo.h - machine and process memory figures for the htop-style gauges
- * (UI.md §3d): RAM and swap from /proc/meminfo, this process's resident set
+ * (docs/ui.md "Gauges"): RAM and swap from /proc/meminfo, this process's resident set
  * and swap from /proc/self/statm and /proc/self/status, the major-fault rate
  * that shows swap or page-cache thrashing, and how much of a mapping (the
  * model) is resident, which is the real progress of an mmap load.

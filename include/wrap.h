@@ -9,7 +9,7 @@
  * character after a ZWJ, an emoji skin-tone modifier, and the second half of
  * a regional-indicator flag.  A cluster's width is the sum of its
  * characters' widths, which is how curses places them (a terminal that draws
- * a ZWJ sequence as one glyph disagrees; UI.md §3c pitfall 11).
+ * a ZWJ sequence as one glyph disagrees; docs/ui.md "Display width").
  *
  * Characters wcwidth calls nonprintable (-1) and bytes that are not valid
  * UTF-8 count 1 column each: the UI shows them as one replacement

@@ -788,7 +788,7 @@ mkmodel_main(int argc, char **argv)
 		{ "router-skew", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
-	/* The real model's dimensions (MODEL.md §1). */
+	/* The real model's dimensions (docs/model-format.md "Dimensions"). */
 	struct mkopts o = { .hidden = 2048,
 			    .layers = 48,
 			    .experts = 512,

@@ -2,9 +2,10 @@
  * plan.c - `qnext plan`: will this checkpoint fit, and how fast will it
  * decode here?  Decode reads every non-expert matrix, the top-k experts of
  * each layer and lm_head once per token, so its ceiling is memory bandwidth
- * divided by those bytes (PERF.md §2.6).  When weights, context and
- * overhead exceed the RAM, the experts that do not stay in the page cache
- * are read from disk on every token, and the disk sets the pace (§2.9).
+ * divided by those bytes (docs/perf.md "Decode ceiling").  When weights,
+ * context and overhead exceed the RAM, the experts that do not stay in the
+ * page cache are read from disk on every token, and the disk sets the pace
+ * (docs/perf.md "Models larger than RAM").
  *
  * In order: the checkpoint's facts (module groups, shard sizes, the
  * context's allocations mirrored from forward.c), the machine's facts,

@@ -1,5 +1,5 @@
 /*
- * store.c - the conversation store in SQLite (see store.h and UI.md §4).
+ * store.c - the conversation store in SQLite (see store.h and docs/ui.md "Conversation store").
  *
  * Reading order: the schema, as a list of migration steps; the connection
  * and its prepared statements; the locks that mark answers being written;
@@ -70,7 +70,7 @@
  * edited once released: schema 2 is a new string at the end.
  */
 static const char *const migrations[] = {
-	/* 1: UI.md §4b. */
+	/* 1: docs/ui.md "Conversation store". */
 	"CREATE TABLE conversation ("
 	"  id              INTEGER PRIMARY KEY,"
 	"  uuid            TEXT NOT NULL UNIQUE,"
@@ -106,7 +106,7 @@ static const char *const migrations[] = {
 	"CREATE INDEX message_conv_created ON message(conversation_id, created_at);"
 	"CREATE INDEX conversation_list    ON conversation(archived, pinned DESC, updated_at DESC);"
 	/*
-	 * Not in UI.md: the foreign keys' ON DELETE actions look rows up by
+	 * Two more indexes: the foreign keys' ON DELETE actions look rows up by
 	 * parent_id and current_leaf_id: deleting a 200-message conversation
 	 * among 100k messages took 2.9 s without these indexes, 35 ms with them.
 	 */
@@ -620,7 +620,8 @@ identify_once(struct store *s, int64_t *version, char **cause)
 	return rc;
 }
 
-/* Per-connection settings (UI.md §4b).  journal_mode is the first write to the file. */
+/* Per-connection settings (docs/ui.md "Connection settings").
+ * journal_mode is the first write to the file. */
 static int
 configure(struct store *s, char **cause)
 {

@@ -5,7 +5,7 @@
  *   make build/release/tests/bench-kernels
  *   OPENBLAS_NUM_THREADS=1 build/release/tests/bench-kernels
  *
- * Shapes (MODEL.md §4.2): in_proj_qkvz 2048 -> 12288 at 8 bits, and ten
+ * Shapes (docs/model-format.md "Module shapes"): in_proj_qkvz 2048 -> 12288 at 8 bits, and ten
  * experts' gate_proj 2048 -> 512 at 4 bits.  Enough copies are cycled that
  * the weights come from DRAM, not the last-level cache.  Then a BF16
  * lm_head-like matvec and prefill products in GOP/s.  One thread.

@@ -1,7 +1,7 @@
 /*
  * test-chat-template.c - engine/chat-template.c against Jinja2: every
  * conversation in tests/data/chat-template/cases.json and the tiny model's
- * golden prompt byte for byte, the two examples of MODEL.md §5.2, tojson's
+ * golden prompt byte for byte, the two examples of docs/model-format.md "Chat template", tojson's
  * number and string formatting, the template's branches (tool calls, tool
  * response grouping, thinking kept or dropped), recognition of the template
  * text, and inputs that must fail with a cause.  The expected prompts of the
@@ -169,7 +169,7 @@ test_golden(void)
 	json_decref(g);
 }
 
-/* MODEL.md §5.2 examples, through the struct interface. */
+/* docs/model-format.md "Chat template" examples, through the struct interface. */
 static void
 test_model_md(void)
 {
@@ -183,10 +183,10 @@ test_model_md(void)
 	char *out, *cause = NULL;
 
 	out = chat_template_render(hi, ARRAY_LEN(hi), NULL, true, &cause);
-	same("MODEL.md hi", out, "<|im_start|>user\nHi<|im_end|>\n" GEN);
+	same("doc example hi", out, "<|im_start|>user\nHi<|im_end|>\n" GEN);
 	free(out);
 	out = chat_template_render(two, ARRAY_LEN(two), NULL, true, &cause);
-	same("MODEL.md two turns", out,
+	same("doc example two turns", out,
 	     "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n"
 	     "<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n" GEN);
 	free(out);

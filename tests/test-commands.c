@@ -103,7 +103,7 @@ test_text_args(void)
 	with_arg("/rename", CMD_RENAME, NULL); /* the UI asks for a title */
 	bad("/search", "/search: expected a query");
 	bad("/search   ", "/search: expected a query");
-	bad("/continue", "unknown command /continue"); /* UI.md §2c, not wired up yet */
+	bad("/continue", "unknown command /continue"); /* not yet: docs/ui.md "Slash commands" */
 	bad("/read x", "unknown command /read");
 }
 

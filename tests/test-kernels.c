@@ -1,6 +1,6 @@
 /*
  * test-kernels.c - the kernel tiers against each other and against math
- * written straight from MODEL.md §4.2.
+ * written straight from docs/model-format.md "AutoRound packing".
  *
  * The scalar tier is checked against a dead-simple dequantizer and double
  * precision dot products; every SIMD tier the CPU supports is checked against
@@ -65,8 +65,8 @@ tmat_free(struct tmat *t)
 }
 
 /*
- * W[o][i] exactly as MODEL.md §4.2 writes it, with nothing shared with the
- * kernels: q from qweight[i*b/32][o], z from qzeros[i/gs][o*b/32] plus one.
+ * W[o][i] exactly as docs/model-format.md "AutoRound packing" writes it, with nothing
+ * shared with the kernels: q from qweight[i*b/32][o], z from qzeros[i/gs][o*b/32] plus one.
  * (qzeros rows are ceil(n_out * b / 32) words so odd n_out can be tested.)
  */
 static float

@@ -1,5 +1,5 @@
 /*
- * test-ops.c - the forward pass's building blocks against MODEL.md §2:
+ * test-ops.c - the forward pass's building blocks against docs/model-format.md "Forward pass":
  * both RMSNorm conventions, partial NeoX rotary, MoE routing, and the gated
  * delta rule token by token versus the chunked (WY) form computed here
  * independently in double precision.
@@ -148,7 +148,7 @@ test_route(void)
 }
 
 /*
- * The chunked gated delta rule of MODEL.md §2.4 for one head, double
+ * The chunked gated delta rule of docs/model-format.md "Gated DeltaNet" for one head, double
  * precision, state S [dk][dv] (HF layout), chunk size C, zero padding.
  */
 static void

@@ -230,7 +230,7 @@ test_model(const struct expect *e, uint64_t qact_total)
 	model_close(m);
 }
 
-/* The real checkpoint's figures (PERF.md §2.4 layout B1), an injected meminfo
+/* The real checkpoint's figures (docs/perf.md "Bytes per token"), an injected meminfo
  * of a 23.5 GiB machine, and a measured 38 GB/s and 1.5 GB/s disk. */
 static void
 test_compute(void)
@@ -274,10 +274,10 @@ test_compute(void)
 	miss = (1 - frac) * 0.785e9;
 	T_EQ_INT(r.cache_bytes, (uint64_t)(avail - 2.2e9 - 1073741824.0));
 	T_NEAR(r.expert_cached, frac, 1e-9);
-	T_NEAR(r.expert_cached, 0.4505, 1e-3); /* PERF.md §2.9: "≈45 %" */
+	T_NEAR(r.expert_cached, 0.4505, 1e-3); /* docs/perf.md "Models larger than RAM" */
 	T_NEAR((double)r.miss_bytes, miss, 1.0);
 	T_NEAR(r.tok_s_disk, 1 / (3.24e9 / 38e9 + miss / 1.5e9), 1e-6);
-	T_NEAR(r.tok_s_disk, 2.68, 0.01); /* PERF.md §2.9: ≈2.5-3.5 tok/s */
+	T_NEAR(r.tok_s_disk, 2.68, 0.01); /* docs/perf.md "Models larger than RAM" */
 	T_ASSERT(!r.disk_assumed);
 	/* The expert cache: the page cache keeps all but the experts and the embedding
 	 * table (none in this made-up layout: 3.2 GB); the cache has what is left after

@@ -219,7 +219,7 @@ test_gen_config(void)
 	T_EQ_INT(g.p.top_k, 20);
 	T_NEAR(g.p.top_p, 0.95, 1e-6);
 	T_ASSERT(mkdtemp(dir) != NULL);
-	T_EQ_INT(gen_config_load(&g, dir, &cause), 0); /* no file: MODEL.md defaults */
+	T_EQ_INT(gen_config_load(&g, dir, &cause), 0); /* no file: built-in defaults */
 	T_EQ_INT(g.eos[0], 151645);
 	T_EQ_INT(g.eos[1], 151643);
 	snprintf(path, sizeof(path), "%s/generation_config.json", dir);

@@ -2,7 +2,7 @@
  * app.c - the full-screen chat: the UI thread's event loop, readline in
  * callback mode, the engine's messages, slash commands and saving.
  *
- * DESIGN (UI.md §3): the UI thread poll(2)s stdin, the engine queue's
+ * DESIGN (docs/ui.md "Event loop"): the UI thread poll(2)s stdin, the engine queue's
  * eventfd and a signal self-pipe.  Bytes read from stdin are handed to
  * readline through rl_getc_function one key at a time (readline itself reads
  * further bytes of a key sequence or a bracketed paste from the same

@@ -438,30 +438,19 @@ q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, 
 	    int o0, int o1)
 {
 	switch ((W->bits == 8) * 4 + nt - 1) {
-	case 0:
-		q8_span(W, A, t0, 1, i0, Y, ldy, o0, o1, 4);
+#define SPAN_CASE(B, T)                                      \
+	case ((B) == 8) * 4 + (T)-1:                         \
+		q8_span(W, A, t0, T, i0, Y, ldy, o0, o1, B); \
 		break;
-	case 1:
-		q8_span(W, A, t0, 2, i0, Y, ldy, o0, o1, 4);
-		break;
-	case 2:
-		q8_span(W, A, t0, 3, i0, Y, ldy, o0, o1, 4);
-		break;
-	case 3:
-		q8_span(W, A, t0, 4, i0, Y, ldy, o0, o1, 4);
-		break;
-	case 4:
-		q8_span(W, A, t0, 1, i0, Y, ldy, o0, o1, 8);
-		break;
-	case 5:
-		q8_span(W, A, t0, 2, i0, Y, ldy, o0, o1, 8);
-		break;
-	case 6:
-		q8_span(W, A, t0, 3, i0, Y, ldy, o0, o1, 8);
-		break;
-	case 7:
-		q8_span(W, A, t0, 4, i0, Y, ldy, o0, o1, 8);
-		break;
+#define SPAN_CASES(B)   \
+	SPAN_CASE(B, 1) \
+	SPAN_CASE(B, 2) \
+	SPAN_CASE(B, 3) \
+	SPAN_CASE(B, 4)
+		SPAN_CASES(4)
+		SPAN_CASES(8)
+#undef SPAN_CASES
+#undef SPAN_CASE
 	}
 }
 

@@ -192,6 +192,14 @@ static float block_amax(const float *x);
 static void quantize_block(const float *x, float d, int8_t *q, int8_t *qp, float *d_out,
 			   int32_t *sum_out);
 
+/* The cases of q8_panel_any and f32_panel_any for B-bit weights, 1 to TOK_TILE tokens
+ * (each defines PANEL_CASE(B, T) for its own call). */
+#define PANEL_CASES(B)   \
+	PANEL_CASE(B, 1) \
+	PANEL_CASE(B, 2) \
+	PANEL_CASE(B, 3) \
+	PANEL_CASE(B, 4)
+
 /*
  * q8_panel with bits, token, block and row counts as constants, so its loops
  * unroll.  A full block has `bits` rows; only the matrix's last can be short.
@@ -214,42 +222,14 @@ q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0,
 		return;
 	}
 	switch (W->bits * 8 + nt) {
-	case 2 * 8 + 1:
-		q8_panel(W, A, t0, 1, b0, 1, 2, Y, ldy, o0, o1, 2);
+#define PANEL_CASE(B, T)                                            \
+	case (B)*8 + (T):                                           \
+		q8_panel(W, A, t0, T, b0, 1, B, Y, ldy, o0, o1, B); \
 		break;
-	case 2 * 8 + 2:
-		q8_panel(W, A, t0, 2, b0, 1, 2, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 3:
-		q8_panel(W, A, t0, 3, b0, 1, 2, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 4:
-		q8_panel(W, A, t0, 4, b0, 1, 2, Y, ldy, o0, o1, 2);
-		break;
-	case 4 * 8 + 1:
-		q8_panel(W, A, t0, 1, b0, 1, 4, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 2:
-		q8_panel(W, A, t0, 2, b0, 1, 4, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 3:
-		q8_panel(W, A, t0, 3, b0, 1, 4, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 4:
-		q8_panel(W, A, t0, 4, b0, 1, 4, Y, ldy, o0, o1, 4);
-		break;
-	case 8 * 8 + 1:
-		q8_panel(W, A, t0, 1, b0, 1, 8, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 2:
-		q8_panel(W, A, t0, 2, b0, 1, 8, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 3:
-		q8_panel(W, A, t0, 3, b0, 1, 8, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 4:
-		q8_panel(W, A, t0, 4, b0, 1, 8, Y, ldy, o0, o1, 8);
-		break;
+		PANEL_CASES(2)
+		PANEL_CASES(4)
+		PANEL_CASES(8)
+#undef PANEL_CASE
 	}
 }
 
@@ -258,44 +238,17 @@ f32_panel_any(const struct qmat *W, const float *X, int t0, int nt, int g, int r
 	      int ldy, int o0, int o1)
 {
 	switch (W->bits * 8 + nt) {
-	case 2 * 8 + 1:
-		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 2);
+#define PANEL_CASE(B, T)                                              \
+	case (B)*8 + (T):                                             \
+		f32_panel(W, X, t0, T, g, r0, nr, Y, ldy, o0, o1, B); \
 		break;
-	case 2 * 8 + 2:
-		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 3:
-		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 4:
-		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 2);
-		break;
-	case 4 * 8 + 1:
-		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 2:
-		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 3:
-		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 4:
-		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 4);
-		break;
-	case 8 * 8 + 1:
-		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 2:
-		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 3:
-		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 4:
-		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 8);
-		break;
+		PANEL_CASES(2)
+		PANEL_CASES(4)
+		PANEL_CASES(8)
+#undef PANEL_CASE
 	}
 }
+#undef PANEL_CASES
 
 static void
 gptq_f32(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, int o0, int o1)

@@ -74,8 +74,7 @@ q8_panel(const struct qmat *W, const struct qact *A, int t0, const int nt, int b
 	 const int nr, float *Y, int ldy, int o0, int o1, const int bits)
 {
 	const __m512i mask = _mm512_set1_epi8(bits == 4 ? 0x0F : 0x03);
-	const __m128i shuf2 = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-	const size_t stride = (size_t)A->n_blk * QK, n_out = (size_t)W->n_out;
+	const size_t n_out = (size_t)W->n_out;
 	const int r0 = b0 * QK * bits / 32, g = b0 * QK / W->group_size;
 	const uint32_t *qw = W->qweight + (size_t)r0 * n_out;
 	const uint8_t *zrow = (const uint8_t *)(W->qzeros + (size_t)g * zeros_stride(W));
@@ -85,30 +84,7 @@ q8_panel(const struct qmat *W, const struct qact *A, int t0, const int nt, int b
 	struct prefetch pf;
 	int k, t, o, r, s;
 
-	/* Each block's activations as the int32 words its qweight rows need. */
-	for (k = 0; k < nb; k++) {
-		for (t = 0; t < nt; t++) {
-			size_t qi = (size_t)(t0 + t) * stride + (size_t)(b0 + k) * QK;
-			size_t bi = (size_t)(t0 + t) * A->n_blk + (size_t)(b0 + k);
-
-			if (bits == 4) {
-				memcpy(aw[k][t], A->qp + qi, QK);
-			} else if (bits == 8) {
-				memcpy(aw[k][t], A->q + qi, QK);
-			} else {
-				for (r = 0; r < 2; r++) {
-					__m128i v = _mm_loadu_si128(
-						(const __m128i *)(A->q + qi + 16 * r));
-
-					_mm_storeu_si128((__m128i *)&aw[k][t][4 * r],
-							 _mm_shuffle_epi8(v, shuf2));
-				}
-			}
-			/* For z * sum by madd: the sum in each lane's low int16. */
-			sb[k][t] = A->sum[bi] & 0xFFFF;
-			db[k][t] = A->d[bi];
-		}
-	}
+	panel_acts(A, t0, nt, b0, nb, bits, aw, sb, db);
 	for (t = 0; t < nt; t++)
 		yt[t] = Y + (size_t)(t0 + t) * ldy;
 	prefetch_init(&pf, W, r0 + nb * nr, MIN(r0 + 2 * nb * nr, W->n_in * bits / 32), o0, o1, nt);

@@ -171,6 +171,46 @@ block_in(const float *x, int n, int b, float pad[QK])
 }
 
 /*
+ * The start of q8_panel: the activations of blocks [b0, b0 + nb) for tokens
+ * t0..t0+nt-1 as the int32 words their qweight rows need (aw: 4-bit from
+ * the permuted copy, 2-bit regrouped so word 4r + s holds the inputs of
+ * shift s in row r), and each block's sum and scale.
+ */
+static inline __attribute__((always_inline)) void
+panel_acts(const struct qact *A, int t0, const int nt, int b0, const int nb, const int bits,
+	   int32_t aw[MAX_NB][TOK_TILE][8], int32_t sb[MAX_NB][TOK_TILE],
+	   float db[MAX_NB][TOK_TILE])
+{
+	const __m128i shuf2 = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+	const size_t stride = (size_t)A->n_blk * QK;
+	int k, t, r;
+
+	for (k = 0; k < nb; k++) {
+		for (t = 0; t < nt; t++) {
+			size_t qi = (size_t)(t0 + t) * stride + (size_t)(b0 + k) * QK;
+			size_t bi = (size_t)(t0 + t) * A->n_blk + (size_t)(b0 + k);
+
+			if (bits == 4) {
+				memcpy(aw[k][t], A->qp + qi, QK);
+			} else if (bits == 8) {
+				memcpy(aw[k][t], A->q + qi, QK);
+			} else {
+				for (r = 0; r < 2; r++) {
+					__m128i v = _mm_loadu_si128(
+						(const __m128i *)(A->q + qi + 16 * r));
+
+					_mm_storeu_si128((__m128i *)&aw[k][t][4 * r],
+							 _mm_shuffle_epi8(v, shuf2));
+				}
+			}
+			/* For z * sum by madd: the sum in each lane's low int16. */
+			sb[k][t] = A->sum[bi] & 0xFFFF;
+			db[k][t] = A->d[bi];
+		}
+	}
+}
+
+/*
  * Defined by the including tier (avx2.c's comments say what they compute).
  * q8_panel: blocks [b0, b0 + nb) of nr qweight rows each, tokens t0..t0+nt-1,
  * outputs [o0, o1) (a multiple of TIER_WIDTH), quantized activations.

@@ -160,27 +160,6 @@ get_bool(json_t *o, const char *key, bool def, const char *what, bool *out, char
 	return 0;
 }
 
-static json_t *
-load_json(const char *text, size_t len, const char *what, char **cause)
-{
-	json_error_t err;
-	json_t *root;
-	char msg[SHOW];
-
-	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err)) == NULL) {
-		str_show(msg, sizeof(msg), err.text);
-		cause_set(cause, "%s: not valid JSON: %s (line %d, column %d)", what, msg, err.line,
-			  err.column);
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		json_decref(root);
-		cause_set(cause, "%s: not a JSON object", what);
-		return NULL;
-	}
-	return root;
-}
-
 static int
 check_model_type(json_t *root, const char *what, char **cause)
 {
@@ -778,7 +757,7 @@ parse_quant_source(struct model_config *c, json_t *root, const char *qjson, size
 	}
 	if (qjson == NULL)
 		return 0;
-	if ((qroot = load_json(qjson, qlen, qwhat, cause)) == NULL)
+	if ((qroot = json_parse_object(qjson, qlen, qwhat, SHOW, cause)) == NULL)
 		return -1;
 	rc = parse_quant(&c->quant, qroot, qwhat, cause);
 	json_decref(qroot);
@@ -793,7 +772,7 @@ parse_all(struct model_config *c, const char *json, size_t len, const char *qjso
 	int rc;
 
 	memset(c, 0, sizeof(*c));
-	if ((root = load_json(json, len, what, cause)) == NULL)
+	if ((root = json_parse_object(json, len, what, SHOW, cause)) == NULL)
 		return -1;
 	rc = parse_model(c, root, what, cause);
 	if (rc == 0)

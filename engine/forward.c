@@ -1040,6 +1040,60 @@ combine_chunk(const struct rows_step *s, int t0, int t1)
 }
 
 /*
+ * Expert x's rows of A (int8 slice rows from a0 on; NULL on the float path)
+ * as a view kept in views[x], which must outlive the jobs that read it.
+ */
+static const struct qact *
+expert_rows(const struct ctx *c, const struct qact *A, int a0, struct qact *views, int x)
+{
+	int r0 = c->off[x];
+
+	if (A == NULL)
+		return NULL;
+	views[x] = qact_rows(A, r0 - a0, c->off[x + 1] - r0);
+	return &views[x];
+}
+
+/* Queue expert x's gate and up on its slice rows (gx -> g1, g2); A as moe_inputs made it. */
+static void
+expert_gate_up(struct ctx *c, const struct qact *A, int x, const struct qmat *gate,
+	       const struct qmat *up)
+{
+	int d = c->m->cfg.hidden_size, w = c->m->cfg.moe_inter;
+	int r0 = c->off[x], n = c->off[x + 1] - r0;
+	const struct qact *Ax = expert_rows(c, A, 0, c->views, x);
+
+	add_job(c, gate, c->gx + (size_t)r0 * d, Ax, n, c->g1 + (size_t)r0 * w, w);
+	add_job(c, up, c->gx + (size_t)r0 * d, Ax, n, c->g2 + (size_t)r0 * w, w);
+}
+
+/* Queue expert x's down projection on its slice rows (g1 -> gy); A holds the
+ * quantized g1 rows from slice row a0 on. */
+static void
+expert_down(struct ctx *c, const struct qact *A, int a0, int x, const struct qmat *down)
+{
+	int d = c->m->cfg.hidden_size, w = c->m->cfg.moe_inter;
+	int r0 = c->off[x], n = c->off[x + 1] - r0;
+	const struct qact *Ax = expert_rows(c, A, a0, c->views + c->m->cfg.n_experts, x);
+
+	add_job(c, down, c->g1 + (size_t)r0 * w, Ax, n, c->gy + (size_t)r0 * d, d);
+}
+
+/* The shared expert's SwiGLU and down projection (its gate/up ran with the
+ * router), queued to lead the step of the routed experts' down projections. */
+static void
+shared_down(struct ctx *c, const struct layer_moe *e, int n_tok)
+{
+	int sw = c->m->cfg.shared_inter;
+
+	phase(c, FWD_SHARED);
+	swiglu_rows(c, c->sh1, c->sh2, n_tok, sw);
+	add_job(c, &e->sh_down, c->sh1, quantize(c, &c->qs, c->sh1, n_tok, sw), n_tok, c->shy,
+		c->m->cfg.hidden_size);
+	phase(c, FWD_EXPERTS);
+}
+
+/*
  * The routed experts, and the shared expert's down projection in the step of
  * their down projections; false when told to stop between the two halves.
  */
@@ -1047,54 +1101,26 @@ static bool
 moe_experts(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int n_tok, int n_rows)
 {
 	const struct model_config *cfg = &c->m->cfg;
-	int d = cfg->hidden_size, w = cfg->moe_inter;
+	int w = cfg->moe_inter;
 	const struct qact *A;
-	struct qact *views = c->views;
 
 	phase(c, FWD_EXPERTS);
 	A = moe_inputs(c, e, Ah, n_rows);
-	for (int x = 0; x < cfg->n_experts; x++) {
-		int r0 = c->off[x], n = c->off[x + 1] - r0;
-		const struct qact *Ax = NULL;
-
-		if (n == 0)
-			continue;
-		if (A != NULL) {
-			views[x] = qact_rows(A, r0, n);
-			Ax = &views[x];
-		}
-		add_job(c, &e->gate[x], c->gx + (size_t)r0 * d, Ax, n, c->g1 + (size_t)r0 * w, w);
-		add_job(c, &e->up[x], c->gx + (size_t)r0 * d, Ax, n, c->g2 + (size_t)r0 * w, w);
-	}
+	for (int x = 0; x < cfg->n_experts; x++)
+		if (c->off[x + 1] > c->off[x])
+			expert_gate_up(c, A, x, &e->gate[x], &e->up[x]);
 	run_jobs(c);
 	/* For a long prefill the experts are most of a layer's time. */
 	if (stopping(c))
 		return false;
-	if (e->has_shared) {
-		/* Its gate/up ran with the router; its down (the biggest) leads this step. */
-		int sw = cfg->shared_inter;
-
-		phase(c, FWD_SHARED);
-		swiglu_rows(c, c->sh1, c->sh2, n_tok, sw);
-		add_job(c, &e->sh_down, c->sh1, quantize(c, &c->qs, c->sh1, n_tok, sw), n_tok,
-			c->shy, d);
-		phase(c, FWD_EXPERTS);
-	}
+	/* The shared expert's down (the biggest) leads this step. */
+	if (e->has_shared)
+		shared_down(c, e, n_tok);
 	swiglu_rows(c, c->g1, c->g2, n_rows, w);
 	A = quantize(c, &c->qm, c->g1, n_rows, w);
-	views += cfg->n_experts;
-	for (int x = 0; x < cfg->n_experts; x++) {
-		int r0 = c->off[x], n = c->off[x + 1] - r0;
-		const struct qact *Ax = NULL;
-
-		if (n == 0)
-			continue;
-		if (A != NULL) {
-			views[x] = qact_rows(A, r0, n);
-			Ax = &views[x];
-		}
-		add_job(c, &e->down[x], c->g1 + (size_t)r0 * w, Ax, n, c->gy + (size_t)r0 * d, d);
-	}
+	for (int x = 0; x < cfg->n_experts; x++)
+		if (c->off[x + 1] > c->off[x])
+			expert_down(c, A, 0, x, &e->down[x]);
 	run_jobs(c);
 	return true;
 }
@@ -1106,18 +1132,9 @@ moe_experts(struct ctx *c, const struct layer_moe *e, const struct qact *Ah, int
 static bool
 queue_gate_up(struct ctx *c, const struct qact *A, int k)
 {
-	int d = c->m->cfg.hidden_size, w = c->m->cfg.moe_inter;
-	int x = c->need[k], r0 = c->off[x], n = c->off[x + 1] - r0;
-	const struct qact *Ax = NULL;
-
 	if ((c->xq[k] = xcache_wait(c->xc, c->xh[k], &c->io_err)) == NULL)
 		return false;
-	if (A != NULL) {
-		c->views[x] = qact_rows(A, r0, n);
-		Ax = &c->views[x];
-	}
-	add_job(c, &c->xq[k][0], c->gx + (size_t)r0 * d, Ax, n, c->g1 + (size_t)r0 * w, w);
-	add_job(c, &c->xq[k][1], c->gx + (size_t)r0 * d, Ax, n, c->g2 + (size_t)r0 * w, w);
+	expert_gate_up(c, A, c->need[k], &c->xq[k][0], &c->xq[k][1]);
 	return true;
 }
 
@@ -1162,24 +1179,15 @@ group_gate_up(struct ctx *c, const struct qact *A, int g0, int g1)
 static void
 group_down(struct ctx *c, int g0, int g1)
 {
-	int d = c->m->cfg.hidden_size, w = c->m->cfg.moe_inter;
+	int w = c->m->cfg.moe_inter;
 	int r0 = c->off[c->need[g0]], r1 = c->off[c->need[g1 - 1] + 1];
-	struct qact *views = c->views + c->m->cfg.n_experts;
 	const struct qact *A;
 
 	swiglu_rows(c, c->g1 + (size_t)r0 * w, c->g2 + (size_t)r0 * w, r1 - r0, w);
 	/* Rows are quantized one by one, so a group's rows give the same bits as all. */
 	A = quantize(c, &c->qm, c->g1 + (size_t)r0 * w, r1 - r0, w);
-	for (int k = g0; k < g1; k++) {
-		int x = c->need[k], q0 = c->off[x], n = c->off[x + 1] - q0;
-		const struct qact *Ax = NULL;
-
-		if (A != NULL) {
-			views[x] = qact_rows(A, q0 - r0, n);
-			Ax = &views[x];
-		}
-		add_job(c, &c->xq[k][2], c->g1 + (size_t)q0 * w, Ax, n, c->gy + (size_t)q0 * d, d);
-	}
+	for (int k = g0; k < g1; k++)
+		expert_down(c, A, r0, c->need[k], &c->xq[k][2]);
 	run_jobs(c);
 }
 
@@ -1203,15 +1211,8 @@ experts_group(struct ctx *c, int li, const struct layer_moe *e, const struct qac
 	if (g0 == 0 && c->spec_n > 0)
 		xcache_speculate(c->xc, li + 1, c->spec, c->spec_n);
 	ok = group_gate_up(c, A, g0, g1) && !stopping(c);
-	if (ok && g0 == 0 && e->has_shared) {
-		int sw = c->m->cfg.shared_inter;
-
-		phase(c, FWD_SHARED);
-		swiglu_rows(c, c->sh1, c->sh2, n_tok, sw);
-		add_job(c, &e->sh_down, c->sh1, quantize(c, &c->qs, c->sh1, n_tok, sw), n_tok,
-			c->shy, c->m->cfg.hidden_size);
-		phase(c, FWD_EXPERTS);
-	}
+	if (ok && g0 == 0 && e->has_shared)
+		shared_down(c, e, n_tok);
 	if (ok)
 		group_down(c, g0, g1);
 	for (int k = g0; k < g1; k++)

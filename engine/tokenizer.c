@@ -989,28 +989,15 @@ check_decoder(json_t *d, const char *what, char **cause)
 
 /* --- loading: putting it together --------------------------------------- */
 
+/* tokenizer.json or tokenizer_config.json: at most JSON_MAX bytes, one JSON object. */
 static json_t *
 parse_json(const char *text, size_t len, const char *what, char **cause)
 {
-	json_error_t err;
-	json_t *root;
-	char s[SHOW];
-
 	if (len > JSON_MAX) {
 		cause_set(cause, "%s: larger than %u bytes", what, JSON_MAX);
 		return NULL;
 	}
-	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err)) == NULL) {
-		cause_set(cause, "%s: not valid JSON: %s (line %d, column %d)", what,
-			  str_show(s, sizeof(s), err.text), err.line, err.column);
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		json_decref(root);
-		cause_set(cause, "%s: not a JSON object", what);
-		return NULL;
-	}
-	return root;
+	return json_parse_object(text, len, what, SHOW, cause);
 }
 
 /* The one-byte tokens every word starts from, and the decode bound. */

@@ -122,6 +122,15 @@ char *read_file(const char *path, size_t *len_out, char **cause);
  */
 json_t *json_read_file(const char *path, size_t max, char **cause);
 
+/*
+ * text[len] parsed as a JSON object, duplicate keys refused; NULL with cause
+ * "WHAT: not valid JSON: ERROR (line L, column C)", ERROR cut by str_show to
+ * show bytes (each loader keeps its own width), or "WHAT: not a JSON object".
+ * The one-line error of config.json, tokenizer.json and their kin.
+ */
+json_t *json_parse_object(const char *text, size_t len, const char *what, size_t show,
+			  char **cause);
+
 /* Everything an open descriptor (stdin, a pipe) gives until EOF, at most max
  * bytes; name is what errors call it.  Same result as read_file_max. */
 char *read_fd(int fd, const char *name, size_t max, size_t *len_out, char **cause);

@@ -390,6 +390,26 @@ read_file(const char *path, size_t *len_out, char **cause)
 }
 
 json_t *
+json_parse_object(const char *text, size_t len, const char *what, size_t show, char **cause)
+{
+	json_error_t err;
+	json_t *root;
+	char msg[JSON_ERROR_TEXT_LENGTH];
+
+	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err)) == NULL) {
+		cause_set(cause, "%s: not valid JSON: %s (line %d, column %d)", what,
+			  str_show(msg, MIN(show, sizeof(msg)), err.text), err.line, err.column);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		cause_set(cause, "%s: not a JSON object", what);
+		return NULL;
+	}
+	return root;
+}
+
+json_t *
 json_read_file(const char *path, size_t max, char **cause)
 {
 	json_error_t err;

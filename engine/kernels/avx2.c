@@ -1,7 +1,8 @@
 /*
  * avx2.c - the AVX2 + FMA + F16C tier of the compute kernels (Haswell and
  * later, Zen).  Same results as scalar.c to float rounding; avx512.c is the
- * same algorithm with 16-wide registers.  Any thread.
+ * same algorithm with 16-wide registers, and what the two share to the letter
+ * is written once in common-simd.h.  Any thread.
  *
  * GPTQ matrices are read in place (zero-copy).  qweight[K * bits / 32][N]
  * puts the words of consecutive output channels side by side, so one 256-bit
@@ -47,18 +48,10 @@
 #include "prefetch-rows.h"
 #include "util.h"
 
-/* Tokens that share one pass over the weights (registers: 2 per token). */
-#define TOK_TILE           4
-/* Most QK blocks in one decode step (8 qweight rows of 2-bit weights). */
-#define MAX_NB             4
-/* Prefetch the next panel when one panel spans at most this many bytes. */
-#define PANEL_PREFETCH_MAX (64 * 1024)
-
-static size_t
-zeros_stride(const struct qmat *W)
-{
-	return ((size_t)W->n_out * (size_t)W->bits + 31) / 32; /* as scalar.c */
-}
+/* For common-simd.h: 8 outputs per register; outputs past the last 8 go to the scalar tier. */
+#define TIER_WIDTH 8
+#define TIER_NEXT  kernels_scalar
+#include "common-simd.h"
 
 static float
 hsum(__m256 v)
@@ -70,89 +63,10 @@ hsum(__m256 v)
 	return _mm_cvtss_f32(s);
 }
 
-/*
- * The zero points (stored value + zadd: 1 for GPTQ v1, 0 for auto_round) of
- * outputs o..o+7 as int32, from the group's qzeros row.  o need not be word
- * aligned; reads only the bytes holding those outputs.
- */
-static inline __attribute__((always_inline)) __m256i
-zeros8(const uint8_t *row, int o, const int bits, int zadd)
-{
-	const __m256i one = _mm256_set1_epi32(zadd);
-	uint64_t v;
-	uint32_t lo;
-	size_t b0;
-
-	if (bits == 8) {
-		memcpy(&v, row + o, 8);
-		return _mm256_add_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)v)), one);
-	}
-	if (bits == 4) {
-		b0 = (size_t)o / 2;
-		memcpy(&lo, row + b0, 4);
-		v = lo;
-		if (o & 1)
-			v = (v | (uint64_t)row[b0 + 4] << 32) >> 4;
-		return _mm256_add_epi32(
-			_mm256_and_si256(
-				_mm256_srlv_epi32(_mm256_set1_epi32((int)(uint32_t)v),
-						  _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
-				_mm256_set1_epi32(15)),
-			one);
-	}
-	b0 = (size_t)o / 4;
-	v = (uint64_t)row[b0] | (uint64_t)row[b0 + 1] << 8;
-	if (o & 3)
-		v = (v | (uint64_t)row[b0 + 2] << 16) >> (2 * (o & 3));
-	return _mm256_add_epi32(
-		_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)(uint32_t)v),
-						   _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
-				 _mm256_set1_epi32(3)),
-		one);
-}
-
 static inline __m256
 scales8(const uint16_t *row, int o)
 {
 	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + o)));
-}
-
-/*
- * Walks the next panel (rows [row, row_end) of the output range) in address
- * order, one prefetch per 64 bytes, as fast as the current panel is consumed.
- * Addresses are kept as integers: the walk may step past the matrix.  Off
- * for prefill (nt > 1): its token tiles re-read each panel from L1.
- */
-struct prefetch {
-	uintptr_t p, seg_end; /* next line to fetch, end of its row's segment */
-	size_t row_bytes, seg_bytes;
-	int rows_left;
-};
-
-static void
-prefetch_init(struct prefetch *p, const struct qmat *W, int row, int row_end, int o0, int o1,
-	      int nt)
-{
-	p->row_bytes = (size_t)W->n_out * 4;
-	p->seg_bytes = (size_t)(o1 - o0) * 4;
-	p->p = (uintptr_t)W->qweight + (size_t)row * p->row_bytes + (size_t)o0 * 4;
-	p->seg_end = p->p + p->seg_bytes;
-	p->rows_left = row_end - row;
-	if (nt > 1 || (size_t)p->rows_left * p->seg_bytes > PANEL_PREFETCH_MAX)
-		p->rows_left = 0; /* big panels stream well on their own */
-}
-
-static inline void
-prefetch_step(struct prefetch *p, int lines)
-{
-	for (; lines > 0 && p->rows_left > 0; lines--) {
-		_mm_prefetch((const char *)p->p, _MM_HINT_T1);
-		if ((p->p += 64) >= p->seg_end) {
-			p->p = p->seg_end - p->seg_bytes + p->row_bytes;
-			p->seg_end += p->row_bytes;
-			p->rows_left--;
-		}
-	}
 }
 
 /*
@@ -174,8 +88,7 @@ q8_panel(const struct qmat *W, const struct qact *A, int t0, const int nt, int b
 	const __m256i ones16 = _mm256_set1_epi16(1);
 	const __m256i mask = _mm256_set1_epi8(bits == 4 ? 0x0F : 0x03);
 	const __m256i x80 = _mm256_set1_epi8((char)0x80);
-	const __m128i shuf2 = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-	const size_t stride = (size_t)A->n_blk * QK, n_out = (size_t)W->n_out;
+	const size_t n_out = (size_t)W->n_out;
 	const int r0 = b0 * QK * bits / 32, g = b0 * QK / W->group_size;
 	const uint32_t *qw = W->qweight + (size_t)r0 * n_out;
 	const uint8_t *zrow = (const uint8_t *)(W->qzeros + (size_t)g * zeros_stride(W));
@@ -185,30 +98,7 @@ q8_panel(const struct qmat *W, const struct qact *A, int t0, const int nt, int b
 	struct prefetch pf;
 	int k, t, o, r, s;
 
-	/* Each block's activations as the int32 words its qweight rows need. */
-	for (k = 0; k < nb; k++) {
-		for (t = 0; t < nt; t++) {
-			size_t qi = (size_t)(t0 + t) * stride + (size_t)(b0 + k) * QK;
-			size_t bi = (size_t)(t0 + t) * A->n_blk + (size_t)(b0 + k);
-
-			if (bits == 4) {
-				memcpy(aw[k][t], A->qp + qi, QK);
-			} else if (bits == 8) {
-				memcpy(aw[k][t], A->q + qi, QK);
-			} else {
-				for (r = 0; r < 2; r++) {
-					__m128i v = _mm_loadu_si128(
-						(const __m128i *)(A->q + qi + 16 * r));
-
-					_mm_storeu_si128((__m128i *)&aw[k][t][4 * r],
-							 _mm_shuffle_epi8(v, shuf2));
-				}
-			}
-			/* For z * sum by madd: the sum in each lane's low int16. */
-			sb[k][t] = A->sum[bi] & 0xFFFF;
-			db[k][t] = A->d[bi];
-		}
-	}
+	panel_acts(A, t0, nt, b0, nb, bits, aw, sb, db);
 	for (t = 0; t < nt; t++)
 		yt[t] = Y + (size_t)(t0 + t) * ldy;
 	prefetch_init(&pf, W, r0 + nb * nr, MIN(r0 + 2 * nb * nr, W->n_in * bits / 32), o0, o1, nt);
@@ -298,92 +188,6 @@ q8_panel(const struct qmat *W, const struct qact *A, int t0, const int nt, int b
 		}
 		prefetch_step(&pf, (nb * nr + 1) / 2);
 	}
-}
-
-/*
- * q8_panel with bits, token, block and row counts as constants, so its loops
- * unroll.  A full block has `bits` rows; only the matrix's last can be short.
- */
-static void
-q8_panel_any(const struct qmat *W, const struct qact *A, int t0, int nt, int b0, int nb, float *Y,
-	     int ldy, int o0, int o1)
-{
-	int nr = MIN(QK, W->n_in - b0 * QK) * W->bits / 32, t;
-
-	if (nr != W->bits) {
-		for (t = t0; t < t0 + nt; t++) {
-			if (W->bits == 2)
-				q8_panel(W, A, t, 1, b0, 1, nr, Y, ldy, o0, o1, 2);
-			else if (W->bits == 4)
-				q8_panel(W, A, t, 1, b0, 1, nr, Y, ldy, o0, o1, 4);
-			else
-				q8_panel(W, A, t, 1, b0, 1, nr, Y, ldy, o0, o1, 8);
-		}
-		return;
-	}
-	switch (W->bits * 8 + nt) {
-	case 2 * 8 + 1:
-		q8_panel(W, A, t0, 1, b0, 1, 2, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 2:
-		q8_panel(W, A, t0, 2, b0, 1, 2, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 3:
-		q8_panel(W, A, t0, 3, b0, 1, 2, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 4:
-		q8_panel(W, A, t0, 4, b0, 1, 2, Y, ldy, o0, o1, 2);
-		break;
-	case 4 * 8 + 1:
-		q8_panel(W, A, t0, 1, b0, 1, 4, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 2:
-		q8_panel(W, A, t0, 2, b0, 1, 4, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 3:
-		q8_panel(W, A, t0, 3, b0, 1, 4, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 4:
-		q8_panel(W, A, t0, 4, b0, 1, 4, Y, ldy, o0, o1, 4);
-		break;
-	case 8 * 8 + 1:
-		q8_panel(W, A, t0, 1, b0, 1, 8, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 2:
-		q8_panel(W, A, t0, 2, b0, 1, 8, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 3:
-		q8_panel(W, A, t0, 3, b0, 1, 8, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 4:
-		q8_panel(W, A, t0, 4, b0, 1, 8, Y, ldy, o0, o1, 8);
-		break;
-	}
-}
-
-/*
- * Outputs per pass: all of them for decode; for prefill a chunk whose Y rows
- * for every token stay in L2 while each weight panel of the chunk, read once,
- * is applied from L1 to one token tile after another.
- */
-static int
-chunk_outputs(int n_tok, int n, int width)
-{
-	int c = (int)(kernels_chunk_y_bytes() / sizeof(float)) / n_tok;
-
-	if (n_tok <= TOK_TILE)
-		return n;
-	c -= c % width;
-	return MIN(MAX(c, width), n);
-}
-
-static void
-zero_tile(float *Y, int ldy, int t0, int nt, int o0, int o1)
-{
-	int t;
-
-	for (t = t0; t < t0 + nt; t++)
-		memset(Y + (size_t)t * ldy + o0, 0, (size_t)(o1 - o0) * sizeof(float));
 }
 
 /*
@@ -610,30 +414,19 @@ q8_span_any(const struct qmat *W, const struct qact *A, int t0, int nt, int i0, 
 	    int o0, int o1)
 {
 	switch ((W->bits == 8) * 4 + nt - 1) {
-	case 0:
-		q8_span(W, A, t0, 1, i0, Y, ldy, o0, o1, 4);
+#define SPAN_CASE(B, T)                                      \
+	case ((B) == 8) * 4 + (T)-1:                         \
+		q8_span(W, A, t0, T, i0, Y, ldy, o0, o1, B); \
 		break;
-	case 1:
-		q8_span(W, A, t0, 2, i0, Y, ldy, o0, o1, 4);
-		break;
-	case 2:
-		q8_span(W, A, t0, 3, i0, Y, ldy, o0, o1, 4);
-		break;
-	case 3:
-		q8_span(W, A, t0, 4, i0, Y, ldy, o0, o1, 4);
-		break;
-	case 4:
-		q8_span(W, A, t0, 1, i0, Y, ldy, o0, o1, 8);
-		break;
-	case 5:
-		q8_span(W, A, t0, 2, i0, Y, ldy, o0, o1, 8);
-		break;
-	case 6:
-		q8_span(W, A, t0, 3, i0, Y, ldy, o0, o1, 8);
-		break;
-	case 7:
-		q8_span(W, A, t0, 4, i0, Y, ldy, o0, o1, 8);
-		break;
+#define SPAN_CASES(B)   \
+	SPAN_CASE(B, 1) \
+	SPAN_CASE(B, 2) \
+	SPAN_CASE(B, 3) \
+	SPAN_CASE(B, 4)
+		SPAN_CASES(4)
+		SPAN_CASES(8)
+#undef SPAN_CASES
+#undef SPAN_CASE
 	}
 }
 
@@ -753,75 +546,6 @@ f32_panel(const struct qmat *W, const float *X, int t0, const int nt, int g, int
 	}
 }
 
-static void
-f32_panel_any(const struct qmat *W, const float *X, int t0, int nt, int g, int r0, int nr, float *Y,
-	      int ldy, int o0, int o1)
-{
-	switch (W->bits * 8 + nt) {
-	case 2 * 8 + 1:
-		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 2:
-		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 3:
-		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 2);
-		break;
-	case 2 * 8 + 4:
-		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 2);
-		break;
-	case 4 * 8 + 1:
-		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 2:
-		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 3:
-		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 4);
-		break;
-	case 4 * 8 + 4:
-		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 4);
-		break;
-	case 8 * 8 + 1:
-		f32_panel(W, X, t0, 1, g, r0, nr, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 2:
-		f32_panel(W, X, t0, 2, g, r0, nr, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 3:
-		f32_panel(W, X, t0, 3, g, r0, nr, Y, ldy, o0, o1, 8);
-		break;
-	case 8 * 8 + 4:
-		f32_panel(W, X, t0, 4, g, r0, nr, Y, ldy, o0, o1, 8);
-		break;
-	}
-}
-
-static void
-gptq_f32(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, int o0, int o1)
-{
-	int per = 32 / W->bits, ov1 = o0 + (o1 - o0) / 8 * 8, chunk, oc, oe, t0, g, r, re;
-
-	if (ov1 > o0) {
-		chunk = chunk_outputs(n_tok, ov1 - o0, 8);
-		for (oc = o0; oc < ov1; oc += chunk) {
-			oe = MIN(oc + chunk, ov1);
-			zero_tile(Y, ldy, 0, n_tok, oc, oe);
-			for (g = 0; g < W->n_groups; g++) {
-				re = MIN((g + 1) * W->group_size, W->n_in) / per;
-				/* Panels of one QK block (bits rows), as matmul_q8. */
-				for (r = g * W->group_size / per; r < re; r += W->bits)
-					for (t0 = 0; t0 < n_tok; t0 += TOK_TILE)
-						f32_panel_any(W, X, t0, MIN(TOK_TILE, n_tok - t0),
-							      g, r, MIN(W->bits, re - r), Y, ldy,
-							      oc, oe);
-			}
-		}
-	}
-	if (ov1 < o1)
-		kernels_scalar.matmul_f32(W, X, n_tok, Y, ldy, ov1, o1);
-}
-
 /* 8 weights of a row-major float-format matrix as float. */
 static inline __attribute__((always_inline)) __m256
 load_w8(const void *w, size_t k, const enum wfmt fmt)
@@ -834,16 +558,6 @@ load_w8(const void *w, size_t k, const enum wfmt fmt)
 						  (const __m128i *)((const uint16_t *)w + k))),
 					  16));
 	return _mm256_loadu_ps((const float *)w + k);
-}
-
-static inline __attribute__((always_inline)) float
-load_w1(const void *w, size_t k, const enum wfmt fmt)
-{
-	if (fmt == WFMT_F16)
-		return fp16_to_f32(((const uint16_t *)w)[k]);
-	if (fmt == WFMT_BF16)
-		return bf16_to_f32(((const uint16_t *)w)[k]);
-	return ((const float *)w)[k];
 }
 
 /*
@@ -921,29 +635,6 @@ float_rows(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, i
 	}
 }
 
-static void
-matmul_f32(const struct qmat *W, const float *X, int n_tok, float *Y, int ldy, int o0, int o1)
-{
-	switch (W->fmt) {
-	case WFMT_F32:
-		float_rows(W, X, n_tok, Y, ldy, o0, o1, WFMT_F32);
-		break;
-	case WFMT_F16:
-		float_rows(W, X, n_tok, Y, ldy, o0, o1, WFMT_F16);
-		break;
-	case WFMT_BF16:
-		float_rows(W, X, n_tok, Y, ldy, o0, o1, WFMT_BF16);
-		break;
-	case WFMT_GPTQ:
-		/* Group boundaries inside a qweight word: rare, leave to scalar. */
-		if (W->group_size % (32 / W->bits) != 0)
-			kernels_scalar.matmul_f32(W, X, n_tok, Y, ldy, o0, o1);
-		else
-			gptq_f32(W, X, n_tok, Y, ldy, o0, o1);
-		break;
-	}
-}
-
 /* max |x| over one QK block (NaN ignored, as fmaxf in scalar.c). */
 static float
 block_amax(const float *x)
@@ -1001,46 +692,6 @@ quantize_block(const float *x, float d, int8_t *q, int8_t *qp, float *d_out, int
 	p = _mm256_permutevar8x32_epi32(p, perm);
 	_mm256_storeu_si256((__m256i *)q, p);
 	_mm256_storeu_si256((__m256i *)qp, _mm256_shuffle_epi8(p, shuf));
-}
-
-/* Block b of x (n inputs), through pad when it is the short last one. */
-static const float *
-block_in(const float *x, int n, int b, float pad[QK])
-{
-	const float *xb = x + (size_t)b * QK;
-
-	if (n - b * QK >= QK)
-		return xb;
-	memset(pad, 0, QK * sizeof(float));
-	memcpy(pad, xb, (size_t)(n - b * QK) * sizeof(float));
-	return pad;
-}
-
-static void
-quantize_act(const float *X, int n_tok, int n, struct qact *A)
-{
-	int n_blk = (n + QK - 1) / QK, t, b, k;
-
-	A->n = n;
-	A->n_tok = n_tok;
-	A->n_blk = n_blk;
-	for (t = 0; t < n_tok; t++) {
-		const float *x = X + (size_t)t * n;
-		size_t qo = (size_t)t * n_blk * QK, bo = (size_t)t * n_blk;
-		float pad[QK], d = 0;
-
-		for (b = 0; b < n_blk; b++) {
-			if (b % (QKS / QK) == 0) {
-				float amax = 0;
-
-				for (k = b; k < MIN(b + QKS / QK, n_blk); k++)
-					amax = fmaxf(amax, block_amax(block_in(x, n, k, pad)));
-				d = amax / 127.0f;
-			}
-			quantize_block(block_in(x, n, b, pad), d, A->q + qo + (size_t)b * QK,
-				       A->qp + qo + (size_t)b * QK, A->d + bo + b, A->sum + bo + b);
-		}
-	}
 }
 
 static float

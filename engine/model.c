@@ -623,16 +623,6 @@ fail:
 	return NULL;
 }
 
-/* Does name look like Hugging Face's "model-00001-of-00009.safetensors"? */
-static bool
-shard_name(const char *name)
-{
-	size_t n = strlen(name), sfx = strlen(".safetensors");
-
-	return strncmp(name, "model-", 6) == 0 && strstr(name, "-of-") != NULL && n > sfx &&
-	       strcmp(name + n - sfx, ".safetensors") == 0;
-}
-
 static uint64_t
 file_bytes(const char *dir, const char *name)
 {
@@ -652,7 +642,7 @@ model_files_bytes(const char *dir)
 	uint64_t total = 0;
 
 	while (d != NULL && (e = readdir(d)) != NULL)
-		if (shard_name(e->d_name))
+		if (st_is_shard_name(e->d_name))
 			total += file_bytes(dir, e->d_name);
 	if (d != NULL)
 		closedir(d);

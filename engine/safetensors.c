@@ -761,9 +761,8 @@ set_add_files(struct st_set *set, const char *dir, const char **files, int n, ch
 	return rc;
 }
 
-/* Does name look like Hugging Face's "model-00001-of-00009.safetensors"? */
-static bool
-shard_like(const char *name)
+bool
+st_is_shard_name(const char *name)
 {
 	size_t n = strlen(name), sfx = strlen(".safetensors");
 
@@ -787,7 +786,7 @@ list_shards(const char *dir, char ***names)
 
 	*names = NULL;
 	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (!shard_like(e->d_name))
+		if (!st_is_shard_name(e->d_name))
 			continue;
 		if (n == cap) {
 			cap = cap ? 2 * cap : 16;

@@ -84,6 +84,8 @@ size_t st_count(const struct st_set *set);
 const struct st_tensor *st_at(const struct st_set *set, size_t i);
 
 /* Shards: count, path of shard i, and its mapping (for madvise/prefetch). */
+/* Does name look like Hugging Face's "model-00001-of-00009.safetensors"? */
+bool st_is_shard_name(const char *name);
 int st_shard_count(const struct st_set *set);
 const char *st_shard_path(const struct st_set *set, int i);
 const void *st_shard_base(const struct st_set *set, int i, size_t *len);

@@ -38,6 +38,8 @@
 #include "engine.h"
 #include "paths.h"
 #include "queue.h"
+#include "sampler.h" /* sampler_seed_pick, sampler_params_json, sampler_params_default */
+#include "session.h" /* gen_stop_name */
 #include "store.h"
 #include "sysinfo.h"
 #include "ui-int.h"
@@ -141,9 +143,12 @@ app_ask(struct app *a, const char *p, const char *initial, app_line_fn *fn)
 static void
 load_model(struct app *a)
 {
-	struct msg m = { .type = MSG_LOAD, .n = a->n_ctx, .n2 = a->threads, .a = a->expert_cache };
+	struct msg m = { .type = MSG_LOAD,
+			 .u.load = { .dir = xstrdup(a->model_dir),
+				     .n_ctx = a->n_ctx,
+				     .threads = a->threads,
+				     .expert_cache = a->expert_cache } };
 
-	m.text = xstrdup(a->model_dir);
 	a->state = APP_LOADING;
 	a->load_t0 = now_sec();
 	queue_push(a->to_engine, &m);
@@ -210,13 +215,13 @@ app_send_prompt(struct app *a)
 
 	a->status_until = 0; /* a new turn: old notices are done with */
 	c = build_conv(a, &n);
-	m.conv = msg_conv_copy(c, n);
-	m.n_conv = n;
+	m.u.prompt.conv = msg_conv_copy(c, n);
+	m.u.prompt.n_conv = n;
 	free(c);
-	m.params = a->gp;
+	m.u.prompt.params = a->gp;
 	/* A fresh seed per answer unless one is fixed; saved with the answer. */
-	m.params.sp.seed = sampler_seed_pick(a->gp.sp.seed);
-	a->turn_sp = m.params.sp;
+	m.u.prompt.params.sp.seed = sampler_seed_pick(a->gp.sp.seed);
+	a->turn_sp = m.u.prompt.params.sp;
 	m.seq = ++a->seq;
 	e = transcript_add(&a->tr, ENTRY_ASSISTANT, "");
 	a->turn_uid = e->uid;
@@ -407,6 +412,26 @@ app_open_conversation(struct app *a, int64_t id)
 
 /* ---- engine messages ------------------------------------------------------ */
 
+/* Copy the fields named in `fields` (enum sampler_field) from src to dst. */
+static void
+sampler_fields_copy(struct sampler_params *dst, const struct sampler_params *src, unsigned fields)
+{
+	if (fields & SP_TEMPERATURE)
+		dst->temperature = src->temperature;
+	if (fields & SP_TOP_K)
+		dst->top_k = src->top_k;
+	if (fields & SP_TOP_P)
+		dst->top_p = src->top_p;
+	if (fields & SP_MIN_P)
+		dst->min_p = src->min_p;
+	if (fields & SP_PRESENCE)
+		dst->presence_penalty = src->presence_penalty;
+	if (fields & SP_REPEAT)
+		dst->repetition_penalty = src->repetition_penalty;
+	if (fields & SP_SEED)
+		dst->seed = src->seed;
+}
+
 /*
  * The decode speed so far, from the engine's own count and clock: tokens
  * reach this thread in batches, so arrival times say nothing about speed.
@@ -423,7 +448,7 @@ live_rate(struct app *a, int n, double t)
 }
 
 static void
-on_token(struct app *a, struct msg *m)
+on_token(struct app *a, const struct msg_token *m)
 {
 	struct entry *e = app_turn(a);
 	double t = now_sec();
@@ -449,7 +474,7 @@ on_token(struct app *a, struct msg *m)
 }
 
 static void
-on_done(struct app *a, struct msg *m)
+on_done(struct app *a, const struct msg_done *m)
 {
 	const struct gen_stats *s = &m->stats;
 	struct entry *e = app_turn(a);
@@ -472,9 +497,9 @@ on_done(struct app *a, struct msg *m)
 }
 
 static void
-on_error(struct app *a, struct msg *m)
+on_error(struct app *a, uint64_t seq, const struct msg_error *m)
 {
-	if (m->seq == 0) {
+	if (seq == 0) {
 		if (a->state == APP_LOADING) {
 			a->state = APP_NO_MODEL;
 			app_info(a, "%s", m->text);
@@ -482,7 +507,7 @@ on_error(struct app *a, struct msg *m)
 		app_set_status(a, true, "%s", m->text);
 		return;
 	}
-	if (m->seq != a->seq || app_turn(a) == NULL)
+	if (seq != a->seq || app_turn(a) == NULL)
 		return;
 	transcript_add(&a->tr, ENTRY_ERROR, m->text);
 	finish_turn(a, STORE_ERROR, m->text, NULL);
@@ -491,55 +516,66 @@ on_error(struct app *a, struct msg *m)
 
 /* The load and read-ahead reports (msg.h says what they carry). */
 static void
-on_progress(struct app *a, struct msg *m)
+on_progress(struct app *a, struct msg_progress *m)
 {
-	bool reading = m->text != NULL && strcmp(m->text, "reading weights") == 0;
+	bool reading = m->phase != NULL && strcmp(m->phase, "reading weights") == 0;
 
-	if (reading && a->load_reading && m->t > a->load_last_t && m->a >= a->load_done) {
+	if (reading && a->load_reading && m->t > a->load_last_t && m->bytes_read >= a->load_done) {
 		a->load_read_s += m->t - a->load_last_t;
-		a->load_read_bytes += m->a - a->load_done;
+		a->load_read_bytes += m->bytes_read - a->load_done;
 	}
 	a->load_reading = reading;
 	a->load_last_t = m->t;
-	a->load_done = m->a;
-	a->load_total = m->b;
+	a->load_done = m->bytes_read;
+	a->load_total = m->bytes_total;
 	free(a->load_phase);
-	a->load_phase = m->text;
-	m->text = NULL;
+	a->load_phase = m->phase;
+	m->phase = NULL;
+}
+
+/* The model is usable, with the context length and defaults the engine resolved. */
+static void
+on_ready(struct app *a, struct msg_ready *m)
+{
+	a->state = a->state == APP_GENERATING ? a->state : APP_IDLE;
+	free(a->model_desc);
+	a->model_desc = m->desc;
+	m->desc = NULL;
+	a->n_ctx = m->n_ctx;
+	a->test_model = !m->full_size;
+	/* What the user chose stays; the rest is the model's. */
+	sampler_fields_copy(&a->gp.sp, &m->defaults, ~a->sp_set);
+	/* Short, so the read-ahead's progress stays beside it; the start
+	 * screen and /show model describe the model. */
+	app_set_status(a, false, "ready in %.1f s", now_sec() - a->load_t0);
 }
 
 static void
 on_engine(struct app *a, struct msg *m)
 {
+	bool turn = m->seq == a->seq; /* about the current turn */
+
 	switch (m->type) {
 	case MSG_PROGRESS:
-		on_progress(a, m);
+		on_progress(a, &m->u.progress);
 		break;
 	case MSG_READY:
-		a->state = a->state == APP_GENERATING ? a->state : APP_IDLE;
-		free(a->model_desc);
-		a->model_desc = m->text;
-		m->text = NULL;
-		a->n_ctx = m->n;
-		a->test_model = m->n2 == 0;
-		/* Short, so the read-ahead's progress stays beside it; the start
-		 * screen and /show model describe the model. */
-		app_set_status(a, false, "ready in %.1f s", now_sec() - a->load_t0);
+		on_ready(a, &m->u.ready);
 		break;
 	case MSG_PREFILL:
-		if (m->seq == a->seq)
-			a->prefill_done = (int)m->a, a->prefill_total = (int)m->b;
+		if (turn)
+			a->prefill_done = m->u.prefill.done, a->prefill_total = m->u.prefill.total;
 		break;
 	case MSG_TOKEN:
-		if (m->seq == a->seq)
-			on_token(a, m);
+		if (turn)
+			on_token(a, &m->u.token);
 		break;
 	case MSG_DONE:
-		if (m->seq == a->seq)
-			on_done(a, m);
+		if (turn)
+			on_done(a, &m->u.done);
 		break;
 	case MSG_ERROR:
-		on_error(a, m);
+		on_error(a, m->seq, &m->u.error);
 		break;
 	default:
 		break;
@@ -604,30 +640,32 @@ set_param(struct app *a, const struct command *c)
 {
 	struct sampler_params *p = &a->gp.sp;
 
+	/* A choice of the user's: a model loaded later does not undo it. */
 	switch (c->param) {
 	case PARAM_TEMP:
-		p->temperature = (float)c->value;
+		p->temperature = (float)c->value, a->sp_set |= SP_TEMPERATURE;
 		break;
 	case PARAM_TOP_P:
-		p->top_p = (float)c->value;
+		p->top_p = (float)c->value, a->sp_set |= SP_TOP_P;
 		break;
 	case PARAM_TOP_K:
-		p->top_k = (int)c->value;
+		p->top_k = (int)c->value, a->sp_set |= SP_TOP_K;
 		break;
 	case PARAM_MIN_P:
-		p->min_p = (float)c->value;
+		p->min_p = (float)c->value, a->sp_set |= SP_MIN_P;
 		break;
 	case PARAM_SEED:
 		p->seed = c->value < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)c->value;
+		a->sp_set |= SP_SEED;
 		break;
 	case PARAM_MAX_TOKENS:
 		a->gp.max_tokens = (int)c->value;
 		break;
 	case PARAM_PRESENCE:
-		p->presence_penalty = (float)c->value;
+		p->presence_penalty = (float)c->value, a->sp_set |= SP_PRESENCE;
 		break;
 	case PARAM_REPEAT:
-		p->repetition_penalty = (float)c->value;
+		p->repetition_penalty = (float)c->value, a->sp_set |= SP_REPEAT;
 		break;
 	}
 	app_set_status(a, false, "set");
@@ -1741,10 +1779,14 @@ app_run(const struct app_opts *o)
 	app_g = a;
 	transcript_init(&a->tr);
 	a->model_dir = xstrdup(o->model_dir);
-	a->n_ctx = o->n_ctx > 0 ? o->n_ctx : 40960;
+	a->n_ctx = o->n_ctx; /* 0: the engine's default, until MSG_READY says which */
 	a->threads = o->threads;
 	a->expert_cache = o->expert_cache;
+	/* The built-in defaults until the engine reports the model's (MSG_READY). */
 	a->gp = o->params;
+	sampler_params_default(&a->gp.sp);
+	sampler_fields_copy(&a->gp.sp, &o->params.sp, o->params_set);
+	a->sp_set = o->params_set;
 	a->system = o->system != NULL ? xstrdup(o->system) : NULL;
 	if ((a->to_engine = queue_new(&cause)) == NULL ||
 	    (a->from_engine = queue_new(&cause)) == NULL ||

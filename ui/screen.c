@@ -663,8 +663,9 @@ draw_figures(struct app *a, int y)
 					  : att(a, PAIR_BAR, A_REVERSE),
 			  "%s", a->status);
 	state_field(a, &f[1]);
-	field_set(&f[2], 2, att(a, p, frac >= 0.75 ? A_BOLD : 0), "ctx %s/%s %.0f%%", used, tot,
-		  100 * frac);
+	if (a->n_ctx > 0) /* 0: the engine has not said yet; no made-up length */
+		field_set(&f[2], 2, att(a, p, frac >= 0.75 ? A_BOLD : 0), "ctx %s/%s %.0f%%", used,
+			  tot, 100 * frac);
 	weights_field(a, &f[3]);
 	if (a->state == APP_GENERATING && a->prefill_tps > 0)
 		field_set(&f[4], 4, 0, "prefill %.0f tok/s", a->prefill_tps);

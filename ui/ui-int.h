@@ -12,8 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sampler.h"
-#include "session.h"
+#include "chat-types.h"
 #include "store.h"
 
 struct store;
@@ -145,7 +144,7 @@ struct app {
 	char *model_dir;
 	char *model_desc;
 	bool test_model; /* not the full-size model: random weights, gibberish answers */
-	int n_ctx;
+	int n_ctx;       /* context length: asked for (0 = default), then MSG_READY's */
 	int threads;
 	uint64_t expert_cache; /* app_opts.expert_cache, passed on with MSG_LOAD */
 
@@ -154,7 +153,9 @@ struct app {
 	int64_t conv_id; /* store conversation, 0 = not saved yet */
 	char *system;    /* system prompt, or NULL */
 	struct gen_params gp;
-	uint64_t seq; /* current turn */
+	unsigned sp_set; /* enum sampler_field: gp.sp's fields the user chose (the rest: MSG_READY)
+			  */
+	uint64_t seq;    /* current turn */
 	/* The assistant entry being generated, by uid (0 = none): the
 	 * transcript can be cleared under a turn, so no pointer is kept. */
 	uint64_t turn_uid;

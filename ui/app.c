@@ -56,38 +56,6 @@ static app_line_fn *line_action;
 
 static void on_line(char *line);
 
-/* ---- status and notices ------------------------------------------------- */
-
-void
-app_set_status(struct app *a, bool error, const char *fmt, ...)
-{
-	va_list ap;
-	char buf[512];
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	free(a->status);
-	a->status = xstrdup(buf);
-	a->status_error = error;
-	a->status_until = now_sec() + (error ? 8 : 4);
-	screen_dirty(a);
-}
-
-void
-app_info(struct app *a, const char *fmt, ...)
-{
-	va_list ap;
-	char buf[4096];
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	transcript_add(&a->tr, ENTRY_INFO, buf);
-	a->tr.scroll = 0;
-	screen_dirty(a);
-}
-
 /* ---- readline plumbing --------------------------------------------------- */
 
 /* readline's byte source: the bytes the loop read, else a blocking read. */
@@ -178,7 +146,7 @@ build_conv(struct app *a, int *n)
 static void
 store_warn(struct app *a, char *cause)
 {
-	app_set_status(a, true, "history not saved: %s", cause != NULL ? cause : "?");
+	ui_status(a, true, "history not saved: %s", cause != NULL ? cause : "?");
 	free(cause);
 }
 
@@ -213,7 +181,7 @@ app_send_prompt(struct app *a)
 	struct entry *e;
 	int n;
 
-	a->status_until = 0; /* a new turn: old notices are done with */
+	ui_status_clear(a); /* a new turn: old notices are done with */
 	c = build_conv(a, &n);
 	m.u.prompt.conv = msg_conv_copy(c, n);
 	m.u.prompt.n_conv = n;
@@ -295,9 +263,9 @@ app_regen(struct app *a)
 	struct entry *user = transcript_last(&a->tr, ENTRY_USER);
 
 	if (a->state != APP_IDLE || user == NULL) {
-		app_set_status(a, true,
-			       a->state == APP_GENERATING ? "an answer is being generated"
-							  : "nothing to regenerate");
+		ui_status(a, true,
+			  a->state == APP_GENERATING ? "an answer is being generated"
+						     : "nothing to regenerate");
 		return;
 	}
 	while (last != NULL && last != user) {
@@ -353,7 +321,7 @@ app_new_conversation(struct app *a)
 	free(a->system);
 	a->system = NULL;
 	a->ctx_used = 0;
-	app_set_status(a, false, "new conversation (the old one is kept: F2 lists them)");
+	ui_status(a, false, "new conversation (the old one is kept: F2 lists them)");
 }
 
 /*
@@ -380,8 +348,8 @@ app_open_conversation(struct app *a, int64_t id)
 
 	if (a->store == NULL || store_conv_get(a->store, id, &conv, &cause) != 0 ||
 	    store_branch_load(a->store, id, &msgs, &n, &cause) != 0) {
-		app_set_status(a, true, "cannot open conversation %lld: %s", (long long)id,
-			       cause != NULL ? cause : "history is off");
+		ui_status(a, true, "cannot open conversation %lld: %s", (long long)id,
+			  cause != NULL ? cause : "history is off");
 		free(cause);
 		return;
 	}
@@ -404,8 +372,8 @@ app_open_conversation(struct app *a, int64_t id)
 	free(a->system);
 	a->system = conv.system_prompt != NULL ? xstrdup(conv.system_prompt) : NULL;
 	a->conv_id = id;
-	app_set_status(a, false, "opened \"%s\" (%d message%s)", conv.display_title, a->tr.n,
-		       a->tr.n == 1 ? "" : "s");
+	ui_status(a, false, "opened \"%s\" (%d message%s)", conv.display_title, a->tr.n,
+		  a->tr.n == 1 ? "" : "s");
 	store_conv_release(&conv);
 	store_branch_free(msgs, n);
 }
@@ -502,16 +470,16 @@ on_error(struct app *a, uint64_t seq, const struct msg_error *m)
 	if (seq == 0) {
 		if (a->state == APP_LOADING) {
 			a->state = APP_NO_MODEL;
-			app_info(a, "%s", m->text);
+			ui_info(a, "%s", m->text);
 		}
-		app_set_status(a, true, "%s", m->text);
+		ui_status(a, true, "%s", m->text);
 		return;
 	}
 	if (seq != a->seq || app_turn(a) == NULL)
 		return;
 	transcript_add(&a->tr, ENTRY_ERROR, m->text);
 	finish_turn(a, STORE_ERROR, m->text, NULL);
-	app_set_status(a, true, "%s", m->text);
+	ui_status(a, true, "%s", m->text);
 }
 
 /* The load and read-ahead reports (msg.h says what they carry). */
@@ -547,7 +515,7 @@ on_ready(struct app *a, struct msg_ready *m)
 	sampler_fields_copy(&a->gp.sp, &m->defaults, ~a->sp_set);
 	/* Short, so the read-ahead's progress stays beside it; the start
 	 * screen and /show model describe the model. */
-	app_set_status(a, false, "ready in %.1f s", now_sec() - a->load_t0);
+	ui_status(a, false, "ready in %.1f s", now_sec() - a->load_t0);
 }
 
 static void
@@ -617,22 +585,22 @@ show(struct app *a, const struct command *c)
 	const struct sampler_params *p = &a->gp.sp;
 
 	if (c->show == SHOW_SYSTEM)
-		app_info(a, "system prompt: %s", a->system != NULL ? a->system : "(none)");
+		ui_info(a, "system prompt: %s", a->system != NULL ? a->system : "(none)");
 	else if (c->show == SHOW_MODEL)
-		app_info(a, "model: %s\n%s", a->model_dir,
-			 a->model_desc != NULL ? a->model_desc : "(not loaded)");
+		ui_info(a, "model: %s\n%s", a->model_dir,
+			a->model_desc != NULL ? a->model_desc : "(not loaded)");
 	else if (c->show == SHOW_STATS)
-		app_info(a,
-			 "last turn: prompt %d tokens (%d reused), %d generated, prefill %.0f "
-			 "tok/s, decode %.1f tok/s, first token %.2f s",
-			 a->last_stats.prompt_tokens, a->last_stats.reused_tokens,
-			 a->last_stats.gen_tokens, a->prefill_tps, a->decode_tps, a->ttft);
+		ui_info(a,
+			"last turn: prompt %d tokens (%d reused), %d generated, prefill %.0f "
+			"tok/s, decode %.1f tok/s, first token %.2f s",
+			a->last_stats.prompt_tokens, a->last_stats.reused_tokens,
+			a->last_stats.gen_tokens, a->prefill_tps, a->decode_tps, a->ttft);
 	else
-		app_info(a,
-			 "temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
-			 "%.2f  seed %s  max_tokens %d",
-			 p->temperature, p->top_k, p->top_p, p->min_p, p->presence_penalty,
-			 p->repetition_penalty, seed_str(p->seed), a->gp.max_tokens);
+		ui_info(a,
+			"temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
+			"%.2f  seed %s  max_tokens %d",
+			p->temperature, p->top_k, p->top_p, p->min_p, p->presence_penalty,
+			p->repetition_penalty, seed_str(p->seed), a->gp.max_tokens);
 }
 
 static void
@@ -668,7 +636,7 @@ set_param(struct app *a, const struct command *c)
 		p->repetition_penalty = (float)c->value, a->sp_set |= SP_REPEAT;
 		break;
 	}
-	app_set_status(a, false, "set");
+	ui_status(a, false, "set");
 }
 
 /* The current chat's title for editing, or NULL (static buffer: use at once). */
@@ -696,7 +664,7 @@ rename_line(struct app *a, const char *line)
 	if (!ensure_conv(a) || store_conv_rename(a->store, a->conv_id, line, &cause) != 0)
 		store_warn(a, cause);
 	else
-		app_set_status(a, false, "renamed to \"%s\"", line);
+		ui_status(a, false, "renamed to \"%s\"", line);
 }
 
 static void
@@ -710,7 +678,7 @@ delete_current(struct app *a)
 		return;
 	}
 	app_drop_conversation(a);
-	app_set_status(a, false, "conversation deleted");
+	ui_status(a, false, "conversation deleted");
 }
 
 void
@@ -730,15 +698,15 @@ app_export(struct app *a, int64_t id, bool json, const char *path)
 	char *cause = NULL, *def = NULL;
 
 	if (a->store == NULL || id <= 0) {
-		app_set_status(a, true, "nothing saved to export");
+		ui_status(a, true, "nothing saved to export");
 		return;
 	}
 	if (path == NULL)
 		path = def = xasprintf("qnext-%lld.%s", (long long)id, json ? "json" : "md");
 	if (store_export_file(a->store, id, fmt, path, &cause) != 0)
-		app_set_status(a, true, "export failed: %s", cause);
+		ui_status(a, true, "export failed: %s", cause);
 	else
-		app_set_status(a, false, "exported to %s", path);
+		ui_status(a, false, "exported to %s", path);
 	free(cause);
 	free(def);
 }
@@ -759,7 +727,7 @@ osc52(struct app *a, const char *text)
 	printf("\033]52;c;%s\a", b64);
 	fflush(stdout);
 	free(b64);
-	app_set_status(a, false, "copied %zu bytes (through the terminal: OSC 52)", n);
+	ui_status(a, false, "copied %zu bytes (through the terminal: OSC 52)", n);
 }
 
 static void
@@ -798,10 +766,10 @@ copy(struct app *a, enum command_copy what)
 	} else if (e != NULL)
 		buf = xstrdup(e->text);
 	if (buf == NULL || buf[0] == '\0') {
-		app_set_status(a, true, "nothing to copy: %s",
-			       what == COPY_CODE               ? "no code block in the last answer"
-			       : e == NULL && what != COPY_ALL ? "no answer yet"
-							       : "it is empty");
+		ui_status(a, true, "nothing to copy: %s",
+			  what == COPY_CODE               ? "no code block in the last answer"
+			  : e == NULL && what != COPY_ALL ? "no answer yet"
+							  : "it is empty");
 		free(buf);
 		return;
 	}
@@ -819,7 +787,7 @@ set_system(struct app *a, const char *text)
 	if (a->store != NULL && a->conv_id > 0 &&
 	    store_conv_set_system(a->store, a->conv_id, a->system, &cause) != 0)
 		store_warn(a, cause);
-	app_set_status(a, false, a->system ? "system prompt set" : "system prompt cleared");
+	ui_status(a, false, a->system ? "system prompt set" : "system prompt cleared");
 }
 
 static void
@@ -840,13 +808,12 @@ help(struct app *a, const char *topic)
 	char *t;
 
 	if (topic == NULL) {
-		a->overlay = OVERLAY_HELP;
-		a->help_top = 0;
+		screen_help_open(a);
 	} else if ((t = commands_help_topic(topic)) == NULL)
-		app_set_status(a, true, "no command /%s; /help lists them",
-			       topic[0] == '/' ? topic + 1 : topic);
+		ui_status(a, true, "no command /%s; /help lists them",
+			  topic[0] == '/' ? topic + 1 : topic);
 	else {
-		app_info(a, "%s", t);
+		ui_info(a, "%s", t);
 		free(t);
 	}
 }
@@ -866,7 +833,7 @@ run_command(struct app *a, const struct command *c)
 		break;
 	case CMD_SYSTEM:
 		if (c->arg == NULL)
-			app_info(a, "system prompt: %s", a->system ? a->system : "(none)");
+			ui_info(a, "system prompt: %s", a->system ? a->system : "(none)");
 		else
 			set_system(a, c->arg);
 		break;
@@ -920,16 +887,16 @@ user_line(struct app *a, const char *line)
 		return;
 	}
 	if (r < 0) {
-		app_set_status(a, true, "%s", cause);
+		ui_status(a, true, "%s", cause);
 		free(cause);
 		return;
 	}
 	if (a->state != APP_IDLE) {
-		app_set_status(a, true, "%s: your text is kept, Enter sends it then%s",
-			       a->state == APP_GENERATING ? "an answer is being generated"
-			       : a->state == APP_LOADING  ? "the model is still loading"
-							  : "no model is loaded (see above)",
-			       a->state == APP_GENERATING ? " (Ctrl-C stops the answer)" : "");
+		ui_status(a, true, "%s: your text is kept, Enter sends it then%s",
+			  a->state == APP_GENERATING ? "an answer is being generated"
+			  : a->state == APP_LOADING  ? "the model is still loading"
+						     : "no model is loaded (see above)",
+			  a->state == APP_GENERATING ? " (Ctrl-C stops the answer)" : "");
 		free(a->kept_line);
 		a->kept_line = xstrdup(line);
 		return;
@@ -990,7 +957,7 @@ key_ctrl_c(int count, int key)
 		rl_replace_line("", 0);
 		rl_point = 0;
 	} else
-		app_set_status(a, false, "Ctrl-D or /quit to exit");
+		ui_status(a, false, "Ctrl-D or /quit to exit");
 	screen_dirty(a);
 	return 0;
 }
@@ -1029,14 +996,14 @@ static int
 key_pgup(int c, int k)
 {
 	(void)c, (void)k;
-	return scroll_by(MAX(1, app_g->rows - 6));
+	return scroll_by(MAX(1, screen_rows(app_g) - 6));
 }
 
 static int
 key_pgdn(int c, int k)
 {
 	(void)c, (void)k;
-	return scroll_by(-MAX(1, app_g->rows - 6));
+	return scroll_by(-MAX(1, screen_rows(app_g) - 6));
 }
 
 static int
@@ -1127,12 +1094,12 @@ do_search_line(struct app *a, const char *line)
 	if (a->tr.search_hit < 0 && from < a->tr.total_lines) /* wrap around */
 		a->tr.search_hit = transcript_find(&a->tr, a->tr.search, a->tr.total_lines);
 	if (a->tr.search_hit < 0) {
-		app_set_status(a, true, "not found: %s", a->tr.search);
+		ui_status(a, true, "not found: %s", a->tr.search);
 		return;
 	}
 	/* Put the hit in the middle of the transcript area. */
-	a->tr.scroll = MAX(0, a->tr.total_lines - a->tr.search_hit - (a->rows - 4) / 2);
-	app_set_status(a, false, "found \"%s\" (Ctrl-S, Enter: next)", a->tr.search);
+	a->tr.scroll = MAX(0, a->tr.total_lines - a->tr.search_hit - (screen_rows(a) - 4) / 2);
+	ui_status(a, false, "found \"%s\" (Ctrl-S, Enter: next)", a->tr.search);
 }
 
 static int
@@ -1156,14 +1123,14 @@ key_editor(int c, int k)
 	if (fd < 0)
 		return 0;
 	if (write(fd, rl_line_buffer, (size_t)rl_end) < 0)
-		app_set_status(app_g, true, "cannot write %s", path);
+		ui_status(app_g, true, "cannot write %s", path);
 	close(fd);
 	cmd = xasprintf("%s %s", ed != NULL ? ed : "vi", path);
 	def_prog_mode();
 	fputs("\033[?2004l", stdout);
 	endwin();
 	if (system(cmd) != 0)
-		app_set_status(app_g, true, "the editor failed: %s", cmd);
+		ui_status(app_g, true, "the editor failed: %s", cmd);
 	reset_prog_mode();
 	fputs("\033[?2004h", stdout);
 	fflush(stdout);
@@ -1246,7 +1213,7 @@ show_matches(char **matches, int n, int longest)
 	for (int i = 1; i <= n && len + 2 < sizeof(buf); i++)
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i > 1 ? "  " : "",
 					matches[i]);
-	app_set_status(app_g, false, "%s", buf);
+	ui_status(app_g, false, "%s", buf);
 }
 
 static void
@@ -1330,8 +1297,7 @@ history_file_ok(const char *path)
 		return errno == ENOENT;
 	if (S_ISREG(sb.st_mode))
 		return true;
-	app_set_status(app_g, true, "%s is not a regular file: the input history is not kept",
-		       path);
+	ui_status(app_g, true, "%s is not a regular file: the input history is not kept", path);
 	return false;
 }
 
@@ -1546,42 +1512,52 @@ next_key(struct app *a)
 	return p[0];
 }
 
-/* The help overlay scrolls; any key but a moving one closes it. */
 static void
-help_key(struct app *a, int k)
+browser_delete_confirmed(struct app *a)
 {
-	int page = MAX(1, a->rows - 6);
+	char *cause = NULL;
+	int64_t id = browser_target(a);
 
-	switch (k) {
-	case 'j':
-	case KEY_DOWN:
-		a->help_top++;
-		break;
-	case 'k':
-	case KEY_UP:
-		a->help_top--;
-		break;
-	case ' ':
-	case KEY_NPAGE:
-		a->help_top += page;
-		break;
-	case 'b':
-	case KEY_PPAGE:
-		a->help_top -= page;
-		break;
-	case 'g':
-	case KEY_HOME:
-		a->help_top = 0;
-		break;
-	case 'G':
-	case KEY_END:
-		a->help_top = 1 << 20;
-		break;
-	default:
-		a->overlay = OVERLAY_NONE;
-		return;
+	if (store_conv_delete(a->store, id, &cause) != 0) {
+		ui_status(a, true, "delete failed: %s", cause);
+		free(cause);
+	} else {
+		if (id == a->conv_id)
+			app_drop_conversation(a);
+		ui_status(a, false, "conversation deleted");
 	}
-	a->help_top = MAX(0, a->help_top); /* the far end is clamped when drawn */
+	browser_open(a, NULL);
+}
+
+/* A key in the conversation list, and what it asks for. */
+static void
+browser_action(struct app *a, int k)
+{
+	int64_t id;
+	char *title, *q;
+
+	switch (browser_key(a, k, &id, &title)) {
+	case BROWSER_OPEN:
+		app_open_conversation(a, id);
+		break;
+	case BROWSER_SEARCH:
+		app_ask(a, "search chats: ", NULL, browser_search_line);
+		break;
+	case BROWSER_RENAME:
+		app_ask(a, "new title: ", title, browser_rename_line);
+		break;
+	case BROWSER_DELETE:
+		q = xasprintf("delete #%lld \"%s\"?", (long long)id, title);
+		app_confirm(a, q, browser_delete_confirmed);
+		free(q);
+		break;
+	case BROWSER_EXPORT:
+		app_export(a, id, false, NULL);
+		break;
+	case BROWSER_STAY:
+		break;
+	}
+	free(title);
 }
 
 static void
@@ -1591,15 +1567,15 @@ overlay_keys(struct app *a)
 
 	while ((k = next_key(a)) != 0) {
 		if (a->overlay == OVERLAY_HELP) {
-			help_key(a, k);
+			screen_help_key(a, k);
 		} else if (a->overlay == OVERLAY_CONFIRM) {
 			a->overlay = OVERLAY_NONE;
 			if ((k == 'y' || k == 'Y') && a->confirm_fn != NULL)
 				a->confirm_fn(a);
 			else
-				app_set_status(a, false, "cancelled");
+				ui_status(a, false, "cancelled");
 		} else if (a->overlay == OVERLAY_BROWSER) {
-			browser_key(a, k);
+			browser_action(a, k);
 		}
 		screen_dirty(a);
 		if (a->overlay == OVERLAY_NONE)
@@ -1698,7 +1674,7 @@ loop(struct app *a)
 			{ .fd = queue_fd(a->from_engine), .events = POLLIN },
 			{ .fd = a->sig_pipe[0], .events = POLLIN },
 		};
-		double wait = a->dirty ? MAX(0.0, 1.0 / 30 - (now_sec() - a->last_draw)) : 0.5;
+		double wait = screen_wait(a);
 
 		if (poll(p, 3, (int)(wait * 1000)) < 0 && errno != EINTR)
 			break;
@@ -1710,8 +1686,7 @@ loop(struct app *a)
 			on_stdin(a);
 		gauges_tick(a);
 		history_tick(a);
-		if (a->dirty && now_sec() - a->last_draw >= 1.0 / 30)
-			screen_draw(a);
+		screen_tick(a);
 	}
 }
 
@@ -1762,8 +1737,9 @@ app_free(struct app *a)
 	transcript_release(&a->tr);
 	queue_free(a->to_engine);
 	queue_free(a->from_engine);
-	browser_close(a);
-	free(a->model_dir), free(a->model_desc), free(a->system), free(a->status);
+	browser_free(a->br);
+	screen_free(a->scr);
+	free(a->model_dir), free(a->model_desc), free(a->system);
 	free(a->store_error), free(a->load_phase), free(a->confirm_text), free(a->kept_line);
 	close(a->sig_pipe[0]);
 	close(a->sig_pipe[1]);
@@ -1777,6 +1753,7 @@ app_run(const struct app_opts *o)
 	char *cause = NULL;
 
 	app_g = a;
+	a->br = browser_new();
 	transcript_init(&a->tr);
 	a->model_dir = xstrdup(o->model_dir);
 	a->n_ctx = o->n_ctx; /* 0: the engine's default, until MSG_READY says which */
@@ -1799,6 +1776,7 @@ app_run(const struct app_opts *o)
 	signals_init(a);
 	atexit(restore_terminal);
 	screen_init(a);
+	screen_set_overlay(a, browser_draw, a->br);
 	fatal_signals_init();
 	screen_resize(a);
 	readline_init();

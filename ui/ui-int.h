@@ -18,6 +18,8 @@
 struct store;
 struct queue;
 struct engine;
+struct screen;
+struct browser;
 
 /* ---- transcript -------------------------------------------------------- */
 
@@ -129,12 +131,6 @@ enum overlay {
 	OVERLAY_CONFIRM, /* y/n question in the status line */
 };
 
-struct browser_item {
-	int64_t conv_id;
-	char *title;
-	char *detail; /* date and size, or a search snippet */
-};
-
 struct app {
 	enum app_state state;
 	enum overlay overlay;
@@ -173,10 +169,7 @@ struct app {
 	struct stash *stash; /* conversations left with unsaved turns (history.c) */
 	int n_stash;
 
-	/* Status and gauges. */
-	char *status; /* transient message, or NULL */
-	double status_until;
-	bool status_error;
+	/* Gauges. */
 	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
 	double load_t0;                 /* when the load was asked for */
 	char *load_phase; /* its text: "opening", "reading weights", "paused", "done" */
@@ -195,23 +188,12 @@ struct app {
 	uint64_t last_majflt;
 	double last_gauge_t;
 
-	/* Browser overlay. */
-	struct browser_item *items;
-	int n_items, sel, top;
-	char *browser_query;
-	int64_t browser_target; /* conversation a rename or delete question is about */
-	int help_top;           /* first line the help overlay shows */
+	struct browser *br; /* browser.c's own state: the conversation list */
 	/* Confirmation: what to do on 'y'. */
 	void (*confirm_fn)(struct app *a);
 	char *confirm_text;
 
-	/* Screen. */
-	int rows, cols;
-	bool too_small;
-	bool dirty;
-	double last_draw;
-	bool color;
-	int in_rows; /* input area height */
+	struct screen *scr; /* screen.c's own state */
 
 	/* Input bytes read from stdin, handed to readline one key at a time. */
 	unsigned char inbuf[4096];
@@ -234,9 +216,6 @@ void app_new_conversation(struct app *a);
 /* The conversation on screen was deleted: a new one, its unsaved turns dropped. */
 void app_drop_conversation(struct app *a);
 void app_open_conversation(struct app *a, int64_t id);
-void app_set_status(struct app *a, bool error, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void app_info(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not
  * called on Ctrl-D). */
 typedef void app_line_fn(struct app *a, const char *line);
@@ -269,17 +248,59 @@ int history_close(struct app *a);
 
 /* ---- browser.c: the conversation list ---------------------------------- */
 
+/* What a key in the list asks of its caller. */
+enum browser_act {
+	BROWSER_STAY,   /* nothing (the list moved, or closed) */
+	BROWSER_OPEN,   /* open conversation id (the list has closed) */
+	BROWSER_SEARCH, /* ask for a search (browser_search_line takes it) */
+	BROWSER_RENAME, /* ask for id's new title (browser_rename_line takes it) */
+	BROWSER_DELETE, /* ask whether to delete id (browser_target) */
+	BROWSER_EXPORT, /* export id as Markdown */
+};
+
+struct browser *browser_new(void);
+void browser_free(struct browser *b); /* accepts NULL */
+/* Show the saved conversations, or the search hits for query (non-empty). */
 void browser_open(struct app *a, const char *query);
 void browser_close(struct app *a);
-/* A key while the browser is shown (bytes already decoded to a key code). */
-void browser_key(struct app *a, int key);
-/* Over the transcript area, rows tall. */
-void browser_draw(struct app *a, int rows);
+/* A key while the browser is shown (bytes already decoded to a key code); *id and
+ * *title (caller frees; NULL when none) name the selected conversation. */
+enum browser_act browser_key(struct app *a, int key, int64_t *id, char **title);
+/* The conversation the last BROWSER_RENAME or BROWSER_DELETE was about. */
+int64_t browser_target(const struct app *a);
+/* Line handlers for BROWSER_SEARCH and BROWSER_RENAME's questions. */
+void browser_search_line(struct app *a, const char *line);
+void browser_rename_line(struct app *a, const char *line);
+/* Over the transcript area, rows tall (a screen_overlay_fn; arg: a->br). */
+void browser_draw(void *arg, int rows, int cols);
 
 /* ---- screen.c: layout and drawing -------------------------------------- */
 
+/* Draws an overlay over the transcript area, rows by cols. */
+typedef void screen_overlay_fn(void *arg, int rows, int cols);
+
+/* Make a->scr and take over the terminal. */
 void screen_init(struct app *a);
 void screen_end(void);
+void screen_free(struct screen *s); /* accepts NULL */
+/* fn draws the OVERLAY_BROWSER overlay. */
+void screen_set_overlay(struct app *a, screen_overlay_fn *fn, void *arg);
+/* Terminal rows (for page sizes). */
+int screen_rows(const struct app *a);
+/* Seconds the loop may sleep before the next frame is due. */
+double screen_wait(const struct app *a);
+/* Draw when a frame is due. */
+void screen_tick(struct app *a);
+/* A notice on the status row for a few seconds (longer for an error). */
+void ui_status(struct app *a, bool error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Drop the notice (a new turn: old notices are done with). */
+void ui_status_clear(struct app *a);
+/* A line of information in the transcript. */
+void ui_info(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Show the help overlay from its top; a key while it is shown. */
+void screen_help_open(struct app *a);
+void screen_help_key(struct app *a, int key);
 /*
  * Put the terminal back as it was before screen_init (modes, main screen,
  * cursor, bracketed paste off) without curses: for fatal signals and

@@ -170,6 +170,7 @@ browser_close(struct app *a)
 {
 	struct browser *b = a->br;
 
+	assert_ui();
 	clear_items(b);
 	free(b->query);
 	b->query = NULL;
@@ -180,6 +181,7 @@ browser_close(struct app *a)
 void
 browser_search_line(struct app *a, const char *line)
 {
+	assert_ui();
 	browser_open(a, line);
 }
 
@@ -201,6 +203,7 @@ browser_rename_line(struct app *a, const char *line)
 	char *cause = NULL;
 	int64_t id = a->br->target;
 
+	assert_ui();
 	if (id > 0 && line[0] != '\0' && store_conv_rename(a->store, id, line, &cause) != 0) {
 		ui_status(a, true, "rename failed: %s", cause);
 		free(cause);

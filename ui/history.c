@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "thread-role.h"
 #include "ui-int.h"
 #include "util.h"
 

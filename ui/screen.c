@@ -180,6 +180,7 @@ screen_free(struct screen *s)
 void
 screen_set_overlay(struct app *a, screen_overlay_fn *fn, void *arg)
 {
+	assert_ui();
 	a->scr->overlay = fn;
 	a->scr->overlay_arg = arg;
 }
@@ -200,6 +201,7 @@ screen_wait(const struct app *a)
 void
 screen_tick(struct app *a)
 {
+	assert_ui();
 	if (a->scr->dirty && now_sec() - a->scr->last_draw >= 1.0 / 30)
 		screen_draw(a);
 }
@@ -254,6 +256,7 @@ screen_end(void)
 void
 screen_resize(struct app *a)
 {
+	assert_ui();
 	a->scr->rows = LINES;
 	a->scr->cols = COLS;
 	a->scr->too_small = a->scr->cols < MIN_COLS || a->scr->rows < MIN_ROWS;
@@ -964,6 +967,7 @@ draw_help(struct app *a, int rows)
 void
 screen_help_open(struct app *a)
 {
+	assert_ui();
 	a->overlay = OVERLAY_HELP;
 	a->scr->help_top = 0;
 }
@@ -975,6 +979,7 @@ screen_help_key(struct app *a, int k)
 	struct screen *s = a->scr;
 	int page = MAX(1, s->rows - 6);
 
+	assert_ui();
 	switch (k) {
 	case 'j':
 	case KEY_DOWN:

@@ -1,6 +1,12 @@
 /*
- * ui-int.h - state shared by the full-screen UI's files (app.c, screen.c,
- * transcript.c, browser.c).  Private to ui/.
+ * ui-int.h - state shared by the full-screen UI's files.  Private to ui/.
+ *
+ * The files call one another in one direction only, from the top down:
+ *   app.c (loop, engine messages, signals) -> keys.c -> slash.c -> prompt.c,
+ *   chat.c -> history.c -> screen.c, browser.c -> transcript.c, wrap.c
+ * (slash.c also calls browser.c and chat.c; browser.c calls screen.c for
+ * notices).  Where a lower file must reach up, it is handed a callback:
+ * prompt.c's line handler (slash_line), screen.c's overlay (browser_draw).
  *
  * UI thread only: every function declared here touches curses, readline or
  * the store, and asserts it runs on the UI thread.
@@ -202,28 +208,8 @@ struct app {
 	char *kept_line; /* a line Enter could not send, to put back in the input */
 };
 
-/* GLOBAL: the one application; readline's callbacks take no argument. */
-extern struct app *app_g;
-
-/* ---- app.c: actions the key bindings and commands call ------------------ */
-
-/* The assistant entry being generated, or NULL. */
-struct entry *app_turn(struct app *a);
-void app_send_prompt(struct app *a);
-void app_stop(struct app *a);
-void app_regen(struct app *a);
-void app_new_conversation(struct app *a);
-/* The conversation on screen was deleted: a new one, its unsaved turns dropped. */
-void app_drop_conversation(struct app *a);
-void app_open_conversation(struct app *a, int64_t id);
-/* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not
- * called on Ctrl-D). */
+/* A handler for one line typed at a prompt (prompt_ask, slash_line). */
 typedef void app_line_fn(struct app *a, const char *line);
-void app_ask(struct app *a, const char *prompt, const char *initial, app_line_fn *fn);
-/* Ask y/n in the status line; fn runs on 'y'. */
-void app_confirm(struct app *a, const char *question, void (*fn)(struct app *a));
-/* Export conversation id as Markdown (md) or JSON to path (NULL: ./qnext-ID.md). */
-void app_export(struct app *a, int64_t id, bool json, const char *path);
 
 /* ---- history.c: saving to chats.db, and again when it was busy ---------- */
 
@@ -312,5 +298,64 @@ void screen_resize(struct app *a);
 void screen_draw(struct app *a);
 /* Redraw soon (at most ~30 times a second). */
 void screen_dirty(struct app *a);
+
+/* ---- chat.c: the conversation on screen and its turns ------------------- */
+
+/* Ask the engine to load a->model_dir. */
+void chat_load(struct app *a);
+/* The assistant entry being generated, or NULL. */
+struct entry *chat_turn(struct app *a);
+/* Send the conversation to the engine; the answer streams into a new entry. */
+void chat_send(struct app *a);
+/* The turn ended (gs: its figures, or NULL): save it; the app is idle after. */
+void chat_finish(struct app *a, enum store_status st, const char *error,
+		 const struct gen_stats *gs);
+void chat_stop(struct app *a);
+void chat_regen(struct app *a);
+void chat_new(struct app *a);
+/* The conversation on screen was deleted: a new one, its unsaved turns dropped. */
+void chat_drop(struct app *a);
+void chat_open(struct app *a, int64_t id);
+/* Make sure the conversation has a row in the store; false (with a notice) if not. */
+bool chat_ensure_conv(struct app *a);
+/* A notice that the history was not saved, with cause (freed). */
+void chat_store_warn(struct app *a, char *cause);
+
+/* ---- prompt.c: the input line (readline in callback mode) ---------------- */
+
+/* Set readline up for a: lines at the chat's prompt go to line; bind_keys binds
+ * the application's keys once ~/.inputrc is read. */
+void prompt_init(struct app *a, app_line_fn *line, void (*bind_keys)(void));
+/* Save the input history and remove the line handler. */
+void prompt_end(struct app *a);
+/* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not
+ * called on Ctrl-D).  fn NULL: back to the chat's prompt. */
+void prompt_ask(struct app *a, const char *prompt, const char *initial, app_line_fn *fn);
+/* The app, for readline's callbacks (they take no argument). */
+struct app *prompt_app(void);
+
+/* ---- slash.c: what a typed line does ----------------------------------- */
+
+/* A line typed at the chat's prompt (NULL: Ctrl-D on an empty line). */
+void slash_line(struct app *a, const char *line);
+/* /help: the overlay (topic NULL), or one command's lines in the transcript. */
+void slash_help(struct app *a, const char *topic);
+/* Search the transcript for line (empty: the last term again), from the last hit up. */
+void slash_search_line(struct app *a, const char *line);
+/* A key while the conversation list is shown, and what it asks for. */
+void slash_browser_key(struct app *a, int key);
+/* Ask y/n in the status line; fn runs on 'y'. */
+void slash_confirm(struct app *a, const char *question, void (*fn)(struct app *a));
+/* Export conversation id as Markdown (md) or JSON to path (NULL: ./qnext-ID.md). */
+void slash_export(struct app *a, int64_t id, bool json, const char *path);
+
+/* ---- keys.c: the keyboard ----------------------------------------------- */
+
+/* Bind the application's keys in every keymap. */
+void keys_init(void);
+/* Read stdin and hand the keys to the overlay shown or to readline. */
+void keys_stdin(struct app *a);
+/* Ctrl-C (a key or SIGINT): stop the answer, else empty the line, else a hint. */
+void keys_interrupt(struct app *a);
 
 #endif

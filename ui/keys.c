@@ -244,6 +244,11 @@ key_alt_digit(int c, int k)
 	return 0;
 }
 
+/*
+ * Bind in every keymap a user can be in: emacs, and vi's insert and command
+ * maps (with `set editing-mode vi` in ~/.inputrc the emacs map is never
+ * used, so keys bound only there do nothing).
+ */
 static void
 bind(const char *seq, rl_command_func_t *fn)
 {

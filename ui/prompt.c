@@ -99,11 +99,6 @@ complete(const char *text, int start, int end)
 	return m;
 }
 
-/*
- * Bind in every keymap a user can be in: emacs, and vi's insert and command
- * maps (with `set editing-mode vi` in ~/.inputrc the emacs map is never
- * used, so keys bound only there do nothing).
- */
 /* Readline lists ambiguous completions on rl_outstream (/dev/null here): show them as a notice. */
 static void
 show_matches(char **matches, int n, int longest)

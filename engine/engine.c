@@ -26,6 +26,7 @@
 #include "safetensors.h"
 #include "session.h"
 #include "sysinfo.h"
+#include "thread-role.h"
 #include "util.h"
 
 /* Where the read-ahead of the weights stands (see warm()). */
@@ -47,10 +48,11 @@ struct engine {
 	struct warm_state w;
 };
 
+/* An MSG_ERROR about turn seq (0: none); takes text. */
 static void
-send_msg(struct engine *e, enum msg_type type, uint64_t seq, char *text)
+send_error(struct engine *e, uint64_t seq, char *text)
 {
-	struct msg m = { .type = type, .seq = seq, .text = text };
+	struct msg m = { .type = MSG_ERROR, .seq = seq, .u.error.text = text };
 
 	queue_push(e->out, &m);
 }
@@ -100,11 +102,13 @@ interrupted(struct engine *e)
 #define REPORT_S     0.25
 
 static void
-send_progress(struct engine *e, uint64_t a, uint64_t b, const char *text)
+send_progress(struct engine *e, uint64_t read, uint64_t total, const char *phase)
 {
-	struct msg m = {
-		.type = MSG_PROGRESS, .a = a, .b = b, .text = xstrdup(text), .t = now_sec()
-	};
+	struct msg m = { .type = MSG_PROGRESS,
+			 .u.progress = { .phase = xstrdup(phase),
+					 .bytes_read = read,
+					 .bytes_total = total,
+					 .t = now_sec() } };
 
 	queue_push(e->out, &m);
 }
@@ -202,8 +206,8 @@ warm_begin(struct engine *e)
 
 		/* Nothing to read ahead: the cache reads the every-token weights itself. */
 		send_progress(e, 0, 0, "expert cache");
-		send_msg(
-			e, MSG_ERROR, 0,
+		send_error(
+			e, 0,
 			xasprintf("expert cache: %d of %d experts (%s) kept in memory, the "
 				  "rest read from disk when routed",
 				  xs.slots, xs.experts,
@@ -276,14 +280,31 @@ warm_pause(struct engine *e)
 	send_progress(e, e->w.done, e->w.total, "paused");
 }
 
+/*
+ * The model is usable: say so with what was resolved here and nowhere else,
+ * the context length and the model's sampling defaults.
+ */
+static void
+send_ready(struct engine *e)
+{
+	struct msg r = { .type = MSG_READY };
+
+	r.u.ready.desc = model_describe(session_model(e->s));
+	r.u.ready.n_ctx = session_n_ctx(e->s);
+	r.u.ready.full_size = model_is_full_size(session_model(e->s));
+	r.u.ready.defaults = session_gen_config(e->s)->p;
+	queue_push(e->out, &r);
+}
+
 static void
 do_load(struct engine *e, struct msg *m)
 {
-	struct session_opts o = {
-		.dir = m->text, .n_ctx = m->n, .n_threads = m->n2, .expert_cache = m->a
-	};
-	char *cause = NULL, *desc;
-	struct msg r = { .type = MSG_READY };
+	const struct msg_load *l = &m->u.load;
+	struct session_opts o = { .dir = l->dir,
+				  .n_ctx = l->n_ctx,
+				  .n_threads = l->threads,
+				  .expert_cache = l->expert_cache };
+	char *cause = NULL;
 	struct ticker tk;
 	uint64_t total;
 
@@ -291,25 +312,21 @@ do_load(struct engine *e, struct msg *m)
 	e->s = NULL;
 	memset(&e->w, 0, sizeof(e->w));
 	/* Sized before anything is opened, so the first report has b. */
-	total = model_files_bytes(m->text);
+	total = model_files_bytes(l->dir);
 	send_progress(e, 0, total, "opening");
 	ticker_start(&tk, e, total);
 	e->s = session_open(&o, &cause);
 	ticker_stop(&tk);
 	if (e->s == NULL) {
-		send_msg(e, MSG_ERROR, 0, xasprintf("cannot load the model: %s", cause));
+		send_error(e, 0, xasprintf("cannot load the model: %s", cause));
 		free(cause);
 		return;
 	}
 	if (session_notice(e->s) != NULL)
-		send_msg(e, MSG_ERROR, 0, xstrdup(session_notice(e->s)));
+		send_error(e, 0, xstrdup(session_notice(e->s)));
 	/* Usable now: the weights are mapped.  Reading them in is a bonus
 	 * that prompts interrupt. */
-	desc = model_describe(session_model(e->s));
-	r.text = desc;
-	r.n = session_n_ctx(e->s);
-	r.n2 = model_is_full_size(session_model(e->s));
-	queue_push(e->out, &r);
+	send_ready(e);
 	warm_begin(e);
 }
 
@@ -319,13 +336,14 @@ static bool
 on_text(void *arg, enum think_part part, const char *text, size_t len)
 {
 	struct engine *e = arg;
-	struct msg m = { .type = MSG_TOKEN, .seq = e->turn, .part = part };
+	struct msg m = { .type = MSG_TOKEN, .seq = e->turn, .u.token.part = part };
+	struct msg_token *k = &m.u.token;
 
 	/* The UI's live speed comes from these, not from when messages arrive. */
-	session_gen_progress(e->s, &m.n, &m.t);
-	m.text = xmalloc(len + 1);
-	memcpy(m.text, text, len);
-	m.text[len] = '\0';
+	session_gen_progress(e->s, &k->n, &k->t);
+	k->text = xmalloc(len + 1);
+	memcpy(k->text, text, len);
+	k->text[len] = '\0';
 	queue_push(e->out, &m);
 	return true;
 }
@@ -342,9 +360,7 @@ on_progress(void *arg, int done, int total)
 	struct engine *e = arg;
 	struct msg m = { .type = MSG_PREFILL,
 			 .seq = e->turn,
-			 .a = (uint64_t)done,
-			 .b = (uint64_t)total,
-			 .t = now_sec() };
+			 .u.prefill = { .done = done, .total = total, .t = now_sec() } };
 
 	queue_push(e->out, &m);
 }
@@ -352,20 +368,21 @@ on_progress(void *arg, int done, int total)
 static void
 do_prompt(struct engine *e, struct msg *m)
 {
-	struct gen_params gp = m->params;
+	const struct msg_prompt *p = &m->u.prompt;
+	struct gen_params gp = p->params;
 	struct msg done = { .type = MSG_DONE, .seq = m->seq };
 	char *cause = NULL;
 
 	e->turn = m->seq;
 	if (e->s == NULL) {
-		send_msg(e, MSG_ERROR, m->seq, xstrdup("the model is not loaded"));
+		send_error(e, m->seq, xstrdup("the model is not loaded"));
 		return;
 	}
 	gp.poll = poll_in;
 	gp.progress = on_progress;
-	if (session_reply(e->s, m->conv, (size_t)m->n_conv, &gp, on_text, e, &done.stats, &cause) !=
-	    0) {
-		send_msg(e, MSG_ERROR, m->seq, cause);
+	if (session_reply(e->s, p->conv, (size_t)p->n_conv, &gp, on_text, e, &done.u.done.stats,
+			  &cause) != 0) {
+		send_error(e, m->seq, cause);
 		return;
 	}
 	queue_push(e->out, &done);
@@ -394,6 +411,8 @@ static void *
 engine_main(void *arg)
 {
 	struct engine *e = arg;
+
+	thread_role_set(ROLE_ENGINE);
 	signals_block_async(NULL);
 	while (!e->quit) {
 		struct msg m;

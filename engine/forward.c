@@ -1759,7 +1759,7 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 	if (c->o.float_parts == 0)
 		c->o.float_parts = FLOAT_DEFAULT;
 	if (c->o.n_ctx <= 0)
-		c->o.n_ctx = 4096;
+		c->o.n_ctx = CTX_N_CTX_DEFAULT;
 	if (c->o.n_batch <= 0)
 		c->o.n_batch = 64;
 	/* With the expert cache a prompt step reads each chosen expert that is not in memory

@@ -143,7 +143,7 @@ session_open(const struct session_opts *o, char **cause)
 
 	if (load_both(s, o->dir, cause) != 0 || gen_config_load(&s->gen, o->dir, cause) != 0)
 		goto fail;
-	s->n_ctx = o->n_ctx > 0 ? o->n_ctx : 40960;
+	s->n_ctx = o->n_ctx > 0 ? o->n_ctx : CTX_N_CTX_DEFAULT;
 	co.n_ctx = s->n_ctx;
 	if ((s->ctx = ctx_new(s->m, &co, cause)) == NULL)
 		goto fail;

@@ -10,14 +10,18 @@
 #ifndef QNEXT_APP_H
 #define QNEXT_APP_H
 
-#include "session.h"
+#include <stdint.h>
+
+#include "chat-types.h"
 
 struct app_opts {
 	const char *model_dir;
-	int n_ctx;                /* 0 = 40960 */
+	int n_ctx;                /* 0 = the engine's default (it reports the length) */
 	int threads;              /* 0 = physical cores */
 	const char *system;       /* system prompt, or NULL */
-	struct gen_params params; /* sampling and token limit */
+	struct gen_params params; /* token limit, and the sampling fields in params_set */
+	unsigned params_set;      /* enum sampler_field: what the user chose; the rest
+				     are the model's defaults, which the engine reports */
 	uint64_t expert_cache;    /* session_opts.expert_cache */
 };
 

@@ -20,17 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/*
- * One conversation turn; all strings are borrowed UTF-8.  Without reasoning,
- * an assistant content of the form "...</think>\n\nanswer" carries its own
- * reasoning, as the template reads it.
- */
-struct chat_msg {
-	const char *role;            /* "system", "user", "assistant" or "tool" */
-	const char *content;         /* text, or NULL for none (renders as "") */
-	const char *reasoning;       /* assistant's reasoning_content, or NULL */
-	const char *tool_calls_json; /* assistant: JSON array of tool calls, or NULL */
-};
+#include "chat-types.h" /* struct chat_msg */
 
 /*
  * Render msgs[0..n-1] with the tools in tools_json (a JSON array of tool

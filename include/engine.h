@@ -3,7 +3,8 @@
  * and the sampler, and talks to the UI only through two queues.
  *
  * It answers MSG_LOAD (open the model reporting MSG_PROGRESS, then
- * MSG_READY or MSG_ERROR; then, whenever no message waits, read the weights
+ * MSG_READY, with the context length and sampling defaults it resolved, or
+ * MSG_ERROR; then, whenever no message waits, read the weights
  * into memory reporting MSG_PROGRESS: see msg.h), MSG_PROMPT (stream
  * MSG_PREFILL, MSG_TOKEN, then MSG_DONE or MSG_ERROR for that seq),
  * MSG_CANCEL and MSG_QUIT (checked between the layers of a prefill step,

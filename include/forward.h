@@ -24,8 +24,15 @@
 struct model;
 struct kernels;
 
+/*
+ * The context length when none is asked for (ctx_opts.n_ctx, session_opts.n_ctx,
+ * the chat's --ctx): the one place it is decided.  The chat reports the
+ * length it got back to the UI (MSG_READY).
+ */
+#define CTX_N_CTX_DEFAULT 40960
+
 struct ctx_opts {
-	int n_ctx;     /* maximum positions (KV cache length) */
+	int n_ctx;     /* maximum positions (KV cache length); 0 = CTX_N_CTX_DEFAULT */
 	int n_batch;   /* tokens per internal step (prefill chunk); >= 1; at least 1024
 			  (within n_ctx) when an expert cache is made */
 	int n_threads; /* worker threads including the caller; 0 = physical cores */

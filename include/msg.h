@@ -1,8 +1,11 @@
 /*
  * msg.h - the messages between the UI thread and the engine thread.
  *
- * Messages are values: a struct copied into the queue, owning its text and
- * conversation (the receiver frees them with msg_free).  Every message about
+ * Messages are values: a struct copied into the queue, a type tag and the
+ * payload of that type (a tagged union, as Redis's bio.c keeps its jobs),
+ * owning its strings and conversation (the receiver frees them with
+ * msg_free).  Made of the plain data in chat-types.h only, so the UI needs
+ * no engine header to speak to the engine.  Every message about
  * a turn carries that turn's seq; the UI bumps seq for each prompt and drops
  * anything carrying an older one, so tokens still in flight after a stop
  * never reach the screen.  Types are numbered in blocks by direction, as
@@ -13,67 +16,93 @@
 #ifndef QNEXT_MSG_H
 #define QNEXT_MSG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "chat-template.h"
-#include "session.h"
-#include "think.h"
+#include "chat-types.h"
 
 enum msg_type {
 	/* UI -> engine. */
-	MSG_LOAD = 100, /* text: model directory; n: context length; n2: threads;
-			  a: session_opts.expert_cache */
-	MSG_PROMPT,     /* seq, conv[n_conv], params: generate the assistant's reply */
-	MSG_CANCEL,     /* seq: stop that turn */
-	MSG_QUIT,       /* stop whatever runs and end the thread */
+	MSG_LOAD = 100, /* u.load: open a model */
+	MSG_PROMPT,     /* seq, u.prompt: generate the assistant's reply */
+	MSG_CANCEL,     /* seq: stop that turn (no payload) */
+	MSG_QUIT,       /* stop whatever runs and end the thread (no payload) */
 
 	/* Engine -> UI. */
-	MSG_PROGRESS = 200, /* loading: a, b, t, text = phase (below) */
-	MSG_READY,          /* model usable: text = description; n = context length;
-			     * n2 = 1 for the full-size model, 0 for a test-sized one */
-	MSG_PREFILL,        /* seq: a = prompt tokens processed, b = to process; t */
-	MSG_TOKEN,          /* seq: text, part, n, t (below) */
-	MSG_DONE,           /* seq: the turn ended; stats */
-	MSG_ERROR,          /* seq (0 = no turn, e.g. the load): text = one line */
+	MSG_PROGRESS = 200, /* u.progress: how the load goes (below) */
+	MSG_READY,          /* u.ready: the model is usable, and what the engine resolved */
+	MSG_PREFILL,        /* seq, u.prefill: the prompt being read */
+	MSG_TOKEN,          /* seq, u.token: text of the reply (below) */
+	MSG_DONE,           /* seq, u.done: the turn ended */
+	MSG_ERROR,          /* seq (0 = no turn, e.g. the load), u.error */
 };
 
-struct msg {
-	enum msg_type type;
-	uint64_t seq;
-	char *text; /* owned, may be NULL */
-	enum think_part part;
+/* MSG_LOAD: open the model in dir (closing any open one). */
+struct msg_load {
+	char *dir;             /* owned */
+	int n_ctx;             /* context length; 0 = the engine's default (MSG_READY says) */
+	int threads;           /* worker threads; 0 = physical cores */
+	uint64_t expert_cache; /* session_opts.expert_cache: 0 none, XCACHE_AUTO, or bytes */
+};
+
+/* MSG_PROMPT: the conversation to answer and how. */
+struct msg_prompt {
 	struct chat_msg *conv; /* owned deep copy [n_conv] (role, content) */
 	int n_conv;
-	struct gen_params params; /* poll/progress are ignored */
-	struct gen_stats stats;
-	uint64_t a, b;
-	int n, n2;
-	double t; /* engine's now_sec() when the event happened (MSG_TOKEN, MSG_PREFILL,
-		     MSG_PROGRESS) */
+	struct gen_params params; /* poll and progress are ignored */
 };
 
 /*
- * MSG_PROGRESS (seq 0), about the model being loaded: a = bytes of weights
- * read into memory so far, b = bytes of the weight files in all, t = the
- * engine's now_sec() when sent; text = the phase:
- *   "opening"          a = 0 and b > 0 from the first message (the files are
- *                      sized before anything is opened; b = 0 only when no
- *                      file is named like weights), again every 0.25 s
- *                      until MSG_READY or MSG_ERROR.
+ * MSG_PROGRESS (seq 0), about the model being loaded: bytes_read = bytes of
+ * weights read into memory so far, bytes_total = bytes of the weight files in
+ * all, t = the engine's now_sec() when sent; phase:
+ *   "opening"          bytes_read = 0 and bytes_total > 0 from the first
+ *                      message (the files are sized before anything is
+ *                      opened; bytes_total = 0 only when no file is named like
+ *                      weights), again every 0.25 s until MSG_READY or
+ *                      MSG_ERROR.
  *   "reading weights"  after MSG_READY, the read-ahead: at least every 64 MiB
  *                      or 0.25 s.
  *   "paused"           a prompt runs first; the read-ahead goes on (a
- *                      "reading weights" with the same a) once the turn has
- *                      ended and no message waits.  Once per turn.
- *   "done"             a == b: all read.  The last MSG_PROGRESS of the load.
+ *                      "reading weights" with the same bytes_read) once the
+ *                      turn has ended and no message waits.  Once per turn.
+ *   "done"             bytes_read == bytes_total: all read.  The last
+ *                      MSG_PROGRESS of the load.
  *   "model larger than free memory: reading on demand"
- *                      a == b == 0: no read-ahead (pages come as used).  The
- *                      last MSG_PROGRESS of the load.
- * Within a load a never decreases and stays <= b, and b stays the same,
- * except that the first "reading weights" corrects it should the index name
- * other files than the ones found by name (and the on-demand notice's 0).
- * A new MSG_LOAD starts over with "opening".
- *
+ *                      bytes_read == bytes_total == 0: no read-ahead (pages
+ *                      come as used).  The last MSG_PROGRESS of the load.
+ * Within a load bytes_read never decreases and stays <= bytes_total, and
+ * bytes_total stays the same, except that the first "reading weights"
+ * corrects it should the index name other files than the ones found by name
+ * (and the on-demand notice's 0).  A new MSG_LOAD starts over with "opening".
+ */
+struct msg_progress {
+	char *phase; /* owned */
+	uint64_t bytes_read, bytes_total;
+	double t;
+};
+
+/*
+ * MSG_READY: the model is open and usable, with what the engine resolved
+ * where the UI left the choice to it: the context length (MSG_LOAD's 0
+ * becomes the default) and the model's sampling defaults
+ * (generation_config.json, else the built-in ones).  The UI shows and uses
+ * these; it never reads the model's files itself.
+ */
+struct msg_ready {
+	char *desc;     /* owned: one line describing the model */
+	int n_ctx;      /* context length in tokens */
+	bool full_size; /* the full-size model, not a test-sized one (random weights) */
+	struct sampler_params defaults; /* the model's; seed is not meaningful */
+};
+
+/* MSG_PREFILL: done of total prompt tokens processed; t = the engine's now_sec(). */
+struct msg_prefill {
+	int done, total;
+	double t;
+};
+
+/*
  * MSG_TOKEN: the text of one token (sometimes of several, or none: see
  * session_gen_progress) in one part.  n = tokens generated so far in the
  * turn, reasoning and answer alike, counting the latest sampled one; t = the
@@ -85,8 +114,41 @@ struct msg {
  * the turn ends.  The last n equals MSG_DONE's stats.gen_tokens unless the
  * last tokens showed no text (a final `</think>`).
  */
+struct msg_token {
+	char *text; /* owned */
+	enum think_part part;
+	int n;
+	double t;
+};
 
-/* Free what m owns (text, conv) and zero it.  Accepts a zeroed message. */
+/* MSG_DONE: the turn's figures. */
+struct msg_done {
+	struct gen_stats stats;
+};
+
+/* MSG_ERROR: what went wrong, one line. */
+struct msg_error {
+	char *text; /* owned */
+};
+
+/* One message: type says which member of u is meant. */
+struct msg {
+	enum msg_type type;
+	uint64_t seq; /* the turn a message is about; 0 for none */
+	union {
+		struct msg_load load;
+		struct msg_prompt prompt;
+		struct msg_progress progress;
+		struct msg_ready ready;
+		struct msg_prefill prefill;
+		struct msg_token token;
+		struct msg_done done;
+		struct msg_error error;
+	} u;
+};
+
+/* Free what m owns (its payload's strings and conversation) and zero it.
+ * Accepts a zeroed message. */
 void msg_free(struct msg *m);
 
 /* Deep copy of role and content of n messages (reasoning is never sent). */

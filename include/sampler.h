@@ -15,18 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SAMPLER_MAX_EOS 8
+#include "chat-types.h" /* struct sampler_params, SAMPLER_SEED_* */
 
-struct sampler_params {
-	float temperature;        /* <= 0: greedy */
-	int top_k;                /* 0: off */
-	float top_p;              /* 1: off */
-	float min_p;              /* 0: off */
-	float presence_penalty;   /* subtracted once from every token already seen; 0: off */
-	float repetition_penalty; /* HF style: divides positive, multiplies negative logits; 1: off
-				   */
-	uint64_t seed;
-};
+#define SAMPLER_MAX_EOS 8
 
 /* Generation settings read from a model directory. */
 struct gen_config {
@@ -38,15 +29,6 @@ struct gen_config {
 /* docs/model-format.md "Generation defaults": 0.6 / top-k 20 / top-p 0.95 / min-p 0,
  * no penalties, seed 0. */
 void sampler_params_default(struct sampler_params *p);
-
-/*
- * A seed that means "a fresh one for every reply" (--seed -1, the front
- * ends' default).  It never reaches a sampler: front ends resolve it with
- * sampler_seed_pick() per turn and store the seed they used.
- */
-#define SAMPLER_SEED_RANDOM UINT64_MAX
-/* Largest fixed seed: 2^53 - 1, so a seed survives JSON and `/set seed`. */
-#define SAMPLER_SEED_MAX    ((UINT64_C(1) << 53) - 1)
 
 /* seed itself, or for SAMPLER_SEED_RANDOM a random one in [0, SAMPLER_SEED_MAX]. */
 uint64_t sampler_seed_pick(uint64_t seed);

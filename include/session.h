@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "chat-template.h"
+#include "chat-types.h" /* gen_params, gen_stats, gen_stop */
 #include "sampler.h"
 #include "think.h"
 #include "xcache.h"
@@ -29,44 +30,10 @@ struct tokenizer;
 
 struct session_opts {
 	const char *dir;       /* model directory */
-	int n_ctx;             /* context length; 0 = 40960 (capped by the model) */
+	int n_ctx;             /* context length; 0 = CTX_N_CTX_DEFAULT (forward.h) */
 	int n_threads;         /* 0 = physical cores */
 	bool f32;              /* float32 activations (reference path) */
 	uint64_t expert_cache; /* ctx_opts.expert_cache: 0 none, XCACHE_AUTO, or bytes */
-};
-
-struct gen_params {
-	struct sampler_params sp;
-	int max_tokens; /* generated tokens at most */
-	/*
-	 * Called during the prefill between layers (and parts of a layer), and
-	 * once per generated token; true = stop now.  Not asked again after a
-	 * true in the same reply.  May be NULL.
-	 */
-	bool (*poll)(void *arg);
-	/* Called after each prefill chunk with tokens done and to do.  May be NULL. */
-	void (*progress)(void *arg, int done, int total);
-};
-
-enum gen_stop {
-	GEN_STOP_EOS,     /* the model ended its turn */
-	GEN_STOP_LENGTH,  /* max_tokens reached */
-	GEN_STOP_CONTEXT, /* the context is full */
-	GEN_STOP_USER,    /* the callback or poll asked to stop */
-};
-
-struct gen_stats {
-	int prompt_tokens; /* tokens of the rendered conversation */
-	int reused_tokens; /* of which were already in the context */
-	int gen_tokens;
-	double prefill_s; /* prompt processing (the new tokens only) */
-	double ttft_s;    /* call start to the first generated token */
-	double decode_s;  /* first token to the end */
-	enum gen_stop stop;
-	/* The expert cache over this reply (cache_slots 0: none; the mapping serves). */
-	int cache_slots, cache_used;       /* experts it may hold, and holds */
-	uint64_t cache_hits, cache_misses; /* demanded experts in memory / read then */
-	uint64_t cache_read;               /* bytes read from the files */
 };
 
 /* Receives each token's reasoning or answer text (see session_gen_progress);

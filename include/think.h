@@ -19,10 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum think_part {
-	THINK_REASONING,
-	THINK_ANSWER,
-};
+#include "chat-types.h" /* enum think_part */
 
 /* Receives each piece of text and which part it belongs to. */
 typedef void think_emit_fn(void *arg, enum think_part part, const char *text, size_t len);

@@ -34,12 +34,35 @@ struct queue {
 void
 msg_free(struct msg *m)
 {
-	free(m->text);
-	for (int i = 0; i < m->n_conv; i++) {
-		free((char *)m->conv[i].role);
-		free((char *)m->conv[i].content);
+	switch (m->type) {
+	case MSG_LOAD:
+		free(m->u.load.dir);
+		break;
+	case MSG_PROMPT:
+		for (int i = 0; i < m->u.prompt.n_conv; i++) {
+			free((char *)m->u.prompt.conv[i].role);
+			free((char *)m->u.prompt.conv[i].content);
+		}
+		free(m->u.prompt.conv);
+		break;
+	case MSG_PROGRESS:
+		free(m->u.progress.phase);
+		break;
+	case MSG_READY:
+		free(m->u.ready.desc);
+		break;
+	case MSG_TOKEN:
+		free(m->u.token.text);
+		break;
+	case MSG_ERROR:
+		free(m->u.error.text);
+		break;
+	case MSG_CANCEL:
+	case MSG_QUIT:
+	case MSG_PREFILL:
+	case MSG_DONE:
+		break; /* nothing owned */
 	}
-	free(m->conv);
 	memset(m, 0, sizeof(*m));
 }
 

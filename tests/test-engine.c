@@ -15,6 +15,7 @@
 #include "model.h"
 #include "queue.h"
 #include "safetensors.h"
+#include "sampler.h"
 #include "t.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -50,11 +51,11 @@ until(enum msg_type type, uint64_t seq, int *n_tokens, char *text, size_t cap)
 			return m;
 		if (m.type == MSG_TOKEN && m.seq == seq && n_tokens != NULL) {
 			(*n_tokens)++;
-			if (text != NULL && strlen(text) + strlen(m.text) < cap)
-				strcat(text, m.text);
+			if (text != NULL && strlen(text) + strlen(m.u.token.text) < cap)
+				strcat(text, m.u.token.text);
 		}
 		if (m.type == MSG_ERROR)
-			fprintf(stderr, "engine error: %s\n", m.text);
+			fprintf(stderr, "engine error: %s\n", m.u.error.text);
 		msg_free(&m);
 	}
 }
@@ -87,19 +88,21 @@ run_turn(uint64_t seq, struct turn *tr)
 		}
 		if (m.type == MSG_PREFILL) {
 			tr->n_prefill++;
-			tr->bad_t |= m.t < tr->t_push || m.t > now_sec();
+			tr->bad_t |= m.u.prefill.t < tr->t_push || m.u.prefill.t > now_sec();
 		}
 		if (m.type == MSG_TOKEN) {
-			tr->bad_n |= m.n < 1 || m.n < tr->last_n;
-			if (m.n == tr->last_n && m.part == tr->last_part)
+			const struct msg_token *k = &m.u.token;
+
+			tr->bad_n |= k->n < 1 || k->n < tr->last_n;
+			if (k->n == tr->last_n && k->part == tr->last_part)
 				tr->repeat_at = tr->n_tok;
-			tr->bad_t |= m.t < tr->t_push || m.t < tr->last_t || m.t > now_sec();
-			tr->last_n = m.n;
-			tr->last_t = m.t;
-			tr->last_part = m.part;
+			tr->bad_t |= k->t < tr->t_push || k->t < tr->last_t || k->t > now_sec();
+			tr->last_n = k->n;
+			tr->last_t = k->t;
+			tr->last_part = k->part;
 			tr->n_tok++;
-			if (strlen(tr->text) + strlen(m.text) < sizeof(tr->text))
-				strcat(tr->text, m.text);
+			if (strlen(tr->text) + strlen(k->text) < sizeof(tr->text))
+				strcat(tr->text, k->text);
 		}
 		msg_free(&m);
 	}
@@ -112,7 +115,7 @@ check_turn(const struct turn *tr, const struct msg *done)
 	T_ASSERT(!tr->bad_n);
 	T_ASSERT(!tr->bad_t);
 	T_ASSERT(tr->repeat_at < 0 || tr->repeat_at == tr->n_tok - 1);
-	T_ASSERT(tr->last_n <= done->stats.gen_tokens);
+	T_ASSERT(tr->last_n <= done->u.done.stats.gen_tokens);
 }
 
 /*
@@ -121,7 +124,7 @@ check_turn(const struct turn *tr, const struct msg *done)
  * b > 0, a never goes back and stays <= b, t never goes back.
  */
 struct load {
-	int n_progress, ready_n, paused_at, turn_at, done_at, at;
+	int n_progress, ready_n, ready_top_k, paused_at, turn_at, done_at, at;
 	uint64_t b, last_a, paused_a;
 	double last_t;
 	bool ready, four_layers, first_opening, paused, done, turn_done, bad;
@@ -130,7 +133,9 @@ struct load {
 static void
 push_load(void)
 {
-	struct msg m = { .type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024, .n2 = 2 };
+	struct msg m = { .type = MSG_LOAD,
+			 .u.load = {
+				 .dir = xstrdup("tests/data/tiny"), .n_ctx = 1024, .threads = 2 } };
 
 	queue_push(in, &m);
 }
@@ -146,24 +151,28 @@ watch_load(struct load *l, uint64_t seq, double t_push)
 		l->at++;
 		if (m.type == MSG_READY) {
 			l->ready = true;
-			l->ready_n = m.n;
-			l->four_layers = strstr(m.text, "4 layers") != NULL;
+			l->ready_n = m.u.ready.n_ctx;
+			l->ready_top_k = m.u.ready.defaults.top_k;
+			l->four_layers = strstr(m.u.ready.desc, "4 layers") != NULL;
 		}
 		if (m.type == MSG_DONE && m.seq == seq)
 			l->turn_done = true, l->turn_at = l->at;
 		if (m.type == MSG_PROGRESS) {
+			const struct msg_progress *p = &m.u.progress;
+
 			if (l->n_progress++ == 0) {
-				l->b = m.b;
-				l->first_opening = strcmp(m.text, "opening") == 0;
+				l->b = p->bytes_total;
+				l->first_opening = strcmp(p->phase, "opening") == 0;
 			}
-			l->bad |= m.b != l->b || m.b == 0 || m.a < l->last_a || m.a > m.b;
-			l->bad |= m.t < t_push || m.t < l->last_t || m.t > now_sec();
-			l->last_a = m.a;
-			l->last_t = m.t;
-			if (strcmp(m.text, "paused") == 0 && !l->paused)
-				l->paused = true, l->paused_a = m.a, l->paused_at = l->at;
-			if (strcmp(m.text, "done") == 0)
-				l->done = m.a == m.b, l->done_at = l->at;
+			l->bad |= p->bytes_total != l->b || p->bytes_total == 0 ||
+				  p->bytes_read < l->last_a || p->bytes_read > p->bytes_total;
+			l->bad |= p->t < t_push || p->t < l->last_t || p->t > now_sec();
+			l->last_a = p->bytes_read;
+			l->last_t = p->t;
+			if (strcmp(p->phase, "paused") == 0 && !l->paused)
+				l->paused = true, l->paused_a = p->bytes_read, l->paused_at = l->at;
+			if (strcmp(p->phase, "done") == 0)
+				l->done = p->bytes_read == p->bytes_total, l->done_at = l->at;
 		}
 		msg_free(&m);
 	}
@@ -186,11 +195,11 @@ push_prompt(uint64_t seq, const char *user, int max_tokens)
 	struct chat_msg c = { .role = "user", .content = user };
 	struct msg m = { .type = MSG_PROMPT, .seq = seq };
 
-	m.conv = msg_conv_copy(&c, 1);
-	m.n_conv = 1;
-	sampler_params_default(&m.params.sp);
-	m.params.sp.temperature = 0;
-	m.params.max_tokens = max_tokens;
+	m.u.prompt.conv = msg_conv_copy(&c, 1);
+	m.u.prompt.n_conv = 1;
+	sampler_params_default(&m.u.prompt.params.sp);
+	m.u.prompt.params.sp.temperature = 0;
+	m.u.prompt.params.max_tokens = max_tokens;
 	queue_push(in, &m);
 }
 
@@ -215,6 +224,8 @@ main(void)
 		watch_load(&l, 0, t_push);
 		T_ASSERT(l.ready);
 		T_EQ_INT(l.ready_n, 1024);
+		T_EQ_INT(l.ready_top_k,
+			 20); /* the model's generation_config.json, read by the engine */
 		T_ASSERT(l.four_layers);
 		T_ASSERT(l.n_progress >= 3);
 		T_ASSERT(l.first_opening);
@@ -254,8 +265,8 @@ main(void)
 		push_prompt(1, "Hello", 20);
 		m = run_turn(1, &tr);
 		T_EQ_INT(m.type, MSG_DONE);
-		T_EQ_INT(m.stats.gen_tokens, 20);
-		T_EQ_INT(m.stats.stop, GEN_STOP_LENGTH);
+		T_EQ_INT(m.u.done.stats.gen_tokens, 20);
+		T_EQ_INT(m.u.done.stats.stop, GEN_STOP_LENGTH);
 		check_turn(&tr, &m);
 		T_EQ_INT(tr.last_n, 20);
 		T_EQ_INT(tr.n_prefill, 2);
@@ -286,8 +297,8 @@ main(void)
 	queue_push(in, &m);
 	m = until(MSG_DONE, 3, NULL, NULL, 0);
 	T_EQ_INT(m.type, MSG_DONE);
-	T_EQ_INT(m.stats.stop, GEN_STOP_USER);
-	T_ASSERT(m.stats.gen_tokens < 100000);
+	T_EQ_INT(m.u.done.stats.stop, GEN_STOP_USER);
+	T_ASSERT(m.u.done.stats.gen_tokens < 100000);
 	msg_free(&m);
 
 	/* Cancel during a long prefill: the turn stops (whether the cancel
@@ -300,12 +311,12 @@ main(void)
 		push_prompt(10, user, 100000);
 		m = until(MSG_PREFILL, 10, NULL, NULL, 0);
 		T_EQ_INT(m.type, MSG_PREFILL);
-		T_ASSERT(m.a < m.b);
+		T_ASSERT(m.u.prefill.done < m.u.prefill.total);
 		msg_free(&m);
 		m = (struct msg){ .type = MSG_CANCEL, .seq = 10 };
 		queue_push(in, &m);
 		m = until(MSG_DONE, 10, NULL, NULL, 0);
-		T_EQ_INT(m.stats.stop, GEN_STOP_USER);
+		T_EQ_INT(m.u.done.stats.stop, GEN_STOP_USER);
 		msg_free(&m);
 		push_prompt(11, "Hello", 20);
 		m = until(MSG_DONE, 11, &n2, again, sizeof(again));
@@ -319,29 +330,26 @@ main(void)
 	push_prompt(5, "Two", 3);
 	m = until(MSG_DONE, 5, NULL, NULL, 0);
 	T_EQ_INT(m.type, MSG_DONE);
-	T_EQ_INT(m.stats.gen_tokens, 3);
+	T_EQ_INT(m.u.done.stats.gen_tokens, 3);
 	msg_free(&m);
 
 	/* A failed load is an error message; the thread lives on. */
-	m = (struct msg){ .type = MSG_LOAD, .text = xstrdup("/nonexistent/model") };
+	m = (struct msg){ .type = MSG_LOAD, .u.load.dir = xstrdup("/nonexistent/model") };
 	queue_push(in, &m);
 	m = until(MSG_ERROR, 0, NULL, NULL, 0);
 	T_EQ_INT(m.type, MSG_ERROR);
-	T_STR_CONTAINS(m.text, "/nonexistent/model");
+	T_STR_CONTAINS(m.u.error.text, "/nonexistent/model");
 	msg_free(&m);
 	push_prompt(6, "Anyone?", 3);
 	m = until(MSG_ERROR, 6, NULL, NULL, 0);
-	T_STR_CONTAINS(m.text, "not loaded");
+	T_STR_CONTAINS(m.u.error.text, "not loaded");
 	msg_free(&m);
 
 	/* Quit during a long prefill ends the turn as stopped, then the thread. */
 	{
 		char *user = long_text(200);
 
-		m = (struct msg){
-			.type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024, .n2 = 2
-		};
-		queue_push(in, &m);
+		push_load();
 		m = until(MSG_READY, 0, NULL, NULL, 0);
 		msg_free(&m);
 		push_prompt(20, user, 100000);
@@ -353,7 +361,7 @@ main(void)
 		engine_join(e);
 		m = until(MSG_DONE, 20, NULL, NULL, 0);
 		T_EQ_INT(m.type, MSG_DONE);
-		T_EQ_INT(m.stats.stop, GEN_STOP_USER);
+		T_EQ_INT(m.u.done.stats.stop, GEN_STOP_USER);
 		msg_free(&m);
 		free(user);
 	}

@@ -23,7 +23,7 @@ producer(void *arg)
 	for (int i = 1; i <= N; i++) {
 		struct msg m = { .type = MSG_TOKEN, .seq = (uint64_t)i };
 
-		m.text = xasprintf("%d", i);
+		m.u.token.text = xasprintf("%d", i);
 		queue_push(q, &m);
 	}
 	return NULL;
@@ -50,7 +50,7 @@ test_poll_consumer(void)
 		while (queue_pop(q, &m)) {
 			got++;
 			in_order &= m.seq == (uint64_t)got;
-			text_ok &= atoi(m.text) == got;
+			text_ok &= atoi(m.u.token.text) == got;
 			msg_free(&m);
 		}
 	}
@@ -94,17 +94,17 @@ test_ownership(void)
 				    { .role = "assistant", .content = NULL } };
 	struct msg m = { .type = MSG_PROMPT, .seq = 7 }, out;
 
-	m.conv = msg_conv_copy(conv, 2);
-	m.n_conv = 2;
+	m.u.prompt.conv = msg_conv_copy(conv, 2);
+	m.u.prompt.n_conv = 2;
 	queue_push(q, &m);
 	T_ASSERT(queue_pop(q, &out));
-	T_EQ_INT(out.n_conv, 2);
-	T_ASSERT(strcmp(out.conv[0].content, "hi") == 0);
-	T_ASSERT(out.conv[0].reasoning == NULL); /* reasoning is never sent */
-	T_ASSERT(strcmp(out.conv[1].content, "") == 0);
+	T_EQ_INT(out.u.prompt.n_conv, 2);
+	T_ASSERT(strcmp(out.u.prompt.conv[0].content, "hi") == 0);
+	T_ASSERT(out.u.prompt.conv[0].reasoning == NULL); /* reasoning is never sent */
+	T_ASSERT(strcmp(out.u.prompt.conv[1].content, "") == 0);
 	msg_free(&out);
 	/* Messages left in a queue are freed with it (ASan checks). */
-	m = (struct msg){ .type = MSG_TOKEN, .text = xstrdup("left behind") };
+	m = (struct msg){ .type = MSG_TOKEN, .u.token.text = xstrdup("left behind") };
 	queue_push(q, &m);
 	queue_free(q);
 }

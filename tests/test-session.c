@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "forward.h"
 #include "model.h"
 #include "safetensors.h"
 #include "session.h"
@@ -282,6 +283,12 @@ main(void)
 		free(cause);
 		json_decref(tc);
 	}
+
+	/* No length asked for: the one default, CTX_N_CTX_DEFAULT. */
+	s = open_tiny(0);
+	T_ASSERT(s != NULL);
+	T_EQ_INT(session_n_ctx(s), CTX_N_CTX_DEFAULT);
+	session_close(s);
 
 	/* A prompt longer than the context is refused before any work. */
 	s = open_tiny(64);

@@ -4,6 +4,10 @@
  * j/k or arrows move, Enter opens, / searches, R renames, d deletes (after a
  * y/n question), x exports Markdown, q or Esc closes.
  *
+ * The list is the browser's own state (struct browser, a->br).  What a key
+ * asks of the rest of the UI (open, ask a question, export) it returns to
+ * its caller instead of doing it, so it calls nothing above it.
+ *
  * UI thread only.
  */
 #include <stdio.h>
@@ -15,19 +19,39 @@
 #include <readline/readline.h>
 
 #include "store.h"
+#include "thread-role.h"
 #include "ui-int.h"
 #include "util.h"
 
-static void
-clear_items(struct app *a)
+struct browser_item {
+	int64_t conv_id;
+	char *title;
+	char *detail; /* date and size, or a search snippet */
+};
+
+struct browser {
+	struct browser_item *items;
+	int n_items, sel, top;
+	char *query;    /* the search shown, or NULL for the list */
+	int64_t target; /* conversation a rename or delete question is about */
+};
+
+struct browser *
+browser_new(void)
 {
-	for (int i = 0; i < a->n_items; i++) {
-		free(a->items[i].title);
-		free(a->items[i].detail);
+	return xcalloc(1, sizeof(struct browser));
+}
+
+static void
+clear_items(struct browser *b)
+{
+	for (int i = 0; i < b->n_items; i++) {
+		free(b->items[i].title);
+		free(b->items[i].detail);
 	}
-	free(a->items);
-	a->items = NULL;
-	a->n_items = a->sel = a->top = 0;
+	free(b->items);
+	b->items = NULL;
+	b->n_items = b->sel = b->top = 0;
 }
 
 static char *
@@ -59,70 +83,83 @@ snippet(const char *s)
 }
 
 static int
-load_list(struct app *a)
+load_list(struct app *a, struct browser *b)
 {
 	struct store_conv_item *it = NULL;
 	size_t n = 0;
 	char *cause = NULL;
 
 	if (store_conv_list(a->store, &it, &n, &cause) != 0) {
-		app_set_status(a, true, "cannot list conversations: %s", cause);
+		ui_status(a, true, "cannot list conversations: %s", cause);
 		free(cause);
 		return -1;
 	}
-	a->items = xcalloc(n + 1, sizeof(*a->items));
+	b->items = xcalloc(n + 1, sizeof(*b->items));
 	for (size_t i = 0; i < n; i++) {
 		char *w = when(it[i].updated_at);
 
-		a->items[i].conv_id = it[i].id;
-		a->items[i].title = xstrdup(it[i].title);
-		a->items[i].detail =
+		b->items[i].conv_id = it[i].id;
+		b->items[i].title = xstrdup(it[i].title);
+		b->items[i].detail =
 			xasprintf("#%lld  %s, %lld message%s", (long long)it[i].id, w,
 				  (long long)it[i].n_messages, it[i].n_messages == 1 ? "" : "s");
 		free(w);
 	}
-	a->n_items = (int)n;
+	b->n_items = (int)n;
 	store_conv_list_free(it, n);
 	return 0;
 }
 
 static int
-load_search(struct app *a, const char *q)
+load_search(struct app *a, struct browser *b, const char *q)
 {
 	struct store_hit *h = NULL;
 	size_t n = 0;
 	char *cause = NULL;
 
 	if (store_search(a->store, q, &h, &n, &cause) != 0) {
-		app_set_status(a, true, "search failed: %s", cause);
+		ui_status(a, true, "search failed: %s", cause);
 		free(cause);
 		return -1;
 	}
-	a->items = xcalloc(n + 1, sizeof(*a->items));
+	b->items = xcalloc(n + 1, sizeof(*b->items));
 	for (size_t i = 0; i < n; i++) {
-		a->items[i].conv_id = h[i].conv_id;
+		b->items[i].conv_id = h[i].conv_id;
 		char *snip = snippet(h[i].snippet);
 
-		a->items[i].title = xstrdup(h[i].title);
-		a->items[i].detail = xasprintf("#%lld  %s", (long long)h[i].conv_id, snip);
+		b->items[i].title = xstrdup(h[i].title);
+		b->items[i].detail = xasprintf("#%lld  %s", (long long)h[i].conv_id, snip);
 		free(snip);
 	}
-	a->n_items = (int)n;
+	b->n_items = (int)n;
 	store_hits_free(h, n);
 	return 0;
 }
 
 void
+browser_free(struct browser *b)
+{
+	if (b == NULL)
+		return;
+	clear_items(b);
+	free(b->query);
+	free(b);
+}
+
+void
 browser_open(struct app *a, const char *query)
 {
+	struct browser *b = a->br;
+
+	assert_ui();
 	if (a->store == NULL) {
-		app_set_status(a, true, "%s", a->store_error ? a->store_error : "history is off");
+		ui_status(a, true, "%s", a->store_error ? a->store_error : "history is off");
 		return;
 	}
-	clear_items(a);
-	free(a->browser_query);
-	a->browser_query = query != NULL && *query ? xstrdup(query) : NULL;
-	if ((a->browser_query ? load_search(a, a->browser_query) : load_list(a)) != 0)
+	clear_items(b);
+	free(b->query);
+	b->query = query != NULL && *query ? xstrdup(query) : NULL;
+	if ((b->query ? load_search(a, b, b->query) : load_list(a, b)) != 0)
 		return;
 	a->overlay = OVERLAY_BROWSER;
 	screen_dirty(a);
@@ -131,16 +168,20 @@ browser_open(struct app *a, const char *query)
 void
 browser_close(struct app *a)
 {
-	clear_items(a);
-	free(a->browser_query);
-	a->browser_query = NULL;
+	struct browser *b = a->br;
+
+	assert_ui();
+	clear_items(b);
+	free(b->query);
+	b->query = NULL;
 	if (a->overlay == OVERLAY_BROWSER)
 		a->overlay = OVERLAY_NONE;
 }
 
-static void
-search_line(struct app *a, const char *line)
+void
+browser_search_line(struct app *a, const char *line)
 {
+	assert_ui();
 	browser_open(a, line);
 }
 
@@ -148,132 +189,132 @@ search_line(struct app *a, const char *line)
 static void
 reopen_at(struct app *a, int64_t id)
 {
-	browser_open(a, a->browser_query);
-	for (int i = 0; i < a->n_items; i++)
-		if (a->items[i].conv_id == id)
-			a->sel = i;
+	struct browser *b = a->br;
+
+	browser_open(a, b->query);
+	for (int i = 0; i < b->n_items; i++)
+		if (b->items[i].conv_id == id)
+			b->sel = i;
 }
 
-static void
-rename_line(struct app *a, const char *line)
+void
+browser_rename_line(struct app *a, const char *line)
 {
 	char *cause = NULL;
-	int64_t id = a->browser_target;
+	int64_t id = a->br->target;
 
+	assert_ui();
 	if (id > 0 && line[0] != '\0' && store_conv_rename(a->store, id, line, &cause) != 0) {
-		app_set_status(a, true, "rename failed: %s", cause);
+		ui_status(a, true, "rename failed: %s", cause);
 		free(cause);
 	}
 	reopen_at(a, id);
 }
 
-static void
-delete_confirmed(struct app *a)
+int64_t
+browser_target(const struct app *a)
 {
-	char *cause = NULL;
-
-	if (store_conv_delete(a->store, a->browser_target, &cause) != 0) {
-		app_set_status(a, true, "delete failed: %s", cause);
-		free(cause);
-	} else {
-		if (a->browser_target == a->conv_id)
-			app_drop_conversation(a);
-		app_set_status(a, false, "conversation deleted");
-	}
-	browser_open(a, a->browser_query);
+	return a->br->target;
 }
 
-static void
-ask_line(struct app *a, const char *prompt, const char *initial, app_line_fn *fn)
+/* Move the selection for a key; false when the key is not a moving one. */
+static bool
+move_key(struct browser *b, int key)
 {
-	browser_close(a);
-	app_ask(a, prompt, initial, fn);
-}
-
-void
-browser_key(struct app *a, int key)
-{
-	int64_t id = a->n_items > 0 ? a->items[a->sel].conv_id : 0;
-	char *title = id > 0 ? xstrdup(a->items[a->sel].title) : NULL, *q;
+	int last = MAX(b->n_items - 1, 0);
 
 	switch (key) {
 	case 'j':
 	case KEY_DOWN:
-		a->sel = MIN(a->sel + 1, MAX(a->n_items - 1, 0));
-		break;
+		b->sel = MIN(b->sel + 1, last);
+		return true;
 	case 'k':
 	case KEY_UP:
-		a->sel = MAX(a->sel - 1, 0);
-		break;
+		b->sel = MAX(b->sel - 1, 0);
+		return true;
 	case 'g':
 	case KEY_HOME:
-		a->sel = 0;
-		break;
+		b->sel = 0;
+		return true;
 	case 'G':
 	case KEY_END:
-		a->sel = MAX(a->n_items - 1, 0);
-		break;
+		b->sel = last;
+		return true;
 	case KEY_NPAGE:
 	case ' ':
-		a->sel = MIN(a->sel + 10, MAX(a->n_items - 1, 0));
-		break;
+		b->sel = MIN(b->sel + 10, last);
+		return true;
 	case KEY_PPAGE:
 	case 'b':
-		a->sel = MAX(a->sel - 10, 0);
-		break;
+		b->sel = MAX(b->sel - 10, 0);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* What a key asks for, after the list did its own part (moving, closing). */
+static enum browser_act
+act_key(struct app *a, int key, int64_t id)
+{
+	struct browser *b = a->br;
+
+	switch (key) {
 	case '\r':
 	case '\n':
 		browser_close(a);
-		if (id > 0)
-			app_open_conversation(a, id);
-		break;
+		return id > 0 ? BROWSER_OPEN : BROWSER_STAY;
 	case '/':
-		ask_line(a, "search chats: ", NULL, search_line);
-		break;
+		browser_close(a);
+		return BROWSER_SEARCH;
 	case 'R':
-		if (id > 0) {
-			a->browser_target = id;
-			ask_line(a, "new title: ", title, rename_line);
-		}
-		break;
 	case 'd':
-		if (id > 0) {
-			a->browser_target = id;
-			browser_close(a);
-			q = xasprintf("delete #%lld \"%s\"?", (long long)id, title);
-			app_confirm(a, q, delete_confirmed);
-			free(q);
-		}
-		break;
+		if (id <= 0)
+			return BROWSER_STAY;
+		b->target = id;
+		browser_close(a);
+		return key == 'R' ? BROWSER_RENAME : BROWSER_DELETE;
 	case 'x':
-		if (id > 0)
-			app_export(a, id, false, NULL);
-		break;
+		return id > 0 ? BROWSER_EXPORT : BROWSER_STAY;
 	case 'q':
 	case 0x1b:
 	case 'Q':
 		browser_close(a);
-		break;
+		return BROWSER_STAY;
 	default:
-		break;
+		return BROWSER_STAY;
 	}
-	free(title);
+}
+
+enum browser_act
+browser_key(struct app *a, int key, int64_t *id, char **title)
+{
+	struct browser *b = a->br;
+	enum browser_act act = BROWSER_STAY;
+
+	assert_ui();
+	*id = b->n_items > 0 ? b->items[b->sel].conv_id : 0;
+	*title = *id > 0 ? xstrdup(b->items[b->sel].title) : NULL;
+	if (!move_key(b, key))
+		act = act_key(a, key, *id);
 	screen_dirty(a);
+	return act;
 }
 
 void
-browser_draw(struct app *a, int h)
+browser_draw(void *arg, int h, int cols)
 {
-	int w = a->cols, x = 0, rows = MAX(1, (h - 1) / 2);
+	struct browser *b = arg; /* its scroll follows the selection */
+	int w = cols, x = 0, rows = MAX(1, (h - 1) / 2);
 	char title[256];
 
-	if (a->sel < a->top)
-		a->top = a->sel;
-	if (a->sel >= a->top + rows)
-		a->top = a->sel - rows + 1;
+	if (b->sel < b->top)
+		b->top = b->sel;
+	if (b->sel >= b->top + rows)
+		b->top = b->sel - rows + 1;
 	snprintf(title, sizeof(title),
 		 "%s - Enter open, / search, R rename, d delete, x export, q close",
-		 a->browser_query ? "search results" : "conversations");
+		 b->query ? "search results" : "conversations");
 	for (int y = 0; y < h; y++) {
 		move(y, x);
 		for (int i = 0; i < w; i++)
@@ -282,14 +323,13 @@ browser_draw(struct app *a, int h)
 	attron(A_REVERSE);
 	mvaddnstr(0, x, title, w);
 	attroff(A_REVERSE);
-	if (a->n_items == 0)
-		mvaddnstr(2, x + 1, a->browser_query ? "no matches" : "no saved conversations",
-			  w - 2);
-	for (int i = 0; i < rows && a->top + i < a->n_items; i++) {
-		const struct browser_item *it = &a->items[a->top + i];
+	if (b->n_items == 0)
+		mvaddnstr(2, x + 1, b->query ? "no matches" : "no saved conversations", w - 2);
+	for (int i = 0; i < rows && b->top + i < b->n_items; i++) {
+		const struct browser_item *it = &b->items[b->top + i];
 		int y = 1 + 2 * i;
 
-		if (a->top + i == a->sel)
+		if (b->top + i == b->sel)
 			attron(A_REVERSE);
 		mvaddnstr(y, x + 1, it->title, w - 2);
 		attroff(A_REVERSE);

@@ -357,23 +357,27 @@ parse_args(struct cli_opts *o, int argc, char **argv, usage_fn *usage, int *stat
 	return 0;
 }
 
-static void
+/* Returns the fields set (enum sampler_field). */
+static unsigned
 apply_overrides(const struct cli_opts *o, struct sampler_params *sp)
 {
+	unsigned set = SP_SEED;
+
 	if (!isnan(o->temp))
-		sp->temperature = o->temp;
+		sp->temperature = o->temp, set |= SP_TEMPERATURE;
 	if (o->top_k >= 0)
-		sp->top_k = o->top_k;
+		sp->top_k = o->top_k, set |= SP_TOP_K;
 	if (!isnan(o->top_p))
-		sp->top_p = o->top_p;
+		sp->top_p = o->top_p, set |= SP_TOP_P;
 	if (!isnan(o->min_p))
-		sp->min_p = o->min_p;
+		sp->min_p = o->min_p, set |= SP_MIN_P;
 	if (!isnan(o->presence))
-		sp->presence_penalty = o->presence;
+		sp->presence_penalty = o->presence, set |= SP_PRESENCE;
 	if (!isnan(o->repeat))
-		sp->repetition_penalty = o->repeat;
+		sp->repetition_penalty = o->repeat, set |= SP_REPEAT;
 	/* Not the model's default: without --seed every reply gets a fresh seed. */
 	sp->seed = o->seed;
+	return set;
 }
 
 /* ---- conversation ------------------------------------------------------- */
@@ -796,19 +800,18 @@ full_screen(const struct cli_opts *o)
 			       .threads = o->threads,
 			       .system = o->system,
 			       .expert_cache = o->expert_cache };
-	struct gen_config g;
 	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
 	int rc;
 
-	if (dir == NULL || gen_config_load(&g, dir, &cause) != 0) {
+	if (dir == NULL) {
 		fprintf(stderr, "qnext: %s\n", cause);
 		free(cause);
 		free(dir);
 		return 1;
 	}
 	ao.model_dir = dir;
-	ao.params.sp = g.p;
-	apply_overrides(o, &ao.params.sp);
+	/* The user's choices only: the engine reads the model's defaults. */
+	ao.params_set = apply_overrides(o, &ao.params.sp);
 	ao.params.max_tokens = o->max_tokens;
 	rc = app_run(&ao);
 	free(dir);

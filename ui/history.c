@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "thread-role.h"
 #include "ui-int.h"
 #include "util.h"
 
@@ -54,8 +55,8 @@ count_unsaved(struct entry *const *e, int n)
 static void
 warn(struct app *a, char *cause)
 {
-	app_set_status(a, true, "history not saved yet (kept; tried again every %.0f s): %s",
-		       HISTORY_RETRY_S, cause != NULL ? cause : "?");
+	ui_status(a, true, "history not saved yet (kept; tried again every %.0f s): %s",
+		  HISTORY_RETRY_S, cause != NULL ? cause : "?");
 	free(cause);
 }
 
@@ -216,10 +217,10 @@ history_leave(struct app *a)
 	s->e = xmalloc((size_t)MAX(1, s->n) * sizeof(*s->e));
 	memcpy(s->e, a->tr.e, (size_t)s->n * sizeof(*s->e));
 	a->tr.n = 0;
-	app_set_status(a, true,
-		       "%d turn(s) of the last conversation are not saved yet: kept, and "
-		       "saved when the database is free",
-		       count_unsaved(s->e, s->n));
+	ui_status(a, true,
+		  "%d turn(s) of the last conversation are not saved yet: kept, and "
+		  "saved when the database is free",
+		  count_unsaved(s->e, s->n));
 }
 
 void
@@ -284,10 +285,10 @@ try_open(struct app *a, bool first, int busy_ms)
 		a->store_error = NULL;
 		a->store_retry = false;
 		if (store_recovered(a->store) > 0)
-			app_info(a, "%d answer(s) interrupted last time were marked stopped",
-				 store_recovered(a->store));
+			ui_info(a, "%d answer(s) interrupted last time were marked stopped",
+				store_recovered(a->store));
 		if (!first)
-			app_set_status(a, false, "history is back: the database is free again");
+			ui_status(a, false, "history is back: the database is free again");
 		free(cause);
 		return true;
 	}
@@ -298,7 +299,7 @@ try_open(struct app *a, bool first, int busy_ms)
 			busy ? xasprintf("history is paused: %s; trying again every %.0f s", cause,
 					 HISTORY_RETRY_S)
 			     : xasprintf("history is off: %s", cause);
-		app_info(a, "%s", a->store_error);
+		ui_info(a, "%s", a->store_error);
 	}
 	free(cause);
 	return false;
@@ -324,7 +325,7 @@ history_tick(struct app *a)
 	if (a->n_stash > 0)
 		sync_stash(a);
 	if (a->state != APP_GENERATING && count_unsaved(a->tr.e, a->tr.n) > 0 && history_sync(a))
-		app_set_status(a, false, "history saved: the database is free again");
+		ui_status(a, false, "history saved: the database is free again");
 }
 
 int

@@ -5,8 +5,14 @@
  * drawn from readline's buffer, and the overlays.
  *
  * Everything is drawn on stdscr and flushed with one refresh(), the input
- * area last so the cursor ends there.  Redraws are throttled to ~30 Hz by
- * screen_dirty(); the app loop calls screen_draw when due.
+ * area last so the cursor ends there.  Redraws are throttled to ~30 Hz:
+ * screen_dirty() asks for one, and the app loop sleeps screen_wait() and
+ * calls screen_tick(), which draws when one is due.
+ *
+ * The screen keeps its own state (struct screen, a->scr): sizes, colours,
+ * the help overlay's scroll and the notice on the status row (ui_status).
+ * It reads the app's state but calls nothing above it: the conversation list
+ * overlay is drawn through the callback the app sets (screen_set_overlay).
  *
  * UI thread only.
  */
@@ -25,6 +31,7 @@
 
 #include "commands.h"
 #include "sysinfo.h"
+#include "thread-role.h"
 #include "ui-int.h"
 #include "util.h"
 #include "wrap.h"
@@ -33,6 +40,24 @@
 #define MIN_ROWS       10
 #define STATUS_ROWS    2
 #define MAX_INPUT_ROWS 6
+
+/* What the screen shows besides the app's state; owned here (a->scr). */
+struct screen {
+	int rows, cols;
+	bool too_small;
+	bool dirty;       /* something changed since the last frame */
+	double last_draw; /* when the last frame was drawn */
+	bool color;
+	int in_rows;  /* input area height */
+	int help_top; /* first line the help overlay shows */
+	/* The notice on the second status row, until status_until. */
+	char *status;
+	double status_until;
+	bool status_error;
+	/* Draws the conversation list overlay (browser.c), set by the app. */
+	screen_overlay_fn *overlay;
+	void *overlay_arg;
+};
 
 enum pair {
 	PAIR_USER = 1,
@@ -50,8 +75,8 @@ enum pair {
 static void
 init_colors(struct app *a)
 {
-	a->color = has_colors() && getenv("NO_COLOR") == NULL;
-	if (!a->color)
+	a->scr->color = has_colors() && getenv("NO_COLOR") == NULL;
+	if (!a->scr->color)
 		return;
 	start_color();
 	use_default_colors();
@@ -71,7 +96,7 @@ init_colors(struct app *a)
 static attr_t
 att(const struct app *a, enum pair p, attr_t fallback)
 {
-	return a->color ? (attr_t)COLOR_PAIR(p) : fallback;
+	return a->scr->color ? (attr_t)COLOR_PAIR(p) : fallback;
 }
 
 /*
@@ -127,6 +152,8 @@ screen_emergency_restore(void)
 void
 screen_init(struct app *a)
 {
+	assert_ui();
+	a->scr = xcalloc(1, sizeof(*a->scr));
 	saved_tty_ok = tcgetattr(STDIN_FILENO, &saved_tty) == 0;
 	initscr();
 	prepare_restore();
@@ -136,9 +163,86 @@ screen_init(struct app *a)
 	intrflush(stdscr, FALSE);
 	leaveok(stdscr, FALSE);
 	init_colors(a);
-	a->rows = LINES;
-	a->cols = COLS;
-	a->in_rows = 1;
+	a->scr->rows = LINES;
+	a->scr->cols = COLS;
+	a->scr->in_rows = 1;
+}
+
+void
+screen_free(struct screen *s)
+{
+	if (s == NULL)
+		return;
+	free(s->status);
+	free(s);
+}
+
+void
+screen_set_overlay(struct app *a, screen_overlay_fn *fn, void *arg)
+{
+	assert_ui();
+	a->scr->overlay = fn;
+	a->scr->overlay_arg = arg;
+}
+
+int
+screen_rows(const struct app *a)
+{
+	return a->scr->rows;
+}
+
+/* Redraws are throttled to ~30 a second: seconds until the next one may run. */
+double
+screen_wait(const struct app *a)
+{
+	return a->scr->dirty ? MAX(0.0, 1.0 / 30 - (now_sec() - a->scr->last_draw)) : 0.5;
+}
+
+void
+screen_tick(struct app *a)
+{
+	assert_ui();
+	if (a->scr->dirty && now_sec() - a->scr->last_draw >= 1.0 / 30)
+		screen_draw(a);
+}
+
+void
+ui_status(struct app *a, bool error, const char *fmt, ...)
+{
+	struct screen *s = a->scr;
+	va_list ap;
+	char buf[512];
+
+	assert_ui();
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(s->status);
+	s->status = xstrdup(buf);
+	s->status_error = error;
+	s->status_until = now_sec() + (error ? 8 : 4);
+	s->dirty = true;
+}
+
+void
+ui_status_clear(struct app *a)
+{
+	a->scr->status_until = 0;
+}
+
+void
+ui_info(struct app *a, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[4096];
+
+	assert_ui();
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	transcript_add(&a->tr, ENTRY_INFO, buf);
+	a->tr.scroll = 0;
+	a->scr->dirty = true;
 }
 
 void
@@ -152,16 +256,17 @@ screen_end(void)
 void
 screen_resize(struct app *a)
 {
-	a->rows = LINES;
-	a->cols = COLS;
-	a->too_small = a->cols < MIN_COLS || a->rows < MIN_ROWS;
-	a->dirty = true;
+	assert_ui();
+	a->scr->rows = LINES;
+	a->scr->cols = COLS;
+	a->scr->too_small = a->scr->cols < MIN_COLS || a->scr->rows < MIN_ROWS;
+	a->scr->dirty = true;
 }
 
 void
 screen_dirty(struct app *a)
 {
-	a->dirty = true;
+	a->scr->dirty = true;
 }
 
 /*
@@ -232,7 +337,7 @@ think_summary(const struct entry *e, char *buf, size_t n)
 static void
 draw_line(struct app *a, int y, const struct line *l)
 {
-	int text_cols = transcript_text_cols(a->cols); /* what transcript_layout wrapped to */
+	int text_cols = transcript_text_cols(a->scr->cols); /* what transcript_layout wrapped to */
 	char buf[160];
 	attr_t at;
 
@@ -243,7 +348,7 @@ draw_line(struct app *a, int y, const struct line *l)
 		at = l->e->kind == ENTRY_USER ? att(a, PAIR_USER, A_BOLD)
 					      : att(a, PAIR_BOT, A_BOLD);
 		attron(at | A_BOLD);
-		put_str(y, 0, l->e->kind == ENTRY_USER ? "you" : "qnext", a->cols);
+		put_str(y, 0, l->e->kind == ENTRY_USER ? "you" : "qnext", a->scr->cols);
 		attroff(at | A_BOLD);
 		break;
 	case LINE_THINK:
@@ -310,7 +415,7 @@ static void
 draw_welcome(struct app *a, int rows)
 {
 	char buf[512];
-	int y = 1, x = TRANSCRIPT_INDENT, w = MAX(1, a->cols - 2 * TRANSCRIPT_INDENT);
+	int y = 1, x = TRANSCRIPT_INDENT, w = MAX(1, a->scr->cols - 2 * TRANSCRIPT_INDENT);
 
 	attron(A_BOLD);
 	put_wrapped(&y, x, "qnext " VERSION " - Qwen3-Next-80B-A3B-Thinking on the CPU", w, rows);
@@ -349,7 +454,7 @@ draw_welcome(struct app *a, int rows)
 static void
 draw_transcript(struct app *a, int rows)
 {
-	int total = transcript_layout(&a->tr, a->cols);
+	int total = transcript_layout(&a->tr, a->scr->cols);
 	bool welcome = total < rows && !conversation_started(a);
 	int first;
 
@@ -515,8 +620,8 @@ draw_memory(struct app *a, int y)
 	move(y, 0);
 	clrtoeol();
 	/* The figures first, with what is left for the gauges' minimum; then the gauges. */
-	right = fit_fields(f, 3, MAX(0, a->cols - 1 - gauge_min("Mem", mem) - 1), "  ");
-	room = a->cols - 1 - right - (right > 0 ? 1 : 0);
+	right = fit_fields(f, 3, MAX(0, a->scr->cols - 1 - gauge_min("Mem", mem) - 1), "  ");
+	room = a->scr->cols - 1 - right - (right > 0 ? 1 : 0);
 	if (room >= gauge_min("Mem", mem) + 1 + gauge_min("Swp", swp)) {
 		w = (room - 1) / 2;
 		gauge(a, y, 0, w, "Mem", frac, mem,
@@ -570,7 +675,7 @@ static void
 draw_loading(struct app *a, int y)
 {
 	double frac = a->load_total ? (double)a->load_done / (double)a->load_total : 0;
-	int w = MIN(a->cols / 2, 50);
+	int w = MIN(a->scr->cols / 2, 50);
 	char t1[32], t2[32], text[128], figs[64];
 
 	if (a->load_total > 0)
@@ -581,14 +686,14 @@ draw_loading(struct app *a, int y)
 	gauge(a, y, 0, w, "Load", frac, text, PAIR_GAUGE_OK);
 	load_figures(a, figs, sizeof(figs));
 	snprintf(text, sizeof(text), " %s, %s", a->load_phase ? a->load_phase : "loading", figs);
-	put_str(y, w, text, a->cols - w - 1);
+	put_str(y, w, text, a->scr->cols - w - 1);
 }
 
 /* The turn's state: what the engine is doing now. */
 static void
 state_field(struct app *a, struct field *f)
 {
-	struct entry *e = app_turn(a);
+	struct entry *e = transcript_by_uid(&a->tr, a->turn_uid);
 
 	if (a->quitting)
 		field_set(f, 0, A_BOLD, "quitting: waiting for the engine to stop...");
@@ -653,18 +758,19 @@ draw_figures(struct app *a, int y)
 	enum pair p = frac >= 0.9 ? PAIR_GAUGE_BAD : frac >= 0.75 ? PAIR_GAUGE_WARN : PAIR_STATS;
 	struct field f[6] = { 0 };
 	char used[16], tot[16], cf[96];
-	bool notice = a->status != NULL && now_sec() < a->status_until;
+	bool notice = a->scr->status != NULL && now_sec() < a->scr->status_until;
 
 	fmt_k(a->ctx_used, used, sizeof(used));
 	fmt_k(a->n_ctx, tot, sizeof(tot));
 	if (notice)
 		field_set(&f[0], 0,
-			  a->status_error ? att(a, PAIR_ERROR, A_BOLD) | A_BOLD
-					  : att(a, PAIR_BAR, A_REVERSE),
-			  "%s", a->status);
+			  a->scr->status_error ? att(a, PAIR_ERROR, A_BOLD) | A_BOLD
+					       : att(a, PAIR_BAR, A_REVERSE),
+			  "%s", a->scr->status);
 	state_field(a, &f[1]);
-	field_set(&f[2], 2, att(a, p, frac >= 0.75 ? A_BOLD : 0), "ctx %s/%s %.0f%%", used, tot,
-		  100 * frac);
+	if (a->n_ctx > 0) /* 0: the engine has not said yet; no made-up length */
+		field_set(&f[2], 2, att(a, p, frac >= 0.75 ? A_BOLD : 0), "ctx %s/%s %.0f%%", used,
+			  tot, 100 * frac);
 	weights_field(a, &f[3]);
 	if (a->state == APP_GENERATING && a->prefill_tps > 0)
 		field_set(&f[4], 4, 0, "prefill %.0f tok/s", a->prefill_tps);
@@ -674,13 +780,13 @@ draw_figures(struct app *a, int y)
 	if (a->state != APP_GENERATING && cache_figures(a, cf, sizeof(cf))[0] != '\0')
 		field_set(&f[5], 3, 0, "%s", cf);
 	/* A notice longer than the row is cut rather than dropped: it is why the row changed. */
-	if (notice && wrap_width(f[0].text, strlen(f[0].text)) > a->cols - 1) {
+	if (notice && wrap_width(f[0].text, strlen(f[0].text)) > a->scr->cols - 1) {
 		attron(f[0].at);
-		put_str(y, 0, f[0].text, a->cols - 1);
+		put_str(y, 0, f[0].text, a->scr->cols - 1);
 		attroff(f[0].at);
 		return;
 	}
-	fit_fields(f, 6, a->cols - 1, " | ");
+	fit_fields(f, 6, a->scr->cols - 1, " | ");
 	draw_fields(f, 6, y, 0, " | ");
 }
 
@@ -692,11 +798,12 @@ draw_status(struct app *a, int y)
 	clrtoeol();
 	if (a->overlay == OVERLAY_CONFIRM && a->confirm_text != NULL) {
 		attron(A_BOLD);
-		put_str(y + 1, 0, a->confirm_text, a->cols - 1);
+		put_str(y + 1, 0, a->confirm_text, a->scr->cols - 1);
 		attroff(A_BOLD);
 		return;
 	}
-	if (a->state == APP_LOADING && !(a->status != NULL && now_sec() < a->status_until))
+	if (a->state == APP_LOADING &&
+	    !(a->scr->status != NULL && now_sec() < a->scr->status_until))
 		draw_loading(a, y + 1);
 	else
 		draw_figures(a, y + 1);
@@ -756,15 +863,15 @@ draw_input(struct app *a, int y, int rows)
 {
 	const char *prompt = rl_display_prompt != NULL ? rl_display_prompt : "> ";
 	const char *buf = rl_line_buffer != NULL ? rl_line_buffer : "";
-	struct input_layout L = input_layout(prompt, buf, rl_point, a->cols, false, 0, 0, 0);
+	struct input_layout L = input_layout(prompt, buf, rl_point, a->scr->cols, false, 0, 0, 0);
 	int skip = MAX(0, L.cur_row - rows + 1);
 
 	for (int r = 0; r < rows; r++) {
 		move(y + r, 0);
 		clrtoeol();
 	}
-	input_layout(prompt, buf, rl_point, a->cols, true, y, skip, rows);
-	move(y + L.cur_row - skip, MIN(L.cur_col, a->cols - 1));
+	input_layout(prompt, buf, rl_point, a->scr->cols, true, y, skip, rows);
+	move(y + L.cur_row - skip, MIN(L.cur_col, a->scr->cols - 1));
 }
 
 /* Rows the input needs now (1 to MAX_INPUT_ROWS). */
@@ -775,7 +882,7 @@ input_rows(struct app *a)
 	const char *buf = rl_line_buffer != NULL ? rl_line_buffer : "";
 
 	return MIN(MAX_INPUT_ROWS,
-		   input_layout(prompt, buf, rl_point, a->cols, false, 0, 0, 0).rows);
+		   input_layout(prompt, buf, rl_point, a->scr->cols, false, 0, 0, 0).rows);
 }
 
 /* ---- overlays --------------------------------------------------------------- */
@@ -835,25 +942,74 @@ help_lines(const char **lines, int *lens, int max)
 	return n;
 }
 
-/* The help over the transcript area (rows tall), scrolled to a->help_top. */
+/* The help over the transcript area (rows tall), scrolled to a->scr->help_top. */
 static void
 draw_help(struct app *a, int rows)
 {
 	const char *lines[128];
 	int lens[128], n = help_lines(lines, lens, 128);
-	int w = MIN(a->cols, 90), x = (a->cols - w) / 2, body = MAX(1, rows - 2);
+	int w = MIN(a->scr->cols, 90), x = (a->scr->cols - w) / 2, body = MAX(1, rows - 2);
 	char foot[128];
 
-	a->help_top = MAX(0, MIN(a->help_top, n - body));
+	a->scr->help_top = MAX(0, MIN(a->scr->help_top, n - body));
 	clear_area(rows);
 	bar(0, x, w, "qnext help (man qnext for everything)");
-	for (int i = 0; i < body && a->help_top + i < n; i++)
-		put(1 + i, x + 1, lines[a->help_top + i], (size_t)lens[a->help_top + i], w - 2);
-	snprintf(foot, sizeof(foot), "lines %d-%d of %d%s", a->help_top + 1,
-		 MIN(n, a->help_top + body), n,
+	for (int i = 0; i < body && a->scr->help_top + i < n; i++)
+		put(1 + i, x + 1, lines[a->scr->help_top + i], (size_t)lens[a->scr->help_top + i],
+		    w - 2);
+	snprintf(foot, sizeof(foot), "lines %d-%d of %d%s", a->scr->help_top + 1,
+		 MIN(n, a->scr->help_top + body), n,
 		 n > body ? "  Up/Down/PgUp/PgDn scroll, any other key closes"
 			  : "  any key closes");
 	bar(rows - 1, x, w, foot);
+}
+
+void
+screen_help_open(struct app *a)
+{
+	assert_ui();
+	a->overlay = OVERLAY_HELP;
+	a->scr->help_top = 0;
+}
+
+/* The help overlay scrolls; any key but a moving one closes it. */
+void
+screen_help_key(struct app *a, int k)
+{
+	struct screen *s = a->scr;
+	int page = MAX(1, s->rows - 6);
+
+	assert_ui();
+	switch (k) {
+	case 'j':
+	case KEY_DOWN:
+		s->help_top++;
+		break;
+	case 'k':
+	case KEY_UP:
+		s->help_top--;
+		break;
+	case ' ':
+	case KEY_NPAGE:
+		s->help_top += page;
+		break;
+	case 'b':
+	case KEY_PPAGE:
+		s->help_top -= page;
+		break;
+	case 'g':
+	case KEY_HOME:
+		s->help_top = 0;
+		break;
+	case 'G':
+	case KEY_END:
+		s->help_top = 1 << 20;
+		break;
+	default:
+		a->overlay = OVERLAY_NONE;
+		return;
+	}
+	s->help_top = MAX(0, s->help_top); /* the far end is clamped when drawn */
 }
 
 /* ---- the frame ----------------------------------------------------------- */
@@ -863,24 +1019,25 @@ screen_draw(struct app *a)
 {
 	int trows;
 
-	a->dirty = false;
-	a->last_draw = now_sec();
-	if (a->too_small) {
+	assert_ui();
+	a->scr->dirty = false;
+	a->scr->last_draw = now_sec();
+	if (a->scr->too_small) {
 		erase();
-		put_str(0, 0, "terminal too small", a->cols - 1);
-		put_str(1, 0, "(qnext needs 40x10)", a->cols - 1);
+		put_str(0, 0, "terminal too small", a->scr->cols - 1);
+		put_str(1, 0, "(qnext needs 40x10)", a->scr->cols - 1);
 		refresh();
 		return;
 	}
-	a->in_rows = input_rows(a);
-	trows = a->rows - STATUS_ROWS - a->in_rows;
+	a->scr->in_rows = input_rows(a);
+	trows = a->scr->rows - STATUS_ROWS - a->scr->in_rows;
 	draw_transcript(a, trows);
 	draw_status(a, trows);
 	if (a->overlay == OVERLAY_HELP)
 		draw_help(a, trows);
-	else if (a->overlay == OVERLAY_BROWSER)
-		browser_draw(a, trows);
-	draw_input(a, trows + STATUS_ROWS, a->in_rows);
+	else if (a->overlay == OVERLAY_BROWSER && a->scr->overlay != NULL)
+		a->scr->overlay(a->scr->overlay_arg, trows, a->scr->cols);
+	draw_input(a, trows + STATUS_ROWS, a->scr->in_rows);
 	if (a->overlay == OVERLAY_HELP || a->overlay == OVERLAY_BROWSER)
 		curs_set(0);
 	else

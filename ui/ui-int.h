@@ -1,6 +1,12 @@
 /*
- * ui-int.h - state shared by the full-screen UI's files (app.c, screen.c,
- * transcript.c, browser.c).  Private to ui/.
+ * ui-int.h - state shared by the full-screen UI's files.  Private to ui/.
+ *
+ * The files call one another in one direction only, from the top down:
+ *   app.c (loop, engine messages, signals) -> keys.c -> slash.c -> prompt.c,
+ *   chat.c -> history.c -> screen.c, browser.c -> transcript.c, wrap.c
+ * (slash.c also calls browser.c and chat.c; browser.c calls screen.c for
+ * notices).  Where a lower file must reach up, it is handed a callback:
+ * prompt.c's line handler (slash_line), screen.c's overlay (browser_draw).
  *
  * UI thread only: every function declared here touches curses, readline or
  * the store, and asserts it runs on the UI thread.
@@ -12,13 +18,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sampler.h"
-#include "session.h"
+#include "chat-types.h"
 #include "store.h"
 
 struct store;
 struct queue;
 struct engine;
+struct screen;
+struct browser;
 
 /* ---- transcript -------------------------------------------------------- */
 
@@ -130,12 +137,6 @@ enum overlay {
 	OVERLAY_CONFIRM, /* y/n question in the status line */
 };
 
-struct browser_item {
-	int64_t conv_id;
-	char *title;
-	char *detail; /* date and size, or a search snippet */
-};
-
 struct app {
 	enum app_state state;
 	enum overlay overlay;
@@ -145,7 +146,7 @@ struct app {
 	char *model_dir;
 	char *model_desc;
 	bool test_model; /* not the full-size model: random weights, gibberish answers */
-	int n_ctx;
+	int n_ctx;       /* context length: asked for (0 = default), then MSG_READY's */
 	int threads;
 	uint64_t expert_cache; /* app_opts.expert_cache, passed on with MSG_LOAD */
 
@@ -154,7 +155,9 @@ struct app {
 	int64_t conv_id; /* store conversation, 0 = not saved yet */
 	char *system;    /* system prompt, or NULL */
 	struct gen_params gp;
-	uint64_t seq; /* current turn */
+	unsigned sp_set; /* enum sampler_field: gp.sp's fields the user chose (the rest: MSG_READY)
+			  */
+	uint64_t seq;    /* current turn */
 	/* The assistant entry being generated, by uid (0 = none): the
 	 * transcript can be cleared under a turn, so no pointer is kept. */
 	uint64_t turn_uid;
@@ -172,10 +175,7 @@ struct app {
 	struct stash *stash; /* conversations left with unsaved turns (history.c) */
 	int n_stash;
 
-	/* Status and gauges. */
-	char *status; /* transient message, or NULL */
-	double status_until;
-	bool status_error;
+	/* Gauges. */
 	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
 	double load_t0;                 /* when the load was asked for */
 	char *load_phase; /* its text: "opening", "reading weights", "paused", "done" */
@@ -194,23 +194,12 @@ struct app {
 	uint64_t last_majflt;
 	double last_gauge_t;
 
-	/* Browser overlay. */
-	struct browser_item *items;
-	int n_items, sel, top;
-	char *browser_query;
-	int64_t browser_target; /* conversation a rename or delete question is about */
-	int help_top;           /* first line the help overlay shows */
+	struct browser *br; /* browser.c's own state: the conversation list */
 	/* Confirmation: what to do on 'y'. */
 	void (*confirm_fn)(struct app *a);
 	char *confirm_text;
 
-	/* Screen. */
-	int rows, cols;
-	bool too_small;
-	bool dirty;
-	double last_draw;
-	bool color;
-	int in_rows; /* input area height */
+	struct screen *scr; /* screen.c's own state */
 
 	/* Input bytes read from stdin, handed to readline one key at a time. */
 	unsigned char inbuf[4096];
@@ -219,31 +208,8 @@ struct app {
 	char *kept_line; /* a line Enter could not send, to put back in the input */
 };
 
-/* GLOBAL: the one application; readline's callbacks take no argument. */
-extern struct app *app_g;
-
-/* ---- app.c: actions the key bindings and commands call ------------------ */
-
-/* The assistant entry being generated, or NULL. */
-struct entry *app_turn(struct app *a);
-void app_send_prompt(struct app *a);
-void app_stop(struct app *a);
-void app_regen(struct app *a);
-void app_new_conversation(struct app *a);
-/* The conversation on screen was deleted: a new one, its unsaved turns dropped. */
-void app_drop_conversation(struct app *a);
-void app_open_conversation(struct app *a, int64_t id);
-void app_set_status(struct app *a, bool error, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void app_info(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not
- * called on Ctrl-D). */
+/* A handler for one line typed at a prompt (prompt_ask, slash_line). */
 typedef void app_line_fn(struct app *a, const char *line);
-void app_ask(struct app *a, const char *prompt, const char *initial, app_line_fn *fn);
-/* Ask y/n in the status line; fn runs on 'y'. */
-void app_confirm(struct app *a, const char *question, void (*fn)(struct app *a));
-/* Export conversation id as Markdown (md) or JSON to path (NULL: ./qnext-ID.md). */
-void app_export(struct app *a, int64_t id, bool json, const char *path);
 
 /* ---- history.c: saving to chats.db, and again when it was busy ---------- */
 
@@ -268,17 +234,59 @@ int history_close(struct app *a);
 
 /* ---- browser.c: the conversation list ---------------------------------- */
 
+/* What a key in the list asks of its caller. */
+enum browser_act {
+	BROWSER_STAY,   /* nothing (the list moved, or closed) */
+	BROWSER_OPEN,   /* open conversation id (the list has closed) */
+	BROWSER_SEARCH, /* ask for a search (browser_search_line takes it) */
+	BROWSER_RENAME, /* ask for id's new title (browser_rename_line takes it) */
+	BROWSER_DELETE, /* ask whether to delete id (browser_target) */
+	BROWSER_EXPORT, /* export id as Markdown */
+};
+
+struct browser *browser_new(void);
+void browser_free(struct browser *b); /* accepts NULL */
+/* Show the saved conversations, or the search hits for query (non-empty). */
 void browser_open(struct app *a, const char *query);
 void browser_close(struct app *a);
-/* A key while the browser is shown (bytes already decoded to a key code). */
-void browser_key(struct app *a, int key);
-/* Over the transcript area, rows tall. */
-void browser_draw(struct app *a, int rows);
+/* A key while the browser is shown (bytes already decoded to a key code); *id and
+ * *title (caller frees; NULL when none) name the selected conversation. */
+enum browser_act browser_key(struct app *a, int key, int64_t *id, char **title);
+/* The conversation the last BROWSER_RENAME or BROWSER_DELETE was about. */
+int64_t browser_target(const struct app *a);
+/* Line handlers for BROWSER_SEARCH and BROWSER_RENAME's questions. */
+void browser_search_line(struct app *a, const char *line);
+void browser_rename_line(struct app *a, const char *line);
+/* Over the transcript area, rows tall (a screen_overlay_fn; arg: a->br). */
+void browser_draw(void *arg, int rows, int cols);
 
 /* ---- screen.c: layout and drawing -------------------------------------- */
 
+/* Draws an overlay over the transcript area, rows by cols. */
+typedef void screen_overlay_fn(void *arg, int rows, int cols);
+
+/* Make a->scr and take over the terminal. */
 void screen_init(struct app *a);
 void screen_end(void);
+void screen_free(struct screen *s); /* accepts NULL */
+/* fn draws the OVERLAY_BROWSER overlay. */
+void screen_set_overlay(struct app *a, screen_overlay_fn *fn, void *arg);
+/* Terminal rows (for page sizes). */
+int screen_rows(const struct app *a);
+/* Seconds the loop may sleep before the next frame is due. */
+double screen_wait(const struct app *a);
+/* Draw when a frame is due. */
+void screen_tick(struct app *a);
+/* A notice on the status row for a few seconds (longer for an error). */
+void ui_status(struct app *a, bool error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Drop the notice (a new turn: old notices are done with). */
+void ui_status_clear(struct app *a);
+/* A line of information in the transcript. */
+void ui_info(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Show the help overlay from its top; a key while it is shown. */
+void screen_help_open(struct app *a);
+void screen_help_key(struct app *a, int key);
 /*
  * Put the terminal back as it was before screen_init (modes, main screen,
  * cursor, bracketed paste off) without curses: for fatal signals and
@@ -290,5 +298,64 @@ void screen_resize(struct app *a);
 void screen_draw(struct app *a);
 /* Redraw soon (at most ~30 times a second). */
 void screen_dirty(struct app *a);
+
+/* ---- chat.c: the conversation on screen and its turns ------------------- */
+
+/* Ask the engine to load a->model_dir. */
+void chat_load(struct app *a);
+/* The assistant entry being generated, or NULL. */
+struct entry *chat_turn(struct app *a);
+/* Send the conversation to the engine; the answer streams into a new entry. */
+void chat_send(struct app *a);
+/* The turn ended (gs: its figures, or NULL): save it; the app is idle after. */
+void chat_finish(struct app *a, enum store_status st, const char *error,
+		 const struct gen_stats *gs);
+void chat_stop(struct app *a);
+void chat_regen(struct app *a);
+void chat_new(struct app *a);
+/* The conversation on screen was deleted: a new one, its unsaved turns dropped. */
+void chat_drop(struct app *a);
+void chat_open(struct app *a, int64_t id);
+/* Make sure the conversation has a row in the store; false (with a notice) if not. */
+bool chat_ensure_conv(struct app *a);
+/* A notice that the history was not saved, with cause (freed). */
+void chat_store_warn(struct app *a, char *cause);
+
+/* ---- prompt.c: the input line (readline in callback mode) ---------------- */
+
+/* Set readline up for a: lines at the chat's prompt go to line; bind_keys binds
+ * the application's keys once ~/.inputrc is read. */
+void prompt_init(struct app *a, app_line_fn *line, void (*bind_keys)(void));
+/* Save the input history and remove the line handler. */
+void prompt_end(struct app *a);
+/* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not
+ * called on Ctrl-D).  fn NULL: back to the chat's prompt. */
+void prompt_ask(struct app *a, const char *prompt, const char *initial, app_line_fn *fn);
+/* The app, for readline's callbacks (they take no argument). */
+struct app *prompt_app(void);
+
+/* ---- slash.c: what a typed line does ----------------------------------- */
+
+/* A line typed at the chat's prompt (NULL: Ctrl-D on an empty line). */
+void slash_line(struct app *a, const char *line);
+/* /help: the overlay (topic NULL), or one command's lines in the transcript. */
+void slash_help(struct app *a, const char *topic);
+/* Search the transcript for line (empty: the last term again), from the last hit up. */
+void slash_search_line(struct app *a, const char *line);
+/* A key while the conversation list is shown, and what it asks for. */
+void slash_browser_key(struct app *a, int key);
+/* Ask y/n in the status line; fn runs on 'y'. */
+void slash_confirm(struct app *a, const char *question, void (*fn)(struct app *a));
+/* Export conversation id as Markdown (md) or JSON to path (NULL: ./qnext-ID.md). */
+void slash_export(struct app *a, int64_t id, bool json, const char *path);
+
+/* ---- keys.c: the keyboard ----------------------------------------------- */
+
+/* Bind the application's keys in every keymap. */
+void keys_init(void);
+/* Read stdin and hand the keys to the overlay shown or to readline. */
+void keys_stdin(struct app *a);
+/* Ctrl-C (a key or SIGINT): stop the answer, else empty the line, else a hint. */
+void keys_interrupt(struct app *a);
 
 #endif

@@ -1,0 +1,453 @@
+/*
+ * keys.c - the keyboard: the key bindings readline runs (Ctrl-C, F-keys,
+ * scrolling, the editor, suspend...), and the decoding of stdin's bytes,
+ * which go to the overlay that owns the keyboard (help, conversation list,
+ * a y/n question) or else to readline, one key at a time.
+ *
+ * Readline's key functions take no context: they find the app with
+ * prompt_app().
+ *
+ * UI thread only.
+ */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curses.h>
+#include <readline/readline.h>
+
+#include "store.h"
+#include "thread-role.h"
+#include "ui-int.h"
+#include "util.h"
+
+/* Ctrl-C, as a key or as SIGINT: stop the answer, else empty the line, else a hint. */
+void
+keys_interrupt(struct app *a)
+{
+	assert_ui();
+	if (a->state == APP_GENERATING)
+		chat_stop(a);
+	else if (rl_end > 0) {
+		rl_replace_line("", 0);
+		rl_point = 0;
+	} else
+		ui_status(a, false, "Ctrl-D or /quit to exit");
+	screen_dirty(a);
+}
+
+static int
+key_ctrl_c(int count, int key)
+{
+	(void)count, (void)key;
+	keys_interrupt(prompt_app());
+	return 0;
+}
+
+static int
+key_newline(int count, int key)
+{
+	(void)count, (void)key;
+	rl_insert_text("\n");
+	return 0;
+}
+
+static int
+key_think(int count, int key)
+{
+	struct entry *e = transcript_last(&prompt_app()->tr, ENTRY_ASSISTANT);
+
+	(void)count, (void)key;
+	if (e != NULL)
+		e->think_open = !e->think_open;
+	screen_dirty(prompt_app());
+	return 0;
+}
+
+static int
+scroll_by(int lines)
+{
+	struct app *a = prompt_app();
+
+	a->tr.scroll = MAX(0, a->tr.scroll + lines);
+	screen_dirty(a);
+	return 0;
+}
+
+static int
+key_pgup(int c, int k)
+{
+	(void)c, (void)k;
+	return scroll_by(MAX(1, screen_rows(prompt_app()) - 6));
+}
+
+static int
+key_pgdn(int c, int k)
+{
+	(void)c, (void)k;
+	return scroll_by(-MAX(1, screen_rows(prompt_app()) - 6));
+}
+
+static int
+key_up3(int c, int k)
+{
+	(void)c, (void)k;
+	return scroll_by(3);
+}
+
+static int
+key_down3(int c, int k)
+{
+	(void)c, (void)k;
+	return scroll_by(-3);
+}
+
+static int
+key_top(int c, int k)
+{
+	(void)c, (void)k;
+	return scroll_by(1 << 28);
+}
+
+static int
+key_bottom(int c, int k)
+{
+	(void)c, (void)k;
+	prompt_app()->tr.scroll = 0;
+	screen_dirty(prompt_app());
+	return 0;
+}
+
+static int
+key_help(int c, int k)
+{
+	(void)c, (void)k;
+	slash_help(prompt_app(), NULL);
+	screen_dirty(prompt_app());
+	return 0;
+}
+
+static int
+key_chats(int c, int k)
+{
+	(void)c, (void)k;
+	browser_open(prompt_app(), NULL);
+	return 0;
+}
+
+static int
+key_regen(int c, int k)
+{
+	(void)c, (void)k;
+	chat_regen(prompt_app());
+	return 0;
+}
+
+static int
+key_quit(int c, int k)
+{
+	(void)c, (void)k;
+	prompt_app()->quit = true;
+	return 0;
+}
+
+static int
+key_redraw(int c, int k)
+{
+	(void)c, (void)k;
+	clearok(curscr, TRUE);
+	screen_draw(prompt_app());
+	return 0;
+}
+
+static int
+key_search(int c, int k)
+{
+	(void)c, (void)k;
+	prompt_ask(prompt_app(), "search: ", NULL, slash_search_line);
+	return 0;
+}
+
+/* Ctrl-X Ctrl-E: edit the input in $VISUAL or $EDITOR. */
+static int
+key_editor(int c, int k)
+{
+	const char *ed = getenv("VISUAL") ? getenv("VISUAL") : getenv("EDITOR");
+	char path[] = "/tmp/qnext-input-XXXXXX", *cmd, *text;
+	int fd = mkstemp(path);
+	size_t n;
+
+	(void)c, (void)k;
+	if (fd < 0)
+		return 0;
+	if (write(fd, rl_line_buffer, (size_t)rl_end) < 0)
+		ui_status(prompt_app(), true, "cannot write %s", path);
+	close(fd);
+	cmd = xasprintf("%s %s", ed != NULL ? ed : "vi", path);
+	def_prog_mode();
+	fputs("\033[?2004l", stdout);
+	endwin();
+	if (system(cmd) != 0)
+		ui_status(prompt_app(), true, "the editor failed: %s", cmd);
+	reset_prog_mode();
+	fputs("\033[?2004h", stdout);
+	fflush(stdout);
+	clearok(curscr, TRUE);
+	if ((text = read_file(path, &n, NULL)) != NULL) {
+		while (n > 0 && text[n - 1] == '\n')
+			text[--n] = '\0';
+		rl_replace_line(text, 0);
+		rl_point = rl_end;
+		free(text);
+	}
+	unlink(path);
+	free(cmd);
+	screen_dirty(prompt_app());
+	return 0;
+}
+
+/* Ctrl-Z: raw mode delivers it as a key; suspend like a shell job would. */
+static int
+key_suspend(int c, int k)
+{
+	(void)c, (void)k;
+	def_prog_mode();
+	fputs("\033[?2004l", stdout);
+	endwin();
+	signal(SIGTSTP, SIG_DFL);
+	kill(0, SIGTSTP);
+	reset_prog_mode();
+	fputs("\033[?2004h", stdout);
+	fflush(stdout);
+	clearok(curscr, TRUE);
+	screen_dirty(prompt_app());
+	return 0;
+}
+
+static int
+key_alt_digit(int c, int k)
+{
+	struct store_conv_item *items = NULL;
+	size_t n = 0;
+	int idx = k - '1';
+
+	(void)c;
+	if (prompt_app()->store == NULL ||
+	    store_conv_list(prompt_app()->store, &items, &n, NULL) != 0)
+		return 0;
+	if (idx >= 0 && (size_t)idx < n)
+		chat_open(prompt_app(), items[idx].id);
+	store_conv_list_free(items, n);
+	return 0;
+}
+
+/*
+ * Bind in every keymap a user can be in: emacs, and vi's insert and command
+ * maps (with `set editing-mode vi` in ~/.inputrc the emacs map is never
+ * used, so keys bound only there do nothing).
+ */
+static void
+bind(const char *seq, rl_command_func_t *fn)
+{
+	Keymap maps[] = { emacs_standard_keymap, vi_insertion_keymap, vi_movement_keymap };
+
+	for (size_t i = 0; i < ARRAY_LEN(maps); i++)
+		rl_bind_keyseq_in_map(seq, fn, maps[i]);
+}
+
+void
+keys_init(void)
+{
+	char alt[4] = "\\e1";
+
+	bind("\\C-c", key_ctrl_c);
+	bind("\\e\\C-m", key_newline);
+	bind("\\e\\C-j", key_newline);
+	bind("\\C-j", key_newline);
+	bind("\\C-o", key_think);
+	bind("\\e[5~", key_pgup);
+	bind("\\e[6~", key_pgdn);
+	bind("\\e[5;3~", key_up3);
+	bind("\\e[6;3~", key_down3);
+	bind("\\e\\e[5~", key_up3);
+	bind("\\e\\e[6~", key_down3);
+	bind("\\e[1;2A", key_up3);
+	bind("\\e[1;2B", key_down3);
+	bind("\\e[1;3H", key_top);
+	bind("\\e[1;3F", key_bottom);
+	bind("\\eOP", key_help);
+	bind("\\e[11~", key_help);
+	bind("\\eOQ", key_chats);
+	bind("\\e[12~", key_chats);
+	bind("\\eOR", key_search);
+	bind("\\e[13~", key_search);
+	bind("\\C-s", key_search);
+	bind("\\e[15~", key_regen);
+	bind("\\e[21~", key_quit);
+	bind("\\C-l", key_redraw);
+	bind("\\C-z", key_suspend);
+	bind("\\C-x\\C-e", key_editor);
+	for (char d = '1'; d <= '9'; d++) {
+		alt[2] = d;
+		bind(alt, key_alt_digit);
+	}
+}
+
+/*
+ * Bytes of the escape sequence at p (n > 0 bytes there): a CSI or SS3
+ * sequence up to its final byte, Alt plus a key, or a lone Esc; 0 when p
+ * does not start with Esc.
+ */
+static size_t
+esc_seq_len(const unsigned char *p, size_t n)
+{
+	size_t k = 2;
+
+	if (p[0] != 0x1b)
+		return 0;
+	if (n == 1)
+		return 1;
+	if (p[1] == 0x1b) /* Alt with a key that is a sequence itself */
+		return 1 + esc_seq_len(p + 1, n - 1);
+	if (p[1] == 'O')
+		return MIN(3, n);
+	if (p[1] != '[')
+		return 2;
+	while (k < n && !(p[k] >= 0x40 && p[k] <= 0x7e))
+		k++;
+	return MIN(k + 1, n);
+}
+
+/* The key a CSI/SS3 sequence p[0..n) names, for the overlays; -1 if none of theirs. */
+static int
+seq_key(const unsigned char *p, size_t n)
+{
+	int num = n > 3 ? atoi((const char *)p + 2) : 0;
+
+	switch (p[n - 1]) {
+	case 'A':
+		return KEY_UP;
+	case 'B':
+		return KEY_DOWN;
+	case 'H':
+		return KEY_HOME;
+	case 'F':
+		return KEY_END;
+	case '~': /* vt220 keypad: 1 and 7 Home, 4 and 8 End (screen, tmux, rxvt) */
+		return num == 5               ? KEY_PPAGE
+		       : num == 6             ? KEY_NPAGE
+		       : num == 1 || num == 7 ? KEY_HOME
+		       : num == 4 || num == 8 ? KEY_END
+					      : -1;
+	default:
+		return -1;
+	}
+}
+
+/* Decode one key from the input bytes for the overlays; 0 when none. */
+static int
+next_key(struct app *a)
+{
+	unsigned char *p = a->inbuf + a->in_pos;
+	size_t n = a->in_len - a->in_pos, k;
+
+	if (n == 0)
+		return 0;
+	k = esc_seq_len(p, n);
+	if (k >= 3 && p[1] != 0x1b) {
+		a->in_pos += k;
+		return seq_key(p, k);
+	}
+	a->in_pos++;
+	return p[0];
+}
+
+static void
+overlay_keys(struct app *a)
+{
+	int k;
+
+	while ((k = next_key(a)) != 0) {
+		if (a->overlay == OVERLAY_HELP) {
+			screen_help_key(a, k);
+		} else if (a->overlay == OVERLAY_CONFIRM) {
+			a->overlay = OVERLAY_NONE;
+			if ((k == 'y' || k == 'Y') && a->confirm_fn != NULL)
+				a->confirm_fn(a);
+			else
+				ui_status(a, false, "cancelled");
+		} else if (a->overlay == OVERLAY_BROWSER) {
+			slash_browser_key(a, k);
+		}
+		screen_dirty(a);
+		if (a->overlay == OVERLAY_NONE)
+			break; /* the rest goes to readline */
+	}
+}
+
+/* A lone Esc while generating stops the answer (readline would wait for more). */
+static bool
+lone_escape(struct app *a)
+{
+	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+
+	if (a->state != APP_GENERATING || a->in_len - a->in_pos != 1 || a->inbuf[a->in_pos] != 0x1b)
+		return false;
+	if (poll(&p, 1, 30) > 0)
+		return false;
+	a->in_pos++;
+	chat_stop(a);
+	return true;
+}
+
+/*
+ * Put a line that could not be sent back in the input.  Not from the line
+ * handler itself: readline empties the line after the handler returns.
+ */
+static void
+restore_kept_line(struct app *a)
+{
+	if (a->kept_line == NULL)
+		return;
+	rl_replace_line(a->kept_line, 0);
+	rl_point = rl_end;
+	free(a->kept_line);
+	a->kept_line = NULL;
+	screen_dirty(a);
+}
+
+void
+keys_stdin(struct app *a)
+{
+	ssize_t n = read(STDIN_FILENO, a->inbuf, sizeof(a->inbuf));
+
+	assert_ui();
+	if (n <= 0) {
+		if (n == 0)
+			a->quit = true; /* the terminal went away */
+		return;
+	}
+	a->in_len = (size_t)n;
+	a->in_pos = 0;
+	if (a->overlay != OVERLAY_NONE)
+		overlay_keys(a);
+	if (lone_escape(a))
+		return;
+	while (a->in_pos < a->in_len && a->overlay == OVERLAY_NONE && !a->quit) {
+		size_t k = esc_seq_len(a->inbuf + a->in_pos, a->in_len - a->in_pos);
+
+		/* An escape sequence goes to readline as pushed input: vi mode
+		 * takes an Esc as "command mode" unless it sees the rest of the
+		 * key already pending, and it looks there, not in our buffer. */
+		while (k-- > 0)
+			rl_stuff_char(a->inbuf[a->in_pos++]);
+		rl_callback_read_char();
+		restore_kept_line(a);
+	}
+	if (a->overlay != OVERLAY_NONE)
+		overlay_keys(a);
+	a->in_len = a->in_pos = 0;
+}

@@ -1,0 +1,458 @@
+/*
+ * slash.c - what a typed line does: a slash command (parsed by commands.c)
+ * is run here, anything else is a message to the model; and the actions of
+ * the conversation list's keys (browser_key says which), the y/n question,
+ * exporting and copying.
+ *
+ * UI thread only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "commands.h"
+#include "store.h"
+#include "thread-role.h"
+#include "ui-int.h"
+#include "util.h"
+
+/* "random" or the number (static buffer: use at once). */
+static const char *
+seed_str(uint64_t seed)
+{
+	static char buf[32];
+
+	if (seed == SAMPLER_SEED_RANDOM)
+		return "random (a fresh one per answer)";
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)seed);
+	return buf;
+}
+
+static void
+show(struct app *a, const struct command *c)
+{
+	const struct sampler_params *p = &a->gp.sp;
+
+	if (c->show == SHOW_SYSTEM)
+		ui_info(a, "system prompt: %s", a->system != NULL ? a->system : "(none)");
+	else if (c->show == SHOW_MODEL)
+		ui_info(a, "model: %s\n%s", a->model_dir,
+			a->model_desc != NULL ? a->model_desc : "(not loaded)");
+	else if (c->show == SHOW_STATS)
+		ui_info(a,
+			"last turn: prompt %d tokens (%d reused), %d generated, prefill %.0f "
+			"tok/s, decode %.1f tok/s, first token %.2f s",
+			a->last_stats.prompt_tokens, a->last_stats.reused_tokens,
+			a->last_stats.gen_tokens, a->prefill_tps, a->decode_tps, a->ttft);
+	else
+		ui_info(a,
+			"temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
+			"%.2f  seed %s  max_tokens %d",
+			p->temperature, p->top_k, p->top_p, p->min_p, p->presence_penalty,
+			p->repetition_penalty, seed_str(p->seed), a->gp.max_tokens);
+}
+
+static void
+set_param(struct app *a, const struct command *c)
+{
+	struct sampler_params *p = &a->gp.sp;
+
+	/* A choice of the user's: a model loaded later does not undo it. */
+	switch (c->param) {
+	case PARAM_TEMP:
+		p->temperature = (float)c->value, a->sp_set |= SP_TEMPERATURE;
+		break;
+	case PARAM_TOP_P:
+		p->top_p = (float)c->value, a->sp_set |= SP_TOP_P;
+		break;
+	case PARAM_TOP_K:
+		p->top_k = (int)c->value, a->sp_set |= SP_TOP_K;
+		break;
+	case PARAM_MIN_P:
+		p->min_p = (float)c->value, a->sp_set |= SP_MIN_P;
+		break;
+	case PARAM_SEED:
+		p->seed = c->value < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)c->value;
+		a->sp_set |= SP_SEED;
+		break;
+	case PARAM_MAX_TOKENS:
+		a->gp.max_tokens = (int)c->value;
+		break;
+	case PARAM_PRESENCE:
+		p->presence_penalty = (float)c->value, a->sp_set |= SP_PRESENCE;
+		break;
+	case PARAM_REPEAT:
+		p->repetition_penalty = (float)c->value, a->sp_set |= SP_REPEAT;
+		break;
+	}
+	ui_status(a, false, "set");
+}
+
+/* The current chat's title for editing, or NULL (static buffer: use at once). */
+static const char *
+current_title(struct app *a)
+{
+	static char buf[256];
+	struct store_conv c;
+
+	if (a->store == NULL || a->conv_id <= 0 ||
+	    store_conv_get(a->store, a->conv_id, &c, NULL) != 0)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%s", c.title != NULL ? c.title : "");
+	store_conv_release(&c);
+	return buf;
+}
+
+static void
+rename_line(struct app *a, const char *line)
+{
+	char *cause = NULL;
+
+	if (line[0] == '\0')
+		return;
+	if (!chat_ensure_conv(a) || store_conv_rename(a->store, a->conv_id, line, &cause) != 0)
+		chat_store_warn(a, cause);
+	else
+		ui_status(a, false, "renamed to \"%s\"", line);
+}
+
+static void
+delete_current(struct app *a)
+{
+	char *cause = NULL;
+
+	if (a->store != NULL && a->conv_id > 0 &&
+	    store_conv_delete(a->store, a->conv_id, &cause) != 0) {
+		chat_store_warn(a, cause);
+		return;
+	}
+	chat_drop(a);
+	ui_status(a, false, "conversation deleted");
+}
+
+void
+slash_confirm(struct app *a, const char *question, void (*fn)(struct app *))
+{
+	assert_ui();
+	free(a->confirm_text);
+	a->confirm_text = xasprintf("%s (y/n)", question);
+	a->confirm_fn = fn;
+	a->overlay = OVERLAY_CONFIRM;
+	screen_dirty(a);
+}
+
+void
+slash_export(struct app *a, int64_t id, bool json, const char *path)
+{
+	enum store_format fmt = json ? STORE_JSON : STORE_MARKDOWN;
+	char *cause = NULL, *def = NULL;
+
+	assert_ui();
+	if (a->store == NULL || id <= 0) {
+		ui_status(a, true, "nothing saved to export");
+		return;
+	}
+	if (path == NULL)
+		path = def = xasprintf("qnext-%lld.%s", (long long)id, json ? "json" : "md");
+	if (store_export_file(a->store, id, fmt, path, &cause) != 0)
+		ui_status(a, true, "export failed: %s", cause);
+	else
+		ui_status(a, false, "exported to %s", path);
+	free(cause);
+	free(def);
+}
+
+/*
+ * Copy text to the terminal's clipboard with OSC 52.  Plain, also under
+ * tmux: tmux takes it into its buffer and the outer clipboard with
+ * `set-clipboard on`, while the passthrough wrapping is dropped unless
+ * `allow-passthrough` is on (off by default).
+ */
+static void
+osc52(struct app *a, const char *text)
+{
+	size_t n = strlen(text);
+	unsigned char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
+
+	EVP_EncodeBlock(b64, (const unsigned char *)text, (int)n);
+	printf("\033]52;c;%s\a", b64);
+	fflush(stdout);
+	free(b64);
+	ui_status(a, false, "copied %zu bytes (through the terminal: OSC 52)", n);
+}
+
+static void
+copy(struct app *a, enum command_copy what)
+{
+	struct entry *e = transcript_last(&a->tr, ENTRY_ASSISTANT);
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (what == COPY_ALL) {
+		for (int i = 0; i < a->tr.n; i++) {
+			const struct entry *x = a->tr.e[i];
+			const char *who = x->kind == ENTRY_USER ? "## you\n\n" : "## qnext\n\n";
+
+			if (x->kind != ENTRY_USER && x->kind != ENTRY_ASSISTANT)
+				continue;
+			cap = len + strlen(who) + x->len + 3;
+			buf = xrealloc(buf, cap);
+			len += (size_t)sprintf(buf + len, "%s%s\n\n", who, x->text);
+		}
+	} else if (e != NULL && what == COPY_CODE) {
+		/* The last fenced code block of the last answer. */
+		const char *end = NULL, *start = NULL, *p = e->text;
+
+		while ((p = strstr(p, "```")) != NULL) {
+			if (start == NULL || end != NULL)
+				start = p, end = NULL;
+			else
+				end = p;
+			p += 3;
+		}
+		if (start != NULL && end != NULL) {
+			start += strcspn(start, "\n") + 1;
+			buf = start < end ? strndup(start, (size_t)(end - start)) : NULL;
+		}
+	} else if (e != NULL)
+		buf = xstrdup(e->text);
+	if (buf == NULL || buf[0] == '\0') {
+		ui_status(a, true, "nothing to copy: %s",
+			  what == COPY_CODE               ? "no code block in the last answer"
+			  : e == NULL && what != COPY_ALL ? "no answer yet"
+							  : "it is empty");
+		free(buf);
+		return;
+	}
+	osc52(a, buf);
+	free(buf);
+}
+
+static void
+set_system(struct app *a, const char *text)
+{
+	char *cause = NULL;
+
+	free(a->system);
+	a->system = text != NULL && text[0] != '\0' ? xstrdup(text) : NULL;
+	if (a->store != NULL && a->conv_id > 0 &&
+	    store_conv_set_system(a->store, a->conv_id, a->system, &cause) != 0)
+		chat_store_warn(a, cause);
+	ui_status(a, false, a->system ? "system prompt set" : "system prompt cleared");
+}
+
+static void
+think_all(struct app *a, enum command_think t)
+{
+	bool open = t == THINK_SHOW || (t == THINK_TOGGLE && !a->think_default_open);
+
+	a->think_default_open = open;
+	for (int i = 0; i < a->tr.n; i++)
+		a->tr.e[i]->think_open = open;
+	screen_dirty(a);
+}
+
+/* /help: the overlay, or one command's lines in the transcript. */
+void
+slash_help(struct app *a, const char *topic)
+{
+	char *t;
+
+	assert_ui();
+	if (topic == NULL) {
+		screen_help_open(a);
+	} else if ((t = commands_help_topic(topic)) == NULL)
+		ui_status(a, true, "no command /%s; /help lists them",
+			  topic[0] == '/' ? topic + 1 : topic);
+	else {
+		ui_info(a, "%s", t);
+		free(t);
+	}
+}
+
+static void
+run_command(struct app *a, const struct command *c)
+{
+	switch (c->id) {
+	case CMD_HELP:
+		slash_help(a, c->arg);
+		break;
+	case CMD_NEW:
+		chat_new(a);
+		break;
+	case CMD_REGEN:
+		chat_regen(a);
+		break;
+	case CMD_SYSTEM:
+		if (c->arg == NULL)
+			ui_info(a, "system prompt: %s", a->system ? a->system : "(none)");
+		else
+			set_system(a, c->arg);
+		break;
+	case CMD_SET:
+		set_param(a, c);
+		break;
+	case CMD_SHOW:
+		show(a, c);
+		break;
+	case CMD_THINK:
+		think_all(a, c->think);
+		break;
+	case CMD_CHATS:
+		browser_open(a, NULL);
+		break;
+	case CMD_SEARCH:
+		browser_open(a, c->arg);
+		break;
+	case CMD_RENAME:
+		if (c->arg != NULL)
+			rename_line(a, c->arg);
+		else
+			prompt_ask(a, "new title: ", current_title(a), rename_line);
+		break;
+	case CMD_DELETE:
+		slash_confirm(a, "delete this conversation?", delete_current);
+		break;
+	case CMD_EXPORT:
+		slash_export(a, a->conv_id, c->format == EXPORT_JSON, c->path);
+		break;
+	case CMD_COPY:
+		copy(a, c->copy);
+		break;
+	case CMD_QUIT:
+		a->quit = true;
+		break;
+	}
+	screen_dirty(a);
+}
+
+static void
+user_line(struct app *a, const char *line)
+{
+	struct command c;
+	char *cause = NULL;
+	int r;
+
+	if ((r = commands_parse(line, &c, &cause)) == 0) {
+		run_command(a, &c);
+		command_free(&c);
+		return;
+	}
+	if (r < 0) {
+		ui_status(a, true, "%s", cause);
+		free(cause);
+		return;
+	}
+	if (a->state != APP_IDLE) {
+		ui_status(a, true, "%s: your text is kept, Enter sends it then%s",
+			  a->state == APP_GENERATING ? "an answer is being generated"
+			  : a->state == APP_LOADING  ? "the model is still loading"
+						     : "no model is loaded (see above)",
+			  a->state == APP_GENERATING ? " (Ctrl-C stops the answer)" : "");
+		free(a->kept_line);
+		a->kept_line = xstrdup(line);
+		return;
+	}
+	if (line[0] == '/' && line[1] == '/')
+		line++; /* "//text" is a message that starts with a slash */
+	transcript_add(&a->tr, ENTRY_USER, line);
+	history_sync(a); /* the question, and anything still unsaved above it */
+	chat_send(a);
+}
+
+static void
+quit_confirmed(struct app *a)
+{
+	a->quit = true;
+}
+
+void
+slash_line(struct app *a, const char *line)
+{
+	assert_ui();
+	if (line != NULL) {
+		user_line(a, line);
+		return;
+	}
+	/* Ctrl-D on an empty line */
+	if (a->state == APP_GENERATING)
+		slash_confirm(a, "an answer is being generated: quit anyway?", quit_confirmed);
+	else
+		a->quit = true;
+}
+
+void
+slash_search_line(struct app *a, const char *line)
+{
+	int from;
+
+	assert_ui();
+	if (line[0] != '\0') {
+		free(a->tr.search);
+		a->tr.search = xstrdup(line);
+	}
+	if (a->tr.search == NULL)
+		return;
+	from = a->tr.search_hit >= 0 ? a->tr.search_hit : a->tr.total_lines;
+	a->tr.search_hit = transcript_find(&a->tr, a->tr.search, from);
+	if (a->tr.search_hit < 0 && from < a->tr.total_lines) /* wrap around */
+		a->tr.search_hit = transcript_find(&a->tr, a->tr.search, a->tr.total_lines);
+	if (a->tr.search_hit < 0) {
+		ui_status(a, true, "not found: %s", a->tr.search);
+		return;
+	}
+	/* Put the hit in the middle of the transcript area. */
+	a->tr.scroll = MAX(0, a->tr.total_lines - a->tr.search_hit - (screen_rows(a) - 4) / 2);
+	ui_status(a, false, "found \"%s\" (Ctrl-S, Enter: next)", a->tr.search);
+}
+
+static void
+browser_delete_confirmed(struct app *a)
+{
+	char *cause = NULL;
+	int64_t id = browser_target(a);
+
+	if (store_conv_delete(a->store, id, &cause) != 0) {
+		ui_status(a, true, "delete failed: %s", cause);
+		free(cause);
+	} else {
+		if (id == a->conv_id)
+			chat_drop(a);
+		ui_status(a, false, "conversation deleted");
+	}
+	browser_open(a, NULL);
+}
+
+/* A key in the conversation list, and what it asks for. */
+void
+slash_browser_key(struct app *a, int k)
+{
+	int64_t id;
+	char *title, *q;
+
+	assert_ui();
+	switch (browser_key(a, k, &id, &title)) {
+	case BROWSER_OPEN:
+		chat_open(a, id);
+		break;
+	case BROWSER_SEARCH:
+		prompt_ask(a, "search chats: ", NULL, browser_search_line);
+		break;
+	case BROWSER_RENAME:
+		prompt_ask(a, "new title: ", title, browser_rename_line);
+		break;
+	case BROWSER_DELETE:
+		q = xasprintf("delete #%lld \"%s\"?", (long long)id, title);
+		slash_confirm(a, q, browser_delete_confirmed);
+		free(q);
+		break;
+	case BROWSER_EXPORT:
+		slash_export(a, id, false, NULL);
+		break;
+	case BROWSER_STAY:
+		break;
+	}
+	free(title);
+}

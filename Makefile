@@ -71,7 +71,7 @@ check: lint
 	$(MAKE) fuzz-run
 
 # The threaded parts (queue, engine thread, worker pool) under ThreadSanitizer.
-TSAN_TESTS = test-queue test-engine test-forward test-pool test-xcache
+TSAN_TESTS = test-queue test-engine test-forward test-pool test-xcache test-log
 tsan-test:
 	$(MAKE) BUILD=tsan $(TSAN_TESTS:%=build/tsan/tests/%)
 	@for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
@@ -80,7 +80,7 @@ tsan-test:
 # Fuzz harnesses (libFuzzer, clang).  `make fuzz-run` does a fixed number of runs.
 FUZZ_RUNS = 20000
 # The parsers under fuzz only need these sources (no kernels, no threads).
-FUZZ_SRC = src/util.c engine/safetensors.c engine/config.c engine/tokenizer.c src/store.c
+FUZZ_SRC = src/util.c src/thread-role.c engine/safetensors.c engine/config.c engine/tokenizer.c src/store.c
 build/fuzz/%: tests/%.c $(FUZZ_SRC)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \

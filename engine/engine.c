@@ -133,6 +133,7 @@ ticker_main(void *arg)
 	struct ticker *tk = arg;
 	struct timespec ts;
 
+	thread_role_set(ROLE_IO);
 	pthread_mutex_lock(&tk->mu);
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);

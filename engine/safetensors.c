@@ -41,6 +41,7 @@
 
 #include <jansson.h>
 
+#include "thread-role.h"
 #include "util.h"
 
 /* The reference implementation refuses headers over 100 MB; so do we. */
@@ -602,6 +603,7 @@ shard_load(void *arg)
 {
 	struct shard_job *j = arg;
 
+	thread_role_set(ROLE_IO);
 	memset(&j->h, 0, sizeof(j->h));
 	j->rc = map_file(j->path, &j->base, &j->len, &j->cause);
 	if (j->rc == 0)

@@ -23,6 +23,7 @@
 
 #include "forward.h"
 #include "model.h"
+#include "thread-role.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -101,6 +102,7 @@ tok_thread(void *arg)
 {
 	struct tok_job *j = arg;
 
+	thread_role_set(ROLE_IO);
 	j->tok = tokenizer_load(j->dir, &j->cause);
 	return NULL;
 }
@@ -141,6 +143,7 @@ session_open(const struct session_opts *o, char **cause)
 			       .f32 = o->f32,
 			       .expert_cache = o->expert_cache };
 
+	assert_engine();
 	if (load_both(s, o->dir, cause) != 0 || gen_config_load(&s->gen, o->dir, cause) != 0)
 		goto fail;
 	s->n_ctx = o->n_ctx > 0 ? o->n_ctx : CTX_N_CTX_DEFAULT;
@@ -170,6 +173,7 @@ fail:
 void
 session_close(struct session *s)
 {
+	assert_engine();
 	if (s == NULL)
 		return;
 	ctx_free(s->ctx);
@@ -424,6 +428,7 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n, const st
 	int rc = -1, r;
 	struct xcache_stats x0 = { 0 }, x1;
 
+	assert_engine();
 	memset(st, 0, sizeof(*st));
 	ctx_cache_stats(s->ctx, &x0);
 	s->n_out = 0;

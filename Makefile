@@ -38,7 +38,8 @@ CFLAGS   = -std=c11 -pthread $(WARN) $(OPT_$(BUILD)) $(ARCH)
 LDFLAGS_ALL = $(filter -fsanitize=%,$(OPT_$(BUILD)))
 LDLIBS   = $(PKG_LIBS) -lm -pthread
 
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c ui/*.c engine/*.c engine/kernels/*.c))
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c tools/*.c ui/*.c \
+	engine/*.c engine/kernels/*.c))
 TESTS   = $(patsubst %.c,$(O)/%,$(wildcard tests/test-*.c))
 FUZZERS = $(patsubst tests/%.c,build/fuzz/%,$(wildcard tests/fuzz-*.c))
 
@@ -151,14 +152,14 @@ clean:
 lint:
 	@for m in man/*.[1-9]; do out=$$(groff -mdoc -ww -z $$m 2>&1); \
 	    [ -z "$$out" ] || { echo "$$m: $$out"; exit 1; }; done
-	@test -z "$$(find src ui engine -name '*.c' -printf '%f\n' | sort | uniq -d)" || \
+	@test -z "$$(find src tools ui engine -name '*.c' -printf '%f\n' | sort | uniq -d)" || \
 	    { echo "duplicate file stems"; exit 1; }
-	@! grep -l '<curses.h>\|<readline/' $$(find src engine -name '*.c') /dev/null
+	@! grep -l '<curses.h>\|<readline/' $$(find src tools engine -name '*.c') /dev/null
 	@for h in include/*.h; do echo "#include \"$${h#include/}\"" | \
 	    $(CC) $(CPPFLAGS) $(PKG_CFLAGS) -std=c11 -fsyntax-only -x c - || exit 1; done
 	@echo "lint: 1 passed, 0 failed"
 format:
-	clang-format -i $$(find src ui engine include tests -name '*.[ch]')
+	clang-format -i $$(find src tools ui engine include tests -name '*.[ch]')
 
 .PHONY: all qnext run test check tsan-test bench bench-peer deps install uninstall clean lint format fuzz fuzz-run
 .SECONDARY:

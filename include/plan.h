@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "benchhw.h"
+#include "hwinfo.h"
 
 struct model;
 
@@ -77,15 +77,15 @@ struct plan_machine {
 	uint64_t mem_total, mem_available; /* MemTotal, MemAvailable */
 	uint64_t swap_total, swap_free;
 	uint64_t disk_free; /* free bytes where the model lives; 0 = unknown */
-	struct benchhw_cpu cpu;
+	struct hwinfo_cpu cpu;
 	bool measured;   /* hw.json was found */
 	double read_1t;  /* streaming read, one thread */
 	double read_all; /* streaming read, all cores: the bandwidth decode sees */
 	int read_threads;
-	double disk_gbs;                  /* sequential read without the page cache */
-	uint64_t disk_bytes;              /* how much bench-hw read to measure it */
-	char disk_path[BENCHHW_PATH_LEN]; /* what bench-hw read to measure disk_gbs */
-	int64_t when;                     /* when bench-hw ran (seconds since the epoch) */
+	double disk_gbs;                 /* sequential read without the page cache */
+	uint64_t disk_bytes;             /* how much bench-hw read to measure it */
+	char disk_path[HWINFO_PATH_LEN]; /* what bench-hw read to measure disk_gbs */
+	int64_t when;                    /* when bench-hw ran (seconds since the epoch) */
 };
 
 enum plan_fit {
@@ -126,7 +126,7 @@ int plan_model_init(struct plan_model *pm, const struct model *m, int n_ctx, int
 		    char **cause);
 
 /* Copy what bench-hw measured (r) into *mc (OUT; other fields untouched). */
-void plan_machine_from_hw(struct plan_machine *mc, const struct benchhw_result *r);
+void plan_machine_from_hw(struct plan_machine *mc, const struct hwinfo *r);
 
 /* Fill *mc (OUT): /proc/meminfo, statvfs(dir) (dir may be NULL), the CPU, and
  * hw.json when bench-hw has run.  Never fails; unknown figures are 0. */

@@ -348,23 +348,23 @@ test_compute(void)
 static void
 test_cpuinfo(void)
 {
-	struct benchhw_cpu c;
+	struct hwinfo_cpu c;
 
-	benchhw_parse_cpuinfo("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
-			      "model name\t: AMD EPYC 9R14 96-Core Processor\n"
-			      "flags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni fma "
-			      "avx512vlx f16c avx512bw\n"
-			      "processor\t: 1\nmodel name\t: other\n",
-			      &c);
+	hwinfo_parse_cpuinfo("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+			     "model name\t: AMD EPYC 9R14 96-Core Processor\n"
+			     "flags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni fma "
+			     "avx512vlx f16c avx512bw\n"
+			     "processor\t: 1\nmodel name\t: other\n",
+			     &c);
 	T_EQ_INT(strcmp(c.name, "AMD EPYC 9R14 96-Core Processor"), 0);
 	/* Whole words only (avx512vlx is not avx512vl), in qnext's order. */
 	T_EQ_INT(strcmp(c.features, "avx2 fma f16c avx512f avx512bw avx512_vnni"), 0);
-	benchhw_parse_cpuinfo("", &c);
+	hwinfo_parse_cpuinfo("", &c);
 	T_EQ_INT(strcmp(c.name, "unknown"), 0);
 	T_EQ_INT(strcmp(c.features, ""), 0);
-	benchhw_parse_cpuinfo("flags: amx_tile amx_int8 avx_vnni", &c);
+	hwinfo_parse_cpuinfo("flags: amx_tile amx_int8 avx_vnni", &c);
 	T_EQ_INT(strcmp(c.features, "avx_vnni amx_tile amx_int8"), 0);
-	benchhw_cpu(&c);
+	hwinfo_cpu(&c);
 	T_ASSERT(c.n_cores >= 1 && c.n_cpus >= c.n_cores && c.kernels[0] != '\0');
 }
 
@@ -372,17 +372,17 @@ static void
 test_hw_json(void)
 {
 	char dir[] = "/tmp/test-plan-XXXXXX", *path, *cause = NULL, *s, *row;
-	struct benchhw_result r = { 0 }, back;
+	struct hwinfo r = { 0 }, back;
 	struct plan_machine mc;
 	json_t *j;
 	FILE *f;
 
 	T_ASSERT(mkdtemp(dir) != NULL);
 	setenv("XDG_CACHE_HOME", dir, 1);
-	path = benchhw_cache_path();
+	path = hwinfo_cache_path();
 	T_ASSERT(path != NULL && strncmp(path, dir, strlen(dir)) == 0);
 	T_STR_CONTAINS(path, "/qnext/hw.json");
-	T_EQ_INT(benchhw_load(&back, &cause), -1); /* nothing measured yet */
+	T_EQ_INT(hwinfo_load(&back, &cause), -1); /* nothing measured yet */
 	T_ASSERT(cause != NULL);
 
 	snprintf(r.cpu.name, sizeof(r.cpu.name), "Test \"CPU\" | 9000");
@@ -400,9 +400,9 @@ test_hw_json(void)
 	r.disk.gbs = 3.125;
 	r.disk.direct = true;
 	r.when = 1790000000;
-	T_EQ_INT(benchhw_save(&r, &cause), 0);
+	T_EQ_INT(hwinfo_save(&r, &cause), 0);
 	T_ASSERT(access(path, R_OK) == 0);
-	T_EQ_INT(benchhw_load(&back, &cause), 0);
+	T_EQ_INT(hwinfo_load(&back, &cause), 0);
 	T_EQ_INT(strcmp(back.cpu.name, r.cpu.name), 0);
 	T_EQ_INT(strcmp(back.cpu.features, r.cpu.features), 0);
 	T_EQ_INT(strcmp(back.cpu.kernels, "avx2"), 0);
@@ -426,7 +426,7 @@ test_hw_json(void)
 	T_ASSERT(mc.mem_total > 0 && mc.cpu.n_cores >= 1);
 
 	/* The JSON form parses and carries the figures. */
-	s = benchhw_json(&r);
+	s = hwinfo_json(&r);
 	j = json_loads(s, 0, NULL);
 	T_ASSERT(j != NULL);
 	T_NEAR(json_number_value(json_object_get(j, "read_gbs_all")), 67.5, 0);
@@ -451,19 +451,19 @@ test_hw_json(void)
 	T_ASSERT(f != NULL);
 	fputs("{\"version\": 1, \"read_gbs_all\": \"fast\"", f);
 	fclose(f);
-	T_EQ_INT(benchhw_load(&back, &cause), -1);
+	T_EQ_INT(hwinfo_load(&back, &cause), -1);
 	plan_machine_probe(NULL, &mc);
 	T_ASSERT(!mc.measured);
 	f = fopen(path, "w");
 	fputs("[1, 2]", f);
 	fclose(f);
-	T_EQ_INT(benchhw_load(&back, &cause), -1);
+	T_EQ_INT(hwinfo_load(&back, &cause), -1);
 
 	/* A relative XDG_CACHE_HOME is ignored (XDG spec): HOME is used. */
 	setenv("XDG_CACHE_HOME", "relative", 1);
 	setenv("HOME", "/home/u", 1);
 	free(path);
-	path = benchhw_cache_path();
+	path = hwinfo_cache_path();
 	T_EQ_INT(strcmp(path, "/home/u/.cache/qnext/hw.json"), 0);
 
 	s = xasprintf("%s/qnext/hw.json", dir);
@@ -531,7 +531,7 @@ test_plan_json(void)
 static void
 test_measure(void)
 {
-	struct benchhw_disk d;
+	struct hwinfo_disk d;
 	struct stat st;
 	char *cause = NULL;
 	const char *shard = "tests/data/tiny/model-00001-of-00002.safetensors";

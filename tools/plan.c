@@ -222,7 +222,7 @@ plan_model_init(struct plan_model *pm, const struct model *m, int n_ctx, int n_t
 /* ---- the machine ---------------------------------------------------------- */
 
 void
-plan_machine_from_hw(struct plan_machine *mc, const struct benchhw_result *r)
+plan_machine_from_hw(struct plan_machine *mc, const struct hwinfo *r)
 {
 	mc->measured = true;
 	mc->read_1t = r->read_1t;
@@ -238,7 +238,7 @@ void
 plan_machine_probe(const char *dir, struct plan_machine *mc)
 {
 	struct sysinfo_mem mem;
-	struct benchhw_result hw;
+	struct hwinfo hw;
 	struct statvfs vfs;
 
 	memset(mc, 0, sizeof(*mc));
@@ -250,8 +250,8 @@ plan_machine_probe(const char *dir, struct plan_machine *mc)
 	}
 	if (dir != NULL && statvfs(dir, &vfs) == 0)
 		mc->disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	benchhw_cpu(&mc->cpu);
-	if (benchhw_load(&hw, NULL) == 0 && hw.read_all > 0)
+	hwinfo_cpu(&mc->cpu);
+	if (hwinfo_load(&hw, NULL) == 0 && hw.read_all > 0)
 		plan_machine_from_hw(mc, &hw);
 }
 

@@ -35,6 +35,7 @@
 #include "plan.h"
 #include "pool.h"
 #include "safetensors.h"
+#include "subcmd.h"
 #include "sysinfo.h"
 #include "util.h"
 
@@ -579,8 +580,7 @@ print_text(const struct hwrun *h, const struct hwopts *o)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext bench-hw [-m DIR] [--json | --markdown] [--threads N] "
-		   "[--measured X]\n");
+	subcmd_usage(f, "bench-hw");
 }
 
 int

@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "subcmd.h"
 #include "util.h"
 
 enum gen {
@@ -675,10 +676,7 @@ tiny_dims(struct mkopts *o)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] "
-		   "[--vocab N] [--shard-gb X] [--seed N] [--router-skew S] [--tokenizer DIR] "
-		   "[--force]\n"
-		   "       qnext mkmodel -o DIR --tiny [--shard-gb X] [--force]\n");
+	subcmd_usage(f, "mkmodel");
 }
 
 /* One option into o; 0 ok, -1 bad value (after a message), 1 help, 2 unknown. */

@@ -30,6 +30,7 @@
 #include "paths.h"
 #include "pool.h"
 #include "safetensors.h"
+#include "subcmd.h"
 #include "sysinfo.h"
 #include "util.h"
 #include "xcache.h"
@@ -599,7 +600,7 @@ plan_print(const char *dir, int n_ctx, bool json)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext plan [-m DIR] [--ctx N] [--json]\n");
+	subcmd_usage(f, "plan");
 }
 
 int

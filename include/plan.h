@@ -64,7 +64,7 @@ struct plan_model {
 	uint64_t expert_decode_bytes; /* the top-k routed experts read per token */
 	int n_ctx;                    /* context length the sizes below are for */
 	int n_threads;                /* workers (sizes the attention score rows) */
-	uint64_t kv_token_bytes;      /* K and V, fp32, per context position */
+	uint64_t kv_token_bytes;      /* K and V per context position (half floats) */
 	uint64_t kv_bytes;            /* kv_token_bytes * n_ctx */
 	uint64_t state_bytes;         /* DeltaNet conv windows and recurrent states */
 	uint64_t snapshot_bytes;      /* ctx_save()'s copy of the DeltaNet states */
@@ -118,9 +118,9 @@ struct plan_result {
 /*
  * Fill *pm (OUT) from an opened model for a context of n_ctx positions run
  * on n_threads workers: module groups with their formats and bytes, shard
- * sizes (stat), KV cache, DeltaNet state, snapshot and scratch as
- * forward.c's ctx_new allocates them.  0, or -1 with *cause when a shard
- * cannot be stat'ed.
+ * sizes (stat), and the KV cache, DeltaNet state, snapshot and scratch
+ * that ctx_new would allocate (forward.c's ctx_plan).  0, or -1 with
+ * *cause when a shard cannot be stat'ed.
  */
 int plan_model_init(struct plan_model *pm, const struct model *m, int n_ctx, int n_threads,
 		    char **cause);

@@ -5,8 +5,8 @@
  * principles, from their config.json and the AutoRound GPTQ format (written
  * out below), not with the code under test: per module group, the weights
  * read per decoded token, KV cache, DeltaNet state; the mapped bytes from
- * stat(2) of the shards.  The context's total is checked against forward.c's
- * own accounting (ctx_bytes of a real context).  The fit decision and the
+ * stat(2) of the shards.  The context's total is forward.c's ctx_plan,
+ * checked against the accounting of a real context (ctx_bytes).  The fit decision and the
  * speed predictions run on hand-made facts and an injected /proc/meminfo.
  * hw.json round-trips through a temporary XDG_CACHE_HOME, and the JSON
  * outputs parse.
@@ -179,6 +179,7 @@ static void
 test_model(const struct expect *e, uint64_t qact_total)
 {
 	struct plan_model pm;
+	struct ctx_plan cp;
 	struct model *m;
 	struct ctx *c;
 	struct ctx_opts co = { .n_ctx = 512, .n_batch = PLAN_N_BATCH, .n_threads = 2 };
@@ -207,16 +208,27 @@ test_model(const struct expect *e, uint64_t qact_total)
 	T_EQ_INT(pm.snapshot_bytes, e->state); /* ctx_save keeps one full copy */
 	T_EQ_INT(pm.ctx_bytes, pm.kv_bytes + pm.state_bytes + pm.snapshot_bytes + pm.scratch_bytes);
 
-	/* forward.c's own count of a real context, plus the activation buffers it does
-	 * not count, must match the plan to within the per-layer state structs. */
+	/* ctx_plan counts what ctx_new allocates: the buffers ctx_bytes() counts, exactly,
+	 * and the activation buffers apart; plan reports the same total. */
+	ctx_plan(m, &co, &cp);
+	T_EQ_INT(cp.qact, qact_total);
+	T_EQ_INT(cp.total, pm.ctx_bytes);
+	T_EQ_INT(cp.kv + cp.state + cp.snapshot + cp.scratch + cp.qact, cp.total);
+	T_EQ_INT(cp.n_ctx, 512);
+	T_EQ_INT(cp.n_batch, PLAN_N_BATCH);
+	T_EQ_INT(cp.n_threads, 2);
 	if ((c = ctx_new(m, &co, &cause)) != NULL) {
-		int64_t diff = (int64_t)pm.ctx_bytes - (int64_t)(ctx_bytes(c) + qact_total);
-
-		T_ASSERT(diff <= 0 && diff > -(int64_t)(m->cfg.n_layers * 64));
-		if (!(diff <= 0 && diff > -(int64_t)(m->cfg.n_layers * 64)))
-			fprintf(stderr, "%s: plan %llu, ctx_bytes %llu + qact %llu\n", e->dir,
-				(unsigned long long)pm.ctx_bytes, (unsigned long long)ctx_bytes(c),
-				(unsigned long long)qact_total);
+		T_EQ_INT(ctx_bytes(c) + cp.qact, cp.total);
+		ctx_free(c);
+	} else {
+		T_ASSERT(0);
+	}
+	/* The float32 path keeps keys and values in float32: twice the KV cache. */
+	co.f32 = true;
+	ctx_plan(m, &co, &cp);
+	T_EQ_INT(cp.kv, 2 * pm.kv_bytes);
+	if ((c = ctx_new(m, &co, &cause)) != NULL) {
+		T_EQ_INT(ctx_bytes(c) + cp.qact, cp.total);
 		ctx_free(c);
 	} else {
 		T_ASSERT(0);

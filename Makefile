@@ -109,7 +109,7 @@ fuzz-run: $(FUZZERS)
 run: qnext
 	@if ./qnext which-model >/dev/null 2>&1; then ./qnext; else \
 	    echo "qnext: no model found; using the tiny test model (random weights)"; \
-	    ./qnext -m tests/data/tiny; fi
+	    ./qnext -m share/tiny; fi
 
 # The small golden model, a synthetic one in the real layout (`mkmodel --tiny`), the tokenizer.
 bench: $(O)/qnext $(O)/tests/bench-tokenizer
@@ -140,10 +140,6 @@ install: all
 	cp -f $(O)/qnext $(DESTDIR)$(PREFIX)/bin/
 	sed 's/@VERSION@/$(VERSION)/g' man/qnext.1 > $(DESTDIR)$(MANPREFIX)/man1/qnext.1
 	cp -Rf share/. $(DESTDIR)$(DATADIR)/
-	mkdir -p $(DESTDIR)$(DATADIR)/qwen3-tokenizer $(DESTDIR)$(DATADIR)/tiny
-	cp -f tests/data/qwen3-tokenizer/*.json tests/data/qwen3-tokenizer/ORIGIN.md \
-	    $(DESTDIR)$(DATADIR)/qwen3-tokenizer/
-	cp -f tests/data/tiny/* $(DESTDIR)$(DATADIR)/tiny/
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/qnext $(DESTDIR)$(MANPREFIX)/man1/qnext.1 $(DESTDIR)$(DATADIR)
 clean:

@@ -130,7 +130,7 @@ struct load {
 static void
 push_load(void)
 {
-	struct msg m = { .type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024, .n2 = 2 };
+	struct msg m = { .type = MSG_LOAD, .text = xstrdup("share/tiny"), .n = 1024, .n2 = 2 };
 
 	queue_push(in, &m);
 }
@@ -219,7 +219,7 @@ main(void)
 		T_ASSERT(l.n_progress >= 3);
 		T_ASSERT(l.first_opening);
 		T_ASSERT(!l.bad);
-		T_ASSERT(l.b == model_files_bytes("tests/data/tiny") && l.b > 1000000);
+		T_ASSERT(l.b == model_files_bytes("share/tiny") && l.b > 1000000);
 		T_ASSERT(l.done && !l.paused);
 	}
 
@@ -339,7 +339,7 @@ main(void)
 		char *user = long_text(200);
 
 		m = (struct msg){
-			.type = MSG_LOAD, .text = xstrdup("tests/data/tiny"), .n = 1024, .n2 = 2
+			.type = MSG_LOAD, .text = xstrdup("share/tiny"), .n = 1024, .n2 = 2
 		};
 		queue_push(in, &m);
 		m = until(MSG_READY, 0, NULL, NULL, 0);

@@ -87,7 +87,7 @@ expect_tiny(struct expect *e)
 	const uint64_t expert = gptq(d, 128, 4, gs) * 2 + gptq(128, d, 4, gs); /* gate, up, down */
 
 	memset(e, 0, sizeof(*e));
-	e->dir = "tests/data/tiny";
+	e->dir = "share/tiny";
 	e->groups[PLAN_EMBED] = gptq(d, V, 8, gs);
 	e->groups_decode[PLAN_EMBED] = e->groups[PLAN_EMBED] / V; /* one row */
 	e->groups[PLAN_LM_HEAD] = e->groups_decode[PLAN_LM_HEAD] = bf16(d, V);
@@ -500,7 +500,7 @@ test_plan_json(void)
 	size_t len = 0;
 	FILE *f;
 
-	if ((m = model_open("tests/data/tiny", &cause)) == NULL) {
+	if ((m = model_open("share/tiny", &cause)) == NULL) {
 		T_ASSERT(0);
 		free(cause);
 		return;
@@ -508,7 +508,7 @@ test_plan_json(void)
 	T_EQ_INT(plan_model_init(&pm, m, 4096, 2, &cause), 0);
 	mc.mem_total = mc.mem_available = 1ull << 20; /* 1 MiB: does not fit */
 	plan_compute(&pm, &mc, &r);
-	s = plan_json("tests/data/tiny", &pm, &mc, &r);
+	s = plan_json("share/tiny", &pm, &mc, &r);
 	j = json_loads(s, 0, NULL);
 	T_ASSERT(j != NULL);
 	T_EQ_INT(json_integer_value(json_object_get(j, "decode_bytes")), 2494726);
@@ -529,7 +529,7 @@ test_plan_json(void)
 
 	/* The text names the verdict, the swap advice and the missing measurement. */
 	f = open_memstream(&text, &len);
-	plan_write(f, "tests/data/tiny", &pm, &mc, &r);
+	plan_write(f, "share/tiny", &pm, &mc, &r);
 	fclose(f);
 	T_STR_CONTAINS(text, "no swap setup is needed");
 	T_STR_CONTAINS(text, "not measured: run qnext bench-hw");
@@ -546,7 +546,7 @@ test_measure(void)
 	struct hwinfo_disk d;
 	struct stat st;
 	char *cause = NULL;
-	const char *shard = "tests/data/tiny/model-00001-of-00002.safetensors";
+	const char *shard = "share/tiny/model-00001-of-00002.safetensors";
 
 	/* Small buffer: the machinery, not the figure. */
 	T_ASSERT(benchhw_stream_read((size_t)16 << 20, 2, 3) > 0);

@@ -505,8 +505,7 @@ mkmodel_copy_file(const char *from, const char *to, char **cause)
 static int
 write_tokenizer(const struct mkopts *o, char **cause)
 {
-	const char *cand[] = { o->tokenizer, DATADIR "/qwen3-tokenizer",
-			       "tests/data/qwen3-tokenizer" };
+	const char *cand[] = { o->tokenizer, DATADIR "/qwen3-tokenizer", "share/qwen3-tokenizer" };
 	const char *files[] = { "tokenizer.json", "tokenizer_config.json" };
 	json_t *gen = json_pack("{s:[i, i], s:i, s:b, s:f, s:i, s:f}", "eos_token_id", 151645,
 				151643, "bos_token_id", 151643, "do_sample", 1, "temperature", 0.6,

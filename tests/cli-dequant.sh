@@ -33,10 +33,11 @@ lacks() { # name, text not expected in the last output
 	else pass=$((pass + 1)); fi
 }
 
-for m in tiny small; do
-	g=tests/data/$m/golden.safetensors
-	check "$m: original passes the float32 check" 0 $Q verify --model tests/data/$m --golden $g --f32
-	check "$m: dequantize to f32" 0 $Q dequant -m tests/data/$m -o "$tmp/$m-f32" --dtype f32
+for d in share/tiny tests/data/small; do
+	m=${d##*/}
+	g=$d/golden.safetensors
+	check "$m: original passes the float32 check" 0 $Q verify --model $d --golden $g --f32
+	check "$m: dequantize to f32" 0 $Q dequant -m $d -o "$tmp/$m-f32" --dtype f32
 	has "$m: modules counted" "dequantizing [0-9]* modules to F32"
 	has "$m: the copy loads as float" "experts f32, projections f32"
 	check "$m: f32 copy passes the same check" 0 $Q verify --model "$tmp/$m-f32" --golden $g --f32

@@ -27,12 +27,13 @@ has() { # name, text expected in the last output
 		fail=$((fail + 1)); echo "FAIL $1: output lacks '$2'"; cat "$out"; fi
 }
 
-for m in tiny small; do
-	g=tests/data/$m/golden.safetensors
-	check "$m float32 path" 0 $Q verify --model tests/data/$m --golden $g --f32 --hidden
+for d in share/tiny tests/data/small; do
+	m=${d##*/}
+	g=$d/golden.safetensors
+	check "$m float32 path" 0 $Q verify --model $d --golden $g --f32 --hidden
 	has "$m three schedules" "chunks 1,5,64,65,rest"
 	has "$m per-layer hidden" "hidden 1"
-	check "$m float32 path, 1 thread" 0 $Q verify --model tests/data/$m --golden $g --f32 --threads 1
+	check "$m float32 path, 1 thread" 0 $Q verify --model $d --golden $g --f32 --threads 1
 done
 check "tiny float32 path, scalar kernels" 0 \
 	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --f32 --isa scalar
@@ -58,9 +59,9 @@ check "tiny int8 path, 32-bit KV cache" 0 \
 for isa in scalar avx2 avx512; do
 	case $isa in avx2) f=avx2 ;; avx512) f=avx512_vnni ;; *) f=fpu ;; esac
 	grep -qw $f /proc/cpuinfo || continue
-	for m in tiny small; do
-		check "$m int8 path, schedules agree ($isa)" 0 \
-			$Q verify --model tests/data/$m --self --tokens 70 --isa $isa
+	for d in share/tiny tests/data/small; do
+		check "${d##*/} int8 path, schedules agree ($isa)" 0 \
+			$Q verify --model $d --self --tokens 70 --isa $isa
 	done
 done
 # Long context: 4096 random tokens fed whole, one at a time and in chunks

@@ -12,7 +12,7 @@ BUILD = release
 
 O    = build/$(BUILD)
 PKGS = ncursesw readline openblas sqlite3 libpcre2-8 libutf8proc jansson libcrypto
-DEB_PKGS = build-essential pkg-config clang groff-base tmux libncurses-dev libreadline-dev \
+DEB_PKGS = build-essential pkg-config clang clang-format groff-base tmux libncurses-dev libreadline-dev \
 	libopenblas-dev libsqlite3-dev libpcre2-dev libutf8proc-dev libjansson-dev libssl-dev
 
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
@@ -38,7 +38,8 @@ CFLAGS   = -std=c11 -pthread $(WARN) $(OPT_$(BUILD)) $(ARCH)
 LDFLAGS_ALL = $(filter -fsanitize=%,$(OPT_$(BUILD)))
 LDLIBS   = $(PKG_LIBS) -lm -pthread
 
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c ui/*.c engine/*.c engine/kernels/*.c))
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c tools/*.c ui/*.c \
+	engine/*.c engine/kernels/*.c))
 TESTS   = $(patsubst %.c,$(O)/%,$(wildcard tests/test-*.c))
 FUZZERS = $(patsubst tests/%.c,build/fuzz/%,$(wildcard tests/fuzz-*.c))
 
@@ -108,7 +109,7 @@ fuzz-run: $(FUZZERS)
 run: qnext
 	@if ./qnext which-model >/dev/null 2>&1; then ./qnext; else \
 	    echo "qnext: no model found; using the tiny test model (random weights)"; \
-	    ./qnext -m tests/data/tiny; fi
+	    ./qnext -m share/tiny; fi
 
 # The small golden model, a synthetic one in the real layout (`mkmodel --tiny`), the tokenizer.
 bench: $(O)/qnext $(O)/tests/bench-tokenizer
@@ -139,10 +140,6 @@ install: all
 	cp -f $(O)/qnext $(DESTDIR)$(PREFIX)/bin/
 	sed 's/@VERSION@/$(VERSION)/g' man/qnext.1 > $(DESTDIR)$(MANPREFIX)/man1/qnext.1
 	cp -Rf share/. $(DESTDIR)$(DATADIR)/
-	mkdir -p $(DESTDIR)$(DATADIR)/qwen3-tokenizer $(DESTDIR)$(DATADIR)/tiny
-	cp -f tests/data/qwen3-tokenizer/*.json tests/data/qwen3-tokenizer/ORIGIN.md \
-	    $(DESTDIR)$(DATADIR)/qwen3-tokenizer/
-	cp -f tests/data/tiny/* $(DESTDIR)$(DATADIR)/tiny/
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/qnext $(DESTDIR)$(MANPREFIX)/man1/qnext.1 $(DESTDIR)$(DATADIR)
 clean:
@@ -151,15 +148,20 @@ clean:
 lint:
 	@for m in man/*.[1-9]; do out=$$(groff -mdoc -ww -z $$m 2>&1); \
 	    [ -z "$$out" ] || { echo "$$m: $$out"; exit 1; }; done
-	@test -z "$$(find src ui engine -name '*.c' -printf '%f\n' | sort | uniq -d)" || \
-	    { echo "duplicate file stems"; exit 1; }
-	@! grep -l '<curses.h>\|<readline/' $$(find src engine -name '*.c') /dev/null
+	@dups=$$(find src tools ui engine -name '*.c' -printf '%f\n' | sort | uniq -d); \
+	    test -z "$$dups" || { echo "lint: two files named $$dups (build objects would clash)"; \
+	    exit 1; }
+	@! grep -l '<curses.h>\|<readline/' $$(find src tools engine -name '*.c') /dev/null
 	@for h in include/*.h; do echo "#include \"$${h#include/}\"" | \
 	    $(CC) $(CPPFLAGS) $(PKG_CFLAGS) -std=c11 -fsyntax-only -x c - || exit 1; done
 	@sh scripts/check-doc-refs.sh
+	@sh scripts/check-layers.sh >/dev/null || sh scripts/check-layers.sh
+	@bad=$$(for f in $(FORMAT_FILES); do clang-format $$f | cmp -s - $$f || echo $$f; done); \
+	    test -z "$$bad" || { echo "lint: not formatted (make format): $$bad"; exit 1; }
 	@echo "lint: 1 passed, 0 failed"
+FORMAT_FILES = $(shell find src tools ui engine include tests -name '*.[ch]')
 format:
-	clang-format -i $$(find src ui engine include tests -name '*.[ch]')
+	clang-format -i $(FORMAT_FILES)
 
 .PHONY: all qnext run test check tsan-test bench bench-peer deps install uninstall clean lint format fuzz fuzz-run
 .SECONDARY:

@@ -104,7 +104,9 @@ struct ctx {
 	struct pool *pool;
 	struct ctx_opts o;
 	int pos;
-	uint64_t bytes;
+	uint64_t bytes;   /* ctx_alloc'd so far: ctx_bytes() */
+	uint64_t q_bytes; /* qact buffers made so far (not in bytes) */
+	bool plan_only;   /* ctx_plan: count the buffers, allocate nothing */
 
 	/* Per-step activations, [n_batch][...]. */
 	float *x;        /* [B][dim] residual stream */
@@ -1579,17 +1581,35 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 
 /* ---- context lifetime -------------------------------------------------- */
 
+/* n zeroed elements of size bytes, counted in c->bytes; NULL when only planning. */
 static void *
 ctx_alloc(struct ctx *c, size_t n, size_t size, bool *ok)
 {
-	void *p;
+	void *p = NULL;
 
 	if (n == 0)
 		n = 1;
-	if ((p = calloc(n, size)) == NULL)
+	if (!c->plan_only && (p = calloc(n, size)) == NULL)
 		*ok = false;
 	c->bytes += n * size;
 	return p;
+}
+
+/* Bytes of qact_init(n, n_tok), by the layout kernels.h documents for struct qact. */
+static uint64_t
+qact_size(int n, int n_tok)
+{
+	uint64_t blk = ((uint64_t)n + QK - 1) / QK, t = (uint64_t)n_tok;
+
+	return 2 * t * blk * QK + t * blk * (sizeof(float) + sizeof(int32_t));
+}
+
+/* qact_init, counted in c->q_bytes; only counted when planning.  Whether it worked. */
+static bool
+ctx_qact(struct ctx *c, struct qact *a, int n, int n_tok)
+{
+	c->q_bytes += qact_size(n, n_tok);
+	return c->plan_only || qact_init(a, n, n_tok) == 0;
 }
 
 static bool
@@ -1626,10 +1646,10 @@ alloc_moe(struct ctx *c, int B)
 			       sizeof(uint64_t), &ok);
 	c->route_prev = ctx_alloc(c, (size_t)cfg->n_layers * (size_t)MAX(cfg->n_experts_per_tok, 1),
 				  sizeof(int), &ok);
-	if (ok)
+	if (ok && !c->plan_only)
 		route_forget(c);
-	if (ok && (qact_init(&c->qg, (int)d, (int)rows) != 0 ||
-		   qact_init(&c->qm, (int)w, (int)rows) != 0 || qact_init(&c->qs, (int)sw, B) != 0))
+	if (ok && (!ctx_qact(c, &c->qg, (int)d, (int)rows) ||
+		   !ctx_qact(c, &c->qm, (int)w, (int)rows) || !ctx_qact(c, &c->qs, (int)sw, B)))
 		ok = false;
 	return ok;
 }
@@ -1644,13 +1664,13 @@ gdn_floats(const struct ctx *c)
 	       (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim;
 }
 
+/* The KV cache: K and V of every full-attention layer, half or single floats. */
 static bool
-alloc_layers(struct ctx *c)
+alloc_kv(struct ctx *c)
 {
 	const struct model *m = c->m;
 	const struct model_config *cfg = &m->cfg;
 	size_t kv = (size_t)m->n_full * cfg->n_kv_heads * c->o.n_ctx * cfg->head_dim;
-	size_t st = (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim;
 	bool ok = true;
 
 	c->kv16 = c->o.kv_bits == 16 || (c->o.kv_bits == 0 && !c->o.f32);
@@ -1661,22 +1681,60 @@ alloc_layers(struct ctx *c)
 		c->kc = ctx_alloc(c, kv, sizeof(float), &ok);
 		c->vc = ctx_alloc(c, kv, sizeof(float), &ok);
 	}
-	c->gdn = ctx_alloc(c, (size_t)cfg->n_layers, sizeof(struct gdn_state), &ok);
-	c->snap = ctx_alloc(c, (size_t)(cfg->n_layers - m->n_full) * gdn_floats(c), sizeof(float),
-			    &ok);
-	c->snap_pos = -1;
+	return ok;
+}
+
+/* The per-layer table of DeltaNet states (bookkeeping: alloc_gdn fills it). */
+static bool
+alloc_gdn_table(struct ctx *c)
+{
+	bool ok = true;
+
+	c->gdn = ctx_alloc(c, (size_t)c->m->cfg.n_layers, sizeof(struct gdn_state), &ok);
+	return ok;
+}
+
+/* Each DeltaNet layer's conv window and recurrent state. */
+static bool
+alloc_gdn(struct ctx *c)
+{
+	const struct model *m = c->m;
+	const struct model_config *cfg = &m->cfg;
+	size_t st = (size_t)cfg->lin_n_v_heads * cfg->lin_v_dim * cfg->lin_k_dim;
+	bool ok = true;
+
 	for (int i = 0; ok && i < cfg->n_layers; i++) {
+		float *conv, *S;
+
 		if (m->layers[i].full)
 			continue;
-		c->gdn[i].conv = ctx_alloc(c, (size_t)(cfg->conv_kernel - 1) * m->conv_dim,
-					   sizeof(float), &ok);
-		c->gdn[i].S = ctx_alloc(c, st, sizeof(float), &ok);
+		conv = ctx_alloc(c, (size_t)(cfg->conv_kernel - 1) * m->conv_dim, sizeof(float),
+				 &ok);
+		S = ctx_alloc(c, st, sizeof(float), &ok);
+		if (c->gdn != NULL) { /* NULL when only planning */
+			c->gdn[i].conv = conv;
+			c->gdn[i].S = S;
+		}
 	}
 	return ok;
 }
 
+/* ctx_save's copy of every DeltaNet layer's state. */
 static bool
-alloc_step(struct ctx *c, int B)
+alloc_snap(struct ctx *c)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	bool ok = true;
+
+	c->snap = ctx_alloc(c, (size_t)(cfg->n_layers - c->m->n_full) * gdn_floats(c),
+			    sizeof(float), &ok);
+	c->snap_pos = -1;
+	return ok;
+}
+
+/* Per-step activations for B tokens, and per-worker rows for n_thr workers. */
+static bool
+alloc_step(struct ctx *c, int B, int n_thr)
 {
 	const struct model *m = c->m;
 	const struct model_config *cfg = &m->cfg;
@@ -1684,7 +1742,6 @@ alloc_step(struct ctx *c, int B)
 	size_t big = MAX((size_t)m->qkvz_dim, 2 * qd);
 	size_t mid =
 		MAX((size_t)4 * cfg->n_kv_heads * cfg->head_dim, (size_t)2 * cfg->lin_n_v_heads);
-	int n_thr = pool_size(c->pool);
 	bool ok = true;
 
 	c->max_in = (int)MAX(MAX(d, qd), (size_t)m->value_dim);
@@ -1702,10 +1759,42 @@ alloc_step(struct ctx *c, int B)
 			      sizeof(float), &ok);
 	c->inv_freq = ctx_alloc(c, (size_t)cfg->rotary_dim / 2 + 1, sizeof(double), &ok);
 	c->thr_tmp = ctx_alloc(c, (size_t)n_thr * 64 * c->max_in, sizeof(float), &ok);
-	if (ok && (qact_init(&c->qa, c->max_in, B) != 0 || qact_init(&c->qa2, c->max_in, B) != 0))
+	if (ok && (!ctx_qact(c, &c->qa, c->max_in, B) || !ctx_qact(c, &c->qa2, c->max_in, B)))
 		ok = false;
-	if (ok)
+	if (ok && !c->plan_only)
 		ops_rope_freqs(c->inv_freq, cfg->rotary_dim, cfg->rope_theta);
+	return ok;
+}
+
+/*
+ * Every buffer of the context for n_thr workers, each kind counted in *p
+ * (OUT): what ctx_new allocates and what ctx_plan counts are one code.
+ * Whether all could be had.
+ */
+static bool
+alloc_buffers(struct ctx *c, int n_thr, struct ctx_plan *p)
+{
+	int B = c->o.n_batch;
+	uint64_t at = c->bytes;
+	bool ok;
+
+	memset(p, 0, sizeof(*p));
+	ok = alloc_step(c, B, n_thr) && alloc_moe(c, B) && alloc_gdn_table(c);
+	p->scratch = c->bytes - at;
+	at = c->bytes;
+	ok = ok && alloc_kv(c);
+	p->kv = c->bytes - at;
+	at = c->bytes;
+	ok = ok && alloc_gdn(c);
+	p->state = c->bytes - at;
+	at = c->bytes;
+	ok = ok && alloc_snap(c);
+	p->snapshot = c->bytes - at;
+	p->qact = c->q_bytes;
+	p->total = c->bytes + c->q_bytes;
+	p->n_ctx = c->o.n_ctx;
+	p->n_batch = B;
+	p->n_threads = n_thr;
 	return ok;
 }
 
@@ -1740,11 +1829,42 @@ ctx_cache_stats(const struct ctx *c, struct xcache_stats *s)
 	return true;
 }
 
+/* c->o from o with ctx_new's defaults filled in. */
+static void
+resolve_opts(struct ctx *c, const struct ctx_opts *o)
+{
+	c->o = *o;
+	if (c->o.float_parts == 0)
+		c->o.float_parts = FLOAT_DEFAULT;
+	if (c->o.n_ctx <= 0)
+		c->o.n_ctx = CTX_N_CTX_DEFAULT;
+	if (c->o.n_batch <= 0)
+		c->o.n_batch = 64;
+	/* With the expert cache a prompt step reads each chosen expert that is not in memory
+	 * once: longer steps amortise those reads over more tokens
+	 * (docs/perf.md "Models larger than RAM"). */
+	if (o->expert_cache != 0 && (o->expert_cache != XCACHE_AUTO || xcache_auto(c->m, 0) > 0))
+		c->o.n_batch = MAX(c->o.n_batch, XCACHE_BATCH);
+	c->o.n_batch = MIN(c->o.n_batch, c->o.n_ctx);
+}
+
+void
+ctx_plan(const struct model *m, const struct ctx_opts *o, struct ctx_plan *p)
+{
+	struct ctx *c = xcalloc(1, sizeof(*c));
+
+	c->m = m;
+	c->plan_only = true;
+	resolve_opts(c, o);
+	alloc_buffers(c, o->n_threads > 0 ? o->n_threads : pool_default_threads(), p);
+	free(c);
+}
+
 struct ctx *
 ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 {
 	struct ctx *c = xcalloc(1, sizeof(*c));
-	int B;
+	struct ctx_plan plan;
 
 	c->m = m;
 	c->o = *o;
@@ -1756,23 +1876,11 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 			  m->dir, m->cfg.n_experts, (MAX_JOBS - 8) / 2);
 		goto fail;
 	}
-	if (c->o.float_parts == 0)
-		c->o.float_parts = FLOAT_DEFAULT;
-	if (c->o.n_ctx <= 0)
-		c->o.n_ctx = CTX_N_CTX_DEFAULT;
-	if (c->o.n_batch <= 0)
-		c->o.n_batch = 64;
-	/* With the expert cache a prompt step reads each chosen expert that is not in memory
-	 * once: longer steps amortise those reads over more tokens
-	 * (docs/perf.md "Models larger than RAM"). */
-	if (o->expert_cache != 0 && (o->expert_cache != XCACHE_AUTO || xcache_auto(m, 0) > 0))
-		c->o.n_batch = MAX(c->o.n_batch, XCACHE_BATCH);
-	c->o.n_batch = MIN(c->o.n_batch, c->o.n_ctx);
-	B = c->o.n_batch;
+	resolve_opts(c, o);
 	if ((c->pool = pool_new(o->n_threads > 0 ? o->n_threads : pool_default_threads(), cause)) ==
 	    NULL)
 		goto fail;
-	if (!alloc_step(c, B) || !alloc_layers(c) || !alloc_moe(c, B)) {
+	if (!alloc_buffers(c, pool_size(c->pool), &plan)) {
 		cause_set(cause,
 			  "out of memory for a %d-token context (%.1f GB needed); try a "
 			  "smaller --ctx",

@@ -73,6 +73,24 @@ struct ctx;
 
 /* Create a context; NULL + cause when memory for the requested context cannot be had. */
 struct ctx *ctx_new(const struct model *m, const struct ctx_opts *o, char **cause);
+
+/* What ctx_new allocates for a context, by kind (ctx_plan).  Bytes. */
+struct ctx_plan {
+	int n_ctx, n_batch, n_threads; /* the options as ctx_new fills in their defaults */
+	uint64_t kv;       /* K and V of every full-attention layer (half floats, or float32) */
+	uint64_t state;    /* every DeltaNet layer's conv window and recurrent state */
+	uint64_t snapshot; /* ctx_save's copy of those states */
+	uint64_t scratch;  /* per-step activations, attention scores, MoE rows, routing counts */
+	uint64_t qact;     /* int8 activation buffers (kernels' qact_init) */
+	uint64_t total;    /* all of it: ctx_bytes() of the context, plus qact */
+};
+
+/*
+ * Fill *p (OUT) with what ctx_new(m, o) would allocate, without allocating
+ * it: the same code runs, counting instead of allocating, so the two cannot
+ * drift.  The expert cache (o->expert_cache) is not counted.  Any thread.
+ */
+void ctx_plan(const struct model *m, const struct ctx_opts *o, struct ctx_plan *p);
 void ctx_free(struct ctx *c); /* accepts NULL */
 
 /* How the routers chose since the context was made (all MoE layers). */

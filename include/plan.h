@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "benchhw.h"
+#include "hwinfo.h"
 
 struct model;
 
@@ -65,7 +65,7 @@ struct plan_model {
 	uint64_t expert_decode_bytes; /* the top-k routed experts read per token */
 	int n_ctx;                    /* context length the sizes below are for */
 	int n_threads;                /* workers (sizes the attention score rows) */
-	uint64_t kv_token_bytes;      /* K and V, fp32, per context position */
+	uint64_t kv_token_bytes;      /* K and V per context position (half floats) */
 	uint64_t kv_bytes;            /* kv_token_bytes * n_ctx */
 	uint64_t state_bytes;         /* DeltaNet conv windows and recurrent states */
 	uint64_t snapshot_bytes;      /* ctx_save()'s copy of the DeltaNet states */
@@ -78,15 +78,15 @@ struct plan_machine {
 	uint64_t mem_total, mem_available; /* MemTotal, MemAvailable */
 	uint64_t swap_total, swap_free;
 	uint64_t disk_free; /* free bytes where the model lives; 0 = unknown */
-	struct benchhw_cpu cpu;
+	struct hwinfo_cpu cpu;
 	bool measured;   /* hw.json was found */
 	double read_1t;  /* streaming read, one thread */
 	double read_all; /* streaming read, all cores: the bandwidth decode sees */
 	int read_threads;
-	double disk_gbs;                  /* sequential read without the page cache */
-	uint64_t disk_bytes;              /* how much bench-hw read to measure it */
-	char disk_path[BENCHHW_PATH_LEN]; /* what bench-hw read to measure disk_gbs */
-	int64_t when;                     /* when bench-hw ran (seconds since the epoch) */
+	double disk_gbs;                 /* sequential read without the page cache */
+	uint64_t disk_bytes;             /* how much bench-hw read to measure it */
+	char disk_path[HWINFO_PATH_LEN]; /* what bench-hw read to measure disk_gbs */
+	int64_t when;                    /* when bench-hw ran (seconds since the epoch) */
 };
 
 enum plan_fit {
@@ -119,15 +119,15 @@ struct plan_result {
 /*
  * Fill *pm (OUT) from an opened model for a context of n_ctx positions run
  * on n_threads workers: module groups with their formats and bytes, shard
- * sizes (stat), KV cache, DeltaNet state, snapshot and scratch as
- * forward.c's ctx_new allocates them.  0, or -1 with *cause when a shard
- * cannot be stat'ed.
+ * sizes (stat), and the KV cache, DeltaNet state, snapshot and scratch
+ * that ctx_new would allocate (forward.c's ctx_plan).  0, or -1 with
+ * *cause when a shard cannot be stat'ed.
  */
 int plan_model_init(struct plan_model *pm, const struct model *m, int n_ctx, int n_threads,
 		    char **cause);
 
 /* Copy what bench-hw measured (r) into *mc (OUT; other fields untouched). */
-void plan_machine_from_hw(struct plan_machine *mc, const struct benchhw_result *r);
+void plan_machine_from_hw(struct plan_machine *mc, const struct hwinfo *r);
 
 /* Fill *mc (OUT): /proc/meminfo, statvfs(dir) (dir may be NULL), the CPU, and
  * hw.json when bench-hw has run.  Never fails; unknown figures are 0. */

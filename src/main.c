@@ -1,9 +1,12 @@
 /*
- * main.c - qnext's entry point: dispatch to a subcommand, or to the chat.
+ * main.c - qnext's entry point: the table of subcommands, and the dispatch
+ * to one of them or to the chat.
  *
  * To understand the engine, start at engine/forward.c; the loader is
  * engine/model.c, the reply loop engine/session.c.  Only main() (and the
  * functions it returns from) ends the process.
+ *
+ * Main thread only.
  */
 #include <locale.h>
 #include <stdio.h>
@@ -15,51 +18,78 @@
 #include "check.h"
 #include "cli.h"
 #include "dequant.h"
+#include "export.h"
 #include "kernels.h"
+#include "list.h"
 #include "mkmodel.h"
 #include "plan.h"
+#include "render.h"
+#include "subcmd.h"
+#include "tokenize.h"
 #include "verify.h"
+#include "which-model.h"
 
-struct command {
-	const char *name;
-	int (*main)(int argc, char **argv);
-};
-
-static const struct command commands[] = {
-	{ "chat", cli_chat_main },
-	{ "tokenize", cli_tokenize_main },
-	{ "render", cli_render_main },
-	{ "verify", verify_main },
-	{ "bench", bench_main },
-	{ "mkmodel", mkmodel_main },
-	{ "which-model", cli_which_main },
-	{ "export", cli_export_main },
-	{ "list", cli_list_main },
-	{ "cache", cache_main },
-	{ "plan", plan_main },
-	{ "bench-hw", benchhw_main },
-	{ "check", check_main },
-	{ "dequant", dequant_main },
+/*
+ * Every command: `qnext --help` prints these forms in this order, each
+ * command's usage message its own, and the man page's SYNOPSIS shows the
+ * same (tests/cli-help.sh).  A new subcommand is one row here; see
+ * subcmd.h for the synopsis format.
+ */
+static const struct subcmd commands[] = {
+	{ NULL, cli_main,
+	  "[-m DIR] [-p PROMPT | -p -] [--system TEXT] [--messages FILE] [--temp X] [--top-k N] "
+	  "[--top-p X] [--min-p X] [--presence-penalty X] [--repeat-penalty X] [--seed N] "
+	  "[--max-tokens N] [--ctx N] [--threads N] [--thinking] [-q] [--f32] [--dry-run] "
+	  "[--expert-cache auto|off|SIZE]\n"
+	  "--version | --help" },
+	{ "chat", cli_chat_main, "[--plain] [-m DIR] [options]" },
+	{ "list", list_main, "" },
+	{ "export", export_main, "ID [--format md|json] [-o FILE]" },
+	{ "tokenize", tokenize_main, "[-m DIR] < text" },
+	{ "render", render_main, "[-m DIR] < conversation.json" },
+	{ "which-model", which_model_main, "[-m DIR]" },
+	{ "cache", cache_main, "list | clear | verify" },
+	{ "verify", verify_main,
+	  "--model DIR --golden FILE [--f32] [--hidden] [--tol X] [--min-top1 F] [--threads N] "
+	  "[--isa scalar|avx2|avx512] [--kv-bits 16|32]\n"
+	  "--model DIR --self [--tokens N] [--f32] [--tol X]\n"
+	  "--model DIR --paths (--golden FILE | --self [--tokens N]) "
+	  "[--float router,ba,shgate|all|none] [--max-kl X] [--max-hidden X]" },
+	{ "bench", bench_main,
+	  "-m DIR [--prompt N] [--gen N] [--reps N] [--threads N] [--context N] "
+	  "[--kv-bits 16|32] [--f32] [--json] [--phases] [--expert-cache auto|off|SIZE]" },
+	{ "plan", plan_main, "[-m DIR] [--ctx N] [--json]" },
+	{ "bench-hw", benchhw_main, "[-m DIR] [--json | --markdown] [--threads N] [--measured X]" },
+	{ "mkmodel", mkmodel_main,
+	  "-o DIR [--experts N] [--layers N] [--hidden N] [--vocab N] [--shard-gb X] [--seed N] "
+	  "[--router-skew S] [--tokenizer DIR] [--force]\n"
+	  "-o DIR --tiny [--shard-gb X] [--force]" },
+	{ "check", check_main, "[-m DIR] [--write] [--threads N] [-q]" },
+	{ "dequant", dequant_main,
+	  "-m DIR -o DIR [--dtype bf16|f16|f32] [--shard-gb X] [--force]" },
 };
 
 int
 main(int argc, char **argv)
 {
+	const struct subcmd *c;
+
 	/* Wide characters on screen and in readline need the user's locale. */
 	setlocale(LC_ALL, "");
 	/* ...but numbers are read and written the C way (JSON, flags, figures). */
 	setlocale(LC_NUMERIC, "C");
+	subcmd_table_set(commands, sizeof(commands) / sizeof(commands[0]));
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("qnext %s (kernels: %s)\n", VERSION, kernels_get()->name);
 		return 0;
 	}
-	for (size_t i = 0; argc >= 2 && i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].main(argc - 1, argv + 1);
-	if (argc >= 2 && argv[1][0] != '-') {
+	/* The default row gets the whole argv: its options follow "qnext". */
+	if (argc < 2 || argv[1][0] == '-')
+		return subcmd_find(NULL)->run(argc, argv);
+	if ((c = subcmd_find(argv[1])) == NULL) {
 		fprintf(stderr, "qnext: unknown command '%s'\n", argv[1]);
-		cli_usage(stderr);
+		subcmd_usage_all(stderr);
 		return 2;
 	}
-	return cli_main(argc, argv);
+	return c->run(argc - 1, argv + 1);
 }

@@ -125,7 +125,8 @@ paths_find_model(const char *arg, char **cause)
 		  "    hf download %s\n"
 		  "or point -m DIR or QNEXT_MODEL at a model directory.  To try qnext without it,\n"
 		  "use the tiny test model (random weights, so the text is gibberish):\n"
-		  "    qnext -m tests/data/tiny",
-		  PATHS_HF_REPO);
+		  "    qnext -m %s/tiny\n"
+		  "(share/tiny in the source tree)",
+		  PATHS_HF_REPO, DATADIR);
 	return NULL;
 }

@@ -50,7 +50,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "chat-template.h"
+#include "chat-types.h"
 #include "util.h"
 
 #define APP_ID          0x514E5854 /* 'QNXT', PRAGMA application_id */

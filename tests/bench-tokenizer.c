@@ -158,7 +158,7 @@ main(void)
 		tokenizer_free(t);
 		t0 = now_sec();
 		c0 = cpu_sec();
-		if ((t = tokenizer_load("tests/data/qwen3-tokenizer", &cause)) == NULL) {
+		if ((t = tokenizer_load("share/qwen3-tokenizer", &cause)) == NULL) {
 			fprintf(stderr, "bench-tokenizer: %s\n", cause);
 			free(cause);
 			return 1;

@@ -48,7 +48,7 @@ truth() { # name, command that must succeed
 fresh() { # a clean copy of the tiny model in $tmp/m
 	chmod -R u+w "$tmp/m" 2>/dev/null
 	rm -rf "$tmp/m"
-	cp -R tests/data/tiny "$tmp/m"
+	cp -R share/tiny "$tmp/m"
 }
 
 flip() { # file, offset: add one to the byte there
@@ -153,7 +153,7 @@ fi
 hub=$tmp/hub/models--Org--Tiny
 snap=$hub/snapshots/0123abcd
 mkdir -p "$hub/blobs" "$snap"
-for f in tests/data/tiny/*; do
+for f in share/tiny/*; do
 	case $f in
 	*.safetensors | */tokenizer.json) h=$(sha256sum "$f" | cut -c1-64) ;;
 	*) h=$(sha1sum "$f" | cut -c1-40) ;;
@@ -173,11 +173,11 @@ check "blob that does not match its name" 1 $Q check -m "$snap"
 has "bad blob named" "^BAD $S2: SHA-256 mismatch (expected ${b2%"${b2#????????????}"}\.\.\. from the name of the cache blob"
 has "blob to delete" "delete the blob it links to ($tmp/hub/models--Org--Tiny/blobs/$b2)"
 has "repository from the cache path" "hf download Org/Tiny --include $S2)"
-g=$(sha1sum tests/data/tiny/generation_config.json | cut -c1-40)
+g=$(sha1sum share/tiny/generation_config.json | cut -c1-40)
 echo '{"eos_token_id": [' >"$hub/blobs/$g"
 check "git-stored json that does not parse" 1 $Q check -m "$snap"
 has "bad json named" "^BAD generation_config.json: not valid JSON (line "
-b1=$(sha256sum "tests/data/tiny/$S1" | cut -c1-64)
+b1=$(sha256sum "share/tiny/$S1" | cut -c1-64)
 rm "$hub/blobs/$b1"
 check "dangling link" 1 $Q check -m "$snap"
 has "missing blob" "^MISSING $S1: it links to a blob that is not there"

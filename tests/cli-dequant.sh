@@ -33,10 +33,11 @@ lacks() { # name, text not expected in the last output
 	else pass=$((pass + 1)); fi
 }
 
-for m in tiny small; do
-	g=tests/data/$m/golden.safetensors
-	check "$m: original passes the float32 check" 0 $Q verify --model tests/data/$m --golden $g --f32
-	check "$m: dequantize to f32" 0 $Q dequant -m tests/data/$m -o "$tmp/$m-f32" --dtype f32
+for d in share/tiny tests/data/small; do
+	m=${d##*/}
+	g=$d/golden.safetensors
+	check "$m: original passes the float32 check" 0 $Q verify --model $d --golden $g --f32
+	check "$m: dequantize to f32" 0 $Q dequant -m $d -o "$tmp/$m-f32" --dtype f32
 	has "$m: modules counted" "dequantizing [0-9]* modules to F32"
 	has "$m: the copy loads as float" "experts f32, projections f32"
 	check "$m: f32 copy passes the same check" 0 $Q verify --model "$tmp/$m-f32" --golden $g --f32
@@ -46,12 +47,12 @@ done
 
 # Layout: 3+ shards with an index naming every tensor, no quantized tensor
 # left, config.json without quantization_config, tokenizer copied.
-check "tiny: bf16 in small shards" 0 $Q dequant -m tests/data/tiny -o "$tmp/b" --shard-gb 0.005
+check "tiny: bf16 in small shards" 0 $Q dequant -m share/tiny -o "$tmp/b" --shard-gb 0.005
 has "several shards" "in [2-9] shard(s)"
 [ -f "$tmp/b/model.safetensors.index.json" ] && [ -f "$tmp/b/model-00004-of-00004.safetensors" ] &&
 	[ ! -e "$tmp/b/quantization_config.json" ] && [ ! -e "$tmp/b/model.safetensors" ] &&
 	pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL shard files:"; ls "$tmp/b"; }
-cmp -s tests/data/tiny/tokenizer.json "$tmp/b/tokenizer.json" && pass=$((pass + 1)) ||
+cmp -s share/tiny/tokenizer.json "$tmp/b/tokenizer.json" && pass=$((pass + 1)) ||
 	{ fail=$((fail + 1)); echo "FAIL tokenizer.json not copied"; }
 grep -q quantization_config "$tmp/b/config.json" && { fail=$((fail + 1)); echo "FAIL config"; } ||
 	pass=$((pass + 1))
@@ -63,11 +64,11 @@ grep -q '"model.layers.0.mlp.experts.0.down_proj.weight": "model-0000' \
 check "bf16 copy: plan reads it" 0 $Q plan -m "$tmp/b"
 has "experts bf16" "routed experts   bf16"
 check "bf16 copy keeps the int8 path's top-1 floor" 0 \
-	$Q verify --model "$tmp/b" --golden tests/data/tiny/golden.safetensors --min-top1 0.8
-check "tiny: f16" 0 $Q dequant -m tests/data/tiny -o "$tmp/h" --dtype f16
+	$Q verify --model "$tmp/b" --golden share/tiny/golden.safetensors --min-top1 0.8
+check "tiny: f16" 0 $Q dequant -m share/tiny -o "$tmp/h" --dtype f16
 check "f16 copy keeps the top-1 floor" 0 \
-	$Q verify --model "$tmp/h" --golden tests/data/tiny/golden.safetensors --min-top1 0.8
-check "same input, same bytes" 0 $Q dequant -m tests/data/tiny -o "$tmp/b2" --shard-gb 0.005
+	$Q verify --model "$tmp/h" --golden share/tiny/golden.safetensors --min-top1 0.8
+check "same input, same bytes" 0 $Q dequant -m share/tiny -o "$tmp/b2" --shard-gb 0.005
 cmp -s "$tmp/b/model-00002-of-00004.safetensors" "$tmp/b2/model-00002-of-00004.safetensors" &&
 	pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL dequant is not deterministic"; }
 
@@ -79,32 +80,32 @@ check "nothing quantized" 1 $Q dequant -m "$tmp/tiny-f32" -o "$tmp/x"
 has "nothing to dequantize" "no quantized (qweight) tensors"
 printf 'mine\n' >"$tmp/b/NOTES.txt"
 cksum "$tmp/b"/* >"$tmp/before"
-check "non-empty -o refused" 1 $Q dequant -m tests/data/tiny -o "$tmp/b"
+check "non-empty -o refused" 1 $Q dequant -m share/tiny -o "$tmp/b"
 has "--force suggested" "$tmp/b is not empty; --force replaces the checkpoint in it"
 cksum "$tmp/b"/* | cmp -s - "$tmp/before" && pass=$((pass + 1)) || {
 	fail=$((fail + 1)); echo "FAIL a refused run changed $tmp/b"; }
-check "--force replaces it" 0 $Q dequant -m tests/data/tiny -o "$tmp/b" --force
+check "--force replaces it" 0 $Q dequant -m share/tiny -o "$tmp/b" --force
 LC_ALL=C ls "$tmp/b" >"$tmp/files"
 printf 'NOTES.txt\nconfig.json\ngeneration_config.json\nmodel.safetensors\ntokenizer.json\ntokenizer_config.json\n' |
 	cmp -s - "$tmp/files" && pass=$((pass + 1)) || {
 	fail=$((fail + 1)); echo "FAIL --force left or lost files:"; cat "$tmp/files"; }
-mkdir "$tmp/own" && cp tests/data/tiny/* "$tmp/own/"
+mkdir "$tmp/own" && cp share/tiny/* "$tmp/own/"
 check "-o the model's own directory" 1 $Q dequant -m "$tmp/own" -o "$tmp/own/" --force
 has "own directory named" "is the model's own directory"
-cmp -s tests/data/tiny/model-00001-of-00002.safetensors "$tmp/own/model-00001-of-00002.safetensors" &&
+cmp -s share/tiny/model-00001-of-00002.safetensors "$tmp/own/model-00001-of-00002.safetensors" &&
 	pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL the model was changed"; }
-check "-o a file" 1 $Q dequant -m tests/data/tiny -o "$tmp/files"
+check "-o a file" 1 $Q dequant -m share/tiny -o "$tmp/files"
 has "not a directory" "$tmp/files exists and is not a directory"
-check "unwritable output" 1 $Q dequant -m tests/data/tiny -o /proc/qnext-dequant
+check "unwritable output" 1 $Q dequant -m share/tiny -o /proc/qnext-dequant
 has "output named" "/proc/qnext-dequant"
-check "bad --dtype" 2 $Q dequant -m tests/data/tiny -o "$tmp/y" --dtype q4
+check "bad --dtype" 2 $Q dequant -m share/tiny -o "$tmp/y" --dtype q4
 has "dtype named" "--dtype: 'q4' is not bf16, f16 or f32"
-check "bad --shard-gb" 2 $Q dequant -m tests/data/tiny -o "$tmp/y" --shard-gb 0
-check "no -o" 2 $Q dequant -m tests/data/tiny
+check "bad --shard-gb" 2 $Q dequant -m share/tiny -o "$tmp/y" --shard-gb 0
+check "no -o" 2 $Q dequant -m share/tiny
 has "-o named" "-o DIR is required"
 check "no -m" 2 $Q dequant -o "$tmp/y"
 has "-m named" "-m DIR is required"
-check "stray argument" 2 $Q dequant -m tests/data/tiny -o "$tmp/y" extra
+check "stray argument" 2 $Q dequant -m share/tiny -o "$tmp/y" extra
 [ ! -e "$tmp/y" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL wrote $tmp/y"; }
 check "dequant --help" 0 $Q dequant --help
 has "usage first" "^usage: qnext dequant -m DIR -o DIR"

@@ -4,7 +4,7 @@
 # every bad input giving a clean message and the documented exit status.
 # Run from the repository root.
 Q=${QNEXT_BIN:-./qnext}
-M=tests/data/tiny
+M=share/tiny
 pass=0
 fail=0
 out=$(mktemp)
@@ -80,7 +80,7 @@ check "seed above 2^53-1" 2 $Q -m $M -p hi --seed 9007199254740992
 check "seed not an integer" 2 $Q -m $M -p hi --seed 1.5
 check "plain chat" 0 sh -c "printf 'hello\nand more\n/quit\n' | $Q chat --plain -m $M --max-tokens 3"
 has "chat second turn reuses the first" "$err" "([1-9][0-9]* reused)"
-check "tokenize" 0 sh -c "printf 'Hello world' | $Q tokenize -m tests/data/qwen3-tokenizer"
+check "tokenize" 0 sh -c "printf 'Hello world' | $Q tokenize -m share/qwen3-tokenizer"
 has "tokenize ids" "$out" "^\[9707, 1879\]$"
 printf '{"messages": [{"role": "user", "content": "Hi"}]}' >"$tmp/conv.json"
 check "render" 0 sh -c "$Q render < $tmp/conv.json"

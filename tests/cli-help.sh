@@ -1,7 +1,9 @@
 #!/bin/sh
 # cli-help.sh - every subcommand's --help describes that subcommand and its
 # own options (exit 0, on stdout, nothing on stderr), not the global usage;
-# a bad option prints the same usage on stderr and exits 2.
+# a bad option prints the same usage on stderr and exits 2.  The forms
+# --help prints (src/main.c's table) are the man page's SYNOPSIS, and each
+# command's usage shows its own forms from the same table.
 # Run from the repository root.
 Q=${QNEXT_BIN:-./qnext}
 pass=0
@@ -47,6 +49,48 @@ help list
 help dequant --model --out --dtype --shard-gb --force
 $Q --help >"$tmp/out" 2>"$tmp/err" && grep -q "qnext chat \[--plain\]" "$tmp/out" \
 	&& ok "qnext --help is the global usage" || bad "qnext --help"
+
+# forms FILE: the usage forms in FILE (`qnext --help`, or the man page's
+# SYNOPSIS rendered), one per line, continuation lines joined, compared
+# without case (the man page writes "dir" for DIR) and without spaces
+# around '|' (it writes "auto | off").
+forms() {
+	awk '/^(usage: )? *qnext( |$)/ { if (f != "") print f; f = $0; next }
+	     /^      / && f != "" { f = f " " $0; next }
+	     { if (f != "") print f; f = "" }
+	     END { if (f != "") print f }' "$1" |
+		sed 's/^usage: //; s/  */ /g; s/^ //; s/ *| */|/g; s/ $//' | tr 'A-Z' 'a-z' | sort
+}
+$Q --help >"$tmp/help" 2>"$tmp/err"
+forms "$tmp/help" >"$tmp/help-forms"
+if ! command -v groff >/dev/null; then
+	echo "cli-help: groff missing (make deps installs groff-base)" >"$tmp/out"
+	: >"$tmp/err"
+	bad "man page SYNOPSIS"
+else
+	LC_ALL=C.UTF-8 groff -mdoc -Tutf8 -P-cbou man/qnext.1 2>/dev/null |
+		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' >"$tmp/man"
+	forms "$tmp/man" >"$tmp/man-forms"
+	if [ "$(wc -l <"$tmp/help-forms")" -ge 15 ] &&
+		diff "$tmp/help-forms" "$tmp/man-forms" >"$tmp/out" 2>"$tmp/err"; then
+		ok "the man page's SYNOPSIS has the forms of qnext --help, no more, no fewer"
+	else
+		bad "man page SYNOPSIS differs from qnext --help (< --help, > man)"
+	fi
+fi
+# Each command's usage message is its own forms from the table, all of them.
+for name in $(awk '$1 == "qnext" && $2 ~ /^[a-z]/ { print $2 }' "$tmp/help-forms" | uniq); do
+	$Q $name --no-such-option >/dev/null 2>"$tmp/err"
+	forms "$tmp/err" >"$tmp/cmd-forms"
+	grep "^qnext $name " "$tmp/help-forms" >"$tmp/want"
+	grep -x "qnext $name" "$tmp/help-forms" >>"$tmp/want"
+	sort -o "$tmp/want" "$tmp/want"
+	if [ -s "$tmp/cmd-forms" ] && diff "$tmp/want" "$tmp/cmd-forms" >"$tmp/out"; then
+		ok "$name: its usage error shows its forms of qnext --help"
+	else
+		bad "$name: usage error forms differ from qnext --help (< --help, > $name)"
+	fi
+done
 rm -rf "$tmp"
 echo "cli-help: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -5,7 +5,7 @@
 # file is one it need not read, work), never hang (every run is under a
 # timeout) and never crash.  Run from the repository root.
 Q=${QNEXT_BIN:-./qnext}
-T=tests/data/tiny
+T=share/tiny
 . tests/model-lib.sh
 
 # expect NAME WANT-STATUS TEXT COMMAND...: the command's status is WANT and,

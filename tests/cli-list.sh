@@ -16,7 +16,7 @@ rc=$?
 	|| bad "no database (exit $rc)"
 
 # Two conversations: the first is renamed, the second is the most recent.
-start tests/data/tiny "--max-tokens 8 --seed 1"
+start share/tiny "--max-tokens 8 --seed 1"
 made=0
 if wait_for "ready in"; then
 	send_line "First question here"

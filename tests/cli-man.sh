@@ -21,7 +21,7 @@ has() { # name, fixed text the rendered page must hold
 }
 
 has "sky example quoted" 'qnext -p "Why is the sky blue?" --thinking'
-has "tiny example quoted" 'qnext -m tests/data/tiny -p "Hello"'
+has "tiny example quoted" 'qnext -m share/tiny -p "Hello"'
 has "--messages JSON quoted" '"role": ..., "content": ...}'
 has "render JSON quoted" '{"messages": [...], "tools": [...]}'
 has "/system clearing quoted" '/system ""'
@@ -33,7 +33,7 @@ line=$(grep '^ *qnext -p .*sky' "$page")
 eval "set -- $line"
 [ "$#" = 4 ] && [ "$3" = "Why is the sky blue?" ] && [ "$4" = "--thinking" ] \
 	&& ok "sky example pastes as one question" || bad "sky example pastes as $# words"
-line=$(grep '^ *qnext -m tests/data/tiny -p ' "$page")
+line=$(grep '^ *qnext -m share/tiny -p ' "$page")
 eval "set -- $line"
 shift
 if "$Q" "$@" --max-tokens 2 -q >/dev/null 2>&1; then ok "tiny example runs"; else bad "tiny example"; fi

@@ -63,7 +63,7 @@ has "-o named" "-o DIR is required"
 # --force, nothing of the earlier checkpoint survives: an old 3-shard split,
 # its index, a tokenizer for another vocabulary (which made every prompt fail
 # with "token id 151644 out of range (vocabulary 1024)"), a stale manifest.
-cp tests/data/qwen3-tokenizer/tokenizer.json tests/data/qwen3-tokenizer/tokenizer_config.json "$tmp/m/"
+cp share/qwen3-tokenizer/tokenizer.json share/qwen3-tokenizer/tokenizer_config.json "$tmp/m/"
 printf 'stale\n' >"$tmp/m/qnext-sha256.txt"
 printf 'mine\n' >"$tmp/m/NOTES.txt"
 cksum "$tmp/m"/* >"$tmp/before"

@@ -31,7 +31,7 @@ has() { # name, text expected in the last output
 		fail=$((fail + 1)); echo "FAIL $1: output lacks '$2'"; cat "$out"; fi
 }
 
-check "plan tiny" 0 $Q plan -m tests/data/tiny
+check "plan tiny" 0 $Q plan -m share/tiny
 has "plan groups" "routed experts *int4 g128"
 has "plan mixed formats" "int8 g128 + bf16"
 has "plan fits" "fits in RAM      yes"
@@ -41,23 +41,23 @@ check "plan small --json --ctx 4096" 0 $Q plan -m tests/data/small --json --ctx 
 has "plan json decode bytes" '"decode_bytes": 6988300'
 has "plan json kv" '"kv_bytes": 2097152'
 has "plan json swap" '"swap_needed": false'
-check "plan bad --ctx" 2 $Q plan -m tests/data/tiny --ctx 5
-check "plan extra argument" 2 $Q plan -m tests/data/tiny extra
+check "plan bad --ctx" 2 $Q plan -m share/tiny --ctx 5
+check "plan extra argument" 2 $Q plan -m share/tiny extra
 check "plan missing model" 1 $Q plan -m /nonexistent
 has "plan names the directory" "/nonexistent"
 
-check "bench-hw tiny --json" 0 $Q bench-hw -m tests/data/tiny --threads 1 --json
+check "bench-hw tiny --json" 0 $Q bench-hw -m share/tiny --threads 1 --json
 has "bench-hw json bandwidth" '"read_gbs_all"'
 has "bench-hw json model" '"decode_bytes": 2494726'
 has "bench-hw json disk" '"direct"'
 check "hw.json written" 0 test -s "$cache/qnext/hw.json"
-check "plan reads hw.json" 0 $Q plan -m tests/data/tiny
+check "plan reads hw.json" 0 $Q plan -m share/tiny
 has "plan measured bandwidth" "on 1 thread, .* GB/s on 1 thread (qnext bench-hw"
 has "plan predicts" "tok/s ceiling"
 check "bench-hw --markdown --measured" 0 \
-	$Q bench-hw -m tests/data/tiny --threads 1 --markdown --measured 12.5
+	$Q bench-hw -m share/tiny --threads 1 --markdown --measured 12.5
 has "markdown row" '^| .* cores, .*) | [0-9]* GiB | [0-9.]* / [0-9.]* | [0-9.]* | 12.5 |$'
-check "bench-hw text" 0 $Q bench-hw -m tests/data/tiny --threads 1
+check "bench-hw text" 0 $Q bench-hw -m share/tiny --threads 1
 has "bench-hw text memory" "memory read"
 has "bench-hw text saved" "saved        $cache/qnext/hw.json"
 check "bench-hw --json --markdown" 2 $Q bench-hw --json --markdown

@@ -7,7 +7,7 @@
 # disagreement, and the float32 path must still match the golden.  Run from
 # the repository root.
 Q=${QNEXT_BIN:-./qnext}
-T=tests/data/tiny
+T=share/tiny
 G=$T/golden.safetensors
 . tests/model-lib.sh
 

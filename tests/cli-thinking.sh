@@ -8,7 +8,7 @@ Q=$(cd "$(dirname "${QNEXT_BIN:-./qnext}")" && pwd)/$(basename "${QNEXT_BIN:-./q
 command -v script >/dev/null || { echo "cli-thinking: script(1) missing (bsdutils)"; \
 	echo "cli-thinking: 0 passed, 1 failed"; exit 1; }
 export LC_ALL=C
-M=tests/data/tiny
+M=share/tiny
 pass=0
 fail=0
 tmp=$(mktemp -d)

@@ -51,9 +51,9 @@ T="tmux -L qnext-test-$$-$n_start"
 # dash, because bash would put the terminal back itself after a killed job.
 $T -f /dev/null new-session -d -x 100 -y 30 "env PS1='shell$ ' dash -i"
 sleep 0.5
-send_line "LANG=C.UTF-8 TERM=xterm-256color $Q -m tests/data/tiny 2>/dev/null"
+send_line "LANG=C.UTF-8 TERM=xterm-256color $Q -m share/tiny 2>/dev/null"
 expect "started from a shell" "ready in"
-pid=$(pgrep -f "$Q -m tests/data/tiny" | head -1)
+pid=$(pgrep -f "$Q -m share/tiny" | head -1)
 kill -SEGV "$pid"
 i=0 # until it is gone (an ASan build writes its report first)
 while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -69,7 +69,7 @@ long="$abc$abc$abc$abc$abc$abc"
 you_text() {
 	screen | awk '/^you$/ { t = ""; on = 1; next } on && /^$/ { on = 0 } on { sub(/^  /, ""); t = t $0 } END { print t }'
 }
-COLS=80 ROWS=24 start tests/data/tiny "--max-tokens 3"
+COLS=80 ROWS=24 start share/tiny "--max-tokens 3"
 expect "80x24 start" "ready in"
 send_line "$long"
 wait_for "tok/s" 100
@@ -79,7 +79,7 @@ got=$(you_text)
 quit_ok "quit at 80x24"
 cjk="漢字仮名交じり文の折り返しを確かめるための長い日本語の文章です。途中で文字が消えてはいけません。"
 cjk="$cjk$cjk"
-COLS=120 ROWS=36 start tests/data/tiny "--max-tokens 3"
+COLS=120 ROWS=36 start share/tiny "--max-tokens 3"
 expect "120x36 start" "ready in"
 send_line "$cjk"
 wait_for "tok/s" 100
@@ -129,7 +129,7 @@ unset INPUTRC
 fresh_history browser
 # A fixed seed: the reopened answer below must be 3 tokens of reasoning, and
 # a random one may close its reasoning early.
-COLS=80 ROWS=24 start tests/data/tiny "--max-tokens 3 --seed 7"
+COLS=80 ROWS=24 start share/tiny "--max-tokens 3 --seed 7"
 expect "80x24: loads" "ready in"
 send_line "alpha chat"
 expect "alpha answered" "token limit"
@@ -200,7 +200,7 @@ answer() {
 # The last stats line's seed (the line may wrap before the number).
 seed_of() { screen | tr '\n' ' ' | grep -o 'seed  *[0-9][0-9]*' | tail -1 | tr -dc 0-9; }
 fresh_history seed
-start tests/data/tiny "--max-tokens 24"
+start share/tiny "--max-tokens 24"
 expect "seed: loads" "ready in"
 send_line "/think show" # tiny's answers are mostly reasoning: compare that too
 send_line "Tell me something"
@@ -217,7 +217,7 @@ quit_ok "quit after regenerating"
 "$Q" export 1 --format json >"$tmp/seed.json" 2>&1
 grep -q "\"seed\": $s2" "$tmp/seed.json" && ok "the answer's seed is saved with it" \
 	|| { bad "seed saved"; cat "$tmp/seed.json"; }
-start tests/data/tiny "--max-tokens 24 --seed 7"
+start share/tiny "--max-tokens 24 --seed 7"
 expect "fixed seed: loads" "ready in"
 send_line "/think show"
 send_line "Tell me something"
@@ -288,7 +288,7 @@ quit_ok "quit after the notices"
 
 # ---- 8. every status field whole or dropped, at every width ---------------
 for c in 80 100 120 160 200; do
-	COLS=$c ROWS=24 start tests/data/tiny "--max-tokens 3"
+	COLS=$c ROWS=24 start share/tiny "--max-tokens 3"
 	wait_for "ready in" 150
 	send_line "hi"
 	wait_for "token limit" 100
@@ -304,7 +304,7 @@ done
 
 # ---- 11, 14, 15. /copy under tmux, multi-line history, Tab candidates ------
 fresh_history copy
-start tests/data/tiny "--max-tokens 12"
+start share/tiny "--max-tokens 12"
 $T set-option -g set-clipboard on
 expect "copy: loads" "ready in"
 send_line "/copy"
@@ -323,7 +323,7 @@ $T send-keys Tab
 expect "Tab on /s lists the candidates" "/set  /show"
 $T send-keys C-u
 quit_ok "quit before the history check"
-start tests/data/tiny "--max-tokens 12"
+start share/tiny "--max-tokens 12"
 expect "history: restarted" "ready in"
 $T send-keys Up Up
 sleep 0.3

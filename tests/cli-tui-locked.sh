@@ -12,7 +12,7 @@ cc -o "$tmp/lockdb" tests/lockdb.c $(pkg-config --cflags --libs sqlite3) || {
 db=$XDG_DATA_HOME/qnext/chats.db
 
 # One saved conversation, so the file exists.
-start tests/data/tiny "--max-tokens 12 --seed 3"
+start share/tiny "--max-tokens 12 --seed 3"
 expect "model loads" "ready in"
 send_line "before the lock"
 expect "first answer" "tok/s, first token"
@@ -22,7 +22,7 @@ quit_ok "first run exits"
 "$tmp/lockdb" "$db" 8 >"$tmp/lock.out" &
 locker=$!
 i=0; while ! grep -q locked "$tmp/lock.out" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-start tests/data/tiny "--max-tokens 12 --seed 3"
+start share/tiny "--max-tokens 12 --seed 3"
 if wait_for "Mem\[" 20; then ok "screen up within 2 s under a lock"; else
 	bad "screen under a lock"; fi
 expect "history is paused, not off" "history is paused"
@@ -47,7 +47,7 @@ if [ -s "$tmp/stderr" ] && grep -q "could not be saved" "$tmp/stderr"; then
 	bad "nothing lost at exit"; else ok "nothing lost at exit"; fi
 
 # Locked while the chat is open: the question and answer wait in memory.
-start tests/data/tiny "--max-tokens 12 --seed 3"
+start share/tiny "--max-tokens 12 --seed 3"
 expect "model loads again" "ready in"
 "$tmp/lockdb" "$db" 6 >"$tmp/lock.out" &
 locker=$!

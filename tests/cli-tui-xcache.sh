@@ -6,7 +6,7 @@
 # megabytes read per token.  Run from the repository root.
 . tests/tui-lib.sh
 
-start tests/data/tiny "--expert-cache 600K --max-tokens 24 --seed 7"
+start share/tiny "--expert-cache 600K --max-tokens 24 --seed 7"
 expect "cache notice" "expert cache: [0-9]* of 64 experts"
 if screen | grep -q "reading weights"; then bad "stale read-ahead progress"; else
 	ok "no read-ahead progress"; fi

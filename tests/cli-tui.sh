@@ -7,7 +7,7 @@
 # Uses a private tmux socket; run from the repository root.
 . tests/tui-lib.sh
 
-start tests/data/tiny "--max-tokens 40 --seed 3"
+start share/tiny "--max-tokens 40 --seed 3"
 expect "model loads, status shows ready" "ready in"
 expect "gauges drawn" "Mem\["
 $T send-keys -l "What is the answer?"
@@ -51,7 +51,7 @@ n_start=$((n_start + 1))
 T="tmux -L qnext-test-$$-$n_start"
 $T -f /dev/null new-session -d -x 100 -y 30 "env PS1='shell$ ' bash --norc --noprofile -i"
 sleep 0.5
-$T send-keys -l "LANG=C.UTF-8 TERM=xterm-256color $Q -m tests/data/tiny"
+$T send-keys -l "LANG=C.UTF-8 TERM=xterm-256color $Q -m share/tiny"
 $T send-keys Enter
 expect "started from a shell" "ready in"
 $T send-keys C-z
@@ -68,7 +68,7 @@ $T send-keys Enter
 expect "exit 0 after resume" "EXIT=0"
 
 # Reopen after a restart, search, export.
-start tests/data/tiny "--max-tokens 20"
+start share/tiny "--max-tokens 20"
 expect "restart" "ready in"
 $T send-keys M-1
 expect "Alt-1 reopens the last conversation" "What is the answer?"
@@ -127,7 +127,7 @@ quit_ok "quit after stops"
 # A broken history DB: the chat still works, without saving.
 mkdir -p "$tmp/bad/qnext"
 printf 'this is not a database at all, just some text padding it out........' >"$tmp/bad/qnext/chats.db"
-XDG_DATA_HOME="$tmp/bad" start tests/data/tiny "--max-tokens 5"
+XDG_DATA_HOME="$tmp/bad" start share/tiny "--max-tokens 5"
 expect "corrupt DB reported" "history is off"
 expect "loads with history off" "ready in"
 $T send-keys -l "Hi"
@@ -137,7 +137,7 @@ quit_ok "quit with history off"
 
 # A model that fails to load: the UI stays usable.
 mkdir "$tmp/broken"
-cp tests/data/tiny/*.json "$tmp/broken/"
+cp share/tiny/*.json "$tmp/broken/"
 start "$tmp/broken" ""
 expect "load failure shown" "cannot load the model"
 $T send-keys -l "/show params"

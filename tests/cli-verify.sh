@@ -27,29 +27,30 @@ has() { # name, text expected in the last output
 		fail=$((fail + 1)); echo "FAIL $1: output lacks '$2'"; cat "$out"; fi
 }
 
-for m in tiny small; do
-	g=tests/data/$m/golden.safetensors
-	check "$m float32 path" 0 $Q verify --model tests/data/$m --golden $g --f32 --hidden
+for d in share/tiny tests/data/small; do
+	m=${d##*/}
+	g=$d/golden.safetensors
+	check "$m float32 path" 0 $Q verify --model $d --golden $g --f32 --hidden
 	has "$m three schedules" "chunks 1,5,64,65,rest"
 	has "$m per-layer hidden" "hidden 1"
-	check "$m float32 path, 1 thread" 0 $Q verify --model tests/data/$m --golden $g --f32 --threads 1
+	check "$m float32 path, 1 thread" 0 $Q verify --model $d --golden $g --f32 --threads 1
 done
 check "tiny float32 path, scalar kernels" 0 \
-	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --f32 --isa scalar
+	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --f32 --isa scalar
 check "tiny int8 path >= 80% top-1" 0 \
-	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --min-top1 0.8
+	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --min-top1 0.8
 check "small int8 path >= 60% top-1" 0 \
 	$Q verify --model tests/data/small --golden tests/data/small/golden.safetensors --min-top1 0.6
 check "tiny int8 path, scalar kernels" 0 \
-	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --isa scalar --min-top1 0.8
+	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --isa scalar --min-top1 0.8
 # The 16-bit KV cache (the int8 path's default) on its own, float32 elsewhere:
 # within the default 2e-3 of the golden (measured 5.2e-5 tiny, 3.1e-4 small).
 check "tiny float32 path, 16-bit KV cache" 0 \
-	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --f32 --kv-bits 16
+	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --f32 --kv-bits 16
 check "small float32 path, 16-bit KV cache" 0 \
 	$Q verify --model tests/data/small --golden tests/data/small/golden.safetensors --f32 --kv-bits 16
 check "tiny int8 path, 32-bit KV cache" 0 \
-	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --kv-bits 32 --min-top1 0.8
+	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --kv-bits 32 --min-top1 0.8
 # The int8 path (16-bit KV) gives the same logits whether a prompt is fed
 # whole, token by token or in uneven chunks, in every tier: its rounding turns
 # any difference in summation order into large ones (before decode summed
@@ -58,17 +59,17 @@ check "tiny int8 path, 32-bit KV cache" 0 \
 for isa in scalar avx2 avx512; do
 	case $isa in avx2) f=avx2 ;; avx512) f=avx512_vnni ;; *) f=fpu ;; esac
 	grep -qw $f /proc/cpuinfo || continue
-	for m in tiny small; do
-		check "$m int8 path, schedules agree ($isa)" 0 \
-			$Q verify --model tests/data/$m --self --tokens 70 --isa $isa
+	for d in share/tiny tests/data/small; do
+		check "${d##*/} int8 path, schedules agree ($isa)" 0 \
+			$Q verify --model $d --self --tokens 70 --isa $isa
 	done
 done
 # Long context: 4096 random tokens fed whole, one at a time and in chunks
 # give the same logits on both paths (2.6 s and 4.8 s here).
 check "tiny int8 path, 4096 tokens, schedules agree" 0 \
-	$Q verify --model tests/data/tiny --self --tokens 4096
+	$Q verify --model share/tiny --self --tokens 4096
 check "tiny float32 path, 4096 tokens, schedules agree" 0 \
-	$Q verify --model tests/data/tiny --self --tokens 4096 --f32
+	$Q verify --model share/tiny --self --tokens 4096 --f32
 # Real widths (issue 10, item 5): mkmodel's 4-layer model at the 80B's
 # widths (hidden 2048; 16 query and 2 KV heads of 256; DeltaNet 16 key and
 # 32 value heads of 128; 32 experts of 512, top-10; a 151,936-token
@@ -87,7 +88,7 @@ check "real widths, float32 path, schedules agree" 0 \
 # Measured (avx2): tiny KL 0.016 nats, hidden 0.062; small 0.18, 0.21;
 # real widths 1.2e-4, 0.026.
 check "tiny: int8 vs float32 within KL 0.05, hidden 0.2" 0 \
-	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --paths \
+	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --paths \
 	--max-kl 0.05 --max-hidden 0.2
 has "tiny: float32 lands on the golden" "float32 mean KL [0-9.]*e-1[0-9]"
 check "small: int8 vs float32 within KL 0.5, hidden 0.5" 0 \
@@ -97,23 +98,23 @@ check "real widths: int8 vs float32 within the default bounds" 0 \
 	$Q verify --model $rw --self --tokens 64 --paths
 has "real widths: every layer measured" "hidden 4  (attention)"
 check "a bound below the measurement fails" 1 \
-	$Q verify --model tests/data/tiny --self --tokens 20 --paths --max-kl 1e-9
+	$Q verify --model share/tiny --self --tokens 20 --paths --max-kl 1e-9
 check "--float takes router, ba, shgate, all, none" 0 \
 	$Q verify --model tests/data/small --self --tokens 20 --paths --float router,ba,shgate \
 	--max-kl 1 --max-hidden 1
 has "--float is reported" "float activations on the int8 path: router in_proj_ba shared_expert_gate"
 check "--float refuses an unknown part" 2 \
-	$Q verify --model tests/data/tiny --self --paths --float experts
+	$Q verify --model share/tiny --self --paths --float experts
 check "bad --kv-bits" 2 \
-	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --kv-bits 8
+	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --kv-bits 8
 check "impossible tolerance fails" 1 \
-	$Q verify --model tests/data/tiny --golden tests/data/tiny/golden.safetensors --f32 --tol 1e-9
+	$Q verify --model share/tiny --golden share/tiny/golden.safetensors --f32 --tol 1e-9
 check "golden of another model" 1 \
-	$Q verify --model tests/data/tiny --golden tests/data/small/golden.safetensors
+	$Q verify --model share/tiny --golden tests/data/small/golden.safetensors
 has "shape mismatch named" "logits shapes do not match"
 check "missing model directory" 1 $Q verify --model /nonexistent --golden x
 has "missing dir named" "/nonexistent"
-check "usage error" 2 $Q verify --model tests/data/tiny
+check "usage error" 2 $Q verify --model share/tiny
 check "unknown command" 2 $Q frobnicate
 check "--help" 0 $Q --help
 check "--version" 0 $Q --version
@@ -130,18 +131,18 @@ poison() {
 	printf "$4" | dd of="$f" bs=1 seek=$((8 + n + off)) conv=notrunc status=none
 }
 nan=$(mktemp -d)
-for x in tests/data/tiny/*; do ln -s "$PWD/$x" "$nan/"; done
+for x in share/tiny/*; do ln -s "$PWD/$x" "$nan/"; done
 poison "$nan" model-00002-of-00002.safetensors lm_head.weight '\300\177\300\177' # BF16 NaN
 check "NaN lm_head row fails, float32 path" 1 \
-	$Q verify --model "$nan" --golden tests/data/tiny/golden.safetensors --f32
+	$Q verify --model "$nan" --golden share/tiny/golden.safetensors --f32
 has "NaN logits counted" "logits are NaN or infinite"
 check "NaN lm_head row fails, int8 path" 1 \
-	$Q verify --model "$nan" --golden tests/data/tiny/golden.safetensors --min-top1 0.8
+	$Q verify --model "$nan" --golden share/tiny/golden.safetensors --min-top1 0.8
 check "NaN lm_head row fails, schedules" 1 $Q verify --model "$nan" --self --tokens 20
 check "NaN lm_head row fails, int8 vs float32" 1 \
 	$Q verify --model "$nan" --self --tokens 20 --paths --max-kl 1e6 --max-hidden 1e6
 rm "$nan/model-00002-of-00002.safetensors"
-ln -s "$PWD/tests/data/tiny/model-00002-of-00002.safetensors" "$nan/"
+ln -s "$PWD/share/tiny/model-00002-of-00002.safetensors" "$nan/"
 poison "$nan" golden.safetensors logits '\0\0\300\177' # F32 NaN
 check "NaN in the golden fails" 1 \
 	$Q verify --model "$nan" --golden "$nan/golden.safetensors" --f32

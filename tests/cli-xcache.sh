@@ -17,21 +17,21 @@ ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; cat "$out"; }
 
 # Bad values: exit 2, one line naming the value.
-$Q -m tests/data/tiny -p hi --expert-cache lots >"$out" 2>&1
+$Q -m share/tiny -p hi --expert-cache lots >"$out" 2>&1
 [ $? = 2 ] && grep -q "expert-cache 'lots'" "$out" && ok "bad size refused" || bad "bad size"
-$Q -m tests/data/tiny -p hi --expert-cache 12 >"$out" 2>&1
+$Q -m share/tiny -p hi --expert-cache 12 >"$out" 2>&1
 [ $? = 2 ] && ok "size without unit refused" || bad "size without unit"
-$Q bench -m tests/data/tiny --expert-cache -1G >"$out" 2>&1
+$Q bench -m share/tiny --expert-cache -1G >"$out" 2>&1
 [ $? = 2 ] && ok "bench: negative size refused" || bad "bench negative size"
 
 # The same answer with the experts read through a small cache.
-a=$($Q -m tests/data/tiny -p "Hello there" --seed 7 --max-tokens 24 -q --thinking --expert-cache off 2>&1)
-b=$($Q -m tests/data/tiny -p "Hello there" --seed 7 --max-tokens 24 -q --thinking --expert-cache 600K 2>&1)
+a=$($Q -m share/tiny -p "Hello there" --seed 7 --max-tokens 24 -q --thinking --expert-cache off 2>&1)
+b=$($Q -m share/tiny -p "Hello there" --seed 7 --max-tokens 24 -q --thinking --expert-cache 600K 2>&1)
 if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "same reply with a 600K cache"; else
 	echo "off:   $a" >"$out"; echo "cache: $b" >>"$out"; bad "reply differs with the cache"; fi
 
 # A cache too small for two experts: a clear error, not a crash.
-$Q -m tests/data/tiny -p hi --max-tokens 2 -q --expert-cache 1K >"$out" 2>&1
+$Q -m share/tiny -p hi --max-tokens 2 -q --expert-cache 1K >"$out" 2>&1
 [ $? = 1 ] && grep -q "fewer than two experts" "$out" && ok "too small refused" \
 	|| bad "too small"
 
@@ -53,7 +53,7 @@ share() { # dir -> percent of choices to the most chosen tenth
 }
 for s in 0 1.5; do
 	if ! $Q mkmodel -o "$tmp/s$s" --experts 64 --layers 4 --hidden 256 --vocab 2048 \
-		--router-skew $s --tokenizer tests/data/tiny >"$out" 2>&1; then
+		--router-skew $s --tokenizer share/tiny >"$out" 2>&1; then
 		bad "mkmodel --router-skew $s"
 	fi
 done

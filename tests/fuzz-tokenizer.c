@@ -1,7 +1,7 @@
 /*
  * fuzz-tokenizer.c - libFuzzer harness for the tokenizer.  The input is
  * encoded as text with the tiny fixture's tokenizer (loaded once, from
- * tests/data/tiny relative to the repository root, where fuzz runs) and the
+ * share/tiny relative to the repository root, where fuzz runs) and the
  * ids are decoded back token by token: every chunk must be valid UTF-8 and,
  * for valid UTF-8 input, the whole must be the NFC form of the input.  Then
  * the same bytes are loaded as a tokenizer.json; one that loads encodes a
@@ -123,7 +123,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *cause = NULL;
 
-	if (tiny == NULL && (tiny = tokenizer_load("tests/data/tiny", &cause)) == NULL) {
+	if (tiny == NULL && (tiny = tokenizer_load("share/tiny", &cause)) == NULL) {
 		fprintf(stderr, "fuzz-tokenizer: %s (run from the repository root)\n", cause);
 		abort();
 	}

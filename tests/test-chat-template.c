@@ -21,8 +21,8 @@
 
 #define CASES  "tests/data/chat-template/cases.json"
 #define JINJA  "tests/data/chat-template/qwen3-thinking.jinja"
-#define GOLDEN "tests/data/tiny/golden.json"
-#define TOKCFG "tests/data/tiny/tokenizer_config.json"
+#define GOLDEN "share/tiny/golden.json"
+#define TOKCFG "share/tiny/tokenizer_config.json"
 
 #define GEN "<|im_start|>assistant\n<think>\n"
 

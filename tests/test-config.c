@@ -140,7 +140,7 @@ test_tiny(void)
 	char *cause = NULL;
 	static const bool full[4] = { false, false, false, true };
 
-	T_EQ_INT(config_load(&c, "tests/data/tiny", &cause), 0);
+	T_EQ_INT(config_load(&c, "share/tiny", &cause), 0);
 	if (cause != NULL) {
 		fprintf(stderr, "  %s\n", cause);
 		free(cause);

@@ -134,8 +134,7 @@ static void
 push_load(void)
 {
 	struct msg m = { .type = MSG_LOAD,
-			 .u.load = {
-				 .dir = xstrdup("tests/data/tiny"), .n_ctx = 1024, .threads = 2 } };
+			 .u.load = { .dir = xstrdup("share/tiny"), .n_ctx = 1024, .threads = 2 } };
 
 	queue_push(in, &m);
 }
@@ -230,7 +229,7 @@ main(void)
 		T_ASSERT(l.n_progress >= 3);
 		T_ASSERT(l.first_opening);
 		T_ASSERT(!l.bad);
-		T_ASSERT(l.b == model_files_bytes("tests/data/tiny") && l.b > 1000000);
+		T_ASSERT(l.b == model_files_bytes("share/tiny") && l.b > 1000000);
 		T_ASSERT(l.done && !l.paused);
 	}
 

@@ -179,7 +179,7 @@ int
 main(void)
 {
 	char *cause = NULL;
-	struct model *m = model_open("tests/data/tiny", &cause);
+	struct model *m = model_open("share/tiny", &cause);
 	struct ctx_opts o = { .n_ctx = 64, .n_batch = 8, .n_threads = 2 };
 	struct ctx *c;
 	int32_t ids[40];

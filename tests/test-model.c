@@ -22,7 +22,7 @@
 #include "t.h"
 #include "util.h"
 
-#define TINY   "tests/data/tiny"
+#define TINY   "share/tiny"
 #define SHARD1 "model-00001-of-00002.safetensors"
 
 static char tmpdir[64];

@@ -5,8 +5,8 @@
  * principles, from their config.json and the AutoRound GPTQ format (written
  * out below), not with the code under test: per module group, the weights
  * read per decoded token, KV cache, DeltaNet state; the mapped bytes from
- * stat(2) of the shards.  The context's total is checked against forward.c's
- * own accounting (ctx_bytes of a real context).  The fit decision and the
+ * stat(2) of the shards.  The context's total is forward.c's ctx_plan,
+ * checked against the accounting of a real context (ctx_bytes).  The fit decision and the
  * speed predictions run on hand-made facts and an injected /proc/meminfo.
  * hw.json round-trips through a temporary XDG_CACHE_HOME, and the JSON
  * outputs parse.
@@ -87,7 +87,7 @@ expect_tiny(struct expect *e)
 	const uint64_t expert = gptq(d, 128, 4, gs) * 2 + gptq(128, d, 4, gs); /* gate, up, down */
 
 	memset(e, 0, sizeof(*e));
-	e->dir = "tests/data/tiny";
+	e->dir = "share/tiny";
 	e->groups[PLAN_EMBED] = gptq(d, V, 8, gs);
 	e->groups_decode[PLAN_EMBED] = e->groups[PLAN_EMBED] / V; /* one row */
 	e->groups[PLAN_LM_HEAD] = e->groups_decode[PLAN_LM_HEAD] = bf16(d, V);
@@ -179,6 +179,7 @@ static void
 test_model(const struct expect *e, uint64_t qact_total)
 {
 	struct plan_model pm;
+	struct ctx_plan cp;
 	struct model *m;
 	struct ctx *c;
 	struct ctx_opts co = { .n_ctx = 512, .n_batch = PLAN_N_BATCH, .n_threads = 2 };
@@ -207,16 +208,27 @@ test_model(const struct expect *e, uint64_t qact_total)
 	T_EQ_INT(pm.snapshot_bytes, e->state); /* ctx_save keeps one full copy */
 	T_EQ_INT(pm.ctx_bytes, pm.kv_bytes + pm.state_bytes + pm.snapshot_bytes + pm.scratch_bytes);
 
-	/* forward.c's own count of a real context, plus the activation buffers it does
-	 * not count, must match the plan to within the per-layer state structs. */
+	/* ctx_plan counts what ctx_new allocates: the buffers ctx_bytes() counts, exactly,
+	 * and the activation buffers apart; plan reports the same total. */
+	ctx_plan(m, &co, &cp);
+	T_EQ_INT(cp.qact, qact_total);
+	T_EQ_INT(cp.total, pm.ctx_bytes);
+	T_EQ_INT(cp.kv + cp.state + cp.snapshot + cp.scratch + cp.qact, cp.total);
+	T_EQ_INT(cp.n_ctx, 512);
+	T_EQ_INT(cp.n_batch, PLAN_N_BATCH);
+	T_EQ_INT(cp.n_threads, 2);
 	if ((c = ctx_new(m, &co, &cause)) != NULL) {
-		int64_t diff = (int64_t)pm.ctx_bytes - (int64_t)(ctx_bytes(c) + qact_total);
-
-		T_ASSERT(diff <= 0 && diff > -(int64_t)(m->cfg.n_layers * 64));
-		if (!(diff <= 0 && diff > -(int64_t)(m->cfg.n_layers * 64)))
-			fprintf(stderr, "%s: plan %llu, ctx_bytes %llu + qact %llu\n", e->dir,
-				(unsigned long long)pm.ctx_bytes, (unsigned long long)ctx_bytes(c),
-				(unsigned long long)qact_total);
+		T_EQ_INT(ctx_bytes(c) + cp.qact, cp.total);
+		ctx_free(c);
+	} else {
+		T_ASSERT(0);
+	}
+	/* The float32 path keeps keys and values in float32: twice the KV cache. */
+	co.f32 = true;
+	ctx_plan(m, &co, &cp);
+	T_EQ_INT(cp.kv, 2 * pm.kv_bytes);
+	if ((c = ctx_new(m, &co, &cause)) != NULL) {
+		T_EQ_INT(ctx_bytes(c) + cp.qact, cp.total);
 		ctx_free(c);
 	} else {
 		T_ASSERT(0);
@@ -348,23 +360,23 @@ test_compute(void)
 static void
 test_cpuinfo(void)
 {
-	struct benchhw_cpu c;
+	struct hwinfo_cpu c;
 
-	benchhw_parse_cpuinfo("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
-			      "model name\t: AMD EPYC 9R14 96-Core Processor\n"
-			      "flags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni fma "
-			      "avx512vlx f16c avx512bw\n"
-			      "processor\t: 1\nmodel name\t: other\n",
-			      &c);
+	hwinfo_parse_cpuinfo("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+			     "model name\t: AMD EPYC 9R14 96-Core Processor\n"
+			     "flags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni fma "
+			     "avx512vlx f16c avx512bw\n"
+			     "processor\t: 1\nmodel name\t: other\n",
+			     &c);
 	T_EQ_INT(strcmp(c.name, "AMD EPYC 9R14 96-Core Processor"), 0);
 	/* Whole words only (avx512vlx is not avx512vl), in qnext's order. */
 	T_EQ_INT(strcmp(c.features, "avx2 fma f16c avx512f avx512bw avx512_vnni"), 0);
-	benchhw_parse_cpuinfo("", &c);
+	hwinfo_parse_cpuinfo("", &c);
 	T_EQ_INT(strcmp(c.name, "unknown"), 0);
 	T_EQ_INT(strcmp(c.features, ""), 0);
-	benchhw_parse_cpuinfo("flags: amx_tile amx_int8 avx_vnni", &c);
+	hwinfo_parse_cpuinfo("flags: amx_tile amx_int8 avx_vnni", &c);
 	T_EQ_INT(strcmp(c.features, "avx_vnni amx_tile amx_int8"), 0);
-	benchhw_cpu(&c);
+	hwinfo_cpu(&c);
 	T_ASSERT(c.n_cores >= 1 && c.n_cpus >= c.n_cores && c.kernels[0] != '\0');
 }
 
@@ -372,17 +384,17 @@ static void
 test_hw_json(void)
 {
 	char dir[] = "/tmp/test-plan-XXXXXX", *path, *cause = NULL, *s, *row;
-	struct benchhw_result r = { 0 }, back;
+	struct hwinfo r = { 0 }, back;
 	struct plan_machine mc;
 	json_t *j;
 	FILE *f;
 
 	T_ASSERT(mkdtemp(dir) != NULL);
 	setenv("XDG_CACHE_HOME", dir, 1);
-	path = benchhw_cache_path();
+	path = hwinfo_cache_path();
 	T_ASSERT(path != NULL && strncmp(path, dir, strlen(dir)) == 0);
 	T_STR_CONTAINS(path, "/qnext/hw.json");
-	T_EQ_INT(benchhw_load(&back, &cause), -1); /* nothing measured yet */
+	T_EQ_INT(hwinfo_load(&back, &cause), -1); /* nothing measured yet */
 	T_ASSERT(cause != NULL);
 
 	snprintf(r.cpu.name, sizeof(r.cpu.name), "Test \"CPU\" | 9000");
@@ -400,9 +412,9 @@ test_hw_json(void)
 	r.disk.gbs = 3.125;
 	r.disk.direct = true;
 	r.when = 1790000000;
-	T_EQ_INT(benchhw_save(&r, &cause), 0);
+	T_EQ_INT(hwinfo_save(&r, &cause), 0);
 	T_ASSERT(access(path, R_OK) == 0);
-	T_EQ_INT(benchhw_load(&back, &cause), 0);
+	T_EQ_INT(hwinfo_load(&back, &cause), 0);
 	T_EQ_INT(strcmp(back.cpu.name, r.cpu.name), 0);
 	T_EQ_INT(strcmp(back.cpu.features, r.cpu.features), 0);
 	T_EQ_INT(strcmp(back.cpu.kernels, "avx2"), 0);
@@ -426,7 +438,7 @@ test_hw_json(void)
 	T_ASSERT(mc.mem_total > 0 && mc.cpu.n_cores >= 1);
 
 	/* The JSON form parses and carries the figures. */
-	s = benchhw_json(&r);
+	s = hwinfo_json(&r);
 	j = json_loads(s, 0, NULL);
 	T_ASSERT(j != NULL);
 	T_NEAR(json_number_value(json_object_get(j, "read_gbs_all")), 67.5, 0);
@@ -451,19 +463,19 @@ test_hw_json(void)
 	T_ASSERT(f != NULL);
 	fputs("{\"version\": 1, \"read_gbs_all\": \"fast\"", f);
 	fclose(f);
-	T_EQ_INT(benchhw_load(&back, &cause), -1);
+	T_EQ_INT(hwinfo_load(&back, &cause), -1);
 	plan_machine_probe(NULL, &mc);
 	T_ASSERT(!mc.measured);
 	f = fopen(path, "w");
 	fputs("[1, 2]", f);
 	fclose(f);
-	T_EQ_INT(benchhw_load(&back, &cause), -1);
+	T_EQ_INT(hwinfo_load(&back, &cause), -1);
 
 	/* A relative XDG_CACHE_HOME is ignored (XDG spec): HOME is used. */
 	setenv("XDG_CACHE_HOME", "relative", 1);
 	setenv("HOME", "/home/u", 1);
 	free(path);
-	path = benchhw_cache_path();
+	path = hwinfo_cache_path();
 	T_EQ_INT(strcmp(path, "/home/u/.cache/qnext/hw.json"), 0);
 
 	s = xasprintf("%s/qnext/hw.json", dir);
@@ -488,7 +500,7 @@ test_plan_json(void)
 	size_t len = 0;
 	FILE *f;
 
-	if ((m = model_open("tests/data/tiny", &cause)) == NULL) {
+	if ((m = model_open("share/tiny", &cause)) == NULL) {
 		T_ASSERT(0);
 		free(cause);
 		return;
@@ -496,7 +508,7 @@ test_plan_json(void)
 	T_EQ_INT(plan_model_init(&pm, m, 4096, 2, &cause), 0);
 	mc.mem_total = mc.mem_available = 1ull << 20; /* 1 MiB: does not fit */
 	plan_compute(&pm, &mc, &r);
-	s = plan_json("tests/data/tiny", &pm, &mc, &r);
+	s = plan_json("share/tiny", &pm, &mc, &r);
 	j = json_loads(s, 0, NULL);
 	T_ASSERT(j != NULL);
 	T_EQ_INT(json_integer_value(json_object_get(j, "decode_bytes")), 2494726);
@@ -517,7 +529,7 @@ test_plan_json(void)
 
 	/* The text names the verdict, the swap advice and the missing measurement. */
 	f = open_memstream(&text, &len);
-	plan_write(f, "tests/data/tiny", &pm, &mc, &r);
+	plan_write(f, "share/tiny", &pm, &mc, &r);
 	fclose(f);
 	T_STR_CONTAINS(text, "no swap setup is needed");
 	T_STR_CONTAINS(text, "not measured: run qnext bench-hw");
@@ -531,10 +543,10 @@ test_plan_json(void)
 static void
 test_measure(void)
 {
-	struct benchhw_disk d;
+	struct hwinfo_disk d;
 	struct stat st;
 	char *cause = NULL;
-	const char *shard = "tests/data/tiny/model-00001-of-00002.safetensors";
+	const char *shard = "share/tiny/model-00001-of-00002.safetensors";
 
 	/* Small buffer: the machinery, not the figure. */
 	T_ASSERT(benchhw_stream_read((size_t)16 << 20, 2, 3) > 0);

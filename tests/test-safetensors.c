@@ -120,7 +120,7 @@ static void
 test_tiny(void)
 {
 	char *cause = NULL;
-	struct st_set *s = st_open_dir("tests/data/tiny", &cause);
+	struct st_set *s = st_open_dir("share/tiny", &cause);
 
 	T_ASSERT(s != NULL);
 	if (s == NULL) {
@@ -130,7 +130,7 @@ test_tiny(void)
 	}
 	T_EQ_INT(st_count(s), 680);
 	T_EQ_INT(st_shard_count(s), 2);
-	T_STR_CONTAINS(st_shard_path(s, 0), "tests/data/tiny/model-00001-of-00002.safetensors");
+	T_STR_CONTAINS(st_shard_path(s, 0), "share/tiny/model-00001-of-00002.safetensors");
 	T_ASSERT(st_shard_path(s, 2) == NULL);
 	T_EQ_INT(st_total_bytes(s), 5242224); /* the index's metadata.total_size */
 	check_tensor(s, "model.layers.0.linear_attn.in_proj_qkvz.qweight", ST_I32, 2, 64, 384,
@@ -176,7 +176,7 @@ static void
 test_golden(void)
 {
 	char *cause = NULL;
-	struct st_set *s = st_open_file("tests/data/tiny/golden.safetensors", &cause);
+	struct st_set *s = st_open_file("share/tiny/golden.safetensors", &cause);
 	const struct st_tensor *t;
 	float f;
 

@@ -211,7 +211,7 @@ test_gen_config(void)
 	char dir[] = "/tmp/qnext-gen-XXXXXX", path[64];
 	FILE *f;
 
-	T_EQ_INT(gen_config_load(&g, "tests/data/tiny", &cause), 0);
+	T_EQ_INT(gen_config_load(&g, "share/tiny", &cause), 0);
 	T_EQ_INT(g.n_eos, 2);
 	T_EQ_INT(g.eos[0], 958);
 	T_EQ_INT(g.eos[1], 956);

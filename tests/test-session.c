@@ -27,7 +27,7 @@
 #include "tokenizer.h"
 #include "util.h"
 
-#define TINY "tests/data/tiny"
+#define TINY "share/tiny"
 
 static struct chat_msg msgs[8];
 static size_t n_msgs;

@@ -21,7 +21,8 @@
 #include "tokenizer.h"
 #include "util.h"
 
-#define QWEN_DIR "tests/data/qwen3-tokenizer"
+#define QWEN_DIR   "share/qwen3-tokenizer"
+#define QWEN_CASES "tests/data/qwen3-tokenizer/cases.json"
 
 static bool
 ids_equal(const int32_t *a, size_t na, const int32_t *b, size_t nb)
@@ -112,7 +113,7 @@ static void
 test_cases(const struct tokenizer *t)
 {
 	json_error_t err;
-	json_t *root = json_load_file(QWEN_DIR "/cases.json", 0, &err), *c, *v;
+	json_t *root = json_load_file(QWEN_CASES, 0, &err), *c, *v;
 	size_t i, j, n, bad = 0, bad_rt = 0;
 	int32_t *want, *ids;
 	const char *text;
@@ -586,7 +587,7 @@ main(void)
 	test_decode_ids(t);
 	test_words(t);
 	tokenizer_free(t);
-	test_golden("tests/data/tiny");
+	test_golden("share/tiny");
 	test_golden("tests/data/small");
 	test_mini();
 	test_errors();

@@ -124,7 +124,7 @@ static void
 replacement(void)
 {
 	char *cause = NULL;
-	struct model *m = model_open("tests/data/tiny", &cause);
+	struct model *m = model_open("share/tiny", &cause);
 	struct xcache_opts o = { .budget = 4 * ((xcache_expert_bytes(m) + 4095) / 4096 * 4096) };
 	struct xcache *xc = xcache_new(m, &o, &cause);
 	struct xcache_stats s;
@@ -205,7 +205,7 @@ read_errors(void)
 	int32_t ids[4] = { 1, 2, 3, 4 };
 
 	T_ASSERT(mkdtemp(dir) != NULL);
-	cmd = xasprintf("cp tests/data/tiny/* %s/", dir);
+	cmd = xasprintf("cp share/tiny/* %s/", dir);
 	T_EQ_INT(system(cmd), 0);
 	free(cmd);
 	m = model_open(dir, &cause);
@@ -291,8 +291,8 @@ int
 main(void)
 {
 	budget_and_parse();
-	same_logits("tests/data/tiny", false);
-	same_logits("tests/data/tiny", true);
+	same_logits("share/tiny", false);
+	same_logits("share/tiny", true);
 	same_logits("tests/data/small", false);
 	replacement();
 	read_errors();

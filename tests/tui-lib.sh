@@ -79,7 +79,7 @@ quit_ok() { # name
 
 # A copy of the tiny model that never emits its end token, for stopping.
 mkdir "$tmp/endless"
-cp tests/data/tiny/* "$tmp/endless/"
+cp share/tiny/* "$tmp/endless/"
 printf '{"eos_token_id": [100000], "temperature": 0.6, "top_k": 20, "top_p": 0.95}' \
 	>"$tmp/endless/generation_config.json"
 

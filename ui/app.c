@@ -1,7 +1,7 @@
 /*
  * app.c - the full-screen chat: start and end, the UI thread's event loop,
  * the engine's messages and the signals.  What the user does is elsewhere:
- * keys.c (the keyboard), prompt.c (the input line), slash.c (what a line
+ * keys.c (the keyboard), inputline.c (the input line), slash.c (what a line
  * does), chat.c (turns and conversations); ui-int.h says who calls whom.
  *
  * DESIGN (docs/ui.md "Event loop"): the UI thread poll(2)s stdin, the engine queue's
@@ -397,7 +397,7 @@ shutdown_app(struct app *a)
 	screen_draw(a);
 	queue_push(a->to_engine, &m);
 	engine_join(a->engine);
-	prompt_end(a);
+	inputline_end(a);
 	fputs("\033[?2004l", stdout);
 	fflush(stdout);
 	screen_end();
@@ -468,7 +468,7 @@ app_run(const struct app_opts *o)
 	screen_set_overlay(a, browser_draw, a->br);
 	fatal_signals_init();
 	screen_resize(a);
-	prompt_init(a, slash_line, keys_init);
+	inputline_init(a, slash_line, keys_init);
 	fputs("\033[?2004h", stdout); /* bracketed paste: readline's own prep is off */
 	fflush(stdout);
 	history_open(a);

@@ -1,119 +1,40 @@
 /*
- * cli.c - line-mode front ends (see cli.h).
+ * cli.c - the chat started from the command line (see cli.h): the
+ * full-screen one (app.c) or, with --plain or without a terminal, the
+ * line-mode chat on readline, which runs prompt.h's reply turn after turn;
+ * Ctrl-C stops the current answer.  `qnext [options]` starts here too and
+ * hands a question (-p, --messages, or stdin that is not a terminal) to
+ * tools/prompt.c.
  *
- * `qnext -p QUESTION` renders the chat template, prefills, and streams the
- * answer to stdout as it is generated; the reasoning goes to stderr (dim on
- * a terminal) with --thinking and is hidden otherwise, when a live status
- * line on a terminal's stderr counts the tokens spent reasoning; a stats line
- * ends the run on stderr unless -q.  `qnext chat --plain` is the same loop on
- * readline, turn after turn; Ctrl-C stops the current answer.
- *
- * It lives in ui/ because it drives readline.  In these line modes there is
- * no UI thread to keep responsive, so the engine runs on the main thread and
- * Ctrl-C is a flag polled between tokens.
+ * It lives in ui/ because it drives readline.  In line mode there is no UI
+ * thread to keep responsive, so the engine runs on the main thread.
  *
  * Exit status: 0 success, 1 runtime error, 2 usage error.
  * Main thread only.
  */
 #include "cli.h"
 
-#include <errno.h>
-#include <getopt.h>
-#include <math.h>
-#include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <readline/history.h>
 #include <readline/readline.h>
 
 #include "app.h"
 #include "chat-template.h"
 #include "paths.h"
-#include "plan.h"
+#include "prompt.h"
 #include "sampler.h"
 #include "session.h"
-#include "store.h"
-#include "tokenizer.h"
-#include "util.h"
-#include "xcache.h"
-
-struct cli_opts {
-	const char *model, *prompt, *system, *messages;
-	int threads, n_ctx, max_tokens;
-	bool thinking, quiet, f32, plain, dry_run;
-	/* Sampling overrides; NAN / -1 = keep the model's default. */
-	float temp, top_p, min_p, presence, repeat;
-	int top_k;
-	uint64_t seed;         /* SAMPLER_SEED_RANDOM: a fresh one per reply */
-	uint64_t expert_cache; /* --expert-cache: XCACHE_AUTO, 0 = off, or bytes */
-};
-
-/* GLOBAL: set by the SIGINT handler, read between tokens (line modes only). */
-static volatile sig_atomic_t interrupted;
-
-void
-cli_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: qnext [-m DIR] [-p PROMPT | -p -] [--system TEXT] [--messages FILE]\n"
-		"             [--temp X] [--top-k N] [--top-p X] [--min-p X] [--presence-penalty "
-		"X]\n"
-		"             [--repeat-penalty X] [--seed N] [--max-tokens N] [--ctx N]\n"
-		"             [--threads N] [--thinking] [-q] [--f32] [--dry-run]\n"
-		"             [--expert-cache auto|off|SIZE]\n"
-		"       qnext chat [--plain] [-m DIR] [options as above]\n"
-		"       qnext list\n"
-		"       qnext export ID [--format md|json] [-o FILE]\n"
-		"       qnext tokenize [-m DIR] < text\n"
-		"       qnext render [-m DIR] < conversation.json\n"
-		"       qnext which-model [-m DIR]\n"
-		"       qnext cache list | clear | verify\n"
-		"       qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
-		"                    [--min-top1 F] [--threads N] [--isa TIER]\n"
-		"       qnext verify --model DIR --self [--tokens N] [--f32] [--tol X]\n"
-		"       qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
-		"[--f32]\n"
-		"                    [--json]\n"
-		"       qnext plan [-m DIR] [--ctx N] [--json]\n"
-		"       qnext bench-hw [-m DIR] [--json | --markdown] [--threads N]\n"
-		"                    [--measured X]\n"
-		"       qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] [--vocab N]\n"
-		"                    [--shard-gb X] [--seed N] [--tokenizer DIR] [--force]\n"
-		"       qnext mkmodel -o DIR --tiny [--shard-gb X] [--force]\n"
-		"       qnext check [-m DIR] [--write] [--threads N] [-q]\n"
-		"       qnext dequant -m DIR -o DIR [--dtype bf16|f16|f32] [--shard-gb X]\n"
-		"                    [--force]\n"
-		"       qnext --version | --help\n");
-}
-
-/*
- * Each subcommand's --help describes its own options; a usage error prints
- * the same text on stderr.
- */
-typedef void usage_fn(FILE *);
-
-/* After getopt: 2 with the usage on stderr when arguments are left over, else 0. */
-static int
-no_operands(int argc, char **argv, usage_fn *usage)
-{
-	if (optind == argc)
-		return 0;
-	fprintf(stderr, "qnext: unexpected argument '%s'\n", argv[optind]);
-	usage(stderr);
-	return 2;
-}
+#include "subcmd.h"
 
 static void
 chat_usage(FILE *f)
 {
+	subcmd_usage(f, "chat");
 	fprintf(f,
-		"usage: qnext chat [--plain] [-m DIR] [options]\n"
 		"The full-screen chat; --plain, or input or output that is not a terminal,\n"
 		"gives the line-mode chat on readline (Ctrl-C stops an answer, /quit leaves).\n"
 		"  -m, --model DIR       model directory (else $QNEXT_MODEL, then the HF cache)\n"
@@ -133,639 +54,18 @@ chat_usage(FILE *f)
 		"                        (default) sizes it from free memory, only when needed\n");
 }
 
-static void
-export_usage(FILE *f)
-{
-	fprintf(f, "usage: qnext export ID [--format md|json] [-o FILE]\n"
-		   "Print saved conversation ID (`qnext list` shows the IDs).\n"
-		   "  -f, --format md|json  Markdown (default) or JSON\n"
-		   "  -o, --output FILE     write to FILE instead of standard output\n");
-}
-
-static void
-tokenize_usage(FILE *f)
-{
-	fprintf(f, "usage: qnext tokenize [-m DIR] < text\n"
-		   "Print the token ids of the text on standard input as a JSON array.\n"
-		   "  -m, --model DIR  directory with tokenizer.json (default: the model\n"
-		   "                   `qnext which-model` prints)\n");
-}
-
-static void
-render_usage(FILE *f)
-{
-	fprintf(f, "usage: qnext render [-m DIR] < conversation.json\n"
-		   "Read {\"messages\": [...], \"tools\": [...]} on standard input and print the\n"
-		   "prompt the Qwen3 Thinking chat template renders, generation prompt included.\n"
-		   "  -m, --model DIR  accepted and ignored: the template is built in\n");
-}
-
-static void
-which_usage(FILE *f)
-{
-	fprintf(f, "usage: qnext which-model [-m DIR]\n"
-		   "Print the model directory qnext would use: DIR, else $QNEXT_MODEL, else the\n"
-		   "newest Hugging Face cache snapshot; exit 1 saying how to get one if none.\n"
-		   "  -m, --model DIR  check this directory\n");
-}
-
-/* ---- options ------------------------------------------------------------ */
-
 static int
-parse_num(const char *opt, const char *s, double lo, double hi, double *out)
+chat_plain(const struct prompt_opts *o)
 {
-	return arg_double("qnext", opt, s, lo, hi, out);
-}
-
-static int
-parse_xcache(const char *s, uint64_t *out)
-{
-	char *cause = NULL;
-
-	if (xcache_parse(s, out, &cause) == 0)
-		return 0;
-	fprintf(stderr, "qnext: %s\n", cause);
-	free(cause);
-	return -1;
-}
-
-static int
-parse_int(const char *opt, const char *s, long lo, long hi, int *out)
-{
-	return arg_int("qnext", opt, s, lo, hi, out);
-}
-
-/* --seed: -1 (a fresh seed per reply) or a fixed one in [0, SAMPLER_SEED_MAX]. */
-static int
-parse_seed(const char *s, uint64_t *out)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < -1 || v > (long long)SAMPLER_SEED_MAX) {
-		fprintf(stderr,
-			"qnext: --seed: '%s' is not -1 (random) or an integer in [0, %llu]\n", s,
-			(unsigned long long)SAMPLER_SEED_MAX);
-		return -1;
-	}
-	*out = v < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)v;
-	return 0;
-}
-
-enum {
-	OPT_SYSTEM = 256,
-	OPT_MESSAGES,
-	OPT_TEMP,
-	OPT_TOPK,
-	OPT_TOPP,
-	OPT_MINP,
-	OPT_PRESENCE,
-	OPT_REPEAT,
-	OPT_SEED,
-	OPT_THINKING,
-	OPT_F32,
-	OPT_PLAIN,
-	OPT_DRY_RUN,
-	OPT_XCACHE,
-};
-
-static const struct option longopts[] = {
-	{ "model", required_argument, NULL, 'm' },
-	{ "prompt", required_argument, NULL, 'p' },
-	{ "system", required_argument, NULL, OPT_SYSTEM },
-	{ "messages", required_argument, NULL, OPT_MESSAGES },
-	{ "temp", required_argument, NULL, OPT_TEMP },
-	{ "top-k", required_argument, NULL, OPT_TOPK },
-	{ "top-p", required_argument, NULL, OPT_TOPP },
-	{ "min-p", required_argument, NULL, OPT_MINP },
-	{ "presence-penalty", required_argument, NULL, OPT_PRESENCE },
-	{ "repeat-penalty", required_argument, NULL, OPT_REPEAT },
-	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "max-tokens", required_argument, NULL, 'n' },
-	{ "ctx", required_argument, NULL, 'c' },
-	{ "threads", required_argument, NULL, 't' },
-	{ "thinking", no_argument, NULL, OPT_THINKING },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "f32", no_argument, NULL, OPT_F32 },
-	{ "plain", no_argument, NULL, OPT_PLAIN },
-	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-	{ "expert-cache", required_argument, NULL, OPT_XCACHE },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
-};
-
-/* One option into o; 0 ok, -1 bad value, 1 help. */
-static int
-parse_opt(struct cli_opts *o, int ch, const char *arg)
-{
-	double v;
-	int rc = 0;
-
-	switch (ch) {
-	case 'm':
-		o->model = arg;
-		break;
-	case 'p':
-		o->prompt = arg;
-		break;
-	case OPT_SYSTEM:
-		o->system = arg;
-		break;
-	case OPT_MESSAGES:
-		o->messages = arg;
-		break;
-	case OPT_TEMP:
-		rc = parse_num("--temp", arg, 0, 100, &v), o->temp = (float)v;
-		break;
-	case OPT_TOPK:
-		rc = parse_int("--top-k", arg, 0, 1000000000, &o->top_k);
-		break;
-	case OPT_TOPP:
-		rc = parse_num("--top-p", arg, 0, 1, &v), o->top_p = (float)v;
-		break;
-	case OPT_MINP:
-		rc = parse_num("--min-p", arg, 0, 1, &v), o->min_p = (float)v;
-		break;
-	case OPT_PRESENCE:
-		rc = parse_num("--presence-penalty", arg, -10, 10, &v), o->presence = (float)v;
-		break;
-	case OPT_REPEAT:
-		rc = parse_num("--repeat-penalty", arg, 0.01, 10, &v), o->repeat = (float)v;
-		break;
-	case OPT_SEED:
-		rc = parse_seed(arg, &o->seed);
-		break;
-	case 'n':
-		rc = parse_int("--max-tokens", arg, 1, 1000000000, &o->max_tokens);
-		break;
-	case 'c':
-		rc = parse_int("--ctx", arg, 16, 1 << 24, &o->n_ctx);
-		break;
-	case 't':
-		rc = parse_int("--threads", arg, 1, 1024, &o->threads);
-		break;
-	case OPT_THINKING:
-		o->thinking = true;
-		break;
-	case 'q':
-		o->quiet = true;
-		break;
-	case OPT_F32:
-		o->f32 = true;
-		break;
-	case OPT_PLAIN:
-		o->plain = true;
-		break;
-	case OPT_DRY_RUN:
-		o->dry_run = true;
-		break;
-	case OPT_XCACHE:
-		rc = parse_xcache(arg, &o->expert_cache);
-		break;
-	case 'h':
-		return 1;
-	default:
-		return -1;
-	}
-	return rc;
-}
-
-/* Parse argv; returns -1 to exit with status *status after usage() or a message. */
-static int
-parse_args(struct cli_opts *o, int argc, char **argv, usage_fn *usage, int *status)
-{
-	int ch, r;
-
-	memset(o, 0, sizeof(*o));
-	o->temp = o->top_p = o->min_p = o->presence = o->repeat = NAN;
-	o->top_k = -1;
-	o->seed = SAMPLER_SEED_RANDOM;
-	o->max_tokens = 32768;
-	o->expert_cache = XCACHE_AUTO;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:p:n:c:t:qh", longopts, NULL)) != -1) {
-		if ((r = parse_opt(o, ch, optarg)) != 0) {
-			usage(r > 0 ? stdout : stderr);
-			*status = r > 0 ? 0 : 2;
-			return -1;
-		}
-	}
-	if ((*status = no_operands(argc, argv, usage)) != 0)
-		return -1;
-	return 0;
-}
-
-/* Returns the fields set (enum sampler_field). */
-static unsigned
-apply_overrides(const struct cli_opts *o, struct sampler_params *sp)
-{
-	unsigned set = SP_SEED;
-
-	if (!isnan(o->temp))
-		sp->temperature = o->temp, set |= SP_TEMPERATURE;
-	if (o->top_k >= 0)
-		sp->top_k = o->top_k, set |= SP_TOP_K;
-	if (!isnan(o->top_p))
-		sp->top_p = o->top_p, set |= SP_TOP_P;
-	if (!isnan(o->min_p))
-		sp->min_p = o->min_p, set |= SP_MIN_P;
-	if (!isnan(o->presence))
-		sp->presence_penalty = o->presence, set |= SP_PRESENCE;
-	if (!isnan(o->repeat))
-		sp->repetition_penalty = o->repeat, set |= SP_REPEAT;
-	/* Not the model's default: without --seed every reply gets a fresh seed. */
-	sp->seed = o->seed;
-	return set;
-}
-
-/* ---- conversation ------------------------------------------------------- */
-
-/* Messages with owned strings. */
-struct convo {
-	struct chat_msg *m;
-	size_t n, cap;
-};
-
-static void
-convo_add(struct convo *c, const char *role, const char *content)
-{
-	if (c->n == c->cap) {
-		c->cap = c->cap ? 2 * c->cap : 16;
-		c->m = xrealloc(c->m, c->cap * sizeof(*c->m));
-	}
-	memset(&c->m[c->n], 0, sizeof(c->m[0]));
-	c->m[c->n].role = xstrdup(role);
-	c->m[c->n].content = xstrdup(content);
-	c->n++;
-}
-
-static void
-convo_release(struct convo *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free((char *)c->m[i].role);
-		free((char *)c->m[i].content);
-		free((char *)c->m[i].reasoning);
-	}
-	free(c->m);
-	memset(c, 0, sizeof(*c));
-}
-
-/* Load {"messages": [{"role", "content", "reasoning_content"?}...]} from a file. */
-static int
-convo_load(struct convo *c, const char *path, char **cause)
-{
-	json_error_t err;
-	json_t *j = json_load_file(path, 0, &err), *msgs, *m;
-	size_t i;
-
-	if (j == NULL)
-		return cause_set(cause, "%s:%d: %s", path, err.line, err.text);
-	msgs = json_is_array(j) ? j : json_object_get(j, "messages");
-	if (!json_is_array(msgs)) {
-		json_decref(j);
-		return cause_set(cause, "%s: expected {\"messages\": [...]}", path);
-	}
-	json_array_foreach(msgs, i, m)
-	{
-		json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-		json_t *rc = json_object_get(m, "reasoning_content");
-
-		if (!json_is_string(role) ||
-		    (content != NULL && !json_is_string(content) && !json_is_null(content))) {
-			json_decref(j);
-			return cause_set(cause,
-					 "%s: messages[%zu]: needs a string role and content", path,
-					 i);
-		}
-		convo_add(c, json_string_value(role),
-			  json_is_string(content) ? json_string_value(content) : "");
-		if (json_is_string(rc))
-			c->m[c->n - 1].reasoning = xstrdup(json_string_value(rc));
-	}
-	json_decref(j);
-	return 0;
-}
-
-/* ---- streaming output ------------------------------------------------------ */
-
-struct out_state {
-	bool thinking, dim, quiet;
-	bool in_reasoning; /* a dim reasoning span is open on stderr */
-	char last;         /* last answer byte written */
-	char *answer;      /* collected answer (chat history) */
-	size_t n_answer, cap_answer;
-	/*
-	 * The live status line on stderr ("thinking... N tokens, S s"), so a
-	 * terminal is not blank for the minutes the model may reason before it
-	 * answers.  Only on a terminal, without --thinking (the reasoning itself
-	 * shows then) and without -q; erased before the answer is printed.
-	 */
-	bool live;                   /* draw the status line */
-	bool shown;                  /* it is on screen now */
-	bool decoding;               /* the first generated text has arrived */
-	bool drew_thinking;          /* the "thinking" form has been drawn */
-	int n_polls;                 /* polls since the last prefill chunk: once decoding, tokens */
-	int prompt_done;             /* prompt tokens processed, all prefill passes together */
-	int chunk_done, chunk_total; /* the last progress report: done of total in its pass */
-	double t0;                   /* the reply began */
-	double t_decode;             /* the first generated text arrived */
-	double t_drawn;              /* the status line was last drawn */
-};
-
-/*
- * Redraw the status line in place, at most ten times a second; the first
- * "thinking" line at once, to say that the prompt is read.
- */
-static void
-status_tick(struct out_state *o)
-{
-	double now = now_sec();
-
-	if (!o->live || (now - o->t_drawn < 0.1 && !(o->decoding && !o->drew_thinking)))
-		return;
-	o->drew_thinking = o->decoding;
-	if (o->decoding)
-		fprintf(stderr, "\r\033[Kthinking... %d token%s, %.1f s", o->n_polls,
-			o->n_polls == 1 ? "" : "s", now - o->t_decode);
-	else
-		fprintf(stderr, "\r\033[Kreading the prompt... %d token%s, %.1f s", o->prompt_done,
-			o->prompt_done == 1 ? "" : "s", now - o->t0);
-	fflush(stderr);
-	o->shown = true;
-	o->t_drawn = now;
-}
-
-static void
-status_erase(struct out_state *o)
-{
-	if (o->shown) {
-		fputs("\r\033[K", stderr);
-		fflush(stderr);
-		o->shown = false;
-	}
-}
-
-static bool
-on_text(void *arg, enum think_part part, const char *text, size_t len)
-{
-	struct out_state *o = arg;
-
-	if (!o->decoding) {
-		o->decoding = true;
-		o->t_decode = now_sec();
-	}
-	if (part == THINK_REASONING) {
-		if (!o->thinking)
-			return !interrupted;
-		if (o->dim && !o->in_reasoning)
-			fputs("\033[2m", stderr);
-		o->in_reasoning = true;
-		term_write(stderr, text, len);
-		fflush(stderr);
-		return !interrupted;
-	}
-	if (o->live) {
-		status_erase(o);
-		o->live = false;
-	}
-	if (o->in_reasoning) {
-		fputs(o->dim ? "\033[0m\n" : "\n", stderr);
-		fflush(stderr);
-		o->in_reasoning = false;
-	}
-	term_write(stdout, text, len);
-	fflush(stdout);
-	o->last = text[len - 1];
-	if (o->n_answer + len + 1 > o->cap_answer) {
-		o->cap_answer = 2 * (o->n_answer + len + 1);
-		o->answer = xrealloc(o->answer, o->cap_answer);
-	}
-	memcpy(o->answer + o->n_answer, text, len);
-	o->n_answer += len;
-	o->answer[o->n_answer] = '\0';
-	return !interrupted;
-}
-
-/*
- * Called between layers of a prefill chunk and once after each generated
- * token.  Every chunk ends with on_progress, which zeroes the count, so
- * once text arrives the count is the number of tokens generated.
- */
-static bool
-poll_interrupt(void *arg)
-{
-	struct out_state *o = arg;
-
-	o->n_polls++;
-	if (o->decoding)
-		status_tick(o);
-	return interrupted != 0;
-}
-
-static void
-on_progress(void *arg, int done, int total)
-{
-	struct out_state *o = arg;
-
-	/* Each prefill pass (the part kept for reuse, then the rest) counts from 0. */
-	if (o->chunk_done >= o->chunk_total)
-		o->chunk_done = 0;
-	o->prompt_done += done - o->chunk_done;
-	o->chunk_done = done;
-	o->chunk_total = total;
-	o->n_polls = 0;
-	status_tick(o);
-}
-
-static void
-print_stats(const struct gen_stats *st, uint64_t seed)
-{
-	double pp = st->prefill_s > 0 ? (st->prompt_tokens - st->reused_tokens) / st->prefill_s : 0;
-	double tg =
-		st->gen_tokens > 1 && st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0;
-
-	fprintf(stderr,
-		"[prompt %d tokens (%d reused), prefill %.1f tok/s, decode %.1f tok/s (%d tokens), "
-		"first token %.2f s, %s, seed %llu]\n",
-		st->prompt_tokens, st->reused_tokens, pp, tg, st->gen_tokens, st->ttft_s,
-		gen_stop_name(st->stop), (unsigned long long)seed);
-}
-
-/* One reply to the conversation; streams it and appends it to c. */
-static int
-reply(struct session *s, struct convo *c, const struct cli_opts *o, char **cause)
-{
-	struct gen_params gp = { .max_tokens = o->max_tokens,
-				 .poll = poll_interrupt,
-				 .progress = on_progress };
-	const char *term = getenv("TERM");
-	struct out_state os = { .thinking = o->thinking,
-				.dim = isatty(2) && getenv("NO_COLOR") == NULL,
-				.quiet = o->quiet,
-				.last = '\n' };
-	struct gen_stats st;
-	int rc;
-
-	/* A dumb terminal cannot erase a line. */
-	os.live = isatty(2) && !o->thinking && !o->quiet &&
-		  (term == NULL || strcmp(term, "dumb") != 0);
-	os.t0 = os.t_drawn = now_sec();
-
-	gp.sp = session_gen_config(s)->p;
-	apply_overrides(o, &gp.sp);
-	/* Resolved here, per reply, and printed with the stats so it can be reused. */
-	gp.sp.seed = sampler_seed_pick(gp.sp.seed);
-	interrupted = 0;
-	rc = session_reply(s, c->m, c->n, &gp, on_text, &os, &st, cause);
-	status_erase(&os);
-	if (rc != 0) {
-		free(os.answer);
-		return -1;
-	}
-	if (os.in_reasoning)
-		fputs(os.dim ? "\033[0m\n" : "\n", stderr);
-	if (os.last != '\n')
-		putchar('\n');
-	fflush(stdout);
-	if (!o->quiet)
-		print_stats(&st, gp.sp.seed);
-	convo_add(c, "assistant", os.answer != NULL ? os.answer : "");
-	free(os.answer);
-	return 0;
-}
-
-/* ---- modes ------------------------------------------------------------------- */
-
-static void
-on_sigint(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static void
-catch_sigint(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-}
-
-/* Open the session for o->model (or the discovered one); NULL after a message. */
-static struct session *
-open_session(const struct cli_opts *o)
-{
-	struct session_opts so = { .n_ctx = o->n_ctx,
-				   .n_threads = o->threads,
-				   .f32 = o->f32,
-				   .expert_cache = o->expert_cache };
-	struct session *s;
-	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
-
-	if (dir == NULL) {
-		fprintf(stderr, "qnext: %s\n", cause);
-		free(cause);
-		return NULL;
-	}
-	so.dir = dir;
-	if ((s = session_open(&so, &cause)) == NULL)
-		fprintf(stderr, "qnext: %s\n", cause);
-	else if (session_notice(s) != NULL)
-		fprintf(stderr, "qnext: note: %s\n", session_notice(s));
-	free(cause);
-	free(dir);
-	return s;
-}
-
-/*
- * All of stdin (at most READ_MAX_BIG bytes), trailing newlines dropped; NULL
- * after a one-line error.  A NUL byte is refused: the prompt is a C string
- * from here on and would end there without a word.
- */
-static char *
-read_stdin(void)
-{
-	char *cause = NULL, *buf, *nul;
-	size_t len;
-
-	if ((buf = read_fd(STDIN_FILENO, "stdin", READ_MAX_BIG, &len, &cause)) == NULL) {
-		fprintf(stderr, "qnext: %s\n", cause);
-		free(cause);
-		return NULL;
-	}
-	if ((nul = memchr(buf, '\0', len)) != NULL) {
-		fprintf(stderr, "qnext: stdin: the prompt has a NUL byte (at byte %zu)\n",
-			(size_t)(nul - buf));
-		free(buf);
-		return NULL;
-	}
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
-	buf[len] = '\0';
-	return buf;
-}
-
-static bool
-blank(const char *s)
-{
-	return s[strspn(s, " \t\r\n")] == '\0';
-}
-
-static int
-one_shot(const struct cli_opts *o, const char *question)
-{
-	struct convo c = { 0 };
-	struct session *s;
-	char *cause = NULL;
-	int rc = 1;
-
-	if (o->messages != NULL && convo_load(&c, o->messages, &cause) != 0) {
-		fprintf(stderr, "qnext: %s\n", cause);
-		goto out;
-	}
-	if (o->system != NULL && (c.n == 0 || strcmp(c.m[0].role, "system") != 0)) {
-		struct convo tmp = { 0 };
-
-		convo_add(&tmp, "system", o->system);
-		for (size_t i = 0; i < c.n; i++)
-			convo_add(&tmp, c.m[i].role, c.m[i].content);
-		convo_release(&c);
-		c = tmp;
-	}
-	if (question != NULL)
-		convo_add(&c, "user", question);
-	if ((s = open_session(o)) == NULL)
-		goto out;
-	catch_sigint();
-	if (reply(s, &c, o, &cause) != 0)
-		fprintf(stderr, "qnext: %s\n", cause);
-	else
-		rc = 0;
-	session_close(s);
-out:
-	free(cause);
-	convo_release(&c);
-	return rc;
-}
-
-static int
-chat_plain(const struct cli_opts *o)
-{
-	struct convo c = { 0 };
-	struct session *s = open_session(o);
+	struct prompt_convo c = { 0 };
+	struct session *s = prompt_open_session(o);
 	char *line, *cause = NULL;
 
 	if (s == NULL)
 		return 1;
 	if (o->system != NULL)
-		convo_add(&c, "system", o->system);
-	catch_sigint();
+		prompt_convo_add(&c, "system", o->system);
+	prompt_catch_sigint();
 	fprintf(stderr,
 		"qnext: chat with %d-token context; Ctrl-C stops an answer, Ctrl-D or "
 		"/quit leaves\n",
@@ -775,10 +75,10 @@ chat_plain(const struct cli_opts *o)
 			free(line);
 			break;
 		}
-		if (!blank(line)) {
+		if (!prompt_blank(line)) {
 			add_history(line);
-			convo_add(&c, "user", line);
-			if (reply(s, &c, o, &cause) != 0) {
+			prompt_convo_add(&c, "user", line);
+			if (prompt_reply(s, &c, o, &cause) != 0) {
 				fprintf(stderr, "qnext: %s\n", cause);
 				free((char *)c.m[--c.n].role);
 				free((char *)c.m[c.n].content);
@@ -787,14 +87,14 @@ chat_plain(const struct cli_opts *o)
 		free(line);
 	}
 	free(cause);
-	convo_release(&c);
+	prompt_convo_release(&c);
 	session_close(s);
 	return 0;
 }
 
 /* The full-screen chat on the model found for o. */
 static int
-full_screen(const struct cli_opts *o)
+full_screen(const struct prompt_opts *o)
 {
 	struct app_opts ao = { .n_ctx = o->n_ctx,
 			       .threads = o->threads,
@@ -811,312 +111,42 @@ full_screen(const struct cli_opts *o)
 	}
 	ao.model_dir = dir;
 	/* The user's choices only: the engine reads the model's defaults. */
-	ao.params_set = apply_overrides(o, &ao.params.sp);
+	ao.params_set = prompt_apply_overrides(o, &ao.params.sp);
 	ao.params.max_tokens = o->max_tokens;
 	rc = app_run(&ao);
 	free(dir);
 	return rc;
 }
 
+/* `qnext [options]` lists every command: it is where a user starts. */
+static void
+cli_usage(FILE *f)
+{
+	subcmd_usage_all(f);
+}
+
 int
 cli_main(int argc, char **argv)
 {
-	struct cli_opts o;
-	char *question = NULL;
-	int status, rc;
+	struct prompt_opts o;
+	int status;
 
-	if (parse_args(&o, argc, argv, cli_usage, &status) != 0)
+	if (prompt_parse_args(&o, argc, argv, cli_usage, &status) != 0)
 		return status;
-	if (o.dry_run) {
-		char *cause = NULL, *dir = paths_find_model(o.model, &cause);
-
-		status = dir != NULL && plan_print(dir, o.n_ctx, false) == 0 ? 0 : 1;
-		if (dir == NULL)
-			fprintf(stderr, "qnext: %s\n", cause);
-		free(cause);
-		free(dir);
-		return status;
-	}
+	if (o.dry_run)
+		return prompt_dry_run(&o);
 	if (o.prompt == NULL && o.messages == NULL && isatty(0))
 		return o.plain ? chat_plain(&o) : full_screen(&o);
-	if (o.prompt == NULL || strcmp(o.prompt, "-") == 0) {
-		if ((question = read_stdin()) == NULL)
-			return 1;
-	} else {
-		question = xstrdup(o.prompt);
-	}
-	if (blank(question) && o.messages == NULL) {
-		fprintf(stderr, "qnext: the prompt is empty\n");
-		free(question);
-		return 2;
-	}
-	rc = one_shot(&o, blank(question) ? NULL : question);
-	free(question);
-	return rc;
+	return prompt_answer(&o);
 }
 
 int
 cli_chat_main(int argc, char **argv)
 {
-	struct cli_opts o;
+	struct prompt_opts o;
 	int status;
 
-	if (parse_args(&o, argc, argv, chat_usage, &status) != 0)
+	if (prompt_parse_args(&o, argc, argv, chat_usage, &status) != 0)
 		return status;
 	return o.plain || !isatty(0) || !isatty(1) ? chat_plain(&o) : full_screen(&o);
-}
-
-/* `qnext export ID [--format md|json] [-o FILE]`: a saved conversation. */
-int
-cli_export_main(int argc, char **argv)
-{
-	static const struct option eo[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *fmt = "md", *out = NULL;
-	char *path, *cause = NULL, *text = NULL, *end;
-	struct store *s = NULL;
-	const struct store_options ro = { .read_only = true };
-	long long id;
-	int ch, rc = 1;
-
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "f:o:h", eo, NULL)) != -1) {
-		if (ch == 'f')
-			fmt = optarg;
-		else if (ch == 'o')
-			out = optarg;
-		else {
-			export_usage(ch == 'h' ? stdout : stderr);
-			return ch == 'h' ? 0 : 2;
-		}
-	}
-	if (optind != argc - 1 || (id = strtoll(argv[optind], &end, 10)) <= 0 || *end != '\0' ||
-	    (strcmp(fmt, "md") != 0 && strcmp(fmt, "json") != 0)) {
-		fprintf(stderr, "qnext: export needs a conversation id and --format md or json\n");
-		return 2;
-	}
-	path = store_default_path();
-	if (path == NULL)
-		cause = xstrdup("no home directory for the conversation database "
-				"(set HOME or XDG_DATA_HOME)");
-	else if (access(path, F_OK) != 0)
-		cause = xasprintf("no saved conversations (%s does not exist)", path);
-	if (cause != NULL || (s = store_open_with(path, &ro, &cause)) == NULL ||
-	    (text = store_export(s, id, fmt[0] == 'j' ? STORE_JSON : STORE_MARKDOWN, &cause)) ==
-		    NULL)
-		goto done;
-	if (out == NULL)
-		term_write(stdout, text, strlen(text));
-	else if (store_export_file(s, id, fmt[0] == 'j' ? STORE_JSON : STORE_MARKDOWN, out,
-				   &cause) != 0)
-		goto done;
-	rc = 0;
-done:
-	if (cause != NULL)
-		fprintf(stderr, "qnext: %s\n", cause);
-	free(cause);
-	free(text);
-	free(path);
-	store_close(s);
-	return rc;
-}
-
-static void
-list_usage(FILE *f)
-{
-	fprintf(f, "usage: qnext list\n"
-		   "Print the saved conversations, pinned ones first, then the most recently\n"
-		   "active: ID, last activity (local time), messages, title.  `qnext export ID`\n"
-		   "prints one.  The database is $XDG_DATA_HOME/qnext/chats.db.\n");
-}
-
-/* A title on one line: the terminal must not act on its control characters. */
-static void
-put_title(const char *t)
-{
-	for (; *t != '\0'; t++)
-		putchar((unsigned char)*t < 0x20 || *t == 0x7f ? ' ' : *t);
-	putchar('\n');
-}
-
-static void
-print_conv_list(const struct store_conv_item *it, size_t n)
-{
-	char when[32], digits[32];
-	int w = 2;
-
-	for (size_t i = 0; i < n; i++)
-		w = MAX(w, snprintf(digits, sizeof(digits), "%lld", (long long)it[i].id));
-	printf("%*s  %-16s  %5s  %s\n", w, "ID", "UPDATED", "MSGS", "TITLE");
-	for (size_t i = 0; i < n; i++) {
-		time_t t = (time_t)(it[i].updated_at / 1000);
-		struct tm tm;
-
-		if (localtime_r(&t, &tm) == NULL ||
-		    strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm) == 0)
-			snprintf(when, sizeof(when), "?");
-		printf("%*lld  %-16s  %5lld  ", w, (long long)it[i].id, when,
-		       (long long)it[i].n_messages);
-		put_title(it[i].title);
-	}
-}
-
-/* `qnext list`: the saved conversations, so `qnext export ID` can be used. */
-int
-cli_list_main(int argc, char **argv)
-{
-	static const struct option lo[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct store_conv_item *items = NULL;
-	struct store *s = NULL;
-	const struct store_options ro = { .read_only = true };
-	char *path, *cause = NULL;
-	size_t n = 0;
-	int ch, rc = 1;
-
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		list_usage(ch == 'h' ? stdout : stderr);
-		return ch == 'h' ? 0 : 2;
-	}
-	if (no_operands(argc, argv, list_usage) != 0)
-		return 2;
-	if ((path = store_default_path()) == NULL) {
-		fprintf(stderr, "qnext: no home directory for the conversation database "
-				"(set HOME or XDG_DATA_HOME)\n");
-		return 1;
-	}
-	/* Listing must not create the database (store_open would). */
-	if (access(path, F_OK) != 0) {
-		fprintf(stderr, "qnext: no saved conversations (%s does not exist)\n", path);
-		free(path);
-		return 0;
-	}
-	if ((s = store_open_with(path, &ro, &cause)) == NULL ||
-	    store_conv_list(s, &items, &n, &cause) != 0)
-		goto done;
-	if (n == 0)
-		fprintf(stderr, "qnext: no saved conversations in %s\n", path);
-	else
-		print_conv_list(items, n);
-	rc = 0;
-done:
-	if (cause != NULL)
-		fprintf(stderr, "qnext: %s\n", cause);
-	free(cause);
-	free(path);
-	store_conv_list_free(items, n);
-	store_close(s);
-	return rc;
-}
-
-/* -m DIR only; the tokenizer-only commands accept nothing else.  -1: go on. */
-static int
-model_only(int argc, char **argv, usage_fn *usage, const char **model)
-{
-	static const struct option mo[] = {
-		{ "model", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int ch;
-
-	*model = NULL;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:h", mo, NULL)) != -1) {
-		if (ch == 'm')
-			*model = optarg;
-		else {
-			usage(ch == 'h' ? stdout : stderr);
-			return ch == 'h' ? 0 : 2;
-		}
-	}
-	if (no_operands(argc, argv, usage) != 0)
-		return 2;
-	return -1;
-}
-
-int
-cli_tokenize_main(int argc, char **argv)
-{
-	const char *model;
-	char *dir, *cause = NULL, *text;
-	struct tokenizer *t = NULL;
-	int32_t *ids = NULL;
-	size_t n = 0;
-	int rc = model_only(argc, argv, tokenize_usage, &model);
-
-	if (rc >= 0)
-		return rc;
-	rc = 1;
-	if ((dir = paths_find_model(model, &cause)) == NULL ||
-	    (t = tokenizer_load(dir, &cause)) == NULL)
-		goto out;
-	text = read_fd(STDIN_FILENO, "stdin", READ_MAX_BIG, &n, &cause);
-	if (text == NULL || tokenizer_encode(t, text, n, &ids, &n, &cause) != 0) {
-		free(text);
-		goto out;
-	}
-	putchar('[');
-	for (size_t i = 0; i < n; i++)
-		printf("%s%d", i ? ", " : "", ids[i]);
-	puts("]");
-	free(text);
-	rc = 0;
-out:
-	if (cause != NULL)
-		fprintf(stderr, "qnext: %s\n", cause);
-	free(cause);
-	free(ids);
-	free(dir);
-	tokenizer_free(t);
-	return rc;
-}
-
-int
-cli_which_main(int argc, char **argv)
-{
-	const char *model;
-	char *cause = NULL, *dir;
-	int rc = model_only(argc, argv, which_usage, &model);
-
-	if (rc >= 0)
-		return rc;
-	if ((dir = paths_find_model(model, &cause)) == NULL) {
-		fprintf(stderr, "qnext: %s\n", cause);
-		free(cause);
-		return 1;
-	}
-	puts(dir);
-	free(dir);
-	return 0;
-}
-
-int
-cli_render_main(int argc, char **argv)
-{
-	const char *model;
-	char *cause = NULL, *json, *out = NULL;
-	size_t n;
-	int rc = model_only(argc, argv, render_usage, &model);
-
-	if (rc >= 0)
-		return rc;
-	if ((json = read_fd(STDIN_FILENO, "stdin", READ_MAX_BIG, &n, &cause)) == NULL ||
-	    chat_template_render_json(json, n, &out, &cause) != 0) {
-		fprintf(stderr, "qnext: %s\n", cause);
-		free(cause);
-		free(json);
-		return 1;
-	}
-	term_write(stdout, out, strlen(out));
-	free(out);
-	free(json);
-	return 0;
 }

@@ -5,7 +5,7 @@
  * a y/n question) or else to readline, one key at a time.
  *
  * Readline's key functions take no context: they find the app with
- * prompt_app().
+ * inputline_app().
  *
  * UI thread only.
  */
@@ -43,7 +43,7 @@ static int
 key_ctrl_c(int count, int key)
 {
 	(void)count, (void)key;
-	keys_interrupt(prompt_app());
+	keys_interrupt(inputline_app());
 	return 0;
 }
 
@@ -58,19 +58,19 @@ key_newline(int count, int key)
 static int
 key_think(int count, int key)
 {
-	struct entry *e = transcript_last(&prompt_app()->tr, ENTRY_ASSISTANT);
+	struct entry *e = transcript_last(&inputline_app()->tr, ENTRY_ASSISTANT);
 
 	(void)count, (void)key;
 	if (e != NULL)
 		e->think_open = !e->think_open;
-	screen_dirty(prompt_app());
+	screen_dirty(inputline_app());
 	return 0;
 }
 
 static int
 scroll_by(int lines)
 {
-	struct app *a = prompt_app();
+	struct app *a = inputline_app();
 
 	a->tr.scroll = MAX(0, a->tr.scroll + lines);
 	screen_dirty(a);
@@ -81,14 +81,14 @@ static int
 key_pgup(int c, int k)
 {
 	(void)c, (void)k;
-	return scroll_by(MAX(1, screen_rows(prompt_app()) - 6));
+	return scroll_by(MAX(1, screen_rows(inputline_app()) - 6));
 }
 
 static int
 key_pgdn(int c, int k)
 {
 	(void)c, (void)k;
-	return scroll_by(-MAX(1, screen_rows(prompt_app()) - 6));
+	return scroll_by(-MAX(1, screen_rows(inputline_app()) - 6));
 }
 
 static int
@@ -116,8 +116,8 @@ static int
 key_bottom(int c, int k)
 {
 	(void)c, (void)k;
-	prompt_app()->tr.scroll = 0;
-	screen_dirty(prompt_app());
+	inputline_app()->tr.scroll = 0;
+	screen_dirty(inputline_app());
 	return 0;
 }
 
@@ -125,8 +125,8 @@ static int
 key_help(int c, int k)
 {
 	(void)c, (void)k;
-	slash_help(prompt_app(), NULL);
-	screen_dirty(prompt_app());
+	slash_help(inputline_app(), NULL);
+	screen_dirty(inputline_app());
 	return 0;
 }
 
@@ -134,7 +134,7 @@ static int
 key_chats(int c, int k)
 {
 	(void)c, (void)k;
-	browser_open(prompt_app(), NULL);
+	browser_open(inputline_app(), NULL);
 	return 0;
 }
 
@@ -142,7 +142,7 @@ static int
 key_regen(int c, int k)
 {
 	(void)c, (void)k;
-	chat_regen(prompt_app());
+	chat_regen(inputline_app());
 	return 0;
 }
 
@@ -150,7 +150,7 @@ static int
 key_quit(int c, int k)
 {
 	(void)c, (void)k;
-	prompt_app()->quit = true;
+	inputline_app()->quit = true;
 	return 0;
 }
 
@@ -159,7 +159,7 @@ key_redraw(int c, int k)
 {
 	(void)c, (void)k;
 	clearok(curscr, TRUE);
-	screen_draw(prompt_app());
+	screen_draw(inputline_app());
 	return 0;
 }
 
@@ -167,7 +167,7 @@ static int
 key_search(int c, int k)
 {
 	(void)c, (void)k;
-	prompt_ask(prompt_app(), "search: ", NULL, slash_search_line);
+	inputline_ask(inputline_app(), "search: ", NULL, slash_search_line);
 	return 0;
 }
 
@@ -184,14 +184,14 @@ key_editor(int c, int k)
 	if (fd < 0)
 		return 0;
 	if (write(fd, rl_line_buffer, (size_t)rl_end) < 0)
-		ui_status(prompt_app(), true, "cannot write %s", path);
+		ui_status(inputline_app(), true, "cannot write %s", path);
 	close(fd);
 	cmd = xasprintf("%s %s", ed != NULL ? ed : "vi", path);
 	def_prog_mode();
 	fputs("\033[?2004l", stdout);
 	endwin();
 	if (system(cmd) != 0)
-		ui_status(prompt_app(), true, "the editor failed: %s", cmd);
+		ui_status(inputline_app(), true, "the editor failed: %s", cmd);
 	reset_prog_mode();
 	fputs("\033[?2004h", stdout);
 	fflush(stdout);
@@ -205,7 +205,7 @@ key_editor(int c, int k)
 	}
 	unlink(path);
 	free(cmd);
-	screen_dirty(prompt_app());
+	screen_dirty(inputline_app());
 	return 0;
 }
 
@@ -223,7 +223,7 @@ key_suspend(int c, int k)
 	fputs("\033[?2004h", stdout);
 	fflush(stdout);
 	clearok(curscr, TRUE);
-	screen_dirty(prompt_app());
+	screen_dirty(inputline_app());
 	return 0;
 }
 
@@ -235,11 +235,11 @@ key_alt_digit(int c, int k)
 	int idx = k - '1';
 
 	(void)c;
-	if (prompt_app()->store == NULL ||
-	    store_conv_list(prompt_app()->store, &items, &n, NULL) != 0)
+	if (inputline_app()->store == NULL ||
+	    store_conv_list(inputline_app()->store, &items, &n, NULL) != 0)
 		return 0;
 	if (idx >= 0 && (size_t)idx < n)
-		chat_open(prompt_app(), items[idx].id);
+		chat_open(inputline_app(), items[idx].id);
 	store_conv_list_free(items, n);
 	return 0;
 }

@@ -310,7 +310,7 @@ run_command(struct app *a, const struct command *c)
 		if (c->arg != NULL)
 			rename_line(a, c->arg);
 		else
-			prompt_ask(a, "new title: ", current_title(a), rename_line);
+			inputline_ask(a, "new title: ", current_title(a), rename_line);
 		break;
 	case CMD_DELETE:
 		slash_confirm(a, "delete this conversation?", delete_current);
@@ -438,10 +438,10 @@ slash_browser_key(struct app *a, int k)
 		chat_open(a, id);
 		break;
 	case BROWSER_SEARCH:
-		prompt_ask(a, "search chats: ", NULL, browser_search_line);
+		inputline_ask(a, "search chats: ", NULL, browser_search_line);
 		break;
 	case BROWSER_RENAME:
-		prompt_ask(a, "new title: ", title, browser_rename_line);
+		inputline_ask(a, "new title: ", title, browser_rename_line);
 		break;
 	case BROWSER_DELETE:
 		q = xasprintf("delete #%lld \"%s\"?", (long long)id, title);

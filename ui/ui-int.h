@@ -2,11 +2,11 @@
  * ui-int.h - state shared by the full-screen UI's files.  Private to ui/.
  *
  * The files call one another in one direction only, from the top down:
- *   app.c (loop, engine messages, signals) -> keys.c -> slash.c -> prompt.c,
+ *   app.c (loop, engine messages, signals) -> keys.c -> slash.c -> inputline.c,
  *   chat.c -> history.c -> screen.c, browser.c -> transcript.c, wrap.c
  * (slash.c also calls browser.c and chat.c; browser.c calls screen.c for
  * notices).  Where a lower file must reach up, it is handed a callback:
- * prompt.c's line handler (slash_line), screen.c's overlay (browser_draw).
+ * inputline.c's line handler (slash_line), screen.c's overlay (browser_draw).
  *
  * UI thread only: every function declared here touches curses, readline or
  * the store, and asserts it runs on the UI thread.
@@ -208,7 +208,7 @@ struct app {
 	char *kept_line; /* a line Enter could not send, to put back in the input */
 };
 
-/* A handler for one line typed at a prompt (prompt_ask, slash_line). */
+/* A handler for one line typed at a prompt (inputline_ask, slash_line). */
 typedef void app_line_fn(struct app *a, const char *line);
 
 /* ---- history.c: saving to chats.db, and again when it was busy ---------- */
@@ -321,18 +321,18 @@ bool chat_ensure_conv(struct app *a);
 /* A notice that the history was not saved, with cause (freed). */
 void chat_store_warn(struct app *a, char *cause);
 
-/* ---- prompt.c: the input line (readline in callback mode) ---------------- */
+/* ---- inputline.c: the input line (readline in callback mode) ---------------- */
 
 /* Set readline up for a: lines at the chat's prompt go to line; bind_keys binds
  * the application's keys once ~/.inputrc is read. */
-void prompt_init(struct app *a, app_line_fn *line, void (*bind_keys)(void));
+void inputline_init(struct app *a, app_line_fn *line, void (*bind_keys)(void));
 /* Save the input history and remove the line handler. */
-void prompt_end(struct app *a);
+void inputline_end(struct app *a);
 /* Ask for one line at a special prompt, prefilled with initial (may be NULL); fn gets it (not
  * called on Ctrl-D).  fn NULL: back to the chat's prompt. */
-void prompt_ask(struct app *a, const char *prompt, const char *initial, app_line_fn *fn);
+void inputline_ask(struct app *a, const char *prompt, const char *initial, app_line_fn *fn);
 /* The app, for readline's callbacks (they take no argument). */
-struct app *prompt_app(void);
+struct app *inputline_app(void);
 
 /* ---- slash.c: what a typed line does ----------------------------------- */
 

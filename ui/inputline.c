@@ -1,7 +1,7 @@
 /*
- * prompt.c - the input line: readline in callback mode.  The loop hands it
+ * inputline.c - the input line: readline in callback mode.  The loop hands it
  * the bytes read from stdin one key at a time (rl_getc_function); the line
- * it returns goes to a special prompt's handler (prompt_ask: search,
+ * it returns goes to a special prompt's handler (inputline_ask: search,
  * rename...) or to the chat's line handler given at start (slash.c's, a
  * callback so the two files do not call each other); Tab completes slash
  * commands; the input history lives in $XDG_STATE_HOME/qnext/history.
@@ -38,7 +38,7 @@ static app_line_fn *line_action;
 
 /* readline's byte source: the bytes the loop read, else a blocking read. */
 static int
-prompt_getc(FILE *f)
+inputline_getc(FILE *f)
 {
 	struct app *a = rl_app;
 	unsigned char c;
@@ -64,7 +64,7 @@ prompt_getc(FILE *f)
 }
 
 static void
-prompt_redisplay(void)
+inputline_redisplay(void)
 {
 	if (rl_app != NULL && rl_line_buffer != NULL)
 		screen_draw(rl_app);
@@ -72,7 +72,7 @@ prompt_redisplay(void)
 
 /* Switch the input line to prompt p, sending the next line to fn (NULL = chat). */
 void
-prompt_ask(struct app *a, const char *p, const char *initial, app_line_fn *fn)
+inputline_ask(struct app *a, const char *p, const char *initial, app_line_fn *fn)
 {
 	assert_ui();
 	line_action = fn;
@@ -153,7 +153,7 @@ history_file_ok(const char *path)
 }
 
 void
-prompt_init(struct app *a, app_line_fn *line, void (*bind_keys)(void))
+inputline_init(struct app *a, app_line_fn *line, void (*bind_keys)(void))
 {
 	char *hist = state_path("history");
 
@@ -167,8 +167,8 @@ prompt_init(struct app *a, app_line_fn *line, void (*bind_keys)(void))
 	rl_prep_term_function = NULL;
 	rl_deprep_term_function = NULL;
 	rl_outstream = fopen("/dev/null", "w");
-	rl_getc_function = prompt_getc;
-	rl_redisplay_function = prompt_redisplay;
+	rl_getc_function = inputline_getc;
+	rl_redisplay_function = inputline_redisplay;
 	rl_attempted_completion_function = complete;
 	rl_completion_display_matches_hook = show_matches;
 	rl_variable_bind("keyseq-timeout", "50");
@@ -195,7 +195,7 @@ on_line(char *line)
 	app_line_fn *fn = line_action;
 
 	if (fn != NULL) {
-		prompt_ask(a, "> ", NULL, NULL);
+		inputline_ask(a, "> ", NULL, NULL);
 		if (line != NULL)
 			fn(a, line);
 		free(line);
@@ -215,7 +215,7 @@ on_line(char *line)
 
 /* Save the input history and let go of the terminal's line. */
 void
-prompt_end(struct app *a)
+inputline_end(struct app *a)
 {
 	char *hist = state_path("history");
 
@@ -228,7 +228,7 @@ prompt_end(struct app *a)
 }
 
 struct app *
-prompt_app(void)
+inputline_app(void)
 {
 	return rl_app;
 }

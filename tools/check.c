@@ -56,6 +56,7 @@
 #include "paths.h"
 #include "pool.h"
 #include "safetensors.h"
+#include "subcmd.h"
 #include "util.h"
 
 #define INDEX_NAME   "model.safetensors.index.json"
@@ -1229,7 +1230,7 @@ check_free(struct check *c)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext check [-m DIR] [--write] [--threads N] [-q]\n");
+	subcmd_usage(f, "check");
 }
 
 int

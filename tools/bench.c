@@ -28,6 +28,7 @@
 #include "pool.h"
 #include "safetensors.h"
 #include "session.h"
+#include "subcmd.h"
 #include "sysinfo.h"
 #include "util.h"
 #include "xcache.h"
@@ -417,9 +418,7 @@ out:
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext bench -m DIR [--prompt N] [--gen N] [--reps N] [--threads N] "
-		   "[--context N] [--kv-bits 16|32] [--f32] [--json] [--phases]\n"
-		   "       [--expert-cache auto|off|SIZE]\n");
+	subcmd_usage(f, "bench");
 }
 
 int

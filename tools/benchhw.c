@@ -1,17 +1,16 @@
 /*
  * benchhw.c - `qnext bench-hw`: the machine figures decode speed depends on.
  *
- * In order: the CPU (/proc/cpuinfo, sysfs topology, the kernel tier), the
- * memory measurement (a 1 GiB buffer written once, then read by a worker
- * pool with the kernels' dot product, median of 5 passes: one sequential
- * stream per worker, which is how the GEMVs read weights), the disk
+ * In order: the memory measurement (a 1 GiB buffer written once, then read
+ * by a worker pool with the kernels' dot product, median of 5 passes: one
+ * sequential stream per worker, which is how the GEMVs read weights), the disk
  * measurement (O_DIRECT sequential reads into an aligned buffer, so the page
  * cache neither helps nor hides the device; a posix_fadvise fallback where
- * O_DIRECT is refused), hw.json (where the results are remembered for
- * `qnext plan`), the JSON and Markdown forms, and the command itself.
+ * O_DIRECT is refused), the Markdown form, and the command itself.  The CPU
+ * probe and hw.json are hwinfo.c's.
  *
  * CLI main thread; the measurement's worker pool lives only inside
- * benchhw_stream_read().  The parsers and hw.json functions are any thread.
+ * benchhw_stream_read().
  */
 #include "benchhw.h"
 
@@ -36,153 +35,13 @@
 #include "plan.h"
 #include "pool.h"
 #include "safetensors.h"
+#include "subcmd.h"
 #include "sysinfo.h"
 #include "util.h"
 
-#define HW_JSON_VERSION 1
-#define DISK_CHUNK      ((size_t)16 << 20)  /* bytes per read(): big enough to keep a device busy */
-#define DISK_ALIGN      4096                /* O_DIRECT buffer, offset and size alignment */
-#define TMP_FILE_BYTES  ((uint64_t)1 << 30) /* the file written when there is no model */
-
-/* ---- the CPU ------------------------------------------------------------- */
-
-/* The /proc/cpuinfo flags that decide which kernels can run, in print order. */
-static const char *const cpu_flags[] = {
-	"avx2",        "fma",      "f16c",     "avx512f",  "avx512bw", "avx512vl",
-	"avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
-};
-
-/* The value of the line starting with `key` (up to ':'), or NULL; *len (OUT) its length. */
-static const char *
-cpuinfo_value(const char *text, const char *key, size_t *len)
-{
-	size_t klen = strlen(key);
-	const char *p = text, *eol, *colon;
-
-	for (; *p != '\0'; p = eol + 1) {
-		if ((eol = strchr(p, '\n')) == NULL)
-			eol = p + strlen(p) - 1; /* last line: the loop ends after it */
-		if (strncmp(p, key, klen) != 0 ||
-		    (p[klen] != ' ' && p[klen] != '\t' && p[klen] != ':'))
-			continue;
-		if ((colon = strchr(p, ':')) == NULL || colon > eol)
-			continue;
-		for (colon++; *colon == ' ' || *colon == '\t'; colon++)
-			;
-		*len = *eol == '\n' ? (size_t)(eol - colon) : strlen(colon);
-		return colon;
-	}
-	return NULL;
-}
-
-/* Whether the space-separated list [s, s+len) holds the word w. */
-static bool
-has_word(const char *s, size_t len, const char *w)
-{
-	size_t wl = strlen(w);
-
-	for (size_t i = 0; i + wl <= len; i++) {
-		if ((i > 0 && s[i - 1] != ' ' && s[i - 1] != '\t') || memcmp(s + i, w, wl) != 0)
-			continue;
-		if (i + wl == len || s[i + wl] == ' ' || s[i + wl] == '\t' || s[i + wl] == '\r')
-			return true;
-	}
-	return false;
-}
-
-void
-benchhw_parse_cpuinfo(const char *text, struct benchhw_cpu *cpu)
-{
-	const char *v;
-	size_t len = 0, at = 0;
-
-	snprintf(cpu->name, sizeof(cpu->name), "unknown");
-	if ((v = cpuinfo_value(text, "model name", &len)) != NULL && len > 0) {
-		while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\r'))
-			len--;
-		snprintf(cpu->name, sizeof(cpu->name), "%.*s", (int)len, v);
-	}
-	cpu->features[0] = '\0';
-	if ((v = cpuinfo_value(text, "flags", &len)) == NULL)
-		return;
-	for (size_t i = 0; i < ARRAY_LEN(cpu_flags); i++) {
-		if (!has_word(v, len, cpu_flags[i]))
-			continue;
-		at += (size_t)snprintf(cpu->features + at, sizeof(cpu->features) - at, "%s%s",
-				       at > 0 ? " " : "", cpu_flags[i]);
-		if (at >= sizeof(cpu->features))
-			break;
-	}
-}
-
-static int
-read_int_file(const char *path, int fallback)
-{
-	FILE *f = fopen(path, "r");
-	int v = fallback;
-
-	if (f == NULL)
-		return fallback;
-	if (fscanf(f, "%d", &v) != 1)
-		v = fallback;
-	fclose(f);
-	return v;
-}
-
-/* Physical cores among the allowed CPUs; *n_cpus (OUT, may be NULL) the logical ones. */
-static int
-count_cores(int *n_cpus)
-{
-	cpu_set_t set;
-	int pkg[1024], core[1024], n = 0, logical = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) != 0) {
-		if (n_cpus != NULL)
-			*n_cpus = 1;
-		return 1;
-	}
-	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-		char path[128];
-		int p, c, dup = 0;
-
-		if (!CPU_ISSET(cpu, &set))
-			continue;
-		logical++;
-		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
-		c = read_int_file(path, cpu);
-		snprintf(path, sizeof(path),
-			 "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
-		p = read_int_file(path, 0);
-		for (int i = 0; i < n && !dup; i++)
-			dup = pkg[i] == p && core[i] == c;
-		if (!dup && n < (int)ARRAY_LEN(pkg)) {
-			pkg[n] = p;
-			core[n] = c;
-			n++;
-		}
-	}
-	if (n_cpus != NULL)
-		*n_cpus = MAX(logical, 1);
-	return MAX(n, 1);
-}
-
-int
-benchhw_physical_cores(void)
-{
-	return count_cores(NULL);
-}
-
-void
-benchhw_cpu(struct benchhw_cpu *cpu)
-{
-	char *text = read_file("/proc/cpuinfo", NULL, NULL);
-
-	memset(cpu, 0, sizeof(*cpu));
-	benchhw_parse_cpuinfo(text != NULL ? text : "", cpu);
-	free(text);
-	snprintf(cpu->kernels, sizeof(cpu->kernels), "%s", kernels_get()->name);
-	cpu->n_cores = count_cores(&cpu->n_cpus);
-}
+#define DISK_CHUNK     ((size_t)16 << 20)  /* bytes per read(): big enough to keep a device busy */
+#define DISK_ALIGN     4096                /* O_DIRECT buffer, offset and size alignment */
+#define TMP_FILE_BYTES ((uint64_t)1 << 30) /* the file written when there is no model */
 
 /* ---- memory streaming read ----------------------------------------------- */
 
@@ -306,7 +165,7 @@ cached_fraction(int fd, uint64_t len)
 }
 
 int
-benchhw_disk_read(const char *path, uint64_t max_bytes, struct benchhw_disk *d, char **cause)
+benchhw_disk_read(const char *path, uint64_t max_bytes, struct hwinfo_disk *d, char **cause)
 {
 	struct stat st;
 	void *buf = NULL;
@@ -409,194 +268,6 @@ out:
 	return rc;
 }
 
-/* ---- hw.json --------------------------------------------------------------- */
-
-/* $XDG_CACHE_HOME/qnext, else $HOME/.cache/qnext; malloc'd or NULL. */
-static char *
-cache_dir(void)
-{
-	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-
-	/* The XDG spec says a relative path is invalid and to be ignored. */
-	if (x != NULL && x[0] == '/')
-		return xasprintf("%s/qnext", x);
-	if (home != NULL && home[0] != '\0')
-		return xasprintf("%s/.cache/qnext", home);
-	return NULL;
-}
-
-char *
-benchhw_cache_path(void)
-{
-	char *dir = cache_dir(), *path;
-
-	if (dir == NULL)
-		return NULL;
-	path = xasprintf("%s/hw.json", dir);
-	free(dir);
-	return path;
-}
-
-/* mkdir -p.  0, or -1 with *cause. */
-static int
-make_dirs(const char *dir, char **cause)
-{
-	char *p = xstrdup(dir), c;
-
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		c = *s;
-		*s = '\0';
-		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-			cause_set(cause, "%s: %s", p, strerror(errno));
-			free(p);
-			return -1;
-		}
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(p);
-	return 0;
-}
-
-static json_t *
-result_json(const struct benchhw_result *r)
-{
-	return json_pack("{s:i, s:I, s:{s:s, s:s, s:s, s:i, s:i}, s:I, s:I, s:f, s:f, s:i, "
-			 "s:{s:s, s:I, s:f, s:b, s:f}}",
-			 "version", HW_JSON_VERSION, "when", (json_int_t)r->when, "cpu", "name",
-			 r->cpu.name, "features", r->cpu.features, "kernels", r->cpu.kernels,
-			 "cores", r->cpu.n_cores, "cpus", r->cpu.n_cpus, "mem_total",
-			 (json_int_t)r->mem_total, "swap_total", (json_int_t)r->swap_total,
-			 "read_gbs_1t", r->read_1t, "read_gbs_all", r->read_all, "read_threads",
-			 r->n_threads, "disk", "path", r->disk.path, "bytes",
-			 (json_int_t)r->disk.bytes, "gbs", r->disk.gbs, "direct", r->disk.direct,
-			 "cached_before", r->disk.cached_before);
-}
-
-char *
-benchhw_json(const struct benchhw_result *r)
-{
-	json_t *o = result_json(r);
-	char *s;
-
-	if (o == NULL)
-		fatal("benchhw_json: json_pack failed");
-	s = json_dumps(o, JSON_INDENT(0) | JSON_COMPACT);
-	json_decref(o);
-	if (s == NULL)
-		fatal("benchhw_json: out of memory");
-	return s;
-}
-
-int
-benchhw_save(const struct benchhw_result *r, char **cause)
-{
-	char *dir = cache_dir(), *path = NULL, *tmp = NULL, *text = NULL;
-	FILE *f = NULL;
-	int rc = -1;
-
-	if (dir == NULL)
-		return cause_set(cause, "neither XDG_CACHE_HOME nor HOME is set");
-	if (make_dirs(dir, cause) != 0)
-		goto out;
-	path = xasprintf("%s/hw.json", dir);
-	tmp = xasprintf("%s/hw.json.%ld.tmp", dir, (long)getpid());
-	text = benchhw_json(r);
-	/* Written beside and renamed, so a reader never sees half a file. */
-	if ((f = fopen(tmp, "w")) == NULL || fprintf(f, "%s\n", text) < 0 || fflush(f) != 0) {
-		cause_set(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (fclose(f) != 0) {
-		f = NULL;
-		cause_set(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	f = NULL;
-	if (rename(tmp, path) != 0) {
-		cause_set(cause, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	if (f != NULL)
-		fclose(f);
-	if (rc != 0 && tmp != NULL)
-		unlink(tmp);
-	free(text);
-	free(tmp);
-	free(path);
-	free(dir);
-	return rc;
-}
-
-static double
-num(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-
-	return json_is_number(v) ? json_number_value(v) : 0;
-}
-
-static void
-str(json_t *o, const char *key, char *out, size_t n)
-{
-	json_t *v = json_object_get(o, key);
-
-	snprintf(out, n, "%s", json_is_string(v) ? json_string_value(v) : "");
-}
-
-int
-benchhw_load(struct benchhw_result *r, char **cause)
-{
-	char *path = benchhw_cache_path();
-	json_error_t err;
-	json_t *o, *cpu, *disk;
-
-	memset(r, 0, sizeof(*r));
-	if (path == NULL)
-		return cause_set(cause, "neither XDG_CACHE_HOME nor HOME is set");
-	if ((o = json_load_file(path, 0, &err)) == NULL) {
-		cause_set(cause, "%s: %s", path, err.text);
-		free(path);
-		return -1;
-	}
-	if (!json_is_object(o) || num(o, "version") != HW_JSON_VERSION ||
-	    !json_is_number(json_object_get(o, "read_gbs_all"))) {
-		cause_set(cause, "%s: not a qnext bench-hw result (version %d)", path,
-			  HW_JSON_VERSION);
-		json_decref(o);
-		free(path);
-		return -1;
-	}
-	r->when = (int64_t)num(o, "when");
-	if (json_is_object(cpu = json_object_get(o, "cpu"))) {
-		str(cpu, "name", r->cpu.name, sizeof(r->cpu.name));
-		str(cpu, "features", r->cpu.features, sizeof(r->cpu.features));
-		str(cpu, "kernels", r->cpu.kernels, sizeof(r->cpu.kernels));
-		r->cpu.n_cores = (int)num(cpu, "cores");
-		r->cpu.n_cpus = (int)num(cpu, "cpus");
-	}
-	r->mem_total = (uint64_t)num(o, "mem_total");
-	r->swap_total = (uint64_t)num(o, "swap_total");
-	r->read_1t = num(o, "read_gbs_1t");
-	r->read_all = num(o, "read_gbs_all");
-	r->n_threads = (int)num(o, "read_threads");
-	if (json_is_object(disk = json_object_get(o, "disk"))) {
-		str(disk, "path", r->disk.path, sizeof(r->disk.path));
-		r->disk.bytes = (uint64_t)num(disk, "bytes");
-		r->disk.gbs = num(disk, "gbs");
-		r->disk.direct = json_is_true(json_object_get(disk, "direct"));
-		r->disk.cached_before = num(disk, "cached_before");
-	}
-	json_decref(o);
-	free(path);
-	return 0;
-}
-
 /* ---- output ---------------------------------------------------------------- */
 
 static void
@@ -609,9 +280,9 @@ speed_cell(char *buf, size_t n, double v)
 }
 
 char *
-benchhw_markdown(const struct benchhw_result *r, double predicted, double measured)
+benchhw_markdown(const struct hwinfo *r, double predicted, double measured)
 {
-	char name[BENCHHW_NAME_LEN], pred[32], meas[32];
+	char name[HWINFO_NAME_LEN], pred[32], meas[32];
 
 	/* A '|' in the CPU name would split the cell. */
 	snprintf(name, sizeof(name), "%s", r->cpu.name);
@@ -637,7 +308,7 @@ struct hwopts {
 #define MAX_NOTES 8
 
 struct hwrun {
-	struct benchhw_result r;
+	struct hwinfo r;
 	char *notes[MAX_NOTES]; /* malloc'd, printed after the figures */
 	int n_notes;
 	struct model *m;
@@ -703,7 +374,7 @@ measure_disk(struct hwrun *h, const struct hwopts *o)
 	} else {
 		/* No model: write a scratch file where the cache lives, which is
 		 * normally the disk the home directory (and the HF cache) is on. */
-		if ((dir = cache_dir()) == NULL || make_dirs(dir, &cause) != 0)
+		if ((dir = hwinfo_cache_dir_made(&cause)) == NULL)
 			goto fail;
 		if (statvfs(dir, &vfs) == 0 &&
 		    (uint64_t)vfs.f_bavail * vfs.f_frsize < 2 * TMP_FILE_BYTES) {
@@ -747,7 +418,7 @@ measure(struct hwrun *h, const struct hwopts *o, char **cause)
 	struct sysinfo_mem mem;
 	int threads;
 
-	benchhw_cpu(&h->r.cpu);
+	hwinfo_cpu(&h->r.cpu);
 	if (sysinfo_mem(&mem) == 0) {
 		h->r.mem_total = mem.total;
 		h->r.swap_total = mem.swap_total;
@@ -784,10 +455,10 @@ measure(struct hwrun *h, const struct hwopts *o, char **cause)
 static void
 keep_disk(struct hwrun *h)
 {
-	struct benchhw_result old;
+	struct hwinfo old;
 	char a[32], b[32];
 
-	if (h->r.disk.bytes >= BENCHHW_DISK_MIN || benchhw_load(&old, NULL) != 0 ||
+	if (h->r.disk.bytes >= BENCHHW_DISK_MIN || hwinfo_load(&old, NULL) != 0 ||
 	    old.disk.bytes < BENCHHW_DISK_MIN || !(old.disk.gbs > 0))
 		return;
 	note(h, xasprintf("kept the remembered disk figure (%.2f GB/s, %s of %s): this run read "
@@ -824,9 +495,13 @@ predicted(const struct hwrun *h)
 static void
 print_json(const struct hwrun *h, const struct hwopts *o)
 {
-	json_t *j = result_json(&h->r), *notes = json_array();
-	char *s;
+	char *s = hwinfo_json(&h->r);
+	/* The hw.json object, with the notes and the prediction added. */
+	json_t *j = json_loads(s, 0, NULL), *notes = json_array();
 
+	free(s);
+	if (j == NULL)
+		fatal("bench-hw: hwinfo_json gave no JSON object");
 	for (int i = 0; i < h->n_notes; i++)
 		json_array_append_new(notes, json_string(h->notes[i]));
 	json_object_set_new(j, "notes", notes);
@@ -856,7 +531,7 @@ print_json(const struct hwrun *h, const struct hwopts *o)
 static void
 print_text(const struct hwrun *h, const struct hwopts *o)
 {
-	const struct benchhw_result *r = &h->r;
+	const struct hwinfo *r = &h->r;
 	char a[32], b[32];
 
 	printf("CPU          %s; %s; kernels %s\n", r->cpu.name,
@@ -905,8 +580,7 @@ print_text(const struct hwrun *h, const struct hwopts *o)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext bench-hw [-m DIR] [--json | --markdown] [--threads N] "
-		   "[--measured X]\n");
+	subcmd_usage(f, "bench-hw");
 }
 
 int
@@ -967,8 +641,8 @@ benchhw_main(int argc, char **argv)
 	if (measure(&h, &o, &cause) != 0)
 		goto out;
 	keep_disk(&h);
-	if (benchhw_save(&h.r, &cause) == 0)
-		h.saved = benchhw_cache_path();
+	if (hwinfo_save(&h.r, &cause) == 0)
+		h.saved = hwinfo_cache_path();
 	else
 		note(&h, xasprintf("results not saved: %s", cause));
 	free(cause);

@@ -33,6 +33,7 @@
 #include "kernels.h"
 #include "model.h"
 #include "safetensors.h"
+#include "subcmd.h"
 #include "util.h"
 
 /* Who the option errors name. */
@@ -654,13 +655,7 @@ parse_float_parts(const char *arg, unsigned *parts)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext verify --model DIR --golden FILE [--f32] [--hidden] [--tol X]\n"
-		   "                    [--min-top1 F] [--threads N] [--isa scalar|avx2|avx512]\n"
-		   "                    [--kv-bits 16|32]\n"
-		   "       qnext verify --model DIR --self [--tokens N] [--f32] [--tol X]\n"
-		   "       qnext verify --model DIR --paths (--golden FILE | --self [--tokens N])\n"
-		   "                    [--float router,ba,shgate|all|none] [--max-kl X]\n"
-		   "                    [--max-hidden X]\n");
+	subcmd_usage(f, "verify");
 }
 
 int

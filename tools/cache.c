@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "subcmd.h"
 #include "util.h"
 
 /* $XDG_CACHE_HOME/qnext (absolute XDG value only), else ~/.cache/qnext; malloc'd. */
@@ -131,7 +132,7 @@ verify_one(const char *path, const char *rel, void *arg)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext cache list | clear | verify\n");
+	subcmd_usage(f, "cache");
 }
 
 int

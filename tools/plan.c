@@ -8,7 +8,8 @@
  * (docs/perf.md "Models larger than RAM").
  *
  * In order: the checkpoint's facts (module groups, shard sizes, the
- * context's allocations mirrored from forward.c), the machine's facts,
+ * context's allocations as forward.c's ctx_plan reports them), the
+ * machine's facts,
  * the arithmetic (pure), then the text and JSON forms and the command.
  *
  * CLI main thread (also the main command's --dry-run); plan_compute is pure.
@@ -26,11 +27,13 @@
 
 #include <jansson.h>
 
+#include "forward.h"
 #include "kernels.h"
 #include "model.h"
 #include "paths.h"
 #include "pool.h"
 #include "safetensors.h"
+#include "subcmd.h"
 #include "sysinfo.h"
 #include "util.h"
 #include "xcache.h"
@@ -134,62 +137,22 @@ count_groups(struct plan_model *pm, const struct model *m)
 	}
 }
 
-static uint64_t
-qact_bytes(uint64_t n, uint64_t n_tok)
-{
-	uint64_t blk = (n + QK - 1) / QK;
-
-	/* kernels' qact_init: q and qp int8, d float and sum int32 per block. */
-	return 2 * n_tok * blk * QK + n_tok * blk * (sizeof(float) + sizeof(int32_t));
-}
-
-/*
- * The context's memory as forward.c's ctx_new allocates it (alloc_layers,
- * alloc_step, alloc_moe), for batches of B tokens.  Kept in step with that
- * file by test-plan.c, which compares against ctx_bytes() of a real context.
- */
+/* The context's memory as forward.c's ctx_new allocates it, for PLAN_N_BATCH-token steps. */
 static void
 count_context(struct plan_model *pm, const struct model *m, int n_ctx, int n_threads)
 {
-	const struct model_config *c = &m->cfg;
-	uint64_t B = (uint64_t)MIN(PLAN_N_BATCH, n_ctx), T = (uint64_t)n_threads;
-	uint64_t d = (uint64_t)c->hidden_size, qd = (uint64_t)c->n_heads * c->head_dim;
-	uint64_t big = MAX((uint64_t)m->qkvz_dim, 2 * qd);
-	uint64_t mid =
-		MAX((uint64_t)4 * c->n_kv_heads * c->head_dim, 2 * (uint64_t)c->lin_n_v_heads);
-	uint64_t max_in = MAX(MAX(d, qd), (uint64_t)m->value_dim);
-	uint64_t k = (uint64_t)MAX(c->n_experts_per_tok, 1), rows = B * k;
-	uint64_t w = (uint64_t)MAX(c->moe_inter, 1), sw = (uint64_t)MAX(c->shared_inter, 1);
-	uint64_t ne = (uint64_t)c->n_experts, n_gdn = (uint64_t)(c->n_layers - m->n_full);
-	uint64_t conv = (uint64_t)(c->conv_kernel - 1) * m->conv_dim;
-	uint64_t S = (uint64_t)c->lin_n_v_heads * c->lin_v_dim * c->lin_k_dim, f;
+	struct ctx_opts o = { .n_ctx = n_ctx, .n_batch = PLAN_N_BATCH, .n_threads = n_threads };
+	struct ctx_plan cp;
 
-	max_in = MAX(max_in,
-		     (uint64_t)MAX(c->moe_inter, MAX(c->shared_inter, c->intermediate_size)));
-	for (int i = 0; i < c->n_layers; i++)
-		if (!m->layers[i].moe)
-			w = MAX(w, (uint64_t)c->intermediate_size);
-	pm->n_ctx = n_ctx;
-	pm->n_threads = n_threads;
-	/* K and V for every full-attention layer and KV head, in IEEE half as
-	 * the default int8 path keeps them (forward.c's kv16; --f32 doubles it). */
-	pm->kv_token_bytes =
-		2 * (uint64_t)m->n_full * c->n_kv_heads * c->head_dim * sizeof(uint16_t);
-	pm->kv_bytes = pm->kv_token_bytes * (uint64_t)n_ctx;
-	pm->state_bytes = n_gdn * (conv + S) * sizeof(float);
-	pm->snapshot_bytes = pm->state_bytes;
-	/* Step buffers (alloc_step), in floats, then the MoE buffers (alloc_moe). */
-	f = 3 * B * d + 2 * B * big + B * mid + B * (uint64_t)m->value_dim +
-	    B * 2 * (uint64_t)c->lin_n_v_heads +
-	    T * (uint64_t)(c->n_heads / c->n_kv_heads) * n_ctx + T * 64 * max_in;
-	f += B * ne + 5 * rows + ne + ne + 1 + 2 * rows * d + 2 * rows * w + 2 * B * sw + B * d + B;
-	pm->scratch_bytes = f * sizeof(float) + ((uint64_t)c->rotary_dim / 2 + 1) * sizeof(double) +
-			    2 * MAX(ne, 1) * sizeof(struct qact) + 2 * qact_bytes(max_in, B) +
-			    qact_bytes(d, rows) + qact_bytes(w, rows) + qact_bytes(sw, B) +
-			    /* ctx_routing's counts and each layer's last choices */
-			    (uint64_t)c->n_layers * MAX(ne, 1) * sizeof(uint64_t) +
-			    (uint64_t)c->n_layers * k * sizeof(int);
-	pm->ctx_bytes = pm->kv_bytes + pm->state_bytes + pm->snapshot_bytes + pm->scratch_bytes;
+	ctx_plan(m, &o, &cp);
+	pm->n_ctx = cp.n_ctx;
+	pm->n_threads = cp.n_threads;
+	pm->kv_token_bytes = cp.kv / (uint64_t)cp.n_ctx;
+	pm->kv_bytes = cp.kv;
+	pm->state_bytes = cp.state;
+	pm->snapshot_bytes = cp.snapshot;
+	pm->scratch_bytes = cp.scratch + cp.qact;
+	pm->ctx_bytes = cp.total;
 }
 
 int
@@ -223,7 +186,7 @@ plan_model_init(struct plan_model *pm, const struct model *m, int n_ctx, int n_t
 /* ---- the machine ---------------------------------------------------------- */
 
 void
-plan_machine_from_hw(struct plan_machine *mc, const struct benchhw_result *r)
+plan_machine_from_hw(struct plan_machine *mc, const struct hwinfo *r)
 {
 	mc->measured = true;
 	mc->read_1t = r->read_1t;
@@ -239,7 +202,7 @@ void
 plan_machine_probe(const char *dir, struct plan_machine *mc)
 {
 	struct sysinfo_mem mem;
-	struct benchhw_result hw;
+	struct hwinfo hw;
 	struct statvfs vfs;
 
 	memset(mc, 0, sizeof(*mc));
@@ -251,8 +214,8 @@ plan_machine_probe(const char *dir, struct plan_machine *mc)
 	}
 	if (dir != NULL && statvfs(dir, &vfs) == 0)
 		mc->disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	benchhw_cpu(&mc->cpu);
-	if (benchhw_load(&hw, NULL) == 0 && hw.read_all > 0)
+	hwinfo_cpu(&mc->cpu);
+	if (hwinfo_load(&hw, NULL) == 0 && hw.read_all > 0)
 		plan_machine_from_hw(mc, &hw);
 }
 
@@ -600,7 +563,7 @@ plan_print(const char *dir, int n_ctx, bool json)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext plan [-m DIR] [--ctx N] [--json]\n");
+	subcmd_usage(f, "plan");
 }
 
 int

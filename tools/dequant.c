@@ -37,6 +37,7 @@
 #include "mkmodel.h"
 #include "model.h"
 #include "safetensors.h"
+#include "subcmd.h"
 #include "util.h"
 
 enum out_dtype {
@@ -523,9 +524,8 @@ out:
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext dequant -m DIR -o DIR [--dtype bf16|f16|f32] [--shard-gb X] "
-		   "[--force]\n"
-		   "Write a float copy of the AutoRound checkpoint in -m DIR to -o DIR: each\n"
+	subcmd_usage(f, "dequant");
+	fprintf(f, "Write a float copy of the AutoRound checkpoint in -m DIR to -o DIR: each\n"
 		   "quantized module's qweight/qzeros/scales becomes <module>.weight\n"
 		   "[n_out][n_in], other tensors are copied unchanged, config.json loses its\n"
 		   "quantization_config, tokenizer files are copied.\n"

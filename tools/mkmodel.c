@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "subcmd.h"
 #include "util.h"
 
 enum gen {
@@ -504,8 +505,7 @@ mkmodel_copy_file(const char *from, const char *to, char **cause)
 static int
 write_tokenizer(const struct mkopts *o, char **cause)
 {
-	const char *cand[] = { o->tokenizer, DATADIR "/qwen3-tokenizer",
-			       "tests/data/qwen3-tokenizer" };
+	const char *cand[] = { o->tokenizer, DATADIR "/qwen3-tokenizer", "share/qwen3-tokenizer" };
 	const char *files[] = { "tokenizer.json", "tokenizer_config.json" };
 	json_t *gen = json_pack("{s:[i, i], s:i, s:b, s:f, s:i, s:f}", "eos_token_id", 151645,
 				151643, "bos_token_id", 151643, "do_sample", 1, "temperature", 0.6,
@@ -675,10 +675,7 @@ tiny_dims(struct mkopts *o)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qnext mkmodel -o DIR [--experts N] [--layers N] [--hidden N] "
-		   "[--vocab N] [--shard-gb X] [--seed N] [--router-skew S] [--tokenizer DIR] "
-		   "[--force]\n"
-		   "       qnext mkmodel -o DIR --tiny [--shard-gb X] [--force]\n");
+	subcmd_usage(f, "mkmodel");
 }
 
 /* One option into o; 0 ok, -1 bad value (after a message), 1 help, 2 unknown. */

@@ -1,0 +1,77 @@
+/*
+ * prompt.h - `qnext [-p PROMPT] [options]`: one question answered on stdout,
+ * and the line-mode reply that the readline chat (`qnext chat --plain`,
+ * ui/cli.c) runs turn after turn: the options both take, the conversation,
+ * one reply streamed as it is generated.
+ *
+ * Main thread only; in line mode the engine runs on the main thread.
+ */
+#ifndef QNEXT_PROMPT_H
+#define QNEXT_PROMPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "subcmd.h"
+
+struct session;
+struct sampler_params;
+
+/* The options of `qnext [options]` and `qnext chat [options]`. */
+struct prompt_opts {
+	const char *model, *prompt, *system, *messages;
+	int threads, n_ctx, max_tokens;
+	bool thinking, quiet, f32, plain, dry_run;
+	/* Sampling overrides; NAN / -1 = keep the model's default. */
+	float temp, top_p, min_p, presence, repeat;
+	int top_k;
+	uint64_t seed;         /* SAMPLER_SEED_RANDOM: a fresh one per reply */
+	uint64_t expert_cache; /* --expert-cache: XCACHE_AUTO, 0 = off, or bytes */
+};
+
+/* Messages with owned strings. */
+struct prompt_convo {
+	struct chat_msg *m;
+	size_t n, cap;
+};
+
+/*
+ * Parse argv into *o (OUT); 0 to go on, or -1 to exit with status *status
+ * after usage (on stdout for --help) or a message.
+ */
+int prompt_parse_args(struct prompt_opts *o, int argc, char **argv, subcmd_usage_fn *usage,
+		      int *status);
+
+/* Put the sampling options the user gave over the model's defaults in *sp; returns the
+ * fields set (a bitwise or of enum sampler_field; SP_SEED always). */
+unsigned prompt_apply_overrides(const struct prompt_opts *o, struct sampler_params *sp);
+
+/* Append a message (both strings copied). */
+void prompt_convo_add(struct prompt_convo *c, const char *role, const char *content);
+void prompt_convo_release(struct prompt_convo *c); /* empties c for reuse */
+
+/* Open the session for o->model (or the one found); NULL after a message on stderr. */
+struct session *prompt_open_session(const struct prompt_opts *o);
+
+/* Make Ctrl-C stop the reply in progress instead of the process. */
+void prompt_catch_sigint(void);
+
+/*
+ * One reply to the conversation c: the answer streamed to stdout, the
+ * reasoning (--thinking) or a status line to stderr, then the statistics
+ * unless o->quiet; the answer is appended to c.  0, or -1 with *cause.
+ */
+int prompt_reply(struct session *s, struct prompt_convo *c, const struct prompt_opts *o,
+		 char **cause);
+
+/* Whether s is only white space. */
+bool prompt_blank(const char *s);
+
+/* --dry-run: print the plan for the model o names; the exit status. */
+int prompt_dry_run(const struct prompt_opts *o);
+
+/* Answer o->prompt (stdin for NULL or "-") after o->messages; the exit status. */
+int prompt_answer(const struct prompt_opts *o);
+
+#endif

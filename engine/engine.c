@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "log.h"
 #include "model.h"
 #include "queue.h"
 #include "safetensors.h"
@@ -28,6 +29,7 @@
 #include "sysinfo.h"
 #include "thread-role.h"
 #include "util.h"
+#include "xcache.h"
 
 /* Where the read-ahead of the weights stands (see warm()). */
 struct warm_state {
@@ -54,6 +56,7 @@ send_error(struct engine *e, uint64_t seq, char *text)
 {
 	struct msg m = { .type = MSG_ERROR, .seq = seq, .u.error.text = text };
 
+	log_warn("turn %llu: %s", (unsigned long long)seq, text);
 	queue_push(e->out, &m);
 }
 
@@ -308,7 +311,12 @@ do_load(struct engine *e, struct msg *m)
 	char *cause = NULL;
 	struct ticker tk;
 	uint64_t total;
+	double t0 = now_sec();
 
+	log_info("load %s: n_ctx %d, threads %d, expert cache %s", l->dir, l->n_ctx, l->threads,
+		 l->expert_cache == XCACHE_AUTO ? "auto"
+		 : l->expert_cache == 0         ? "off"
+						: "a fixed size");
 	session_close(e->s);
 	e->s = NULL;
 	memset(&e->w, 0, sizeof(e->w));
@@ -323,6 +331,7 @@ do_load(struct engine *e, struct msg *m)
 		free(cause);
 		return;
 	}
+	log_info("loaded in %.2f s: %d positions", now_sec() - t0, session_n_ctx(e->s));
 	if (session_notice(e->s) != NULL)
 		send_error(e, 0, xstrdup(session_notice(e->s)));
 	/* Usable now: the weights are mapped.  Reading them in is a bonus

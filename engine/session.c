@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "forward.h"
+#include "log.h"
 #include "model.h"
 #include "thread-role.h"
 #include "tokenizer.h"
@@ -416,6 +417,20 @@ decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp,
 	return 0;
 }
 
+/* What a bug report about speed needs of a turn; never its text. */
+static void
+log_turn(const struct gen_stats *st)
+{
+	log_info("reply: %d prompt tokens (%d reused) in %.2f s, %d generated in %.2f s "
+		 "(%.2f tok/s), first token %.2f s, %s; expert cache %d/%d, %llu hits, "
+		 "%llu misses, %llu MB read",
+		 st->prompt_tokens, st->reused_tokens, st->prefill_s, st->gen_tokens, st->decode_s,
+		 st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0.0, st->ttft_s,
+		 gen_stop_name(st->stop), st->cache_used, st->cache_slots,
+		 (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses,
+		 (unsigned long long)(st->cache_read >> 20));
+}
+
 int
 session_reply(struct session *s, const struct chat_msg *msgs, size_t n, const struct gen_params *gp,
 	      session_cb *cb, void *arg, struct gen_stats *st, char **cause)
@@ -471,6 +486,8 @@ out:
 		st->cache_misses = x1.misses - x0.misses;
 		st->cache_read = x1.bytes_read - x0.bytes_read;
 	}
+	if (rc == 0)
+		log_turn(st);
 	sampler_free(smp);
 	free(ea.buf);
 	free(base);

@@ -23,11 +23,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "forward.h"
 #include "hwinfo.h"
 
 struct model;
 
-#define PLAN_DEFAULT_CTX  40960               /* the chat's default context (session.c) */
+#define PLAN_DEFAULT_CTX  CTX_N_CTX_DEFAULT   /* the chat's default context (the engine's) */
 #define PLAN_N_BATCH      256                 /* the chat's prefill batch (session.c) */
 #define PLAN_OVERHEAD     ((uint64_t)1 << 30) /* process, tokenizer, UI, libraries */
 #define PLAN_DISK_ASSUMED 2.0                 /* GB/s assumed when the disk was not measured */

@@ -19,6 +19,9 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define MAX(a, b)    ((a) > (b) ? (a) : (b))
+/* A macro's value as a string literal: STR(CTX_N_CTX_DEFAULT) is "40960". */
+#define STR_(x)      #x
+#define STR(x)       STR_(x)
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))

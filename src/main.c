@@ -10,6 +10,7 @@
  */
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
@@ -21,6 +22,7 @@
 #include "export.h"
 #include "kernels.h"
 #include "list.h"
+#include "log.h"
 #include "mkmodel.h"
 #include "plan.h"
 #include "render.h"
@@ -37,7 +39,8 @@
  */
 static const struct subcmd commands[] = {
 	{ NULL, cli_main,
-	  "[-m DIR] [-p PROMPT | -p -] [--system TEXT] [--messages FILE] [--temp X] [--top-k N] "
+	  "[-v | -vv] [-m DIR] [-p PROMPT | -p -] [--system TEXT] [--messages FILE] [--temp X] "
+	  "[--top-k N] "
 	  "[--top-p X] [--min-p X] [--presence-penalty X] [--repeat-penalty X] [--seed N] "
 	  "[--max-tokens N] [--ctx N] [--threads N] [--thinking] [-q] [--f32] [--dry-run] "
 	  "[--expert-cache auto|off|SIZE]\n"
@@ -69,16 +72,50 @@ static const struct subcmd commands[] = {
 	  "-m DIR -o DIR [--dtype bf16|f16|f32] [--shard-gb X] [--force]" },
 };
 
-int
-main(int argc, char **argv)
+/*
+ * Leading -v, -vv or --verbose (before any command or option of the chat):
+ * remove them from argv and count them.  Only leading ones, so that an
+ * option's value such as `--system -v` is never taken for the flag.
+ */
+static int
+take_verbose(int *argc, char **argv)
+{
+	int v = 0;
+
+	while (*argc >= 2) {
+		const char *a = argv[1];
+
+		if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)
+			v++;
+		else if (strcmp(a, "-vv") == 0)
+			v += 2;
+		else
+			break;
+		memmove(argv + 1, argv + 2, (size_t)(*argc - 1) * sizeof(*argv));
+		(*argc)--;
+	}
+	return v;
+}
+
+/* The log (-v, QNEXT_LOG); a log that cannot start is said once and not kept. */
+static void
+start_log(int verbose)
+{
+	char *cause = NULL;
+
+	if (log_open_env(verbose, &cause) != 0) {
+		fprintf(stderr, "qnext: %s\n", cause);
+		free(cause);
+	} else if (verbose > 0) {
+		fprintf(stderr, "qnext: logging to %s\n", log_path());
+	}
+}
+
+static int
+dispatch(int argc, char **argv)
 {
 	const struct subcmd *c;
 
-	/* Wide characters on screen and in readline need the user's locale. */
-	setlocale(LC_ALL, "");
-	/* ...but numbers are read and written the C way (JSON, flags, figures). */
-	setlocale(LC_NUMERIC, "C");
-	subcmd_table_set(commands, sizeof(commands) / sizeof(commands[0]));
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("qnext %s (kernels: %s)\n", VERSION, kernels_get()->name);
 		return 0;
@@ -92,4 +129,22 @@ main(int argc, char **argv)
 		return 2;
 	}
 	return c->run(argc - 1, argv + 1);
+}
+
+int
+main(int argc, char **argv)
+{
+	int rc;
+
+	/* Wide characters on screen and in readline need the user's locale. */
+	setlocale(LC_ALL, "");
+	/* ...but numbers are read and written the C way (JSON, flags, figures). */
+	setlocale(LC_NUMERIC, "C");
+	subcmd_table_set(commands, sizeof(commands) / sizeof(commands[0]));
+	start_log(take_verbose(&argc, argv));
+	log_info("command: %s", argc >= 2 && argv[1][0] != '-' ? argv[1] : "(chat or -p)");
+	rc = dispatch(argc, argv);
+	log_info("exit status %d", rc);
+	log_close();
+	return rc;
 }

@@ -33,6 +33,7 @@
 #include <readline/readline.h>
 
 #include "engine.h"
+#include "log.h"
 #include "queue.h"
 #include "sampler.h" /* sampler_seed_pick, sampler_params_json, sampler_params_default */
 #include "session.h" /* gen_stop_name */
@@ -472,9 +473,12 @@ app_run(const struct app_opts *o)
 	fputs("\033[?2004h", stdout); /* bracketed paste: readline's own prep is off */
 	fflush(stdout);
 	history_open(a);
+	log_info("full-screen chat: %dx%d, TERM=%s, model %s", COLS, LINES,
+		 getenv("TERM") ? getenv("TERM") : "(unset)", a->model_dir);
 	chat_load(a);
 	screen_draw(a);
 	loop(a);
+	log_info("full-screen chat: quit");
 	shutdown_app(a);
 	app_free(a);
 	return 0;

@@ -24,11 +24,13 @@
 
 #include "app.h"
 #include "chat-template.h"
+#include "forward.h"
 #include "paths.h"
 #include "prompt.h"
 #include "sampler.h"
 #include "session.h"
 #include "subcmd.h"
+#include "util.h"
 
 static void
 chat_usage(FILE *f)
@@ -43,15 +45,22 @@ chat_usage(FILE *f)
 		"  --repeat-penalty X    sampling; defaults from generation_config.json\n"
 		"  --seed N              fixed seed in [0, 2^53-1]; -1 or none: fresh per reply\n"
 		"  -n, --max-tokens N    tokens per reply at most (default 32768)\n"
-		"  -c, --ctx N           context length (default 40960)\n"
-		"  -t, --threads N       worker threads (default: physical cores)\n"
-		"  --thinking            --plain: show the reasoning on stderr\n"
-		"  -q, --quiet           --plain: no statistics line\n"
-		"  --f32                 float32 activations (the reference path; slower)\n"
-		"  --expert-cache auto|off|SIZE\n"
-		"                        when the model does not fit in RAM, hold SIZE of routed\n"
-		"                        experts (800M, 12G) read from disk as routed; auto\n"
-		"                        (default) sizes it from free memory, only when needed\n");
+		"  -c, --ctx N           context length (default " STR(
+			CTX_N_CTX_DEFAULT) ")\n"
+					   "  -t, --threads N       worker threads (default: "
+					   "physical cores)\n"
+					   "  --thinking            --plain: show the reasoning on "
+					   "stderr\n"
+					   "  -q, --quiet           --plain: no statistics line\n"
+					   "  --f32                 float32 activations (the "
+					   "reference path; slower)\n"
+					   "  --expert-cache auto|off|SIZE\n"
+					   "                        when the model does not fit in "
+					   "RAM, hold SIZE of routed\n"
+					   "                        experts (800M, 12G) read from "
+					   "disk as routed; auto\n"
+					   "                        (default) sizes it from free "
+					   "memory, only when needed\n");
 }
 
 static int

@@ -30,6 +30,7 @@
 #include <readline/readline.h>
 
 #include "commands.h"
+#include "log.h"
 #include "sysinfo.h"
 #include "thread-role.h"
 #include "ui-int.h"
@@ -217,6 +218,8 @@ ui_status(struct app *a, bool error, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	if (error)
+		log_warn("status: %s", buf);
 	free(s->status);
 	s->status = xstrdup(buf);
 	s->status_error = error;

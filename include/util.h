@@ -44,6 +44,15 @@ char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
  */
 int cause_set(char **cause, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
+/*
+ * Put len bytes at path whole or not at all: written to a temporary file
+ * beside it (mode bits `mode`), fsync'd, then renamed over path, so neither
+ * a reader nor a crash ever sees half a file.  Returns 0, or -1 with *cause
+ * "cannot write PATH: reason" and errno as the failing call left it (callers
+ * tell a read-only directory, EACCES/EROFS/EPERM, from other failures).
+ */
+int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, char **cause);
+
 /* Print "qnext: fmt" plus newline to stderr and abort (impossible states only). */
 void fatal(const char *fmt, ...) PRINTF_LIKE(1, 2) __attribute__((noreturn));
 /*

@@ -1998,52 +1998,18 @@ store_export(struct store *s, int64_t conv_id, enum store_format fmt, char **cau
 	return out;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t k;
-
-	while (len > 0) {
-		if ((k = write(fd, p, len)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += k;
-		len -= (size_t)k;
-	}
-	return 0;
-}
-
 /* Written beside path and renamed over it, so a failed export never leaves half a file. */
 int
 store_export_file(struct store *s, int64_t conv_id, enum store_format fmt, const char *path,
 		  char **cause)
 {
-	char *text, *tmp;
-	int fd, ret = -1;
+	char *text;
+	int ret;
 
 	if ((text = store_export(s, conv_id, fmt, cause)) == NULL)
 		return -1;
-	tmp = xasprintf("%s.XXXXXX", path);
-	if ((fd = mkstemp(tmp)) < 0) {
-		cause_set(cause, "cannot write %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
-		cause_set(cause, "cannot write %s: %s", path, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		cause_set(cause, "cannot write %s: %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	ret = 0;
-out:
-	free(tmp);
+	/* 0600, as the conversations' own database. */
+	ret = file_write_atomic(path, text, strlen(text), 0600, cause);
 	free(text);
 	return ret;
 }

@@ -111,6 +111,57 @@ cause_set(char **cause, const char *fmt, ...)
 /* GLOBAL: what fatal() runs first (set once by the UI thread at start). */
 static void (*fatal_hook)(void);
 
+static int
+write_all(int fd, const char *p, size_t len)
+{
+	ssize_t k;
+
+	while (len > 0) {
+		if ((k = write(fd, p, len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+int
+file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, char **cause)
+{
+	const char *slash = strrchr(path, '/');
+	char *tmp = slash != NULL
+			    ? xasprintf("%.*s/.%s.XXXXXX", (int)(slash - path), path, slash + 1)
+			    : xasprintf(".%s.XXXXXX", path);
+	int fd, e;
+
+	if ((fd = mkstemp(tmp)) < 0)
+		goto fail;
+	if (fchmod(fd, (mode_t)mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+		e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
+		goto fail;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		e = errno;
+		unlink(tmp);
+		errno = e;
+		goto fail;
+	}
+	free(tmp);
+	return 0;
+fail:
+	e = errno;
+	cause_set(cause, "cannot write %s: %s", path, strerror(e));
+	free(tmp);
+	errno = e;
+	return -1;
+}
+
 void
 fatal_set_hook(void (*fn)(void))
 {

@@ -1016,25 +1016,15 @@ static int
 manifest_put(const struct check *c, const char *dir, const char *name, int *n_lines, int *err,
 	     char **cause)
 {
-	char *tmp = xasprintf("%s/.%s.XXXXXX", dir, name), *path = xasprintf("%s/%s", dir, name);
+	char *path = xasprintf("%s/%s", dir, name), *text = NULL;
 	char hex[65];
-	FILE *fp = NULL;
-	int fd, rc = -1;
+	size_t len = 0;
+	FILE *fp = open_memstream(&text, &len);
+	int rc;
 
+	if (fp == NULL)
+		fatal("manifest_put: out of memory");
 	*n_lines = 0;
-	*err = 0;
-	if ((fd = mkstemp(tmp)) == -1) {
-		*err = errno;
-		cause_set(cause, "%s: %s", dir, strerror(errno));
-		goto out;
-	}
-	fchmod(fd, 0644);
-	if ((fp = fdopen(fd, "w")) == NULL) {
-		cause_set(cause, "%s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
 	for (int i = 0; i < c->n_files; i++) {
 		if (!c->files[i].hashed)
 			continue;
@@ -1042,21 +1032,12 @@ manifest_put(const struct check *c, const char *dir, const char *name, int *n_li
 		fprintf(fp, "%s  %s\n", hex, c->files[i].name);
 		++*n_lines;
 	}
-	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0 || ferror(fp)) {
-		cause_set(cause, "%s: %s", tmp, strerror(errno));
-		fclose(fp);
-		unlink(tmp);
-		goto out;
-	}
-	if (fclose(fp) != 0 || rename(tmp, path) != 0) {
-		cause_set(cause, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	rc = 0;
-out:
+	if (fclose(fp) != 0)
+		fatal("manifest_put: out of memory");
+	rc = file_write_atomic(path, text, len, 0644, cause);
+	*err = rc != 0 ? errno : 0;
+	free(text);
 	free(path);
-	free(tmp);
 	return rc;
 }
 

@@ -266,8 +266,7 @@ hwinfo_json(const struct hwinfo *r)
 int
 hwinfo_save(const struct hwinfo *r, char **cause)
 {
-	char *dir = cache_dir(), *path = NULL, *tmp = NULL, *text = NULL;
-	FILE *f = NULL;
+	char *dir = cache_dir(), *path = NULL, *text = NULL;
 	int rc = -1;
 
 	if (dir == NULL)
@@ -275,31 +274,13 @@ hwinfo_save(const struct hwinfo *r, char **cause)
 	if (make_dirs(dir, cause) != 0)
 		goto out;
 	path = xasprintf("%s/hw.json", dir);
-	tmp = xasprintf("%s/hw.json.%ld.tmp", dir, (long)getpid());
 	text = hwinfo_json(r);
 	/* Written beside and renamed, so a reader never sees half a file. */
-	if ((f = fopen(tmp, "w")) == NULL || fprintf(f, "%s\n", text) < 0 || fflush(f) != 0) {
-		cause_set(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (fclose(f) != 0) {
-		f = NULL;
-		cause_set(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	f = NULL;
-	if (rename(tmp, path) != 0) {
-		cause_set(cause, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
+	text = xrealloc(text, strlen(text) + 2);
+	strcat(text, "\n");
+	rc = file_write_atomic(path, text, strlen(text), 0644, cause);
 out:
-	if (f != NULL)
-		fclose(f);
-	if (rc != 0 && tmp != NULL)
-		unlink(tmp);
 	free(text);
-	free(tmp);
 	free(path);
 	free(dir);
 	return rc;

@@ -14,6 +14,7 @@
 #ifndef QNEXT_SUBCMD_H
 #define QNEXT_SUBCMD_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -51,6 +52,22 @@ void subcmd_usage_all(FILE *f);
  * argument 'X'" and usage on stderr, and 2 (the status of a usage error).
  */
 int subcmd_no_operands(int argc, char **argv, subcmd_usage_fn *usage);
+
+/*
+ * One option into opts: 0 to go on, 1 for --help, 2 for an unknown option
+ * (usage follows), -1 for a bad value (the parser said why).
+ */
+typedef int subcmd_opt_fn(void *opts, int ch, const char *arg);
+
+/*
+ * The option loop of a command whose options are all parsed by one
+ * subcmd_opt_fn: getopt_long over argv, then no operands allowed ("qnext
+ * NAME: unexpected argument 'X'").  -1 to go on, else the exit status
+ * after usage on stdout (--help, 0) or stderr (2).
+ */
+int subcmd_getopt(int argc, char **argv, const char *name, const char *shortopts,
+		  const struct option *longopts, subcmd_opt_fn *parse, void *opts,
+		  subcmd_usage_fn *usage);
 
 /*
  * Option parsing for the commands that take only -m DIR (and --help):

@@ -110,6 +110,33 @@ subcmd_usage_all(FILE *f)
 }
 
 int
+subcmd_getopt(int argc, char **argv, const char *name, const char *shortopts,
+	      const struct option *longopts, subcmd_opt_fn *parse, void *opts,
+	      subcmd_usage_fn *usage)
+{
+	int ch, r;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if ((r = parse(opts, ch, optarg)) == 1) {
+			usage(stdout);
+			return 0;
+		}
+		if (r != 0) {
+			if (r == 2)
+				usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "qnext %s: unexpected argument '%s'\n", name, argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
+int
 subcmd_no_operands(int argc, char **argv, subcmd_usage_fn *usage)
 {
 	if (optind == argc)

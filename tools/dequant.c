@@ -538,8 +538,9 @@ usage(FILE *f)
 
 /* One option into o; 0 ok, -1 bad value (after a message), 1 help, 2 unknown. */
 static int
-parse_opt(struct dqopts *o, int ch, const char *arg)
+parse_opt(void *opts, int ch, const char *arg)
 {
+	struct dqopts *o = opts;
 	char *end;
 
 	switch (ch) {
@@ -594,25 +595,11 @@ dequant_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct dqopts o = { .dtype = OUT_BF16, .shard_gb = 4.0 };
-	int ch, r;
+	int rc;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:o:h", longopts, NULL)) != -1) {
-		if ((r = parse_opt(&o, ch, optarg)) == 1) {
-			usage(stdout);
-			return 0;
-		}
-		if (r != 0) {
-			if (r == 2)
-				usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "qnext dequant: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
-		return 2;
-	}
+	rc = subcmd_getopt(argc, argv, "dequant", "m:o:h", longopts, parse_opt, &o, usage);
+	if (rc >= 0)
+		return rc;
 	if (o.model == NULL || o.out == NULL) {
 		fprintf(stderr, "qnext dequant: %s is required\n",
 			o.model == NULL ? "-m DIR" : "-o DIR");

@@ -680,8 +680,9 @@ usage(FILE *f)
 
 /* One option into o; 0 ok, -1 bad value (after a message), 1 help, 2 unknown. */
 static int
-parse_opt(struct mkopts *o, int ch, const char *arg)
+parse_opt(void *opts, int ch, const char *arg)
 {
+	struct mkopts *o = opts;
 	char *end;
 
 	switch (ch) {
@@ -803,25 +804,11 @@ mkmodel_main(int argc, char **argv)
 			    .group = 128,
 			    .shard_gb = 5.0,
 			    .seed = 1 };
-	int ch, r;
+	int rc;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "o:e:l:d:v:s:S:t:Tfh", longopts, NULL)) != -1) {
-		if ((r = parse_opt(&o, ch, optarg)) == 1) {
-			usage(stdout);
-			return 0;
-		}
-		if (r != 0) {
-			if (r == 2)
-				usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "qnext mkmodel: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
-		return 2;
-	}
+	if ((rc = subcmd_getopt(argc, argv, "mkmodel", "o:e:l:d:v:s:S:t:Tfh", longopts, parse_opt,
+				&o, usage)) >= 0)
+		return rc;
 	if (check_dims(&o) != 0)
 		return 2;
 	return mkmodel_run(&o);

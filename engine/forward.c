@@ -45,6 +45,7 @@
 #include "ops.h"
 #include "pool.h"
 #include "safetensors.h"
+#include "thread-role.h"
 #include "util.h"
 #include "xcache.h"
 
@@ -1530,6 +1531,7 @@ ctx_forward(struct ctx *c, const int32_t *tokens, int n, float *logits, bool all
 {
 	int vocab = c->m->cfg.vocab_size;
 
+	assert_engine();
 	if (c->torn)
 		return cause_set(cause, "the context was stopped in the middle of a step; reset or "
 					"restore it first");
@@ -1866,6 +1868,7 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 	struct ctx *c = xcalloc(1, sizeof(*c));
 	struct ctx_plan plan;
 
+	assert_engine();
 	c->m = m;
 	c->o = *o;
 	c->k = o->kernels != NULL ? o->kernels : kernels_get();
@@ -1898,6 +1901,7 @@ fail:
 void
 ctx_free(struct ctx *c)
 {
+	assert_engine();
 	if (c == NULL)
 		return;
 	pool_free(c->pool);
@@ -1936,6 +1940,7 @@ ctx_reset(struct ctx *c)
 	const struct model *m = c->m;
 	const struct model_config *cfg = &m->cfg;
 
+	assert_engine();
 	c->pos = 0;
 	c->snap_pos = -1;
 	c->torn = false;
@@ -1976,6 +1981,7 @@ snap_copy(struct ctx *c, bool save)
 void
 ctx_save(struct ctx *c)
 {
+	assert_engine();
 	if (c->torn)
 		return; /* keep the last good snapshot rather than a broken state */
 	snap_copy(c, true);
@@ -1985,6 +1991,7 @@ ctx_save(struct ctx *c)
 int
 ctx_restore(struct ctx *c)
 {
+	assert_engine();
 	if (c->snap_pos < 0)
 		return -1;
 	snap_copy(c, false);

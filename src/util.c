@@ -180,6 +180,8 @@ fatal(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	/* stderr redirected to a file is buffered: abort() would lose the message. */
+	fflush(stderr);
 	abort();
 }
 

@@ -1,16 +1,21 @@
 /*
  * test-util.c - file_write_atomic: the bytes and mode land whole, an old
  * file is replaced, no temporary file is left either way, and a failure
- * names the path and leaves errno for the caller.
+ * names the path and leaves errno for the caller.  Thread roles: a thread
+ * plays every role until it says which, and a check of the wrong role aborts
+ * naming the function and the thread.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "t.h"
+#include "thread-role.h"
 #include "util.h"
 
 static int
@@ -37,6 +42,41 @@ slurp(const char *path, size_t *len)
 	if (f != NULL)
 		fclose(f);
 	return buf;
+}
+
+/* In a child: the UI thread calls what only the engine may; its stderr goes to errpath. */
+static void
+wrong_role_child(const char *errpath)
+{
+	if (freopen(errpath, "w", stderr) == NULL)
+		_exit(3);
+	thread_role_set(ROLE_UI);
+	thread_role_check(ROLE_ENGINE, "session_reply");
+	_exit(0);
+}
+
+static void
+test_thread_roles(const char *dir)
+{
+	char *errpath = xasprintf("%s/role.err", dir), *got;
+	size_t len;
+	pid_t pid;
+	int st = 0;
+
+	T_EQ_INT(thread_role(), ROLE_ANY);
+	thread_role_check(ROLE_ENGINE, "anything"); /* every role until one is said */
+	thread_role_set(ROLE_ENGINE);
+	thread_role_check(ROLE_ENGINE, "ctx_forward");
+	thread_role_set(ROLE_ANY);
+	fflush(NULL);
+	if ((pid = fork()) == 0)
+		wrong_role_child(errpath);
+	T_ASSERT(pid > 0 && waitpid(pid, &st, 0) == pid);
+	T_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	got = slurp(errpath, &len);
+	T_STR_CONTAINS(got, "session_reply called on the ui thread");
+	free(got);
+	free(errpath);
 }
 
 int
@@ -79,6 +119,7 @@ main(void)
 	T_EQ_INT(file_write_atomic(bad, "x", 1, 0644, &cause), -1);
 	T_EQ_INT(entries(dir), 2);
 
+	test_thread_roles(dir);
 	cmd = xasprintf("rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);

@@ -603,12 +603,19 @@ shard_load(void *arg)
 {
 	struct shard_job *j = arg;
 
-	thread_role_set(ROLE_IO);
 	memset(&j->h, 0, sizeof(j->h));
 	j->rc = map_file(j->path, &j->base, &j->len, &j->cause);
 	if (j->rc == 0)
 		j->rc = parse_header(j->base, j->len, j->path, j->index, &j->h, &j->cause);
 	return NULL;
+}
+
+/* shard_load on a thread of its own; it also runs inline, on the caller's thread. */
+static void *
+shard_thread(void *arg)
+{
+	thread_role_set(ROLE_IO);
+	return shard_load(arg);
 }
 
 /* Append a loaded shard (mapping and tensors) to the set; the set owns them after. */
@@ -675,7 +682,8 @@ batch_start(const char *dir, const char *const *files, int n, int first_index)
 	for (int i = 0; i < n; i++) {
 		b->j[i].path = xasprintf("%s/%s", dir, files[i]);
 		b->j[i].index = first_index + i;
-		b->started[i] = n > 1 && pthread_create(&b->th[i], NULL, shard_load, &b->j[i]) == 0;
+		b->started[i] =
+			n > 1 && pthread_create(&b->th[i], NULL, shard_thread, &b->j[i]) == 0;
 		if (!b->started[i])
 			shard_load(&b->j[i]);
 	}

@@ -103,9 +103,16 @@ tok_thread(void *arg)
 {
 	struct tok_job *j = arg;
 
-	thread_role_set(ROLE_IO);
 	j->tok = tokenizer_load(j->dir, &j->cause);
 	return NULL;
+}
+
+/* tok_thread on a thread of its own; it also runs inline, on the caller's thread. */
+static void *
+tok_thread_own(void *arg)
+{
+	thread_role_set(ROLE_IO);
+	return tok_thread(arg);
 }
 
 /*
@@ -118,7 +125,7 @@ load_both(struct session *s, const char *dir, char **cause)
 {
 	struct tok_job j = { .dir = dir };
 	pthread_t th;
-	bool threaded = pthread_create(&th, NULL, tok_thread, &j) == 0;
+	bool threaded = pthread_create(&th, NULL, tok_thread_own, &j) == 0;
 
 	if (!threaded)
 		tok_thread(&j);

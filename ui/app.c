@@ -426,9 +426,10 @@ app_free(struct app *a)
 	queue_free(a->to_engine);
 	queue_free(a->from_engine);
 	browser_free(a->br);
+	history_free(a->hist);
 	screen_free(a->scr);
 	free(a->model_dir), free(a->model_desc), free(a->system);
-	free(a->store_error), free(a->load_phase), free(a->confirm_text), free(a->kept_line);
+	free(a->load_phase), free(a->confirm_text), free(a->kept_line);
 	close(a->sig_pipe[0]);
 	close(a->sig_pipe[1]);
 	free(a);
@@ -444,6 +445,7 @@ app_run(const struct app_opts *o)
 	thread_role_set(ROLE_UI);
 	assert_ui();
 	a->br = browser_new();
+	a->hist = history_new();
 	transcript_init(&a->tr);
 	a->model_dir = xstrdup(o->model_dir);
 	a->n_ctx = o->n_ctx; /* 0: the engine's default, until MSG_READY says which */

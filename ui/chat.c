@@ -70,10 +70,10 @@ chat_ensure_conv(struct app *a)
 	char *cause = NULL;
 
 	assert_ui();
-	if (a->store == NULL)
+	if (history_store(a) == NULL)
 		return false;
-	if (a->conv_id == 0 &&
-	    (a->conv_id = store_conv_create(a->store, a->model_dir, a->system, &cause)) <= 0) {
+	if (a->conv_id == 0 && (a->conv_id = store_conv_create(history_store(a), a->model_dir,
+							       a->system, &cause)) <= 0) {
 		a->conv_id = 0;
 		chat_store_warn(a, cause);
 		return false;
@@ -262,14 +262,15 @@ think_seconds(const struct store_usage *u)
 void
 chat_open(struct app *a, int64_t id)
 {
+	struct store *st = history_store(a);
 	struct store_message *msgs = NULL;
 	struct store_conv conv;
 	size_t n = 0;
 	char *cause = NULL;
 
 	assert_ui();
-	if (a->store == NULL || store_conv_get(a->store, id, &conv, &cause) != 0 ||
-	    store_branch_load(a->store, id, &msgs, &n, &cause) != 0) {
+	if (st == NULL || store_conv_get(st, id, &conv, &cause) != 0 ||
+	    store_branch_load(st, id, &msgs, &n, &cause) != 0) {
 		ui_status(a, true, "cannot open conversation %lld: %s", (long long)id,
 			  cause != NULL ? cause : "history is off");
 		free(cause);

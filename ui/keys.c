@@ -230,13 +230,13 @@ key_suspend(int c, int k)
 static int
 key_alt_digit(int c, int k)
 {
+	struct store *st = history_store(inputline_app());
 	struct store_conv_item *items = NULL;
 	size_t n = 0;
 	int idx = k - '1';
 
 	(void)c;
-	if (inputline_app()->store == NULL ||
-	    store_conv_list(inputline_app()->store, &items, &n, NULL) != 0)
+	if (st == NULL || store_conv_list(st, &items, &n, NULL) != 0)
 		return 0;
 	if (idx >= 0 && (size_t)idx < n)
 		chat_open(inputline_app(), items[idx].id);

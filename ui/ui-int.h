@@ -26,6 +26,7 @@ struct queue;
 struct engine;
 struct screen;
 struct browser;
+struct history;
 
 /* ---- transcript -------------------------------------------------------- */
 
@@ -167,13 +168,7 @@ struct app {
 	bool think_default_open;
 	int ctx_used; /* tokens of the last prompt + reply */
 
-	/* Store (NULL when history is off or paused). */
-	struct store *store;
-	char *store_error;
-	bool store_retry;    /* paused: the database was locked; history_tick tries again */
-	double history_next; /* when history_tick next tries */
-	struct stash *stash; /* conversations left with unsaved turns (history.c) */
-	int n_stash;
+	struct history *hist; /* history.c's own state: the store, unsaved turns kept */
 
 	/* Gauges. */
 	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
@@ -213,6 +208,12 @@ typedef void app_line_fn(struct app *a, const char *line);
 
 /* ---- history.c: saving to chats.db, and again when it was busy ---------- */
 
+struct history *history_new(void);
+void history_free(struct history *h); /* accepts NULL; closes a store still open */
+/* The store, or NULL when history is off or paused. */
+struct store *history_store(const struct app *a);
+/* Why history is off or paused (a notice), or NULL. */
+const char *history_error(const struct app *a);
 /* Open the store at start (paused, not off, when another process holds a lock). */
 void history_open(struct app *a);
 /* From the main loop: retry a paused open, save what could not be saved. */

@@ -427,6 +427,7 @@ app_free(struct app *a)
 	queue_free(a->from_engine);
 	browser_free(a->br);
 	history_free(a->hist);
+	keys_free(a->keys);
 	screen_free(a->scr);
 	free(a->model_dir), free(a->model_desc), free(a->system);
 	free(a->load_phase), free(a->confirm_text), free(a->kept_line);
@@ -446,6 +447,7 @@ app_run(const struct app_opts *o)
 	assert_ui();
 	a->br = browser_new();
 	a->hist = history_new();
+	a->keys = keys_new();
 	transcript_init(&a->tr);
 	a->model_dir = xstrdup(o->model_dir);
 	a->n_ctx = o->n_ctx; /* 0: the engine's default, until MSG_READY says which */

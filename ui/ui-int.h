@@ -27,6 +27,7 @@ struct engine;
 struct screen;
 struct browser;
 struct history;
+struct keys;
 
 /* ---- transcript -------------------------------------------------------- */
 
@@ -196,9 +197,7 @@ struct app {
 
 	struct screen *scr; /* screen.c's own state */
 
-	/* Input bytes read from stdin, handed to readline one key at a time. */
-	unsigned char inbuf[4096];
-	size_t in_len, in_pos;
+	struct keys *keys; /* keys.c's own state: the bytes read from stdin */
 	int sig_pipe[2];
 	char *kept_line; /* a line Enter could not send, to put back in the input */
 };
@@ -352,7 +351,9 @@ void slash_export(struct app *a, int64_t id, bool json, const char *path);
 
 /* ---- keys.c: the keyboard ----------------------------------------------- */
 
-/* Bind the application's keys in every keymap. */
+struct keys *keys_new(void);
+void keys_free(struct keys *k); /* accepts NULL */
+/* Bind the application's keys in every keymap; be readline's byte source. */
 void keys_init(void);
 /* Read stdin and hand the keys to the overlay shown or to readline. */
 void keys_stdin(struct app *a);

@@ -30,7 +30,7 @@ chat_load(struct app *a)
 
 	assert_ui();
 	a->state = APP_LOADING;
-	a->load_t0 = now_sec();
+	gauges_load_start(a);
 	queue_push(a->to_engine, &m);
 }
 
@@ -115,11 +115,8 @@ chat_send(struct app *a)
 	history_begin_turn(a, e, a->regen_of);
 	a->regen_of = 0;
 	a->state = APP_GENERATING;
-	a->tok_n0 = 0;
-	a->tok_rate = 0;
+	gauges_turn_start(a);
 	a->last_checkpoint = now_sec();
-	a->decode_tps = 0;
-	a->prefill_done = a->prefill_total = 0;
 	a->tr.scroll = 0;
 	queue_push(a->to_engine, &m);
 	screen_dirty(a);

@@ -33,6 +33,7 @@ seed_str(uint64_t seed)
 static void
 show(struct app *a, const struct command *c)
 {
+	const struct gauge_view *g = gauges(a);
 	const struct sampler_params *p = &a->gp.sp;
 
 	if (c->show == SHOW_SYSTEM)
@@ -44,8 +45,8 @@ show(struct app *a, const struct command *c)
 		ui_info(a,
 			"last turn: prompt %d tokens (%d reused), %d generated, prefill %.0f "
 			"tok/s, decode %.1f tok/s, first token %.2f s",
-			a->last_stats.prompt_tokens, a->last_stats.reused_tokens,
-			a->last_stats.gen_tokens, a->prefill_tps, a->decode_tps, a->ttft);
+			g->last_stats.prompt_tokens, g->last_stats.reused_tokens,
+			g->last_stats.gen_tokens, g->prefill_tps, g->decode_tps, g->ttft);
 	else
 		ui_info(a,
 			"temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "

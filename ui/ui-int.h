@@ -3,7 +3,7 @@
  *
  * The files call one another in one direction only, from the top down:
  *   app.c (loop, engine messages, signals) -> keys.c -> slash.c -> inputline.c,
- *   chat.c -> history.c -> screen.c, browser.c -> transcript.c, wrap.c
+ *   chat.c -> history.c -> screen.c, browser.c -> gauges.c, transcript.c, wrap.c
  * (slash.c also calls browser.c and chat.c; browser.c calls screen.c for
  * notices).  Where a lower file must reach up, it is handed a callback:
  * inputline.c's line handler (slash_line), screen.c's overlay (browser_draw).
@@ -28,6 +28,7 @@ struct screen;
 struct browser;
 struct history;
 struct keys;
+struct gauges;
 
 /* ---- transcript -------------------------------------------------------- */
 
@@ -171,24 +172,9 @@ struct app {
 
 	struct history *hist; /* history.c's own state: the store, unsaved turns kept */
 
-	/* Gauges. */
-	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
-	double load_t0;                 /* when the load was asked for */
-	char *load_phase; /* its text: "opening", "reading weights", "paused", "done" */
-	/* The read-ahead's speed: bytes and seconds between two of its reports. */
-	uint64_t load_read_bytes;
-	double load_read_s, load_last_t;
-	bool load_reading;
-	bool quitting; /* waiting for the engine to stop before exiting */
-	double prefill_tps, decode_tps, ttft;
-	int tok_n0;              /* engine's token count and time at the turn's first token */
-	double tok_t0, tok_rate; /* live decode tok/s (live_rate) */
-	double last_checkpoint;  /* when the streaming answer was last saved */
-	int prefill_done, prefill_total;
-	struct gen_stats last_stats;
-	double majflt_rate;
-	uint64_t last_majflt;
-	double last_gauge_t;
+	struct gauges *gauges;  /* gauges.c's own state: the status rows' figures */
+	bool quitting;          /* waiting for the engine to stop before exiting */
+	double last_checkpoint; /* when the streaming answer was last saved */
 
 	struct browser *br; /* browser.c's own state: the conversation list */
 	/* Confirmation: what to do on 'y'. */
@@ -259,6 +245,42 @@ void browser_search_line(struct app *a, const char *line);
 void browser_rename_line(struct app *a, const char *line);
 /* Over the transcript area, rows tall (a screen_overlay_fn; arg: a->br). */
 void browser_draw(void *arg, int rows, int cols);
+
+/* ---- gauges.c: the figures the status rows show --------------------------- */
+
+/* What the gauges show: gauges.c writes it, the others read gauges(a). */
+struct gauge_view {
+	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
+	double load_t0;                 /* when the load was asked for */
+	char *load_phase; /* its text: "opening", "reading weights", "paused", "done" */
+	/* The read-ahead's speed: bytes and seconds between two of its reports. */
+	uint64_t load_read_bytes;
+	double load_read_s;
+	int prefill_done, prefill_total;      /* the turn's prompt, read so far */
+	double tok_rate;                      /* the turn's live decode tok/s */
+	double prefill_tps, decode_tps, ttft; /* the last turn's */
+	struct gen_stats last_stats;
+	double majflt_rate; /* major page faults a second */
+};
+
+struct gauges *gauges_new(void);
+void gauges_free(struct gauges *g); /* accepts NULL */
+const struct gauge_view *gauges(const struct app *a);
+/* The load was asked for. */
+void gauges_load_start(struct app *a);
+/* A load or read-ahead report (msg.h's MSG_PROGRESS); phase (or NULL) is taken. */
+void gauges_progress(struct app *a, char *phase, uint64_t bytes_read, uint64_t bytes_total,
+		     double t);
+/* A turn was sent: its figures start from nothing. */
+void gauges_turn_start(struct app *a);
+/* The turn's prompt: done of total tokens read. */
+void gauges_prefill(struct app *a, int done, int total);
+/* The turn's token count n at the engine's time t. */
+void gauges_token(struct app *a, int n, double t);
+/* The turn's final figures. */
+void gauges_done(struct app *a, const struct gen_stats *s);
+/* From the main loop: the page-fault rate, once a second; true when it changed. */
+bool gauges_tick(struct app *a);
 
 /* ---- screen.c: layout and drawing -------------------------------------- */
 

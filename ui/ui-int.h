@@ -144,6 +144,7 @@ struct app {
 	enum app_state state;
 	enum overlay overlay;
 	bool quit;
+	bool quitting; /* waiting for the engine to stop before exiting */
 	struct queue *to_engine, *from_engine;
 	struct engine *engine;
 	char *model_dir;
@@ -168,13 +169,12 @@ struct app {
 	bool stopping;                 /* a cancel was sent for the turn */
 	int64_t regen_of; /* stored answer the next turn regenerates (a sibling), or 0 */
 	bool think_default_open;
-	int ctx_used; /* tokens of the last prompt + reply */
+	int ctx_used;           /* tokens of the last prompt + reply */
+	double last_checkpoint; /* when the streaming answer was last saved */
 
 	struct history *hist; /* history.c's own state: the store, unsaved turns kept */
 
-	struct gauges *gauges;  /* gauges.c's own state: the status rows' figures */
-	bool quitting;          /* waiting for the engine to stop before exiting */
-	double last_checkpoint; /* when the streaming answer was last saved */
+	struct gauges *gauges; /* gauges.c's own state: the status rows' figures */
 
 	struct browser *br; /* browser.c's own state: the conversation list */
 	/* Confirmation: what to do on 'y'. */

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <curses.h>
@@ -67,21 +66,6 @@ sampler_fields_copy(struct sampler_params *dst, const struct sampler_params *src
 		dst->seed = src->seed;
 }
 
-/*
- * The decode speed so far, from the engine's own count and clock: tokens
- * reach this thread in batches, so arrival times say nothing about speed.
- * Averaged from the turn's first token, as the final figure is.
- */
-static void
-live_rate(struct app *a, int n, double t)
-{
-	if (a->tok_n0 == 0 || n < a->tok_n0) {
-		a->tok_n0 = n;
-		a->tok_t0 = t;
-	} else if (n > a->tok_n0 && t > a->tok_t0)
-		a->tok_rate = (n - a->tok_n0) / (t - a->tok_t0);
-}
-
 static void
 on_token(struct app *a, const struct msg_token *m)
 {
@@ -98,7 +82,7 @@ on_token(struct app *a, const struct msg_token *m)
 		entry_append(e, false, m->text, strlen(m->text));
 		e->answer_tokens++;
 	}
-	live_rate(a, m->n, m->t);
+	gauges_token(a, m->n, m->t);
 	/* Save the answer so far every CHECKPOINT_S: a crash loses little, and
 	 * the FTS index is not rebuilt per token. */
 	if (t - a->last_checkpoint >= CHECKPOINT_S) {
@@ -113,20 +97,16 @@ on_done(struct app *a, const struct msg_done *m)
 {
 	const struct gen_stats *s = &m->stats;
 	struct entry *e = chat_turn(a);
-	double tg = s->gen_tokens > 1 && s->decode_s > 0 ? (s->gen_tokens - 1) / s->decode_s : 0;
 	int new_tok = s->prompt_tokens - s->reused_tokens;
 
 	if (e == NULL)
 		return;
-	a->prefill_tps = s->prefill_s > 0 && new_tok > 0 ? new_tok / s->prefill_s : 0;
-	a->decode_tps = tg;
-	a->ttft = s->ttft_s;
+	gauges_done(a, s);
 	a->ctx_used = s->prompt_tokens + s->gen_tokens;
-	a->last_stats = *s;
 	e->stats = xasprintf("%d token%s, %.1f tok/s, first token %.2f s, prompt %d (%d new) - %s, "
 			     "seed %llu",
-			     s->gen_tokens, s->gen_tokens == 1 ? "" : "s", tg, s->ttft_s,
-			     s->prompt_tokens, new_tok, gen_stop_name(s->stop),
+			     s->gen_tokens, s->gen_tokens == 1 ? "" : "s", gauges(a)->decode_tps,
+			     s->ttft_s, s->prompt_tokens, new_tok, gen_stop_name(s->stop),
 			     (unsigned long long)a->turn_sp.seed);
 	chat_finish(a, s->stop == GEN_STOP_USER ? STORE_STOPPED : STORE_DONE, NULL, s);
 }
@@ -153,18 +133,7 @@ on_error(struct app *a, uint64_t seq, const struct msg_error *m)
 static void
 on_progress(struct app *a, struct msg_progress *m)
 {
-	bool reading = m->phase != NULL && strcmp(m->phase, "reading weights") == 0;
-
-	if (reading && a->load_reading && m->t > a->load_last_t && m->bytes_read >= a->load_done) {
-		a->load_read_s += m->t - a->load_last_t;
-		a->load_read_bytes += m->bytes_read - a->load_done;
-	}
-	a->load_reading = reading;
-	a->load_last_t = m->t;
-	a->load_done = m->bytes_read;
-	a->load_total = m->bytes_total;
-	free(a->load_phase);
-	a->load_phase = m->phase;
+	gauges_progress(a, m->phase, m->bytes_read, m->bytes_total, m->t);
 	m->phase = NULL;
 }
 
@@ -182,7 +151,7 @@ on_ready(struct app *a, struct msg_ready *m)
 	sampler_fields_copy(&a->gp.sp, &m->defaults, ~a->sp_set);
 	/* Short, so the read-ahead's progress stays beside it; the start
 	 * screen and /show model describe the model. */
-	ui_status(a, false, "ready in %.1f s", now_sec() - a->load_t0);
+	ui_status(a, false, "ready in %.1f s", now_sec() - gauges(a)->load_t0);
 }
 
 static void
@@ -199,7 +168,7 @@ on_engine(struct app *a, struct msg *m)
 		break;
 	case MSG_PREFILL:
 		if (turn)
-			a->prefill_done = m->u.prefill.done, a->prefill_total = m->u.prefill.total;
+			gauges_prefill(a, m->u.prefill.done, m->u.prefill.total);
 		break;
 	case MSG_TOKEN:
 		if (turn)
@@ -341,23 +310,6 @@ on_signals(struct app *a)
 /* ---- the loop ---------------------------------------------------------------- */
 
 static void
-gauges_tick(struct app *a)
-{
-	struct rusage ru;
-	double t = now_sec();
-
-	if (t - a->last_gauge_t < 1.0)
-		return;
-	getrusage(RUSAGE_SELF, &ru);
-	if (a->last_gauge_t > 0)
-		a->majflt_rate =
-			((double)ru.ru_majflt - (double)a->last_majflt) / (t - a->last_gauge_t);
-	a->last_majflt = (uint64_t)ru.ru_majflt;
-	a->last_gauge_t = t;
-	screen_dirty(a);
-}
-
-static void
 loop(struct app *a)
 {
 	while (!a->quit) {
@@ -376,7 +328,8 @@ loop(struct app *a)
 			drain_engine(a);
 		if (p[0].revents & (POLLIN | POLLHUP))
 			keys_stdin(a);
-		gauges_tick(a);
+		if (gauges_tick(a))
+			screen_dirty(a);
 		history_tick(a);
 		screen_tick(a);
 	}
@@ -426,9 +379,12 @@ app_free(struct app *a)
 	queue_free(a->to_engine);
 	queue_free(a->from_engine);
 	browser_free(a->br);
+	history_free(a->hist);
+	keys_free(a->keys);
+	gauges_free(a->gauges);
 	screen_free(a->scr);
 	free(a->model_dir), free(a->model_desc), free(a->system);
-	free(a->store_error), free(a->load_phase), free(a->confirm_text), free(a->kept_line);
+	free(a->confirm_text), free(a->kept_line);
 	close(a->sig_pipe[0]);
 	close(a->sig_pipe[1]);
 	free(a);
@@ -444,6 +400,9 @@ app_run(const struct app_opts *o)
 	thread_role_set(ROLE_UI);
 	assert_ui();
 	a->br = browser_new();
+	a->hist = history_new();
+	a->keys = keys_new();
+	a->gauges = gauges_new();
 	transcript_init(&a->tr);
 	a->model_dir = xstrdup(o->model_dir);
 	a->n_ctx = o->n_ctx; /* 0: the engine's default, until MSG_READY says which */

@@ -89,7 +89,7 @@ load_list(struct app *a, struct browser *b)
 	size_t n = 0;
 	char *cause = NULL;
 
-	if (store_conv_list(a->store, &it, &n, &cause) != 0) {
+	if (store_conv_list(history_store(a), &it, &n, &cause) != 0) {
 		ui_status(a, true, "cannot list conversations: %s", cause);
 		free(cause);
 		return -1;
@@ -117,7 +117,7 @@ load_search(struct app *a, struct browser *b, const char *q)
 	size_t n = 0;
 	char *cause = NULL;
 
-	if (store_search(a->store, q, &h, &n, &cause) != 0) {
+	if (store_search(history_store(a), q, &h, &n, &cause) != 0) {
 		ui_status(a, true, "search failed: %s", cause);
 		free(cause);
 		return -1;
@@ -152,8 +152,8 @@ browser_open(struct app *a, const char *query)
 	struct browser *b = a->br;
 
 	assert_ui();
-	if (a->store == NULL) {
-		ui_status(a, true, "%s", a->store_error ? a->store_error : "history is off");
+	if (history_store(a) == NULL) {
+		ui_status(a, true, "%s", history_error(a) ? history_error(a) : "history is off");
 		return;
 	}
 	clear_items(b);
@@ -204,7 +204,8 @@ browser_rename_line(struct app *a, const char *line)
 	int64_t id = a->br->target;
 
 	assert_ui();
-	if (id > 0 && line[0] != '\0' && store_conv_rename(a->store, id, line, &cause) != 0) {
+	if (id > 0 && line[0] != '\0' &&
+	    store_conv_rename(history_store(a), id, line, &cause) != 0) {
 		ui_status(a, true, "rename failed: %s", cause);
 		free(cause);
 	}

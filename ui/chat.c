@@ -30,7 +30,7 @@ chat_load(struct app *a)
 
 	assert_ui();
 	a->state = APP_LOADING;
-	a->load_t0 = now_sec();
+	gauges_load_start(a);
 	queue_push(a->to_engine, &m);
 }
 
@@ -70,10 +70,10 @@ chat_ensure_conv(struct app *a)
 	char *cause = NULL;
 
 	assert_ui();
-	if (a->store == NULL)
+	if (history_store(a) == NULL)
 		return false;
-	if (a->conv_id == 0 &&
-	    (a->conv_id = store_conv_create(a->store, a->model_dir, a->system, &cause)) <= 0) {
+	if (a->conv_id == 0 && (a->conv_id = store_conv_create(history_store(a), a->model_dir,
+							       a->system, &cause)) <= 0) {
 		a->conv_id = 0;
 		chat_store_warn(a, cause);
 		return false;
@@ -115,11 +115,8 @@ chat_send(struct app *a)
 	history_begin_turn(a, e, a->regen_of);
 	a->regen_of = 0;
 	a->state = APP_GENERATING;
-	a->tok_n0 = 0;
-	a->tok_rate = 0;
+	gauges_turn_start(a);
 	a->last_checkpoint = now_sec();
-	a->decode_tps = 0;
-	a->prefill_done = a->prefill_total = 0;
 	a->tr.scroll = 0;
 	queue_push(a->to_engine, &m);
 	screen_dirty(a);
@@ -262,14 +259,15 @@ think_seconds(const struct store_usage *u)
 void
 chat_open(struct app *a, int64_t id)
 {
+	struct store *st = history_store(a);
 	struct store_message *msgs = NULL;
 	struct store_conv conv;
 	size_t n = 0;
 	char *cause = NULL;
 
 	assert_ui();
-	if (a->store == NULL || store_conv_get(a->store, id, &conv, &cause) != 0 ||
-	    store_branch_load(a->store, id, &msgs, &n, &cause) != 0) {
+	if (st == NULL || store_conv_get(st, id, &conv, &cause) != 0 ||
+	    store_branch_load(st, id, &msgs, &n, &cause) != 0) {
 		ui_status(a, true, "cannot open conversation %lld: %s", (long long)id,
 			  cause != NULL ? cause : "history is off");
 		free(cause);

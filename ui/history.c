@@ -32,6 +32,54 @@
 /* At exit, how long the last try may wait for the lock. */
 #define HISTORY_EXIT_MS 3000
 
+/* A conversation left with unsaved turns: its entries, until they are saved. */
+struct stash {
+	int64_t conv_id;
+	char *system;
+	struct entry **e;
+	int n;
+};
+
+/* history.c's own state (a->hist). */
+struct history {
+	struct store *store; /* NULL when history is off or paused */
+	char *error;         /* why it is off or paused, or NULL */
+	bool retry;          /* paused: the database was locked; history_tick tries again */
+	double next;         /* when history_tick next tries */
+	struct stash *stash; /* conversations left with unsaved turns */
+	int n_stash;
+};
+
+struct history *
+history_new(void)
+{
+	return xcalloc(1, sizeof(struct history));
+}
+
+void
+history_free(struct history *h)
+{
+	if (h == NULL)
+		return;
+	store_close(h->store);
+	free(h->error);
+	free(h);
+}
+
+struct store *
+history_store(const struct app *a)
+{
+	assert_ui();
+	return a->hist->store;
+}
+
+const char *
+history_error(const struct app *a)
+{
+	assert_ui();
+	return a->hist->error;
+}
+
 /* db_id: 0 not saved yet, -1 never to be saved (its conversation was deleted). */
 static bool
 needs_save(const struct entry *e)
@@ -71,7 +119,7 @@ save_final(struct app *a, struct entry *e, char **cause)
 				 .usage = e->fin->usage,
 				 .params_json = e->fin->params_json };
 
-	if (store_msg_finish(a->store, e->db_id, &r, cause) != 0)
+	if (store_msg_finish(a->hist->store, e->db_id, &r, cause) != 0)
 		return false;
 	entry_final_free(e->fin);
 	e->fin = NULL;
@@ -85,16 +133,16 @@ save_entry(struct app *a, int64_t conv_id, struct entry *e, char **cause)
 	int64_t id;
 
 	if (e->kind == ENTRY_USER) {
-		if ((id = store_msg_add_user(a->store, conv_id, e->text, cause)) <= 0)
+		if ((id = store_msg_add_user(a->hist->store, conv_id, e->text, cause)) <= 0)
 			return false;
 		e->db_id = id;
 		return true;
 	}
 	if (e->db_id == 0) {
-		id = e->regen_of > 0
-			     ? store_msg_regenerate(a->store, conv_id, e->regen_of, a->model_dir,
-						    cause)
-			     : store_msg_begin_assistant(a->store, conv_id, a->model_dir, cause);
+		id = e->regen_of > 0 ? store_msg_regenerate(a->hist->store, conv_id, e->regen_of,
+							    a->model_dir, cause)
+				     : store_msg_begin_assistant(a->hist->store, conv_id,
+								 a->model_dir, cause);
 		if (id <= 0)
 			return false;
 		e->db_id = id;
@@ -111,13 +159,13 @@ static bool
 sync_entries(struct app *a, int64_t *conv_id, const char *system, struct entry **e, int n,
 	     char **cause)
 {
-	if (a->store == NULL)
+	if (a->hist->store == NULL)
 		return count_unsaved(e, n) == 0;
 	for (int i = 0; i < n; i++) {
 		if (!needs_save(e[i]))
 			continue;
-		if (*conv_id == 0 &&
-		    (*conv_id = store_conv_create(a->store, a->model_dir, system, cause)) <= 0) {
+		if (*conv_id == 0 && (*conv_id = store_conv_create(a->hist->store, a->model_dir,
+								   system, cause)) <= 0) {
 			*conv_id = 0;
 			return false;
 		}
@@ -133,7 +181,7 @@ history_sync(struct app *a)
 	char *cause = NULL;
 	bool ok = sync_entries(a, &a->conv_id, a->system, a->tr.e, a->tr.n, &cause);
 
-	if (!ok && a->store != NULL)
+	if (!ok && a->hist->store != NULL)
 		warn(a, cause);
 	else
 		free(cause);
@@ -148,11 +196,12 @@ history_begin_turn(struct app *a, struct entry *e, int64_t regen_of)
 
 	e->regen_of = regen_of;
 	/* Only below a saved conversation: else the answer is saved at its end. */
-	if (a->store == NULL || count_unsaved(a->tr.e, a->tr.n) > 0 || a->conv_id == 0)
+	if (a->hist->store == NULL || count_unsaved(a->tr.e, a->tr.n) > 0 || a->conv_id == 0)
 		return;
 	id = regen_of > 0
-		     ? store_msg_regenerate(a->store, a->conv_id, regen_of, a->model_dir, &cause)
-		     : store_msg_begin_assistant(a->store, a->conv_id, a->model_dir, &cause);
+		     ? store_msg_regenerate(a->hist->store, a->conv_id, regen_of, a->model_dir,
+					    &cause)
+		     : store_msg_begin_assistant(a->hist->store, a->conv_id, a->model_dir, &cause);
 	if (id <= 0)
 		warn(a, cause);
 	else
@@ -164,10 +213,10 @@ history_checkpoint(struct app *a, struct entry *e)
 {
 	char *cause = NULL;
 
-	if (a->store == NULL || e->db_id <= 0)
+	if (a->hist->store == NULL || e->db_id <= 0)
 		return;
-	if (store_msg_checkpoint(a->store, e->db_id, e->text, e->rlen ? e->reason : NULL, &cause) !=
-	    0)
+	if (store_msg_checkpoint(a->hist->store, e->db_id, e->text, e->rlen ? e->reason : NULL,
+				 &cause) != 0)
 		warn(a, cause);
 }
 
@@ -180,7 +229,7 @@ history_end_turn(struct app *a, struct entry *e, const struct store_reply *r)
 	e->fin->usage = r->usage;
 	e->fin->params_json = r->params_json != NULL ? xstrdup(r->params_json) : NULL;
 	e->streaming = false;
-	if (e->db_id > 0 && a->store != NULL) {
+	if (e->db_id > 0 && a->hist->store != NULL) {
 		char *cause = NULL;
 
 		if (!save_final(a, e, &cause))
@@ -193,24 +242,18 @@ history_end_turn(struct app *a, struct entry *e, const struct store_reply *r)
 
 /* ---- conversations left with unsaved turns ------------------------------- */
 
-struct stash {
-	int64_t conv_id;
-	char *system;
-	struct entry **e;
-	int n;
-};
-
 void
 history_leave(struct app *a)
 {
 	struct stash *s;
 
-	if (count_unsaved(a->tr.e, a->tr.n) == 0 || (a->store == NULL && !a->store_retry) ||
+	if (count_unsaved(a->tr.e, a->tr.n) == 0 || (a->hist->store == NULL && !a->hist->retry) ||
 	    history_sync(a))
 		return;
 	/* Keep the entries: the transcript gives them up and starts empty. */
-	a->stash = xrealloc(a->stash, (size_t)(a->n_stash + 1) * sizeof(*a->stash));
-	s = &a->stash[a->n_stash++];
+	a->hist->stash =
+		xrealloc(a->hist->stash, (size_t)(a->hist->n_stash + 1) * sizeof(*a->hist->stash));
+	s = &a->hist->stash[a->hist->n_stash++];
 	s->conv_id = a->conv_id;
 	s->system = a->system != NULL ? xstrdup(a->system) : NULL;
 	s->n = a->tr.n;
@@ -252,17 +295,17 @@ sync_stash(struct app *a)
 {
 	int k = 0;
 
-	for (int i = 0; i < a->n_stash; i++) {
-		struct stash *s = &a->stash[i];
+	for (int i = 0; i < a->hist->n_stash; i++) {
+		struct stash *s = &a->hist->stash[i];
 		char *cause = NULL;
 
 		if (sync_entries(a, &s->conv_id, s->system, s->e, s->n, &cause))
 			stash_free(s);
 		else
-			a->stash[k++] = *s;
+			a->hist->stash[k++] = *s;
 		free(cause);
 	}
-	a->n_stash = k;
+	a->hist->n_stash = k;
 }
 
 /* ---- opening, retrying, closing ------------------------------------------- */
@@ -278,28 +321,28 @@ try_open(struct app *a, bool first, int busy_ms)
 	if (path == NULL)
 		cause = xstrdup("no home directory (set HOME or XDG_DATA_HOME)");
 	else
-		a->store = store_open_with(path, &opt, &cause);
+		a->hist->store = store_open_with(path, &opt, &cause);
 	free(path);
-	if (a->store != NULL) {
-		free(a->store_error);
-		a->store_error = NULL;
-		a->store_retry = false;
-		if (store_recovered(a->store) > 0)
+	if (a->hist->store != NULL) {
+		free(a->hist->error);
+		a->hist->error = NULL;
+		a->hist->retry = false;
+		if (store_recovered(a->hist->store) > 0)
 			ui_info(a, "%d answer(s) interrupted last time were marked stopped",
-				store_recovered(a->store));
+				store_recovered(a->hist->store));
 		if (!first)
 			ui_status(a, false, "history is back: the database is free again");
 		free(cause);
 		return true;
 	}
-	a->store_retry = busy;
+	a->hist->retry = busy;
 	if (first || !busy) {
-		free(a->store_error);
-		a->store_error =
+		free(a->hist->error);
+		a->hist->error =
 			busy ? xasprintf("history is paused: %s; trying again every %.0f s", cause,
 					 HISTORY_RETRY_S)
 			     : xasprintf("history is off: %s", cause);
-		ui_info(a, "%s", a->store_error);
+		ui_info(a, "%s", a->hist->error);
 	}
 	free(cause);
 	return false;
@@ -308,7 +351,7 @@ try_open(struct app *a, bool first, int busy_ms)
 void
 history_open(struct app *a)
 {
-	a->history_next = now_sec() + HISTORY_RETRY_S;
+	a->hist->next = now_sec() + HISTORY_RETRY_S;
 	try_open(a, true, HISTORY_BUSY_MS);
 }
 
@@ -317,12 +360,12 @@ history_tick(struct app *a)
 {
 	double t = now_sec();
 
-	if (t < a->history_next)
+	if (t < a->hist->next)
 		return;
-	a->history_next = t + HISTORY_RETRY_S;
-	if (a->store == NULL && (!a->store_retry || !try_open(a, false, HISTORY_BUSY_MS)))
+	a->hist->next = t + HISTORY_RETRY_S;
+	if (a->hist->store == NULL && (!a->hist->retry || !try_open(a, false, HISTORY_BUSY_MS)))
 		return;
-	if (a->n_stash > 0)
+	if (a->hist->n_stash > 0)
 		sync_stash(a);
 	if (a->state != APP_GENERATING && count_unsaved(a->tr.e, a->tr.n) > 0 && history_sync(a))
 		ui_status(a, false, "history saved: the database is free again");
@@ -333,23 +376,23 @@ history_close(struct app *a)
 {
 	int lost = 0;
 
-	if (a->store == NULL && a->store_retry)
+	if (a->hist->store == NULL && a->hist->retry)
 		try_open(a, false, HISTORY_EXIT_MS);
-	if (a->store != NULL) {
+	if (a->hist->store != NULL) {
 		/* The last chance to save: wait for the lock a little longer. */
-		store_set_busy_timeout(a->store, HISTORY_EXIT_MS);
+		store_set_busy_timeout(a->hist->store, HISTORY_EXIT_MS);
 		history_sync(a);
 		sync_stash(a);
 	}
 	lost = count_unsaved(a->tr.e, a->tr.n);
-	for (int i = 0; i < a->n_stash; i++) {
-		lost += count_unsaved(a->stash[i].e, a->stash[i].n);
-		stash_free(&a->stash[i]);
+	for (int i = 0; i < a->hist->n_stash; i++) {
+		lost += count_unsaved(a->hist->stash[i].e, a->hist->stash[i].n);
+		stash_free(&a->hist->stash[i]);
 	}
-	free(a->stash);
-	a->stash = NULL;
-	a->n_stash = 0;
-	store_close(a->store);
-	a->store = NULL;
+	free(a->hist->stash);
+	a->hist->stash = NULL;
+	a->hist->n_stash = 0;
+	store_close(a->hist->store);
+	a->hist->store = NULL;
 	return lost;
 }

@@ -1,5 +1,5 @@
 /*
- * inputline.c - the input line: readline in callback mode.  The loop hands it
+ * inputline.c - the input line: readline in callback mode.  keys.c hands it
  * the bytes read from stdin one key at a time (rl_getc_function); the line
  * it returns goes to a special prompt's handler (inputline_ask: search,
  * rename...) or to the chat's line handler given at start (slash.c's, a
@@ -9,12 +9,10 @@
  * UI thread only.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <readline/history.h>
 #include <readline/readline.h>
@@ -35,33 +33,6 @@ static void on_line(char *line);
 /* GLOBAL: what the next line typed at a special prompt is for (search,
  * rename...); readline's line handler takes no context argument. */
 static app_line_fn *line_action;
-
-/* readline's byte source: the bytes the loop read, else a blocking read. */
-static int
-inputline_getc(FILE *f)
-{
-	struct app *a = rl_app;
-	unsigned char c;
-
-	(void)f;
-	if (a->in_pos < a->in_len)
-		return a->inbuf[a->in_pos++];
-	for (;;) {
-		ssize_t n = read(STDIN_FILENO, &c, 1);
-
-		if (n == 1)
-			return c;
-		if (n == 0)
-			return EOF;
-		if (errno != EINTR && errno != EAGAIN)
-			return EOF;
-		if (errno == EAGAIN) {
-			struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
-
-			poll(&p, 1, 100);
-		}
-	}
-}
 
 static void
 inputline_redisplay(void)
@@ -167,7 +138,6 @@ inputline_init(struct app *a, app_line_fn *line, void (*bind_keys)(void))
 	rl_prep_term_function = NULL;
 	rl_deprep_term_function = NULL;
 	rl_outstream = fopen("/dev/null", "w");
-	rl_getc_function = inputline_getc;
 	rl_redisplay_function = inputline_redisplay;
 	rl_attempted_completion_function = complete;
 	rl_completion_display_matches_hook = show_matches;

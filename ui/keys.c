@@ -2,13 +2,16 @@
  * keys.c - the keyboard: the key bindings readline runs (Ctrl-C, F-keys,
  * scrolling, the editor, suspend...), and the decoding of stdin's bytes,
  * which go to the overlay that owns the keyboard (help, conversation list,
- * a y/n question) or else to readline, one key at a time.
+ * a y/n question) or else to readline, one key at a time: keys.c is
+ * readline's byte source (rl_getc_function), and owns the bytes read
+ * (struct keys, a->keys).
  *
- * Readline's key functions take no context: they find the app with
- * inputline_app().
+ * Readline's key functions and byte source take no context: they find the
+ * app with inputline_app().
  *
  * UI thread only.
  */
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +26,52 @@
 #include "thread-role.h"
 #include "ui-int.h"
 #include "util.h"
+
+/* keys.c's own state (a->keys): the bytes read from stdin, handed to readline
+ * one key at a time. */
+struct keys {
+	unsigned char buf[4096];
+	size_t len, pos; /* buf[pos, len): not handed on yet */
+};
+
+struct keys *
+keys_new(void)
+{
+	return xcalloc(1, sizeof(struct keys));
+}
+
+void
+keys_free(struct keys *k)
+{
+	free(k);
+}
+
+/* readline's byte source: the bytes keys_stdin read, else a blocking read. */
+static int
+keys_getc(FILE *f)
+{
+	struct keys *ks = inputline_app()->keys;
+	unsigned char c;
+
+	(void)f;
+	if (ks->pos < ks->len)
+		return ks->buf[ks->pos++];
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, &c, 1);
+
+		if (n == 1)
+			return c;
+		if (n == 0)
+			return EOF;
+		if (errno != EINTR && errno != EAGAIN)
+			return EOF;
+		if (errno == EAGAIN) {
+			struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+
+			poll(&p, 1, 100);
+		}
+	}
+}
 
 /* Ctrl-C, as a key or as SIGINT: stop the answer, else empty the line, else a hint. */
 void
@@ -230,13 +279,13 @@ key_suspend(int c, int k)
 static int
 key_alt_digit(int c, int k)
 {
+	struct store *st = history_store(inputline_app());
 	struct store_conv_item *items = NULL;
 	size_t n = 0;
 	int idx = k - '1';
 
 	(void)c;
-	if (inputline_app()->store == NULL ||
-	    store_conv_list(inputline_app()->store, &items, &n, NULL) != 0)
+	if (st == NULL || store_conv_list(st, &items, &n, NULL) != 0)
 		return 0;
 	if (idx >= 0 && (size_t)idx < n)
 		chat_open(inputline_app(), items[idx].id);
@@ -263,6 +312,8 @@ keys_init(void)
 {
 	char alt[4] = "\\e1";
 
+	assert_ui();
+	rl_getc_function = keys_getc;
 	bind("\\C-c", key_ctrl_c);
 	bind("\\e\\C-m", key_newline);
 	bind("\\e\\C-j", key_newline);
@@ -351,17 +402,18 @@ seq_key(const unsigned char *p, size_t n)
 static int
 next_key(struct app *a)
 {
-	unsigned char *p = a->inbuf + a->in_pos;
-	size_t n = a->in_len - a->in_pos, k;
+	struct keys *ks = a->keys;
+	unsigned char *p = ks->buf + ks->pos;
+	size_t n = ks->len - ks->pos, k;
 
 	if (n == 0)
 		return 0;
 	k = esc_seq_len(p, n);
 	if (k >= 3 && p[1] != 0x1b) {
-		a->in_pos += k;
+		ks->pos += k;
 		return seq_key(p, k);
 	}
-	a->in_pos++;
+	ks->pos++;
 	return p[0];
 }
 
@@ -392,13 +444,14 @@ overlay_keys(struct app *a)
 static bool
 lone_escape(struct app *a)
 {
+	struct keys *ks = a->keys;
 	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
 
-	if (a->state != APP_GENERATING || a->in_len - a->in_pos != 1 || a->inbuf[a->in_pos] != 0x1b)
+	if (a->state != APP_GENERATING || ks->len - ks->pos != 1 || ks->buf[ks->pos] != 0x1b)
 		return false;
 	if (poll(&p, 1, 30) > 0)
 		return false;
-	a->in_pos++;
+	ks->pos++;
 	chat_stop(a);
 	return true;
 }
@@ -422,32 +475,34 @@ restore_kept_line(struct app *a)
 void
 keys_stdin(struct app *a)
 {
-	ssize_t n = read(STDIN_FILENO, a->inbuf, sizeof(a->inbuf));
+	struct keys *ks = a->keys;
+	ssize_t n;
 
 	assert_ui();
+	n = read(STDIN_FILENO, ks->buf, sizeof(ks->buf));
 	if (n <= 0) {
 		if (n == 0)
 			a->quit = true; /* the terminal went away */
 		return;
 	}
-	a->in_len = (size_t)n;
-	a->in_pos = 0;
+	ks->len = (size_t)n;
+	ks->pos = 0;
 	if (a->overlay != OVERLAY_NONE)
 		overlay_keys(a);
 	if (lone_escape(a))
 		return;
-	while (a->in_pos < a->in_len && a->overlay == OVERLAY_NONE && !a->quit) {
-		size_t k = esc_seq_len(a->inbuf + a->in_pos, a->in_len - a->in_pos);
+	while (ks->pos < ks->len && a->overlay == OVERLAY_NONE && !a->quit) {
+		size_t k = esc_seq_len(ks->buf + ks->pos, ks->len - ks->pos);
 
 		/* An escape sequence goes to readline as pushed input: vi mode
 		 * takes an Esc as "command mode" unless it sees the rest of the
 		 * key already pending, and it looks there, not in our buffer. */
 		while (k-- > 0)
-			rl_stuff_char(a->inbuf[a->in_pos++]);
+			rl_stuff_char(ks->buf[ks->pos++]);
 		rl_callback_read_char();
 		restore_kept_line(a);
 	}
 	if (a->overlay != OVERLAY_NONE)
 		overlay_keys(a);
-	a->in_len = a->in_pos = 0;
+	ks->len = ks->pos = 0;
 }

@@ -417,6 +417,7 @@ put_wrapped(int *y, int x, const char *text, int w, int max)
 static void
 draw_welcome(struct app *a, int rows)
 {
+	const struct gauge_view *g = gauges(a);
 	char buf[512];
 	int y = 1, x = TRANSCRIPT_INDENT, w = MAX(1, a->scr->cols - 2 * TRANSCRIPT_INDENT);
 
@@ -428,7 +429,7 @@ draw_welcome(struct app *a, int rows)
 	put_wrapped(&y, x, buf, w, rows);
 	if (a->state == APP_LOADING)
 		snprintf(buf, sizeof(buf), "state  loading (%s)",
-			 a->load_phase ? a->load_phase : "starting");
+			 g->load_phase ? g->load_phase : "starting");
 	else if (a->state == APP_NO_MODEL)
 		snprintf(buf, sizeof(buf), "state  not loaded (the reason is below)");
 	else
@@ -599,6 +600,7 @@ gauge_min(const char *cap, const char *text)
 static void
 draw_memory(struct app *a, int y)
 {
+	const struct gauge_view *g = gauges(a);
 	struct sysinfo_mem m = { 0 };
 	struct sysinfo_proc p = { 0 };
 	struct field f[3] = { 0 };
@@ -618,8 +620,8 @@ draw_memory(struct app *a, int y)
 		 sysinfo_bytes(m.swap_total, t2, sizeof(t2)));
 	field_set(&f[0], 1, 0, "qnext %s", sysinfo_bytes(p.rss, t1, sizeof(t1)));
 	field_set(&f[1], 2, 0, "swap %s", sysinfo_bytes(p.swap, t1, sizeof(t1)));
-	field_set(&f[2], 0, a->majflt_rate >= 100 ? att(a, PAIR_GAUGE_BAD, A_BOLD) : 0,
-		  "flt %.0f/s", a->majflt_rate);
+	field_set(&f[2], 0, g->majflt_rate >= 100 ? att(a, PAIR_GAUGE_BAD, A_BOLD) : 0,
+		  "flt %.0f/s", g->majflt_rate);
 	move(y, 0);
 	clrtoeol();
 	/* The figures first, with what is left for the gauges' minimum; then the gauges. */
@@ -656,39 +658,43 @@ fmt_k(int n, char *buf, size_t len)
 static double
 load_rate(const struct app *a)
 {
-	return a->load_read_s > 0.2 ? (double)a->load_read_bytes / a->load_read_s : 0;
+	const struct gauge_view *g = gauges(a);
+
+	return g->load_read_s > 0.2 ? (double)g->load_read_bytes / g->load_read_s : 0;
 }
 
 /* "1.2G/s, ETA 3 s" or "opening, 2.1 s": never a made-up figure. */
 static void
 load_figures(const struct app *a, char *buf, size_t n)
 {
+	const struct gauge_view *g = gauges(a);
 	double rate = load_rate(a);
 	char t1[32];
 
-	if (rate > 0 && a->load_done < a->load_total)
+	if (rate > 0 && g->load_done < g->load_total)
 		snprintf(buf, n, "%s/s, ETA %.0f s", sysinfo_bytes((uint64_t)rate, t1, sizeof(t1)),
-			 (double)(a->load_total - a->load_done) / rate);
+			 (double)(g->load_total - g->load_done) / rate);
 	else
-		snprintf(buf, n, "%.1f s", now_sec() - a->load_t0);
+		snprintf(buf, n, "%.1f s", now_sec() - g->load_t0);
 }
 
 /* While loading: Load[|||   1.2G/4.2G] reading weights, 1.2G/s, ETA 3 s */
 static void
 draw_loading(struct app *a, int y)
 {
-	double frac = a->load_total ? (double)a->load_done / (double)a->load_total : 0;
+	const struct gauge_view *g = gauges(a);
+	double frac = g->load_total ? (double)g->load_done / (double)g->load_total : 0;
 	int w = MIN(a->scr->cols / 2, 50);
 	char t1[32], t2[32], text[128], figs[64];
 
-	if (a->load_total > 0)
-		snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes(a->load_done, t1, sizeof(t1)),
-			 sysinfo_bytes(a->load_total, t2, sizeof(t2)));
+	if (g->load_total > 0)
+		snprintf(text, sizeof(text), "%s/%s", sysinfo_bytes(g->load_done, t1, sizeof(t1)),
+			 sysinfo_bytes(g->load_total, t2, sizeof(t2)));
 	else
 		text[0] = '\0'; /* no report from the engine yet: no made-up 0B/0B */
 	gauge(a, y, 0, w, "Load", frac, text, PAIR_GAUGE_OK);
 	load_figures(a, figs, sizeof(figs));
-	snprintf(text, sizeof(text), " %s, %s", a->load_phase ? a->load_phase : "loading", figs);
+	snprintf(text, sizeof(text), " %s, %s", g->load_phase ? g->load_phase : "loading", figs);
 	put_str(y, w, text, a->scr->cols - w - 1);
 }
 
@@ -696,6 +702,7 @@ draw_loading(struct app *a, int y)
 static void
 state_field(struct app *a, struct field *f)
 {
+	const struct gauge_view *g = gauges(a);
 	struct entry *e = transcript_by_uid(&a->tr, a->turn_uid);
 
 	if (a->quitting)
@@ -703,9 +710,9 @@ state_field(struct app *a, struct field *f)
 	else if (a->state == APP_GENERATING && a->stopping)
 		field_set(f, 0, A_BOLD, "stopping...");
 	else if (a->state == APP_GENERATING && e != NULL && e->rlen + e->len == 0)
-		field_set(f, 0, 0, "reading the prompt %d/%d", a->prefill_done, a->prefill_total);
+		field_set(f, 0, 0, "reading the prompt %d/%d", g->prefill_done, g->prefill_total);
 	else if (a->state == APP_GENERATING)
-		field_set(f, 0, 0, "generating %.1f tok/s", a->tok_rate);
+		field_set(f, 0, 0, "generating %.1f tok/s", g->tok_rate);
 	else if (a->state == APP_NO_MODEL)
 		field_set(f, 0, att(a, PAIR_ERROR, A_BOLD), "no model");
 	else
@@ -716,18 +723,19 @@ state_field(struct app *a, struct field *f)
 static void
 weights_field(struct app *a, struct field *f)
 {
+	const struct gauge_view *g = gauges(a);
 	char figs[64];
 
 	f->text[0] = '\0';
-	if (a->load_total == 0 || a->load_done >= a->load_total || a->load_phase == NULL)
+	if (g->load_total == 0 || g->load_done >= g->load_total || g->load_phase == NULL)
 		return;
 	load_figures(a, figs, sizeof(figs));
-	if (strcmp(a->load_phase, "paused") == 0)
+	if (strcmp(g->load_phase, "paused") == 0)
 		field_set(f, 3, 0, "weights %.0f%% read (paused during the answer)",
-			  100.0 * (double)a->load_done / (double)a->load_total);
+			  100.0 * (double)g->load_done / (double)g->load_total);
 	else
 		field_set(f, 3, 0, "reading weights %.0f%%, %s",
-			  100.0 * (double)a->load_done / (double)a->load_total, figs);
+			  100.0 * (double)g->load_done / (double)g->load_total, figs);
 }
 
 /*
@@ -738,7 +746,7 @@ weights_field(struct app *a, struct field *f)
 static const char *
 cache_figures(const struct app *a, char *buf, size_t n)
 {
-	const struct gen_stats *st = &a->last_stats;
+	const struct gen_stats *st = &gauges(a)->last_stats;
 	uint64_t used = st->cache_hits + st->cache_misses;
 	int toks = st->gen_tokens + st->prompt_tokens - st->reused_tokens;
 
@@ -757,6 +765,7 @@ cache_figures(const struct app *a, char *buf, size_t n)
 static void
 draw_figures(struct app *a, int y)
 {
+	const struct gauge_view *g = gauges(a);
 	double frac = a->n_ctx ? (double)a->ctx_used / a->n_ctx : 0;
 	enum pair p = frac >= 0.9 ? PAIR_GAUGE_BAD : frac >= 0.75 ? PAIR_GAUGE_WARN : PAIR_STATS;
 	struct field f[6] = { 0 };
@@ -775,11 +784,11 @@ draw_figures(struct app *a, int y)
 		field_set(&f[2], 2, att(a, p, frac >= 0.75 ? A_BOLD : 0), "ctx %s/%s %.0f%%", used,
 			  tot, 100 * frac);
 	weights_field(a, &f[3]);
-	if (a->state == APP_GENERATING && a->prefill_tps > 0)
-		field_set(&f[4], 4, 0, "prefill %.0f tok/s", a->prefill_tps);
-	else if (a->last_stats.gen_tokens > 0 || a->last_stats.prompt_tokens > 0) /* after a turn */
+	if (a->state == APP_GENERATING && g->prefill_tps > 0)
+		field_set(&f[4], 4, 0, "prefill %.0f tok/s", g->prefill_tps);
+	else if (g->last_stats.gen_tokens > 0 || g->last_stats.prompt_tokens > 0) /* after a turn */
 		field_set(&f[4], 4, 0, "prefill %.0f tok/s, decode %.1f tok/s, ttft %.2f s",
-			  a->prefill_tps, a->decode_tps, a->ttft);
+			  g->prefill_tps, g->decode_tps, g->ttft);
 	if (a->state != APP_GENERATING && cache_figures(a, cf, sizeof(cf))[0] != '\0')
 		field_set(&f[5], 3, 0, "%s", cf);
 	/* A notice longer than the row is cut rather than dropped: it is why the row changed. */

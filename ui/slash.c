@@ -33,6 +33,7 @@ seed_str(uint64_t seed)
 static void
 show(struct app *a, const struct command *c)
 {
+	const struct gauge_view *g = gauges(a);
 	const struct sampler_params *p = &a->gp.sp;
 
 	if (c->show == SHOW_SYSTEM)
@@ -44,8 +45,8 @@ show(struct app *a, const struct command *c)
 		ui_info(a,
 			"last turn: prompt %d tokens (%d reused), %d generated, prefill %.0f "
 			"tok/s, decode %.1f tok/s, first token %.2f s",
-			a->last_stats.prompt_tokens, a->last_stats.reused_tokens,
-			a->last_stats.gen_tokens, a->prefill_tps, a->decode_tps, a->ttft);
+			g->last_stats.prompt_tokens, g->last_stats.reused_tokens,
+			g->last_stats.gen_tokens, g->prefill_tps, g->decode_tps, g->ttft);
 	else
 		ui_info(a,
 			"temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
@@ -97,8 +98,8 @@ current_title(struct app *a)
 	static char buf[256];
 	struct store_conv c;
 
-	if (a->store == NULL || a->conv_id <= 0 ||
-	    store_conv_get(a->store, a->conv_id, &c, NULL) != 0)
+	if (history_store(a) == NULL || a->conv_id <= 0 ||
+	    store_conv_get(history_store(a), a->conv_id, &c, NULL) != 0)
 		return NULL;
 	snprintf(buf, sizeof(buf), "%s", c.title != NULL ? c.title : "");
 	store_conv_release(&c);
@@ -112,7 +113,8 @@ rename_line(struct app *a, const char *line)
 
 	if (line[0] == '\0')
 		return;
-	if (!chat_ensure_conv(a) || store_conv_rename(a->store, a->conv_id, line, &cause) != 0)
+	if (!chat_ensure_conv(a) ||
+	    store_conv_rename(history_store(a), a->conv_id, line, &cause) != 0)
 		chat_store_warn(a, cause);
 	else
 		ui_status(a, false, "renamed to \"%s\"", line);
@@ -123,8 +125,8 @@ delete_current(struct app *a)
 {
 	char *cause = NULL;
 
-	if (a->store != NULL && a->conv_id > 0 &&
-	    store_conv_delete(a->store, a->conv_id, &cause) != 0) {
+	if (history_store(a) != NULL && a->conv_id > 0 &&
+	    store_conv_delete(history_store(a), a->conv_id, &cause) != 0) {
 		chat_store_warn(a, cause);
 		return;
 	}
@@ -150,13 +152,13 @@ slash_export(struct app *a, int64_t id, bool json, const char *path)
 	char *cause = NULL, *def = NULL;
 
 	assert_ui();
-	if (a->store == NULL || id <= 0) {
+	if (history_store(a) == NULL || id <= 0) {
 		ui_status(a, true, "nothing saved to export");
 		return;
 	}
 	if (path == NULL)
 		path = def = xasprintf("qnext-%lld.%s", (long long)id, json ? "json" : "md");
-	if (store_export_file(a->store, id, fmt, path, &cause) != 0)
+	if (store_export_file(history_store(a), id, fmt, path, &cause) != 0)
 		ui_status(a, true, "export failed: %s", cause);
 	else
 		ui_status(a, false, "exported to %s", path);
@@ -237,8 +239,8 @@ set_system(struct app *a, const char *text)
 
 	free(a->system);
 	a->system = text != NULL && text[0] != '\0' ? xstrdup(text) : NULL;
-	if (a->store != NULL && a->conv_id > 0 &&
-	    store_conv_set_system(a->store, a->conv_id, a->system, &cause) != 0)
+	if (history_store(a) != NULL && a->conv_id > 0 &&
+	    store_conv_set_system(history_store(a), a->conv_id, a->system, &cause) != 0)
 		chat_store_warn(a, cause);
 	ui_status(a, false, a->system ? "system prompt set" : "system prompt cleared");
 }
@@ -414,7 +416,7 @@ browser_delete_confirmed(struct app *a)
 	char *cause = NULL;
 	int64_t id = browser_target(a);
 
-	if (store_conv_delete(a->store, id, &cause) != 0) {
+	if (store_conv_delete(history_store(a), id, &cause) != 0) {
 		ui_status(a, true, "delete failed: %s", cause);
 		free(cause);
 	} else {

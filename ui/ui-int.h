@@ -3,7 +3,7 @@
  *
  * The files call one another in one direction only, from the top down:
  *   app.c (loop, engine messages, signals) -> keys.c -> slash.c -> inputline.c,
- *   chat.c -> history.c -> screen.c, browser.c -> transcript.c, wrap.c
+ *   chat.c -> history.c -> screen.c, browser.c -> gauges.c, transcript.c, wrap.c
  * (slash.c also calls browser.c and chat.c; browser.c calls screen.c for
  * notices).  Where a lower file must reach up, it is handed a callback:
  * inputline.c's line handler (slash_line), screen.c's overlay (browser_draw).
@@ -26,6 +26,9 @@ struct queue;
 struct engine;
 struct screen;
 struct browser;
+struct history;
+struct keys;
+struct gauges;
 
 /* ---- transcript -------------------------------------------------------- */
 
@@ -141,6 +144,7 @@ struct app {
 	enum app_state state;
 	enum overlay overlay;
 	bool quit;
+	bool quitting; /* waiting for the engine to stop before exiting */
 	struct queue *to_engine, *from_engine;
 	struct engine *engine;
 	char *model_dir;
@@ -165,34 +169,12 @@ struct app {
 	bool stopping;                 /* a cancel was sent for the turn */
 	int64_t regen_of; /* stored answer the next turn regenerates (a sibling), or 0 */
 	bool think_default_open;
-	int ctx_used; /* tokens of the last prompt + reply */
+	int ctx_used;           /* tokens of the last prompt + reply */
+	double last_checkpoint; /* when the streaming answer was last saved */
 
-	/* Store (NULL when history is off or paused). */
-	struct store *store;
-	char *store_error;
-	bool store_retry;    /* paused: the database was locked; history_tick tries again */
-	double history_next; /* when history_tick next tries */
-	struct stash *stash; /* conversations left with unsaved turns (history.c) */
-	int n_stash;
+	struct history *hist; /* history.c's own state: the store, unsaved turns kept */
 
-	/* Gauges. */
-	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
-	double load_t0;                 /* when the load was asked for */
-	char *load_phase; /* its text: "opening", "reading weights", "paused", "done" */
-	/* The read-ahead's speed: bytes and seconds between two of its reports. */
-	uint64_t load_read_bytes;
-	double load_read_s, load_last_t;
-	bool load_reading;
-	bool quitting; /* waiting for the engine to stop before exiting */
-	double prefill_tps, decode_tps, ttft;
-	int tok_n0;              /* engine's token count and time at the turn's first token */
-	double tok_t0, tok_rate; /* live decode tok/s (live_rate) */
-	double last_checkpoint;  /* when the streaming answer was last saved */
-	int prefill_done, prefill_total;
-	struct gen_stats last_stats;
-	double majflt_rate;
-	uint64_t last_majflt;
-	double last_gauge_t;
+	struct gauges *gauges; /* gauges.c's own state: the status rows' figures */
 
 	struct browser *br; /* browser.c's own state: the conversation list */
 	/* Confirmation: what to do on 'y'. */
@@ -201,9 +183,7 @@ struct app {
 
 	struct screen *scr; /* screen.c's own state */
 
-	/* Input bytes read from stdin, handed to readline one key at a time. */
-	unsigned char inbuf[4096];
-	size_t in_len, in_pos;
+	struct keys *keys; /* keys.c's own state: the bytes read from stdin */
 	int sig_pipe[2];
 	char *kept_line; /* a line Enter could not send, to put back in the input */
 };
@@ -213,6 +193,12 @@ typedef void app_line_fn(struct app *a, const char *line);
 
 /* ---- history.c: saving to chats.db, and again when it was busy ---------- */
 
+struct history *history_new(void);
+void history_free(struct history *h); /* accepts NULL; closes a store still open */
+/* The store, or NULL when history is off or paused. */
+struct store *history_store(const struct app *a);
+/* Why history is off or paused (a notice), or NULL. */
+const char *history_error(const struct app *a);
 /* Open the store at start (paused, not off, when another process holds a lock). */
 void history_open(struct app *a);
 /* From the main loop: retry a paused open, save what could not be saved. */
@@ -259,6 +245,42 @@ void browser_search_line(struct app *a, const char *line);
 void browser_rename_line(struct app *a, const char *line);
 /* Over the transcript area, rows tall (a screen_overlay_fn; arg: a->br). */
 void browser_draw(void *arg, int rows, int cols);
+
+/* ---- gauges.c: the figures the status rows show --------------------------- */
+
+/* What the gauges show: gauges.c writes it, the others read gauges(a). */
+struct gauge_view {
+	uint64_t load_done, load_total; /* the engine's last MSG_PROGRESS */
+	double load_t0;                 /* when the load was asked for */
+	char *load_phase; /* its text: "opening", "reading weights", "paused", "done" */
+	/* The read-ahead's speed: bytes and seconds between two of its reports. */
+	uint64_t load_read_bytes;
+	double load_read_s;
+	int prefill_done, prefill_total;      /* the turn's prompt, read so far */
+	double tok_rate;                      /* the turn's live decode tok/s */
+	double prefill_tps, decode_tps, ttft; /* the last turn's */
+	struct gen_stats last_stats;
+	double majflt_rate; /* major page faults a second */
+};
+
+struct gauges *gauges_new(void);
+void gauges_free(struct gauges *g); /* accepts NULL */
+const struct gauge_view *gauges(const struct app *a);
+/* The load was asked for. */
+void gauges_load_start(struct app *a);
+/* A load or read-ahead report (msg.h's MSG_PROGRESS); phase (or NULL) is taken. */
+void gauges_progress(struct app *a, char *phase, uint64_t bytes_read, uint64_t bytes_total,
+		     double t);
+/* A turn was sent: its figures start from nothing. */
+void gauges_turn_start(struct app *a);
+/* The turn's prompt: done of total tokens read. */
+void gauges_prefill(struct app *a, int done, int total);
+/* The turn's token count n at the engine's time t. */
+void gauges_token(struct app *a, int n, double t);
+/* The turn's final figures. */
+void gauges_done(struct app *a, const struct gen_stats *s);
+/* From the main loop: the page-fault rate, once a second; true when it changed. */
+bool gauges_tick(struct app *a);
 
 /* ---- screen.c: layout and drawing -------------------------------------- */
 
@@ -351,7 +373,9 @@ void slash_export(struct app *a, int64_t id, bool json, const char *path);
 
 /* ---- keys.c: the keyboard ----------------------------------------------- */
 
-/* Bind the application's keys in every keymap. */
+struct keys *keys_new(void);
+void keys_free(struct keys *k); /* accepts NULL */
+/* Bind the application's keys in every keymap; be readline's byte source. */
 void keys_init(void);
 /* Read stdin and hand the keys to the overlay shown or to readline. */
 void keys_stdin(struct app *a);

@@ -5,6 +5,20 @@
 #ifndef QNEXT_PATHS_H
 #define QNEXT_PATHS_H
 
+/*
+ * qnext's folder under an XDG base directory: $VAR/qnext when VAR holds an
+ * absolute path (the XDG spec says to ignore a relative one), else
+ * $HOME/HOME_REL/qnext.  malloc'd; NULL when neither is set.
+ * paths_xdg_dir("XDG_STATE_HOME", ".local/state") is ~/.local/state/qnext.
+ */
+char *paths_xdg_dir(const char *var, const char *home_rel);
+
+/*
+ * mkdir -p: dir and every missing parent, new ones with mode.  0, or -1
+ * with *cause "cannot create directory D: reason".
+ */
+int paths_mkdirs(const char *dir, unsigned mode, char **cause);
+
 /* The Hugging Face repository qnext is made for. */
 #define PATHS_HF_REPO "Intel/Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound"
 

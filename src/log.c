@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "thread-role.h"
 
 _Atomic int log_level_max = LOG_OFF;
@@ -36,43 +37,29 @@ log_level_parse(const char *s)
 	return -2;
 }
 
-/* $XDG_STATE_HOME/qnext/qnext.log (relative values ignored, as XDG says). */
-static char *
-default_path(void)
-{
-	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-
-	if (x != NULL && x[0] == '/')
-		return xasprintf("%s/qnext/qnext.log", x);
-	return xasprintf("%s/.local/state/qnext/qnext.log", home && *home ? home : ".");
-}
-
-/* mkdir -p of the directory part of path. */
-static void
-make_parent(const char *path)
-{
-	char *dir = xstrdup(path);
-
-	for (char *s = dir + 1; *s != '\0'; s++)
-		if (*s == '/') {
-			*s = '\0';
-			mkdir(dir, 0700);
-			*s = '/';
-		}
-	free(dir);
-}
-
 int
 log_open(int level, const char *path, char **cause)
 {
-	char *p;
+	char *p, *slash;
 	int fd;
 
 	log_close();
 	if (level == LOG_OFF)
 		return 0;
-	p = path != NULL ? xstrdup(path) : default_path();
-	make_parent(p);
+	if (path != NULL) {
+		p = xstrdup(path);
+	} else {
+		char *dir = paths_xdg_dir("XDG_STATE_HOME", ".local/state");
+
+		p = xasprintf("%s/qnext.log", dir != NULL ? dir : "./.local/state/qnext");
+		free(dir);
+	}
+	/* The folder holding it; a failure shows as the open's error below. */
+	if ((slash = strrchr(p, '/')) != NULL && slash != p) {
+		*slash = '\0';
+		paths_mkdirs(p, 0700, NULL);
+		*slash = '/';
+	}
 	/* O_NONBLOCK: a FIFO put where the log goes must not hang the start. */
 	fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600);
 	if (fd < 0) {

@@ -9,6 +9,7 @@
 #include "paths.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,41 @@
 #include <sys/stat.h>
 
 #include "util.h"
+
+char *
+paths_xdg_dir(const char *var, const char *home_rel)
+{
+	const char *x = getenv(var), *home = getenv("HOME");
+
+	if (x != NULL && x[0] == '/')
+		return xasprintf("%s/qnext", x);
+	if (home != NULL && home[0] != '\0')
+		return xasprintf("%s/%s/qnext", home, home_rel);
+	return NULL;
+}
+
+int
+paths_mkdirs(const char *dir, unsigned mode, char **cause)
+{
+	char *p = xstrdup(dir), c;
+
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		c = *s;
+		*s = '\0';
+		if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) {
+			cause_set(cause, "cannot create directory %s: %s", p, strerror(errno));
+			free(p);
+			return -1;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return 0;
+}
 
 static bool
 has_config(const char *dir)

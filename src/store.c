@@ -51,6 +51,7 @@
 #include <sqlite3.h>
 
 #include "chat-types.h"
+#include "paths.h"
 #include "util.h"
 
 #define APP_ID          0x514E5854 /* 'QNXT', PRAGMA application_id */
@@ -402,7 +403,7 @@ store_default_path(void)
 static int
 make_parents(const char *path, char **cause)
 {
-	char *dir = xstrdup(path), *p, c;
+	char *dir = xstrdup(path), *p;
 	struct stat st;
 	int ret = -1;
 
@@ -411,19 +412,8 @@ make_parents(const char *path, char **cause)
 		return 0; /* the current or the root directory */
 	}
 	*p = '\0';
-	for (p = dir + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		c = *p;
-		*p = '\0';
-		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-			cause_set(cause, "cannot create directory %s: %s", dir, strerror(errno));
-			goto out;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
+	if (paths_mkdirs(dir, 0700, cause) != 0)
+		goto out;
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		cause_set(cause, "%s is not a directory", dir);
 		goto out;

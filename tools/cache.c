@@ -21,19 +21,9 @@
 
 #include <jansson.h>
 
+#include "paths.h"
 #include "subcmd.h"
 #include "util.h"
-
-/* $XDG_CACHE_HOME/qnext (absolute XDG value only), else ~/.cache/qnext; malloc'd. */
-static char *
-cache_dir(void)
-{
-	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-
-	if (x != NULL && x[0] == '/')
-		return xasprintf("%s/qnext", x);
-	return home != NULL ? xasprintf("%s/.cache/qnext", home) : NULL;
-}
 
 typedef int file_fn(const char *path, const char *rel, void *arg);
 
@@ -138,7 +128,7 @@ usage(FILE *f)
 int
 cache_main(int argc, char **argv)
 {
-	char *dir = cache_dir();
+	char *dir = paths_xdg_dir("XDG_CACHE_HOME", ".cache");
 	unsigned long long total = 0;
 	int bad = 0;
 

@@ -323,14 +323,13 @@ gather_index(struct check *c)
 static char *
 cache_dir(void)
 {
-	const char *v = getenv("XDG_CACHE_HOME");
+	char *dir = paths_xdg_dir("XDG_CACHE_HOME", ".cache"), *m;
 
-	/* The XDG spec says a relative value is invalid and must be ignored. */
-	if (v != NULL && v[0] == '/')
-		return xasprintf("%s/qnext/manifests", v);
-	if ((v = getenv("HOME")) != NULL && v[0] != '\0')
-		return xasprintf("%s/.cache/qnext/manifests", v);
-	return NULL;
+	if (dir == NULL)
+		return NULL;
+	m = xasprintf("%s/manifests", dir);
+	free(dir);
+	return m;
 }
 
 /*
@@ -989,28 +988,6 @@ check_structure(struct check *c)
 	c->structure_ok = true;
 }
 
-static int
-mkdirs(const char *path)
-{
-	char *p = xstrdup(path);
-	int rc = 0;
-
-	for (char *s = p + 1; rc == 0; s++) {
-		bool end = *s == '\0';
-
-		if (*s != '/' && !end)
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
-			rc = -1;
-		if (end)
-			break;
-		*s = '/';
-	}
-	free(p);
-	return rc;
-}
-
 /* Write the lines to a temporary file in `dir` and rename it over `dir`/`name`. */
 static int
 manifest_put(const struct check *c, const char *dir, const char *name, int *n_lines, int *err,
@@ -1062,8 +1039,7 @@ manifest_write(struct check *c, char **where, int *n_lines, char **cause)
 				 c->dir);
 	slash = strrchr(cpath, '/');
 	*slash = '\0';
-	if (mkdirs(cpath) != 0) {
-		cause_set(cause, "%s: %s", cpath, strerror(errno));
+	if (paths_mkdirs(cpath, 0755, cause) != 0) {
 		free(cpath);
 		return -1;
 	}

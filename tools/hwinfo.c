@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "kernels.h"
+#include "paths.h"
 #include "util.h"
 
 #define HW_JSON_VERSION 1
@@ -167,54 +168,16 @@ hwinfo_cpu(struct hwinfo_cpu *cpu)
 
 /* ---- hw.json --------------------------------------------------------------- */
 
-/* $XDG_CACHE_HOME/qnext, else $HOME/.cache/qnext; malloc'd or NULL. */
-static char *
-cache_dir(void)
-{
-	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-
-	/* The XDG spec says a relative path is invalid and to be ignored. */
-	if (x != NULL && x[0] == '/')
-		return xasprintf("%s/qnext", x);
-	if (home != NULL && home[0] != '\0')
-		return xasprintf("%s/.cache/qnext", home);
-	return NULL;
-}
-
-/* mkdir -p.  0, or -1 with *cause. */
-static int
-make_dirs(const char *dir, char **cause)
-{
-	char *p = xstrdup(dir), c;
-
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		c = *s;
-		*s = '\0';
-		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-			cause_set(cause, "%s: %s", p, strerror(errno));
-			free(p);
-			return -1;
-		}
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(p);
-	return 0;
-}
-
 char *
 hwinfo_cache_dir_made(char **cause)
 {
-	char *dir = cache_dir();
+	char *dir = paths_xdg_dir("XDG_CACHE_HOME", ".cache");
 
 	if (dir == NULL) {
 		cause_set(cause, "neither XDG_CACHE_HOME nor HOME is set");
 		return NULL;
 	}
-	if (make_dirs(dir, cause) != 0) {
+	if (paths_mkdirs(dir, 0700, cause) != 0) {
 		free(dir);
 		return NULL;
 	}
@@ -224,7 +187,7 @@ hwinfo_cache_dir_made(char **cause)
 char *
 hwinfo_cache_path(void)
 {
-	char *dir = cache_dir(), *path;
+	char *dir = paths_xdg_dir("XDG_CACHE_HOME", ".cache"), *path;
 
 	if (dir == NULL)
 		return NULL;
@@ -266,20 +229,16 @@ hwinfo_json(const struct hwinfo *r)
 int
 hwinfo_save(const struct hwinfo *r, char **cause)
 {
-	char *dir = cache_dir(), *path = NULL, *text = NULL;
-	int rc = -1;
+	char *dir = hwinfo_cache_dir_made(cause), *path, *text;
+	int rc;
 
 	if (dir == NULL)
-		return cause_set(cause, "neither XDG_CACHE_HOME nor HOME is set");
-	if (make_dirs(dir, cause) != 0)
-		goto out;
+		return -1;
 	path = xasprintf("%s/hw.json", dir);
 	text = hwinfo_json(r);
-	/* Written beside and renamed, so a reader never sees half a file. */
 	text = xrealloc(text, strlen(text) + 2);
 	strcat(text, "\n");
 	rc = file_write_atomic(path, text, strlen(text), 0644, cause);
-out:
 	free(text);
 	free(path);
 	free(dir);

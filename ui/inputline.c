@@ -18,6 +18,7 @@
 #include <readline/readline.h>
 
 #include "commands.h"
+#include "paths.h"
 #include "thread-role.h"
 #include "ui-int.h"
 #include "util.h"
@@ -88,19 +89,13 @@ show_matches(char **matches, int n, int longest)
 static char *
 state_path(const char *file)
 {
-	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	char *dir = x != NULL && *x ? xasprintf("%s/qnext", x)
-				    : xasprintf("%s/.local/state/qnext", home ? home : ".");
-	char *p = xasprintf("%s/%s", dir, file);
+	char *dir = paths_xdg_dir("XDG_STATE_HOME", ".local/state"), *p;
 
-	/* mkdir -p; when it fails there is simply no history file. */
-	for (char *s = dir + 1; *s != '\0'; s++)
-		if (*s == '/') {
-			*s = '\0';
-			mkdir(dir, 0700);
-			*s = '/';
-		}
-	mkdir(dir, 0700);
+	if (dir == NULL)
+		dir = xstrdup("./.local/state/qnext");
+	/* When this fails there is simply no history file. */
+	paths_mkdirs(dir, 0700, NULL);
+	p = xasprintf("%s/%s", dir, file);
 	free(dir);
 	return p;
 }

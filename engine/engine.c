@@ -56,7 +56,6 @@ send_error(struct engine *e, uint64_t seq, char *text)
 {
 	struct msg m = { .type = MSG_ERROR, .seq = seq, .u.error.text = text };
 
-	log_warn("turn %llu: %s", (unsigned long long)seq, text);
 	queue_push(e->out, &m);
 }
 

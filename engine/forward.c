@@ -1597,20 +1597,11 @@ ctx_alloc(struct ctx *c, size_t n, size_t size, bool *ok)
 	return p;
 }
 
-/* Bytes of qact_init(n, n_tok), by the layout kernels.h documents for struct qact. */
-static uint64_t
-qact_size(int n, int n_tok)
-{
-	uint64_t blk = ((uint64_t)n + QK - 1) / QK, t = (uint64_t)n_tok;
-
-	return 2 * t * blk * QK + t * blk * (sizeof(float) + sizeof(int32_t));
-}
-
 /* qact_init, counted in c->q_bytes; only counted when planning.  Whether it worked. */
 static bool
 ctx_qact(struct ctx *c, struct qact *a, int n, int n_tok)
 {
-	c->q_bytes += qact_size(n, n_tok);
+	c->q_bytes += qact_bytes(n, n_tok);
 	return c->plan_only || qact_init(a, n, n_tok) == 0;
 }
 

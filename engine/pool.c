@@ -59,6 +59,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sysinfo.h"
 #include "thread-role.h"
 #include "util.h"
 
@@ -349,47 +350,6 @@ pool_run(struct pool *p, pool_fn *fn, void *arg, int n_chunks)
 	wait_done(p, n_chunks);
 }
 
-/* Count distinct (package, core) pairs among the CPUs in our affinity mask. */
-static int
-physical_cores(void)
-{
-	cpu_set_t set;
-	int seen_pkg[256], seen_core[256], n_seen = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return 1;
-	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-		char path[128];
-		int pkg = 0, core = cpu, dup = 0;
-		FILE *f;
-
-		if (!CPU_ISSET(cpu, &set))
-			continue;
-		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
-		if ((f = fopen(path, "r")) != NULL) {
-			if (fscanf(f, "%d", &core) != 1)
-				core = cpu;
-			fclose(f);
-		}
-		snprintf(path, sizeof(path),
-			 "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
-		if ((f = fopen(path, "r")) != NULL) {
-			if (fscanf(f, "%d", &pkg) != 1)
-				pkg = 0;
-			fclose(f);
-		}
-		for (int i = 0; i < n_seen; i++)
-			if (seen_pkg[i] == pkg && seen_core[i] == core)
-				dup = 1;
-		if (!dup && n_seen < (int)ARRAY_LEN(seen_pkg)) {
-			seen_pkg[n_seen] = pkg;
-			seen_core[n_seen] = core;
-			n_seen++;
-		}
-	}
-	return n_seen > 0 ? n_seen : 1;
-}
-
 int
 pool_default_threads(void)
 {
@@ -397,5 +357,5 @@ pool_default_threads(void)
 
 	if (env != NULL && atoi(env) > 0)
 		return MIN(atoi(env), 256);
-	return physical_cores();
+	return sysinfo_cores(NULL);
 }

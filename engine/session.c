@@ -61,6 +61,20 @@ gen_stop_name(enum gen_stop stop)
 	return "?";
 }
 
+double
+gen_stats_prefill_tps(const struct gen_stats *st)
+{
+	int new_tok = st->prompt_tokens - st->reused_tokens;
+
+	return st->prefill_s > 0 && new_tok > 0 ? new_tok / st->prefill_s : 0;
+}
+
+double
+gen_stats_decode_tps(const struct gen_stats *st)
+{
+	return st->gen_tokens > 1 && st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0;
+}
+
 /*
  * Note a chat template the model ships that is not the built-in one: in
  * tokenizer_config.json, or in chat_template.jinja (where re-saved
@@ -432,10 +446,9 @@ log_turn(const struct gen_stats *st)
 		 "(%.2f tok/s), first token %.2f s, %s; expert cache %d/%d, %llu hits, "
 		 "%llu misses, %llu MB read",
 		 st->prompt_tokens, st->reused_tokens, st->prefill_s, st->gen_tokens, st->decode_s,
-		 st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0.0, st->ttft_s,
-		 gen_stop_name(st->stop), st->cache_used, st->cache_slots,
-		 (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses,
-		 (unsigned long long)(st->cache_read >> 20));
+		 gen_stats_decode_tps(st), st->ttft_s, gen_stop_name(st->stop), st->cache_used,
+		 st->cache_slots, (unsigned long long)st->cache_hits,
+		 (unsigned long long)st->cache_misses, (unsigned long long)(st->cache_read >> 20));
 }
 
 int

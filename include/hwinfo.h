@@ -61,9 +61,6 @@ void hwinfo_parse_cpuinfo(const char *text, struct hwinfo_cpu *cpu);
 /* Fill *cpu (OUT) from /proc/cpuinfo, sysfs, the affinity mask and kernels_get(). */
 void hwinfo_cpu(struct hwinfo_cpu *cpu);
 
-/* Physical cores (distinct package and core ids) among the CPUs this process may use; >= 1. */
-int hwinfo_physical_cores(void);
-
 /* The cache directory ($XDG_CACHE_HOME/qnext, else $HOME/.cache/qnext), made when
  * missing.  Malloc'd, or NULL with *cause. */
 char *hwinfo_cache_dir_made(char **cause);

@@ -83,6 +83,8 @@ struct qact {
 
 /* Allocate buffers for up to n_tok_max tokens of n_max inputs.  0 or -1 (OOM). */
 int qact_init(struct qact *a, int n_max, int n_tok_max);
+/* The bytes qact_init(a, n_max, n_tok_max) allocates. */
+size_t qact_bytes(int n_max, int n_tok_max);
 void qact_release(struct qact *a); /* accepts a zeroed struct */
 
 /*

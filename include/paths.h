@@ -14,6 +14,13 @@
 char *paths_xdg_dir(const char *var, const char *home_rel);
 
 /*
+ * $XDG_STATE_HOME/qnext/NAME (else ~/.local/state/qnext/NAME, else
+ * ./.local/state/qnext/NAME without a home), its folder made when missing
+ * (a failure shows when the file is opened).  malloc'd.
+ */
+char *paths_state_file(const char *name);
+
+/*
  * mkdir -p: dir and every missing parent, new ones with mode.  0, or -1
  * with *cause "cannot create directory D: reason".
  */

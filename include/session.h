@@ -81,5 +81,9 @@ const int32_t *session_last_ids(const struct session *s, int *n);
 void session_gen_progress(const struct session *s, int *n, double *t);
 
 const char *gen_stop_name(enum gen_stop stop);
+/* A reply's prefill speed (new prompt tokens per second) and decode speed (tokens after the
+ * first, per second); 0 when there is nothing to measure. */
+double gen_stats_prefill_tps(const struct gen_stats *st);
+double gen_stats_decode_tps(const struct gen_stats *st);
 
 #endif

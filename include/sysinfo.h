@@ -116,4 +116,11 @@ char *sysinfo_bytes(uint64_t b, char *buf, size_t n);
  */
 char *sysinfo_bytes_as(uint64_t b, uint64_t ref, char *buf, size_t n);
 
+/*
+ * Physical cores (distinct package and core ids in sysfs) among the CPUs
+ * this process may run on; *n_cpus (OUT, may be NULL) the logical ones.
+ * At least 1 each.
+ */
+int sysinfo_cores(int *n_cpus);
+
 #endif

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,16 +45,9 @@ log_open(int level, const char *path, char **cause)
 	log_close();
 	if (level == LOG_OFF)
 		return 0;
-	if (path != NULL) {
-		p = xstrdup(path);
-	} else {
-		char *dir = paths_xdg_dir("XDG_STATE_HOME", ".local/state");
-
-		p = xasprintf("%s/qnext.log", dir != NULL ? dir : "./.local/state/qnext");
-		free(dir);
-	}
-	/* The folder holding it; a failure shows as the open's error below. */
-	if ((slash = strrchr(p, '/')) != NULL && slash != p) {
+	p = path != NULL ? xstrdup(path) : paths_state_file("qnext.log");
+	/* The folder holding a named file; a failure shows as the open's error below. */
+	if (path != NULL && (slash = strrchr(p, '/')) != NULL && slash != p) {
 		*slash = '\0';
 		paths_mkdirs(p, 0700, NULL);
 		*slash = '/';

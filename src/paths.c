@@ -53,6 +53,19 @@ paths_mkdirs(const char *dir, unsigned mode, char **cause)
 	return 0;
 }
 
+char *
+paths_state_file(const char *name)
+{
+	char *dir = paths_xdg_dir("XDG_STATE_HOME", ".local/state"), *p;
+
+	if (dir == NULL)
+		dir = xstrdup("./.local/state/qnext");
+	paths_mkdirs(dir, 0700, NULL);
+	p = xasprintf("%s/%s", dir, name);
+	free(dir);
+	return p;
+}
+
 static bool
 has_config(const char *dir)
 {

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -381,4 +382,54 @@ char *
 sysinfo_bytes_as(uint64_t b, uint64_t ref, char *buf, size_t n)
 {
 	return format_in(b, pick_unit(ref), buf, n);
+}
+
+static int
+read_int_file(const char *path, int fallback)
+{
+	FILE *f = fopen(path, "r");
+	int v = fallback;
+
+	if (f == NULL)
+		return fallback;
+	if (fscanf(f, "%d", &v) != 1)
+		v = fallback;
+	fclose(f);
+	return v;
+}
+
+int
+sysinfo_cores(int *n_cpus)
+{
+	cpu_set_t set;
+	int pkg[1024], core[1024], n = 0, logical = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+		if (n_cpus != NULL)
+			*n_cpus = 1;
+		return 1;
+	}
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		char path[128];
+		int p, c, dup = 0;
+
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		logical++;
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
+		c = read_int_file(path, cpu);
+		snprintf(path, sizeof(path),
+			 "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
+		p = read_int_file(path, 0);
+		for (int i = 0; i < n && !dup; i++)
+			dup = pkg[i] == p && core[i] == c;
+		if (!dup && n < (int)ARRAY_LEN(pkg)) {
+			pkg[n] = p;
+			core[n] = c;
+			n++;
+		}
+	}
+	if (n_cpus != NULL)
+		*n_cpus = MAX(logical, 1);
+	return MAX(n, 1);
 }

@@ -244,5 +244,13 @@ main(void)
 	test_resident();
 	test_resident_big();
 	test_bytes();
+	{
+		/* Physical cores never exceed the logical CPUs this process may use. */
+		int n_cpus = 0, cores = sysinfo_cores(&n_cpus);
+
+		T_ASSERT(cores >= 1 && n_cpus >= cores);
+		T_EQ_INT(sysinfo_cores(NULL), cores);
+		T_ASSERT(n_cpus <= sysconf(_SC_NPROCESSORS_ONLN));
+	}
 	return t_done("test-sysinfo");
 }

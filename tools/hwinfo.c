@@ -22,6 +22,7 @@
 
 #include "kernels.h"
 #include "paths.h"
+#include "sysinfo.h"
 #include "util.h"
 
 #define HW_JSON_VERSION 1
@@ -97,63 +98,6 @@ hwinfo_parse_cpuinfo(const char *text, struct hwinfo_cpu *cpu)
 	}
 }
 
-static int
-read_int_file(const char *path, int fallback)
-{
-	FILE *f = fopen(path, "r");
-	int v = fallback;
-
-	if (f == NULL)
-		return fallback;
-	if (fscanf(f, "%d", &v) != 1)
-		v = fallback;
-	fclose(f);
-	return v;
-}
-
-/* Physical cores among the allowed CPUs; *n_cpus (OUT, may be NULL) the logical ones. */
-static int
-count_cores(int *n_cpus)
-{
-	cpu_set_t set;
-	int pkg[1024], core[1024], n = 0, logical = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) != 0) {
-		if (n_cpus != NULL)
-			*n_cpus = 1;
-		return 1;
-	}
-	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-		char path[128];
-		int p, c, dup = 0;
-
-		if (!CPU_ISSET(cpu, &set))
-			continue;
-		logical++;
-		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
-		c = read_int_file(path, cpu);
-		snprintf(path, sizeof(path),
-			 "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
-		p = read_int_file(path, 0);
-		for (int i = 0; i < n && !dup; i++)
-			dup = pkg[i] == p && core[i] == c;
-		if (!dup && n < (int)ARRAY_LEN(pkg)) {
-			pkg[n] = p;
-			core[n] = c;
-			n++;
-		}
-	}
-	if (n_cpus != NULL)
-		*n_cpus = MAX(logical, 1);
-	return MAX(n, 1);
-}
-
-int
-hwinfo_physical_cores(void)
-{
-	return count_cores(NULL);
-}
-
 void
 hwinfo_cpu(struct hwinfo_cpu *cpu)
 {
@@ -163,7 +107,7 @@ hwinfo_cpu(struct hwinfo_cpu *cpu)
 	hwinfo_parse_cpuinfo(text != NULL ? text : "", cpu);
 	free(text);
 	snprintf(cpu->kernels, sizeof(cpu->kernels), "%s", kernels_get()->name);
-	cpu->n_cores = count_cores(&cpu->n_cpus);
+	cpu->n_cores = sysinfo_cores(&cpu->n_cpus);
 }
 
 /* ---- hw.json --------------------------------------------------------------- */

@@ -448,9 +448,7 @@ on_progress(void *arg, int done, int total)
 static void
 print_stats(const struct gen_stats *st, uint64_t seed)
 {
-	double pp = st->prefill_s > 0 ? (st->prompt_tokens - st->reused_tokens) / st->prefill_s : 0;
-	double tg =
-		st->gen_tokens > 1 && st->decode_s > 0 ? (st->gen_tokens - 1) / st->decode_s : 0;
+	double pp = gen_stats_prefill_tps(st), tg = gen_stats_decode_tps(st);
 
 	fprintf(stderr,
 		"[prompt %d tokens (%d reused), prefill %.1f tok/s, decode %.1f tok/s (%d tokens), "

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "session.h" /* gen_stats_prefill_tps, gen_stats_decode_tps */
 #include "thread-role.h"
 #include "ui-int.h"
 #include "util.h"
@@ -117,12 +118,10 @@ void
 gauges_done(struct app *a, const struct gen_stats *s)
 {
 	struct gauge_view *v = &a->gauges->v;
-	int new_tok = s->prompt_tokens - s->reused_tokens;
 
 	assert_ui();
-	v->prefill_tps = s->prefill_s > 0 && new_tok > 0 ? new_tok / s->prefill_s : 0;
-	v->decode_tps =
-		s->gen_tokens > 1 && s->decode_s > 0 ? (s->gen_tokens - 1) / s->decode_s : 0;
+	v->prefill_tps = gen_stats_prefill_tps(s);
+	v->decode_tps = gen_stats_decode_tps(s);
 	v->ttft = s->ttft_s;
 	v->last_stats = *s;
 }

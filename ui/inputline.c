@@ -86,20 +86,6 @@ show_matches(char **matches, int n, int longest)
 	ui_status(rl_app, false, "%s", buf);
 }
 
-static char *
-state_path(const char *file)
-{
-	char *dir = paths_xdg_dir("XDG_STATE_HOME", ".local/state"), *p;
-
-	if (dir == NULL)
-		dir = xstrdup("./.local/state/qnext");
-	/* When this fails there is simply no history file. */
-	paths_mkdirs(dir, 0700, NULL);
-	p = xasprintf("%s/%s", dir, file);
-	free(dir);
-	return p;
-}
-
 /*
  * Whether the input history file may be read and written: absent, or a
  * regular file.  readline opens it without O_NONBLOCK, so a FIFO there would
@@ -121,7 +107,7 @@ history_file_ok(const char *path)
 void
 inputline_init(struct app *a, app_line_fn *line, void (*bind_keys)(void))
 {
-	char *hist = state_path("history");
+	char *hist = paths_state_file("history");
 
 	assert_ui();
 	rl_app = a;
@@ -182,7 +168,7 @@ on_line(char *line)
 void
 inputline_end(struct app *a)
 {
-	char *hist = state_path("history");
+	char *hist = paths_state_file("history");
 
 	assert_ui();
 	if (history_file_ok(hist))

@@ -74,15 +74,35 @@ gptq_scale(const struct qmat *W, int g, int o)
 	return fp16_to_f32(W->scales[(size_t)g * (size_t)W->n_out + (size_t)o]);
 }
 
+/* The sizes of qact_init's four arrays: q and qp, then d and sum. */
+static void
+qact_sizes(int n_max, int n_tok_max, size_t *nq, size_t *nb)
+{
+	size_t n_blk = ((size_t)n_max + QK - 1) / QK;
+
+	*nq = (size_t)n_tok_max * n_blk * QK;
+	*nb = (size_t)n_tok_max * n_blk;
+}
+
+size_t
+qact_bytes(int n_max, int n_tok_max)
+{
+	size_t nq, nb;
+
+	qact_sizes(n_max, n_tok_max, &nq, &nb);
+	return 2 * nq +
+	       nb * (sizeof(((struct qact *)0)->d[0]) + sizeof(((struct qact *)0)->sum[0]));
+}
+
 int
 qact_init(struct qact *a, int n_max, int n_tok_max)
 {
-	size_t n_blk = ((size_t)n_max + QK - 1) / QK;
-	size_t nq = (size_t)n_tok_max * n_blk * QK, nb = (size_t)n_tok_max * n_blk;
+	size_t nq, nb;
 
 	memset(a, 0, sizeof(*a));
 	if (n_max <= 0 || n_tok_max <= 0)
 		return -1;
+	qact_sizes(n_max, n_tok_max, &nq, &nb);
 	a->q = malloc(nq);
 	a->qp = malloc(nq);
 	a->d = malloc(nb * sizeof(*a->d));

@@ -1833,6 +1833,8 @@ resolve_opts(struct ctx *c, const struct ctx_opts *o)
 		c->o.n_ctx = CTX_N_CTX_DEFAULT;
 	if (c->o.n_batch <= 0)
 		c->o.n_batch = 64;
+	if (c->o.n_threads <= 0)
+		c->o.n_threads = pool_default_threads();
 	/* With the expert cache a prompt step reads each chosen expert that is not in memory
 	 * once: longer steps amortise those reads over more tokens
 	 * (docs/perf.md "Models larger than RAM"). */
@@ -1849,7 +1851,7 @@ ctx_plan(const struct model *m, const struct ctx_opts *o, struct ctx_plan *p)
 	c->m = m;
 	c->plan_only = true;
 	resolve_opts(c, o);
-	alloc_buffers(c, o->n_threads > 0 ? o->n_threads : pool_default_threads(), p);
+	alloc_buffers(c, c->o.n_threads, p);
 	free(c);
 }
 
@@ -1871,8 +1873,7 @@ ctx_new(const struct model *m, const struct ctx_opts *o, char **cause)
 		goto fail;
 	}
 	resolve_opts(c, o);
-	if ((c->pool = pool_new(o->n_threads > 0 ? o->n_threads : pool_default_threads(), cause)) ==
-	    NULL)
+	if ((c->pool = pool_new(c->o.n_threads, cause)) == NULL)
 		goto fail;
 	if (!alloc_buffers(c, pool_size(c->pool), &plan)) {
 		cause_set(cause,

@@ -267,7 +267,7 @@ pool_new(int n_threads, char **cause)
 			p->n = i; /* join only the started ones */
 			pool_free(p);
 			cause_set(cause, "cannot start worker thread: %s", strerror(err));
-			log_error("pool: %s", *cause ? *cause : "cannot start a worker");
+			log_error("pool: cannot start worker thread: %s", strerror(err));
 			return NULL;
 		}
 	}

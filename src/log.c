@@ -139,6 +139,7 @@ log_write(int level, const char *fmt, ...)
 	struct tm tm;
 	va_list ap;
 	size_t n;
+	ssize_t w;
 	int k;
 
 	if (log_fd < 0 || level < 0 || level >= (int)ARRAY_LEN(level_names))
@@ -156,6 +157,6 @@ log_write(int level, const char *fmt, ...)
 	n = k < 0 ? n : MIN(n + (size_t)k, sizeof(line) - 2);
 	line[n++] = '\n';
 	/* Best effort: a full disk loses log lines, never the chat. */
-	if (write(log_fd, line, n) < 0)
-		return;
+	w = write(log_fd, line, n);
+	(void)w;
 }

@@ -4,8 +4,10 @@
  * Messages are values: a struct copied into the queue, a type tag and the
  * payload of that type (a tagged union, as Redis's bio.c keeps its jobs),
  * owning its strings and conversation (the receiver frees them with
- * msg_free).  Made of the plain data in chat-types.h only, so the UI needs
- * no engine header to speak to the engine.  Every message about
+ * msg_free).  Made of the plain data in chat-types.h only, so speaking to
+ * the engine takes no engine header (the UI still includes session.h and
+ * sampler.h for a few pure helpers: gen_stop_name, gen_stats_*_tps,
+ * sampler_params_default/json, sampler_seed_pick).  Every message about
  * a turn carries that turn's seq; the UI bumps seq for each prompt and drops
  * anything carrying an older one, so tokens still in flight after a stop
  * never reach the screen.  Types are numbered in blocks by direction, as

@@ -11,9 +11,11 @@ BUILD = release
 -include config.mk
 
 O    = build/$(BUILD)
-PKGS = ncursesw readline openblas sqlite3 libpcre2-8 libutf8proc jansson libcrypto
+PKGS = ncursesw readline openblas sqlite3 libpcre2-8 libutf8proc jansson libcrypto libmicrohttpd \
+	libcurl
 DEB_PKGS = build-essential pkg-config clang clang-format groff-base tmux libncurses-dev libreadline-dev \
-	libopenblas-dev libsqlite3-dev libpcre2-dev libutf8proc-dev libjansson-dev libssl-dev
+	libopenblas-dev libsqlite3-dev libpcre2-dev libutf8proc-dev libjansson-dev libssl-dev \
+	libmicrohttpd-dev libcurl4-openssl-dev curl python3
 
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
 MISSING := $(shell for p in $(PKGS); do $(PKG_CONFIG) --exists $$p || echo $$p; done)

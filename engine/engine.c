@@ -331,11 +331,12 @@ do_load(struct engine *e, struct msg *m)
 		return;
 	}
 	log_info("loaded in %.2f s: %d positions", now_sec() - t0, session_n_ctx(e->s));
+	/* Usable now: the weights are mapped.  Reading them in is a bonus
+	 * that prompts interrupt.  The notice comes after MSG_READY, so that
+	 * a seq-0 error before it always means the load failed (msg.h). */
+	send_ready(e);
 	if (session_notice(e->s) != NULL)
 		send_error(e, 0, xstrdup(session_notice(e->s)));
-	/* Usable now: the weights are mapped.  Reading them in is a bonus
-	 * that prompts interrupt. */
-	send_ready(e);
 	warm_begin(e);
 }
 

@@ -64,6 +64,25 @@ sampler_seed_pick(uint64_t seed)
 	return r & SAMPLER_SEED_MAX;
 }
 
+void
+sampler_fields_copy(struct sampler_params *dst, const struct sampler_params *src, unsigned fields)
+{
+	if (fields & SP_TEMPERATURE)
+		dst->temperature = src->temperature;
+	if (fields & SP_TOP_K)
+		dst->top_k = src->top_k;
+	if (fields & SP_TOP_P)
+		dst->top_p = src->top_p;
+	if (fields & SP_MIN_P)
+		dst->min_p = src->min_p;
+	if (fields & SP_PRESENCE)
+		dst->presence_penalty = src->presence_penalty;
+	if (fields & SP_REPEAT)
+		dst->repetition_penalty = src->repetition_penalty;
+	if (fields & SP_SEED)
+		dst->seed = src->seed;
+}
+
 char *
 sampler_params_json(const struct sampler_params *p)
 {

@@ -406,7 +406,7 @@ decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp,
 
 		if (s->n_out == 0)
 			st->ttft_s = t;
-		if (is_eos(s, id)) {
+		if (is_eos(s, id) && !gp->ignore_eos) {
 			st->stop = GEN_STOP_EOS;
 			break;
 		}

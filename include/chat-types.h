@@ -67,7 +67,9 @@ enum sampler_field {
 /* What one reply is generated with. */
 struct gen_params {
 	struct sampler_params sp;
-	int max_tokens; /* generated tokens at most */
+	int max_tokens;  /* generated tokens at most */
+	bool ignore_eos; /* go on past the end-of-turn token (vLLM's ignore_eos: benchmarks, tests)
+			  */
 	/*
 	 * Called during the prefill between layers (and parts of a layer), and
 	 * once per generated token; true = stop now.  Not asked again after a

@@ -7,7 +7,7 @@
  * msg_free).  Made of the plain data in chat-types.h only, so speaking to
  * the engine takes no engine header (the UI still includes session.h and
  * sampler.h for a few pure helpers: gen_stop_name, gen_stats_*_tps,
- * sampler_params_default/json, sampler_seed_pick).  Every message about
+ * sampler_params_default/json, sampler_seed_pick, sampler_fields_copy).  Every message about
  * a turn carries that turn's seq; the UI bumps seq for each prompt and drops
  * anything carrying an older one, so tokens still in flight after a stop
  * never reach the screen.  Types are numbered in blocks by direction, as
@@ -36,7 +36,8 @@ enum msg_type {
 	MSG_PREFILL,        /* seq, u.prefill: the prompt being read */
 	MSG_TOKEN,          /* seq, u.token: text of the reply (below) */
 	MSG_DONE,           /* seq, u.done: the turn ended */
-	MSG_ERROR,          /* seq (0 = no turn, e.g. the load), u.error */
+	MSG_ERROR,          /* seq, u.error; seq 0 = no turn: before MSG_READY the load
+			       failed, after it a notice about the model */
 };
 
 /* MSG_LOAD: open the model in dir (closing any open one). */

@@ -33,6 +33,10 @@ void sampler_params_default(struct sampler_params *p);
 /* seed itself, or for SAMPLER_SEED_RANDOM a random one in [0, SAMPLER_SEED_MAX]. */
 uint64_t sampler_seed_pick(uint64_t seed);
 
+/* Copy the fields named in `fields` (enum sampler_field) from src to dst. */
+void sampler_fields_copy(struct sampler_params *dst, const struct sampler_params *src,
+			 unsigned fields);
+
 /* p as a JSON object (temperature, top_k, ..., seed), malloc'd: saved with an answer. */
 char *sampler_params_json(const struct sampler_params *p);
 

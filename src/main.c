@@ -26,6 +26,7 @@
 #include "mkmodel.h"
 #include "plan.h"
 #include "render.h"
+#include "serve.h"
 #include "subcmd.h"
 #include "tokenize.h"
 #include "verify.h"
@@ -46,6 +47,9 @@ static const struct subcmd commands[] = {
 	  "[--expert-cache auto|off|SIZE]\n"
 	  "--version | --help" },
 	{ "chat", cli_chat_main, "[--plain] [-m DIR] [options]" },
+	{ "serve", serve_main,
+	  "[-m DIR] [--host ADDR] [--port N] [--api-key KEY] [--name NAME] [--queue N] "
+	  "[--max-tokens N] [--ctx N] [--threads N] [--expert-cache auto|off|SIZE] [-q]" },
 	{ "list", list_main, "" },
 	{ "export", export_main, "ID [--format md|json] [-o FILE]" },
 	{ "tokenize", tokenize_main, "[-m DIR] < text" },

@@ -34,7 +34,7 @@
 #include "engine.h"
 #include "log.h"
 #include "queue.h"
-#include "sampler.h" /* sampler_seed_pick, sampler_params_json, sampler_params_default */
+#include "sampler.h" /* sampler_seed_pick, sampler_params_json/default, sampler_fields_copy */
 #include "session.h" /* gen_stop_name */
 #include "store.h"
 #include "thread-role.h"
@@ -45,26 +45,6 @@
 #define CHECKPOINT_S 2.0
 
 /* ---- engine messages ------------------------------------------------------ */
-
-/* Copy the fields named in `fields` (enum sampler_field) from src to dst. */
-static void
-sampler_fields_copy(struct sampler_params *dst, const struct sampler_params *src, unsigned fields)
-{
-	if (fields & SP_TEMPERATURE)
-		dst->temperature = src->temperature;
-	if (fields & SP_TOP_K)
-		dst->top_k = src->top_k;
-	if (fields & SP_TOP_P)
-		dst->top_p = src->top_p;
-	if (fields & SP_MIN_P)
-		dst->min_p = src->min_p;
-	if (fields & SP_PRESENCE)
-		dst->presence_penalty = src->presence_penalty;
-	if (fields & SP_REPEAT)
-		dst->repetition_penalty = src->repetition_penalty;
-	if (fields & SP_SEED)
-		dst->seed = src->seed;
-}
 
 static void
 on_token(struct app *a, const struct msg_token *m)

@@ -24,7 +24,9 @@
 #include "log.h"
 #include "model.h"
 #include "queue.h"
+#include "remote.h"
 #include "safetensors.h"
+#include "sampler.h" /* sampler_params_default: a remote model's defaults */
 #include "session.h"
 #include "sysinfo.h"
 #include "thread-role.h"
@@ -40,11 +42,21 @@ struct warm_state {
 	uint64_t done, total;
 };
 
+/* A remote engine (`--remote`): where, and the connection once open. */
+struct remote_side {
+	bool on;
+	char *url, *api_key, *model; /* owned copies of remote_opts */
+	struct remote *r;
+	const char *state; /* the last MSG_NET's */
+	double sent_t;     /* and when it went */
+};
+
 struct engine {
 	pthread_t th;
 	struct queue *in, *out;
-	struct session *s;
-	struct msg pending; /* type 0 = none */
+	struct session *s;     /* the local model, or NULL */
+	struct remote_side rm; /* or the remote one (rm.on) */
+	struct msg pending;    /* type 0 = none */
 	bool quit;
 	uint64_t turn; /* seq of the running turn */
 	struct warm_state w;
@@ -340,6 +352,60 @@ do_load(struct engine *e, struct msg *m)
 	warm_begin(e);
 }
 
+/* ---- a remote engine ----------------------------------------------------- */
+
+/*
+ * The request's state for the UI (MSG_NET): when it changed, else at most
+ * every REPORT_S; force for the end of a turn.
+ */
+static void
+send_net(struct engine *e, bool force)
+{
+	struct remote_stats ns;
+	struct msg m = { .type = MSG_NET, .seq = e->turn };
+	double now = now_sec();
+
+	remote_net_stats(e->rm.r, &ns);
+	if (!force && ns.state == e->rm.state && now - e->rm.sent_t < REPORT_S)
+		return;
+	e->rm.state = ns.state;
+	e->rm.sent_t = now;
+	m.u.net = (struct msg_net){ .state = xstrdup(ns.state),
+				    .bytes_in = ns.bytes_in,
+				    .ttft_s = ns.ttft_s,
+				    .tok_s = ns.tok_s,
+				    .t = now };
+	queue_push(e->out, &m);
+}
+
+/*
+ * "Load" a remote model: ask the server whether it answers and has the
+ * model, then say MSG_READY with what it told (the context, when it lists
+ * one) and the built-in sampling defaults, which every request sends.
+ */
+static void
+do_load_remote(struct engine *e)
+{
+	struct remote_opts o = { .url = e->rm.url, .api_key = e->rm.api_key, .model = e->rm.model };
+	struct msg r = { .type = MSG_READY };
+	char *cause = NULL;
+
+	log_info("remote engine: %s, model %s", e->rm.url, e->rm.model ? e->rm.model : "(first)");
+	remote_close(e->rm.r);
+	send_progress(e, 0, 0, "connecting");
+	if ((e->rm.r = remote_open(&o, &cause)) == NULL) {
+		send_error(e, 0, xasprintf("cannot use the remote engine: %s", cause));
+		free(cause);
+		return;
+	}
+	r.u.ready.desc = remote_describe(e->rm.r);
+	r.u.ready.n_ctx = remote_n_ctx(e->rm.r);
+	r.u.ready.full_size = true;
+	sampler_params_default(&r.u.ready.defaults);
+	queue_push(e->out, &r);
+	send_progress(e, 0, 0, "done");
+}
+
 /* ---- a turn --------------------------------------------------------------- */
 
 static bool
@@ -350,18 +416,27 @@ on_text(void *arg, enum think_part part, const char *text, size_t len)
 	struct msg_token *k = &m.u.token;
 
 	/* The UI's live speed comes from these, not from when messages arrive. */
-	session_gen_progress(e->s, &k->n, &k->t);
+	if (e->rm.on)
+		remote_gen_progress(e->rm.r, &k->n, &k->t);
+	else
+		session_gen_progress(e->s, &k->n, &k->t);
 	k->text = xmalloc(len + 1);
 	memcpy(k->text, text, len);
 	k->text[len] = '\0';
 	queue_push(e->out, &m);
+	if (e->rm.on)
+		send_net(e, false);
 	return true;
 }
 
 static bool
 poll_in(void *arg)
 {
-	return interrupted(arg);
+	struct engine *e = arg;
+
+	if (e->rm.on)
+		send_net(e, false);
+	return interrupted(e);
 }
 
 static void
@@ -383,15 +458,24 @@ do_prompt(struct engine *e, struct msg *m)
 	struct msg done = { .type = MSG_DONE, .seq = m->seq };
 	char *cause = NULL;
 
+	int rc;
+
 	e->turn = m->seq;
-	if (e->s == NULL) {
+	if (e->s == NULL && e->rm.r == NULL) {
 		send_error(e, m->seq, xstrdup("the model is not loaded"));
 		return;
 	}
 	gp.poll = poll_in;
 	gp.progress = on_progress;
-	if (session_reply(e->s, p->conv, (size_t)p->n_conv, &gp, on_text, e, &done.u.done.stats,
-			  &cause) != 0) {
+	if (e->rm.on) {
+		rc = remote_reply(e->rm.r, p->conv, (size_t)p->n_conv, &gp, on_text, e,
+				  &done.u.done.stats, &cause);
+		send_net(e, true);
+	} else {
+		rc = session_reply(e->s, p->conv, (size_t)p->n_conv, &gp, on_text, e,
+				   &done.u.done.stats, &cause);
+	}
+	if (rc != 0) {
 		send_error(e, m->seq, cause);
 		return;
 	}
@@ -433,7 +517,10 @@ engine_main(void *arg)
 		}
 		switch (m.type) {
 		case MSG_LOAD:
-			do_load(e, &m);
+			if (e->rm.on)
+				do_load_remote(e);
+			else
+				do_load(e, &m);
 			break;
 		case MSG_PROMPT:
 			warm_pause(e);
@@ -450,11 +537,26 @@ engine_main(void *arg)
 	msg_free(&e->pending);
 	session_close(e->s);
 	e->s = NULL;
+	remote_close(e->rm.r);
+	e->rm.r = NULL;
 	return NULL;
 }
 
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void
+engine_free(struct engine *e)
+{
+	free(e->rm.url), free(e->rm.api_key), free(e->rm.model);
+	free(e);
+}
+
 struct engine *
-engine_start(struct queue *in, struct queue *out, char **cause)
+engine_start(struct queue *in, struct queue *out, const struct remote_opts *remote, char **cause)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	sigset_t old;
@@ -462,6 +564,12 @@ engine_start(struct queue *in, struct queue *out, char **cause)
 
 	e->in = in;
 	e->out = out;
+	if (remote != NULL) {
+		e->rm.on = true;
+		e->rm.url = xstrdup(remote->url);
+		e->rm.api_key = dup_or_null(remote->api_key);
+		e->rm.model = dup_or_null(remote->model);
+	}
 	/* Block signals before creating, so the thread never runs a handler,
 	 * even before its first instruction. */
 	signals_block_async(&old);
@@ -469,7 +577,7 @@ engine_start(struct queue *in, struct queue *out, char **cause)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err != 0) {
 		cause_set(cause, "cannot start the engine thread: %s", strerror(err));
-		free(e);
+		engine_free(e);
 		return NULL;
 	}
 	return e;
@@ -481,5 +589,5 @@ engine_join(struct engine *e)
 	if (e == NULL)
 		return;
 	pthread_join(e->th, NULL);
-	free(e);
+	engine_free(e);
 }

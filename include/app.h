@@ -14,6 +14,8 @@
 
 #include "chat-types.h"
 
+struct remote_opts;
+
 struct app_opts {
 	const char *model_dir;
 	int n_ctx;                /* 0 = the engine's default (it reports the length) */
@@ -23,6 +25,9 @@ struct app_opts {
 	unsigned params_set;      /* enum sampler_field: what the user chose; the rest
 				     are the model's defaults, which the engine reports */
 	uint64_t expert_cache;    /* session_opts.expert_cache */
+	/* Not NULL: chat with this OpenAI-compatible server instead (model_dir is then
+	 * its URL, for the screen until the server is reached). */
+	const struct remote_opts *remote;
 };
 
 /* Run the chat; returns the process exit status. */

@@ -19,9 +19,18 @@
 
 struct queue;
 struct engine;
+struct remote_opts;
 
-/* Start the thread reading `in` and writing `out`.  NULL + cause on failure. */
-struct engine *engine_start(struct queue *in, struct queue *out, char **cause);
+/*
+ * Start the thread reading `in` and writing `out`.  remote: NULL for the
+ * local model (MSG_LOAD names its directory), else the OpenAI-compatible
+ * server whose replies stand in for it (remote.h; copied): MSG_LOAD then
+ * checks the server and the model (its dir is not used), MSG_PROMPT
+ * streams the server's reply, with MSG_NET about the request.  NULL +
+ * cause on failure.
+ */
+struct engine *engine_start(struct queue *in, struct queue *out, const struct remote_opts *remote,
+			    char **cause);
 
 /* Wait for the thread to end (after MSG_QUIT was pushed) and free it. */
 void engine_join(struct engine *e);

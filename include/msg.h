@@ -36,6 +36,7 @@ enum msg_type {
 	MSG_PREFILL,        /* seq, u.prefill: the prompt being read */
 	MSG_TOKEN,          /* seq, u.token: text of the reply (below) */
 	MSG_DONE,           /* seq, u.done: the turn ended */
+	MSG_NET,            /* seq, u.net: a remote engine's request (below) */
 	MSG_ERROR,          /* seq, u.error; seq 0 = no turn: before MSG_READY the load
 			       failed, after it a notice about the model */
 };
@@ -129,6 +130,20 @@ struct msg_done {
 	struct gen_stats stats;
 };
 
+/*
+ * MSG_NET (remote engine only, `qnext --remote`): how the turn's HTTP
+ * request goes, for the gauges that replace the local model's: when the
+ * state changes, and at most every 0.25 s while bytes arrive.  state is
+ * "connecting", "waiting for first token", "streaming", "done" or "failed";
+ * ttft_s is 0 until the first text came; tok_s is the decode speed so far.
+ */
+struct msg_net {
+	char *state; /* owned */
+	uint64_t bytes_in;
+	double ttft_s, tok_s;
+	double t;
+};
+
 /* MSG_ERROR: what went wrong, one line. */
 struct msg_error {
 	char *text; /* owned */
@@ -146,6 +161,7 @@ struct msg {
 		struct msg_prefill prefill;
 		struct msg_token token;
 		struct msg_done done;
+		struct msg_net net;
 		struct msg_error error;
 	} u;
 };

@@ -15,6 +15,7 @@
 
 #include "subcmd.h"
 
+struct remote;
 struct session;
 struct sampler_params;
 
@@ -28,6 +29,14 @@ struct prompt_opts {
 	int top_k;
 	uint64_t seed;         /* SAMPLER_SEED_RANDOM: a fresh one per reply */
 	uint64_t expert_cache; /* --expert-cache: XCACHE_AUTO, 0 = off, or bytes */
+	/* --remote URL: an OpenAI-compatible server answers instead (model = its model id). */
+	const char *remote, *api_key; /* api_key: --api-key, else $QNEXT_API_KEY, or NULL */
+};
+
+/* What answers in line mode: a local session, or a remote server (--remote). */
+struct prompt_engine {
+	struct session *s;
+	struct remote *r;
 };
 
 /* Messages with owned strings. */
@@ -51,8 +60,14 @@ unsigned prompt_apply_overrides(const struct prompt_opts *o, struct sampler_para
 void prompt_convo_add(struct prompt_convo *c, const char *role, const char *content);
 void prompt_convo_release(struct prompt_convo *c); /* empties c for reuse */
 
-/* Open the session for o->model (or the one found); NULL after a message on stderr. */
-struct session *prompt_open_session(const struct prompt_opts *o);
+/*
+ * Open what answers: the session for o->model (or the model found), or
+ * with o->remote the server there.  0, or -1 after a message on stderr.
+ */
+int prompt_engine_open(const struct prompt_opts *o, struct prompt_engine *pe);
+void prompt_engine_close(struct prompt_engine *pe);
+/* The context length; 0 when a remote server does not say. */
+int prompt_engine_n_ctx(const struct prompt_engine *pe);
 
 /* Make Ctrl-C stop the reply in progress instead of the process. */
 void prompt_catch_sigint(void);
@@ -62,8 +77,8 @@ void prompt_catch_sigint(void);
  * reasoning (--thinking) or a status line to stderr, then the statistics
  * unless o->quiet; the answer is appended to c.  0, or -1 with *cause.
  */
-int prompt_reply(struct session *s, struct prompt_convo *c, const struct prompt_opts *o,
-		 char **cause);
+int prompt_reply(const struct prompt_engine *pe, struct prompt_convo *c,
+		 const struct prompt_opts *o, char **cause);
 
 /* Whether s is only white space. */
 bool prompt_blank(const char *s);

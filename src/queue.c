@@ -54,6 +54,9 @@ msg_free(struct msg *m)
 	case MSG_TOKEN:
 		free(m->u.token.text);
 		break;
+	case MSG_NET:
+		free(m->u.net.state);
+		break;
 	case MSG_ERROR:
 		free(m->u.error.text);
 		break;

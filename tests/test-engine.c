@@ -211,7 +211,7 @@ main(void)
 
 	in = queue_new(NULL);
 	out = queue_new(NULL);
-	e = engine_start(in, out, NULL);
+	e = engine_start(in, out, NULL, NULL);
 	T_ASSERT(e != NULL);
 
 	/* Load: sized from the first report, ready, then read ahead to the end. */

@@ -33,6 +33,7 @@
 #include "chat-template.h"
 #include "paths.h"
 #include "plan.h"
+#include "remote.h"
 #include "sampler.h"
 #include "session.h"
 #include "util.h"
@@ -101,6 +102,8 @@ enum {
 	OPT_PLAIN,
 	OPT_DRY_RUN,
 	OPT_XCACHE,
+	OPT_REMOTE,
+	OPT_API_KEY,
 };
 
 static const struct option longopts[] = {
@@ -124,6 +127,8 @@ static const struct option longopts[] = {
 	{ "plain", no_argument, NULL, OPT_PLAIN },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "expert-cache", required_argument, NULL, OPT_XCACHE },
+	{ "remote", required_argument, NULL, OPT_REMOTE },
+	{ "api-key", required_argument, NULL, OPT_API_KEY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -196,6 +201,12 @@ parse_opt(struct prompt_opts *o, int ch, const char *arg)
 	case OPT_XCACHE:
 		rc = parse_xcache(arg, &o->expert_cache);
 		break;
+	case OPT_REMOTE:
+		o->remote = arg;
+		break;
+	case OPT_API_KEY:
+		o->api_key = arg;
+		break;
 	case 'h':
 		return 1;
 	default:
@@ -226,6 +237,14 @@ prompt_parse_args(struct prompt_opts *o, int argc, char **argv, subcmd_usage_fn 
 	}
 	if ((*status = subcmd_no_operands(argc, argv, usage)) != 0)
 		return -1;
+	if (o->api_key == NULL)
+		o->api_key = getenv("QNEXT_API_KEY");
+	if (o->remote != NULL && o->dry_run) {
+		fprintf(stderr, "qnext: --dry-run plans a local model; it has no meaning with "
+				"--remote\n");
+		*status = 2;
+		return -1;
+	}
 	return 0;
 }
 
@@ -328,10 +347,11 @@ struct out_state {
 	 * answers.  Only on a terminal, without --thinking (the reasoning itself
 	 * shows then) and without -q; erased before the answer is printed.
 	 */
-	bool live;                   /* draw the status line */
-	bool shown;                  /* it is on screen now */
-	bool decoding;               /* the first generated text has arrived */
-	bool drew_thinking;          /* the "thinking" form has been drawn */
+	const struct prompt_engine *pe; /* what answers: its token count for a remote one */
+	bool live;                      /* draw the status line */
+	bool shown;                     /* it is on screen now */
+	bool decoding;                  /* the first generated text has arrived */
+	bool drew_thinking;             /* the "thinking" form has been drawn */
 	int n_polls;                 /* polls since the last prefill chunk: once decoding, tokens */
 	int prompt_done;             /* prompt tokens processed, all prefill passes together */
 	int chunk_done, chunk_total; /* the last progress report: done of total in its pass */
@@ -425,6 +445,12 @@ poll_interrupt(void *arg)
 	struct out_state *o = arg;
 
 	o->n_polls++;
+	/* A remote engine polls on a clock, not per token: count its chunks instead. */
+	if (o->pe->r != NULL) {
+		double t;
+
+		remote_gen_progress(o->pe->r, &o->n_polls, &t);
+	}
 	if (o->decoding)
 		status_tick(o);
 	return interrupted != 0;
@@ -459,13 +485,15 @@ print_stats(const struct gen_stats *st, uint64_t seed)
 
 /* One reply to the conversation; streams it and appends it to c. */
 int
-prompt_reply(struct session *s, struct prompt_convo *c, const struct prompt_opts *o, char **cause)
+prompt_reply(const struct prompt_engine *pe, struct prompt_convo *c, const struct prompt_opts *o,
+	     char **cause)
 {
 	struct gen_params gp = { .max_tokens = o->max_tokens,
 				 .poll = poll_interrupt,
 				 .progress = on_progress };
 	const char *term = getenv("TERM");
-	struct out_state os = { .thinking = o->thinking,
+	struct out_state os = { .pe = pe,
+				.thinking = o->thinking,
 				.dim = isatty(2) && getenv("NO_COLOR") == NULL,
 				.quiet = o->quiet,
 				.last = '\n' };
@@ -477,12 +505,18 @@ prompt_reply(struct session *s, struct prompt_convo *c, const struct prompt_opts
 		  (term == NULL || strcmp(term, "dumb") != 0);
 	os.t0 = os.t_drawn = now_sec();
 
-	gp.sp = session_gen_config(s)->p;
+	if (pe->r != NULL)
+		sampler_params_default(&gp.sp); /* the model card's, sent with every request */
+	else
+		gp.sp = session_gen_config(pe->s)->p;
 	prompt_apply_overrides(o, &gp.sp);
 	/* Resolved here, per reply, and printed with the stats so it can be reused. */
 	gp.sp.seed = sampler_seed_pick(gp.sp.seed);
 	interrupted = 0;
-	rc = session_reply(s, c->m, c->n, &gp, on_text, &os, &st, cause);
+	if (pe->r != NULL)
+		rc = remote_reply(pe->r, c->m, c->n, &gp, on_text, &os, &st, cause);
+	else
+		rc = session_reply(pe->s, c->m, c->n, &gp, on_text, &os, &st, cause);
 	status_erase(&os);
 	if (rc != 0) {
 		free(os.answer);
@@ -521,9 +555,9 @@ prompt_catch_sigint(void)
 	sigaction(SIGINT, &sa, NULL);
 }
 
-/* Open the session for o->model (or the discovered one); NULL after a message. */
-struct session *
-prompt_open_session(const struct prompt_opts *o)
+/* The local session for o->model (or the discovered one); NULL after a message. */
+static struct session *
+open_session(const struct prompt_opts *o)
 {
 	struct session_opts so = { .n_ctx = o->n_ctx,
 				   .n_threads = o->threads,
@@ -545,6 +579,36 @@ prompt_open_session(const struct prompt_opts *o)
 	free(cause);
 	free(dir);
 	return s;
+}
+
+int
+prompt_engine_open(const struct prompt_opts *o, struct prompt_engine *pe)
+{
+	struct remote_opts ro = { .url = o->remote, .api_key = o->api_key, .model = o->model };
+	char *cause = NULL;
+
+	memset(pe, 0, sizeof(*pe));
+	if (o->remote == NULL)
+		return (pe->s = open_session(o)) != NULL ? 0 : -1;
+	if ((pe->r = remote_open(&ro, &cause)) != NULL)
+		return 0;
+	fprintf(stderr, "qnext: %s\n", cause);
+	free(cause);
+	return -1;
+}
+
+void
+prompt_engine_close(struct prompt_engine *pe)
+{
+	session_close(pe->s);
+	remote_close(pe->r);
+	memset(pe, 0, sizeof(*pe));
+}
+
+int
+prompt_engine_n_ctx(const struct prompt_engine *pe)
+{
+	return pe->r != NULL ? remote_n_ctx(pe->r) : session_n_ctx(pe->s);
 }
 
 /*
@@ -585,7 +649,7 @@ static int
 one_shot(const struct prompt_opts *o, const char *question)
 {
 	struct prompt_convo c = { 0 };
-	struct session *s;
+	struct prompt_engine pe;
 	char *cause = NULL;
 	int rc = 1;
 
@@ -604,14 +668,14 @@ one_shot(const struct prompt_opts *o, const char *question)
 	}
 	if (question != NULL)
 		prompt_convo_add(&c, "user", question);
-	if ((s = prompt_open_session(o)) == NULL)
+	if (prompt_engine_open(o, &pe) != 0)
 		goto out;
 	prompt_catch_sigint();
-	if (prompt_reply(s, &c, o, &cause) != 0)
+	if (prompt_reply(&pe, &c, o, &cause) != 0)
 		fprintf(stderr, "qnext: %s\n", cause);
 	else
 		rc = 0;
-	session_close(s);
+	prompt_engine_close(&pe);
 out:
 	free(cause);
 	prompt_convo_release(&c);

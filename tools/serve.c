@@ -923,7 +923,7 @@ serve_run(struct server *sv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread starts */
 	if ((sv->to_engine = queue_new(&cause)) == NULL ||
 	    (sv->from_engine = queue_new(&cause)) == NULL ||
-	    (sv->engine = engine_start(sv->to_engine, sv->from_engine, &cause)) == NULL)
+	    (sv->engine = engine_start(sv->to_engine, sv->from_engine, NULL, &cause)) == NULL)
 		goto fail;
 	if (load_model(sv, dir) != 0) {
 		server_stop(sv, NULL);

@@ -125,6 +125,11 @@ on_ready(struct app *a, struct msg_ready *m)
 	free(a->model_desc);
 	a->model_desc = m->desc;
 	m->desc = NULL;
+	if (a->remote) {
+		/* Answers are saved under where they ran: "MODEL at URL (remote)". */
+		free(a->model_dir);
+		a->model_dir = xstrdup(a->model_desc);
+	}
 	a->n_ctx = m->n_ctx;
 	a->test_model = !m->full_size;
 	/* What the user chose stays; the rest is the model's. */
@@ -145,6 +150,10 @@ on_engine(struct app *a, struct msg *m)
 		break;
 	case MSG_READY:
 		on_ready(a, &m->u.ready);
+		break;
+	case MSG_NET:
+		if (turn)
+			gauges_net(a, &m->u.net);
 		break;
 	case MSG_PREFILL:
 		if (turn)
@@ -394,9 +403,11 @@ app_run(const struct app_opts *o)
 	sampler_fields_copy(&a->gp.sp, &o->params.sp, o->params_set);
 	a->sp_set = o->params_set;
 	a->system = o->system != NULL ? xstrdup(o->system) : NULL;
+	a->remote = o->remote != NULL;
 	if ((a->to_engine = queue_new(&cause)) == NULL ||
 	    (a->from_engine = queue_new(&cause)) == NULL ||
-	    (a->engine = engine_start(a->to_engine, a->from_engine, &cause)) == NULL) {
+	    (a->engine = engine_start(a->to_engine, a->from_engine, a->remote ? o->remote : NULL,
+				      &cause)) == NULL) {
 		fprintf(stderr, "qnext: %s\n", cause);
 		free(cause);
 		app_free(a);

@@ -27,6 +27,7 @@
 #include "forward.h"
 #include "paths.h"
 #include "prompt.h"
+#include "remote.h"
 #include "sampler.h"
 #include "session.h"
 #include "subcmd.h"
@@ -60,25 +61,36 @@ chat_usage(FILE *f)
 					   "                        experts (800M, 12G) read from "
 					   "disk as routed; auto\n"
 					   "                        (default) sizes it from free "
-					   "memory, only when needed\n");
+					   "memory, only when needed\n"
+					   "  --remote URL          chat with an OpenAI-compatible "
+					   "server (qnext serve,\n"
+					   "                        vLLM, llama-server); -m names "
+					   "its "
+					   "model\n"
+					   "  --api-key KEY         its key (default: "
+					   "$QNEXT_API_KEY)\n");
 }
 
 static int
 chat_plain(const struct prompt_opts *o)
 {
 	struct prompt_convo c = { 0 };
-	struct session *s = prompt_open_session(o);
+	struct prompt_engine pe;
 	char *line, *cause = NULL;
+	int n_ctx;
 
-	if (s == NULL)
+	if (prompt_engine_open(o, &pe) != 0)
 		return 1;
+	n_ctx = prompt_engine_n_ctx(&pe);
 	if (o->system != NULL)
 		prompt_convo_add(&c, "system", o->system);
 	prompt_catch_sigint();
-	fprintf(stderr,
-		"qnext: chat with %d-token context; Ctrl-C stops an answer, Ctrl-D or "
-		"/quit leaves\n",
-		session_n_ctx(s));
+	if (pe.r != NULL)
+		fprintf(stderr, "qnext: chat with %s", remote_model(pe.r));
+	if (n_ctx > 0)
+		fprintf(stderr, "%s %d-token context", pe.r != NULL ? "," : "qnext: chat with",
+			n_ctx);
+	fprintf(stderr, "; Ctrl-C stops an answer, Ctrl-D or /quit leaves\n");
 	while ((line = readline("> ")) != NULL) {
 		if (strcmp(line, "/quit") == 0) {
 			free(line);
@@ -87,7 +99,7 @@ chat_plain(const struct prompt_opts *o)
 		if (!prompt_blank(line)) {
 			add_history(line);
 			prompt_convo_add(&c, "user", line);
-			if (prompt_reply(s, &c, o, &cause) != 0) {
+			if (prompt_reply(&pe, &c, o, &cause) != 0) {
 				fprintf(stderr, "qnext: %s\n", cause);
 				free((char *)c.m[--c.n].role);
 				free((char *)c.m[c.n].content);
@@ -97,7 +109,7 @@ chat_plain(const struct prompt_opts *o)
 	}
 	free(cause);
 	prompt_convo_release(&c);
-	session_close(s);
+	prompt_engine_close(&pe);
 	return 0;
 }
 
@@ -109,9 +121,16 @@ full_screen(const struct prompt_opts *o)
 			       .threads = o->threads,
 			       .system = o->system,
 			       .expert_cache = o->expert_cache };
-	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
+	struct remote_opts ro = { .url = o->remote, .api_key = o->api_key, .model = o->model };
+	char *cause = NULL, *dir;
 	int rc;
 
+	if (o->remote != NULL) {
+		ao.remote = &ro;
+		dir = xstrdup(o->remote);
+	} else {
+		dir = paths_find_model(o->model, &cause);
+	}
 	if (dir == NULL) {
 		fprintf(stderr, "qnext: %s\n", cause);
 		free(cause);

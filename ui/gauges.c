@@ -1,7 +1,8 @@
 /*
  * gauges.c - the figures the status rows show: the load's progress and
  * read-ahead speed, the turn's prompt progress and live decode speed, the
- * last turn's speeds, the page-fault rate.  It owns them (struct gauges,
+ * last turn's speeds, the page-fault rate; with a remote engine, its request's
+ * state and figures.  It owns them (struct gauges,
  * a->gauges): app.c and chat.c report what happened, screen.c and slash.c
  * read them through gauges() (a const view).  It calls no other UI file.
  *
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#include "msg.h"
 
 #include "session.h" /* gen_stats_prefill_tps, gen_stats_decode_tps */
 #include "thread-role.h"
@@ -40,6 +43,7 @@ gauges_free(struct gauges *g)
 	if (g == NULL)
 		return;
 	free(g->v.load_phase);
+	free(g->v.net_state);
 	free(g);
 }
 
@@ -86,6 +90,10 @@ gauges_turn_start(struct app *a)
 	g->v.tok_rate = 0;
 	g->v.decode_tps = 0;
 	g->v.prefill_done = g->v.prefill_total = 0;
+	free(g->v.net_state);
+	g->v.net_state = NULL;
+	g->v.net_bytes = 0;
+	g->v.net_ttft = g->v.net_tok_s = 0;
 }
 
 void
@@ -124,6 +132,21 @@ gauges_done(struct app *a, const struct gen_stats *s)
 	v->decode_tps = gen_stats_decode_tps(s);
 	v->ttft = s->ttft_s;
 	v->last_stats = *s;
+}
+
+void
+gauges_net(struct app *a, struct msg_net *m)
+{
+	struct gauge_view *v = &a->gauges->v;
+
+	assert_ui();
+	free(v->net_state);
+	v->net_state = m->state;
+	m->state = NULL;
+	v->net_bytes = m->bytes_in;
+	v->net_ttft = m->ttft_s;
+	v->net_tok_s = m->tok_s;
+	v->net_t = m->t;
 }
 
 bool

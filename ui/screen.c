@@ -645,6 +645,32 @@ draw_memory(struct app *a, int y)
 	draw_fields(f, 3, y, w + 1, "  ");
 }
 
+/*
+ * Row 1 with a remote engine, where this machine's memory and page faults
+ * say nothing about the model: the server, the request's state, its time
+ * to first token, speed and bytes received (MSG_NET).
+ */
+static void
+draw_network(struct app *a, int y)
+{
+	const struct gauge_view *g = gauges(a);
+	struct field f[5] = { 0 };
+	char t1[32];
+
+	field_set(&f[0], 0, A_BOLD, "Net %s", a->model_dir);
+	field_set(&f[1], 1, 0, "%s", g->net_state != NULL ? g->net_state : "idle");
+	if (g->net_ttft > 0)
+		field_set(&f[2], 2, 0, "ttft %.2f s", g->net_ttft);
+	if (g->net_tok_s > 0)
+		field_set(&f[3], 2, 0, "%.1f tok/s", g->net_tok_s);
+	if (g->net_bytes > 0)
+		field_set(&f[4], 3, 0, "in %s", sysinfo_bytes(g->net_bytes, t1, sizeof(t1)));
+	move(y, 0);
+	clrtoeol();
+	fit_fields(f, 5, a->scr->cols - 1, "  ");
+	draw_fields(f, 5, y, 0, "  ");
+}
+
 static void
 fmt_k(int n, char *buf, size_t len)
 {
@@ -709,6 +735,9 @@ state_field(struct app *a, struct field *f)
 		field_set(f, 0, A_BOLD, "quitting: waiting for the engine to stop...");
 	else if (a->state == APP_GENERATING && a->stopping)
 		field_set(f, 0, A_BOLD, "stopping...");
+	else if (a->state == APP_GENERATING && e != NULL && e->rlen + e->len == 0 && a->remote)
+		field_set(f, 0, 0, "server: %s",
+			  g->net_state != NULL ? g->net_state : "connecting");
 	else if (a->state == APP_GENERATING && e != NULL && e->rlen + e->len == 0)
 		field_set(f, 0, 0, "reading the prompt %d/%d", g->prefill_done, g->prefill_total);
 	else if (a->state == APP_GENERATING)
@@ -786,6 +815,8 @@ draw_figures(struct app *a, int y)
 	weights_field(a, &f[3]);
 	if (a->state == APP_GENERATING && g->prefill_tps > 0)
 		field_set(&f[4], 4, 0, "prefill %.0f tok/s", g->prefill_tps);
+	else if (a->remote && g->last_stats.gen_tokens > 0) /* no prefill speed over a network */
+		field_set(&f[4], 4, 0, "decode %.1f tok/s, ttft %.2f s", g->decode_tps, g->ttft);
 	else if (g->last_stats.gen_tokens > 0 || g->last_stats.prompt_tokens > 0) /* after a turn */
 		field_set(&f[4], 4, 0, "prefill %.0f tok/s, decode %.1f tok/s, ttft %.2f s",
 			  g->prefill_tps, g->decode_tps, g->ttft);
@@ -805,7 +836,10 @@ draw_figures(struct app *a, int y)
 static void
 draw_status(struct app *a, int y)
 {
-	draw_memory(a, y);
+	if (a->remote)
+		draw_network(a, y);
+	else
+		draw_memory(a, y);
 	move(y + 1, 0);
 	clrtoeol();
 	if (a->overlay == OVERLAY_CONFIRM && a->confirm_text != NULL) {

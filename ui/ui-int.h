@@ -29,6 +29,7 @@ struct browser;
 struct history;
 struct keys;
 struct gauges;
+struct msg_net;
 
 /* ---- transcript -------------------------------------------------------- */
 
@@ -147,8 +148,10 @@ struct app {
 	bool quitting; /* waiting for the engine to stop before exiting */
 	struct queue *to_engine, *from_engine;
 	struct engine *engine;
-	char *model_dir;
+	char *model_dir; /* the model directory; remote: the server's URL, then after
+			    MSG_READY "MODEL at URL (remote)", which answers are saved under */
 	char *model_desc;
+	bool remote;     /* a remote engine (--remote): network gauges, no load or faults */
 	bool test_model; /* not the full-size model: random weights, gibberish answers */
 	int n_ctx;       /* context length: asked for (0 = default), then MSG_READY's */
 	int threads;
@@ -261,6 +264,10 @@ struct gauge_view {
 	double prefill_tps, decode_tps, ttft; /* the last turn's */
 	struct gen_stats last_stats;
 	double majflt_rate; /* major page faults a second */
+	/* A remote engine's request (MSG_NET): state, bytes in, time to first token, tok/s. */
+	char *net_state;
+	uint64_t net_bytes;
+	double net_ttft, net_tok_s, net_t;
 };
 
 struct gauges *gauges_new(void);
@@ -279,6 +286,8 @@ void gauges_prefill(struct app *a, int done, int total);
 void gauges_token(struct app *a, int n, double t);
 /* The turn's final figures. */
 void gauges_done(struct app *a, const struct gen_stats *s);
+/* A remote engine's report about the turn's request (msg.h's MSG_NET); state is taken. */
+void gauges_net(struct app *a, struct msg_net *m);
 /* From the main loop: the page-fault rate, once a second; true when it changed. */
 bool gauges_tick(struct app *a);
 

@@ -83,8 +83,8 @@ tsan-test:
 # Fuzz harnesses (libFuzzer, clang).  `make fuzz-run` does a fixed number of runs.
 FUZZ_RUNS = 20000
 # The parsers under fuzz only need these sources (no kernels, no threads).
-FUZZ_SRC = src/util.c src/thread-role.c src/paths.c engine/safetensors.c engine/config.c engine/tokenizer.c src/store.c \
-	tools/oai.c
+FUZZ_SRC = src/util.c src/thread-role.c src/paths.c src/log.c engine/safetensors.c engine/config.c \
+	engine/tokenizer.c src/store.c engine/think.c engine/remote.c tools/oai.c
 build/fuzz/%: tests/%.c $(FUZZ_SRC)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \

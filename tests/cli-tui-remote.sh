@@ -80,6 +80,31 @@ rc=$?
 "$Q" --remote "$url" --api-key k -m nosuch -p "Hi" >/dev/null 2>"$tmp/model.err"
 [ $? = 1 ] && grep -q "nosuch" "$tmp/model.err" && ok "unknown model named" ||
 	{ bad "unknown model"; cat "$tmp/model.err"; }
+
+# ---- recorded streams of other servers, replayed -------------------------------
+# vLLM (reasoning_content, usage in a last chunk with no choices) in the chat...
+python3 tests/replay-server.py --model Qwen/Qwen3-Next-80B-A3B-Thinking=tests/data/remote/vllm-stream.sse \
+	--model raw-Thinking=tests/data/remote/noparser-stream.sse --ctx Qwen/Qwen3-Next-80B-A3B-Thinking=vllm:262144 \
+	--delay 0.01 --lifetime 60 >"$tmp/replay.port" 2>"$tmp/replay.err" &
+pids="$pids $!"
+for _ in $(seq 50); do [ -s "$tmp/replay.port" ] && break; sleep 0.1; done
+rurl="http://127.0.0.1:$(head -1 "$tmp/replay.port")"
+start Qwen/Qwen3-Next-80B-A3B-Thinking "--remote $rurl/v1"
+expect "vLLM's context length shown" "ctx 0/262.1k"
+send_line "What is 2 + 2?"
+expect "vLLM stream: the answer" "2 + 2 = \*\*4\*\*"
+expect "vLLM stream: reasoning in the panel" "thought for"
+expect "vLLM stream: tokens from usage" "prompt 17 (1 new)"
+quit_ok "quit the replayed chat"
+# ...and without a reasoning parser: split at </think> in the content.
+"$Q" --remote "$rurl" -m raw-Thinking -p "What is 2 + 2?" --thinking >"$tmp/np.out" 2>"$tmp/np.err"
+if grep -q "^2 + 2" "$tmp/np.out" && ! grep -q "think>" "$tmp/np.out" &&
+	grep -q "basic arithmetic" "$tmp/np.err"; then
+	ok "no reasoning parser: split at </think>"
+else
+	bad "no reasoning parser"; sed 's/^/  | /' "$tmp/np.out" "$tmp/np.err"
+fi
+
 stop_servers
 "$Q" --remote "$url" -p "Hi" >/dev/null 2>"$tmp/dead.err"
 [ $? = 1 ] && grep -q "127.0.0.1" "$tmp/dead.err" && ok "server gone: one line, exit 1" ||

@@ -71,6 +71,15 @@ send_error(struct engine *e, uint64_t seq, char *text)
 	queue_push(e->out, &m);
 }
 
+/* A seq-0 MSG_ERROR that is a notice about the model, not a failure; takes text. */
+static void
+send_notice(struct engine *e, char *text)
+{
+	struct msg m = { .type = MSG_ERROR, .u.error = { .text = text, .notice = true } };
+
+	queue_push(e->out, &m);
+}
+
 /*
  * Look at the inbound queue without blocking.  Returns true when the
  * running job must stop: a cancel of this turn, a quit, or a new job (kept
@@ -221,12 +230,11 @@ warm_begin(struct engine *e)
 
 		/* Nothing to read ahead: the cache reads the every-token weights itself. */
 		send_progress(e, 0, 0, "expert cache");
-		send_error(
-			e, 0,
-			xasprintf("expert cache: %d of %d experts (%s) kept in memory, the "
-				  "rest read from disk when routed",
-				  xs.slots, xs.experts,
-				  sysinfo_bytes((uint64_t)xs.slots * xs.slot_bytes, b, sizeof(b))));
+		send_notice(e, xasprintf("expert cache: %d of %d experts (%s) kept in memory, the "
+					 "rest read from disk when routed",
+					 xs.slots, xs.experts,
+					 sysinfo_bytes((uint64_t)xs.slots * xs.slot_bytes, b,
+						       sizeof(b))));
 		return;
 	}
 	if (sysinfo_mem(&mem) == 0 && e->w.total > mem.available) {
@@ -343,12 +351,11 @@ do_load(struct engine *e, struct msg *m)
 		return;
 	}
 	log_info("loaded in %.2f s: %d positions", now_sec() - t0, session_n_ctx(e->s));
-	/* Usable now: the weights are mapped.  Reading them in is a bonus
-	 * that prompts interrupt.  The notice comes after MSG_READY, so that
-	 * a seq-0 error before it always means the load failed (msg.h). */
-	send_ready(e);
 	if (session_notice(e->s) != NULL)
-		send_error(e, 0, xstrdup(session_notice(e->s)));
+		send_notice(e, xstrdup(session_notice(e->s)));
+	/* Usable now: the weights are mapped.  Reading them in is a bonus
+	 * that prompts interrupt. */
+	send_ready(e);
 	warm_begin(e);
 }
 

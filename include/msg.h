@@ -37,8 +37,7 @@ enum msg_type {
 	MSG_TOKEN,          /* seq, u.token: text of the reply (below) */
 	MSG_DONE,           /* seq, u.done: the turn ended */
 	MSG_NET,            /* seq, u.net: a remote engine's request (below) */
-	MSG_ERROR,          /* seq, u.error; seq 0 = no turn: before MSG_READY the load
-			       failed, after it a notice about the model */
+	MSG_ERROR,          /* seq (0 = no turn: the load, or a notice), u.error */
 };
 
 /* MSG_LOAD: open the model in dir (closing any open one). */
@@ -144,9 +143,15 @@ struct msg_net {
 	double t;
 };
 
-/* MSG_ERROR: what went wrong, one line. */
+/*
+ * MSG_ERROR: what went wrong, one line.  With seq 0 and notice false, the
+ * load failed; notice true is something the user should know about a model
+ * that works (its chat template differs, the expert cache is on), sent
+ * before or after MSG_READY.
+ */
 struct msg_error {
 	char *text; /* owned */
+	bool notice;
 };
 
 /* One message: type says which member of u is meant. */

@@ -841,8 +841,9 @@ load_model(struct server *sv, const char *dir)
 			msg_free(&m);
 			return 0;
 		}
-		if (m.type == MSG_ERROR) {
-			/* Before MSG_READY a seq-0 error is the load failing (msg.h). */
+		if (m.type == MSG_ERROR && m.u.error.notice) {
+			fprintf(stderr, "qnext serve: note: %s\n", m.u.error.text);
+		} else if (m.type == MSG_ERROR) {
 			fprintf(stderr, "qnext serve: %s\n", m.u.error.text);
 			msg_free(&m);
 			return -1;

@@ -96,7 +96,8 @@ on_error(struct app *a, uint64_t seq, const struct msg_error *m)
 {
 	if (seq == 0) {
 		if (a->state == APP_LOADING) {
-			a->state = APP_NO_MODEL;
+			if (!m->notice)
+				a->state = APP_NO_MODEL;
 			ui_info(a, "%s", m->text);
 		}
 		ui_status(a, true, "%s", m->text);

@@ -251,8 +251,10 @@ think_seconds(const struct store_usage *u)
 {
 	if (u->ttft_ms < 0 || u->decode_ms < 0 || u->reasoning_tokens <= 0 || u->output_tokens <= 0)
 		return 0;
-	return (u->ttft_ms + (double)u->decode_ms * (double)(u->reasoning_tokens - 1) /
-				     (double)MAX(1, u->output_tokens - 1)) /
+	/* At least 1 ms: the figures are whole milliseconds, and a thought that took less
+	 * (a fast model, a reused prompt) is still a timed one, shown as 0.0 s. */
+	return MAX(1.0, u->ttft_ms + (double)u->decode_ms * (double)(u->reasoning_tokens - 1) /
+					     (double)MAX(1, u->output_tokens - 1)) /
 	       1000.0;
 }
 

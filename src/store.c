@@ -1507,7 +1507,8 @@ store_msg_siblings(struct store *s, int64_t conv_id, int64_t msg_id, int64_t **i
 	for (i = 0; i < *n && (*ids)[i] != msg_id; i++)
 		continue;
 	if (i == *n) {
-		/* As in store_branch_switch: only a damaged file hides a message from its parent. */
+		/* As in store_branch_switch: only a damaged file hides a message from its parent.
+		 */
 		free(*ids);
 		*ids = NULL;
 		*n = 0;

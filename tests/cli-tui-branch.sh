@@ -87,6 +87,28 @@ quit_ok "quit after reopening"
 grep -q "What is three?" "$tmp/branch.md" && ! grep -q "What is four?" "$tmp/branch.md" \
 	&& ok "qnext export writes the branch shown" || bad "export: $(cat "$tmp/branch.md")"
 
+# ---- history off: an edit replaces the turns below it on screen ------------------
+mkdir -p "$tmp/bad/qnext"
+printf 'this is not a database at all, just some text padding it out........' \
+	>"$tmp/bad/qnext/chats.db"
+XDG_DATA_HOME="$tmp/bad" start share/tiny "--max-tokens 12"
+expect "history off" "history is off"
+expect "loads with history off" "ready in"
+send_line "Old question"
+done_wait
+$T send-keys -l "/edit"
+$T send-keys Enter
+expect "/edit with history off" "edit 1: Old question"
+$T send-keys C-u
+send_line "New question"
+expect "the edit is sent" "New question"
+done_wait
+has "Old question" && bad "history off: the old question stays" || ok "history off: replaced"
+[ "$(screen | grep -c '^you')" = 1 ] && ok "one question on screen" || bad "questions on screen"
+$T send-keys C-x Left
+expect "history off: no branches to switch" "no branches are kept"
+quit_ok "quit with history off"
+
 # ---- during an answer: switching and editing are refused, the turn goes on -----
 start "$tmp/endless" "--max-tokens 100000"
 expect "endless model loads" "ready in"

@@ -383,7 +383,7 @@ chat_branch(struct app *a, int delta)
 	}
 	if (history_branch_ready(a) != 1) {
 		if (history_store(a) == NULL && history_error(a) != NULL)
-			ui_status(a, true, "%s: no branches are kept", history_error(a));
+			ui_status(a, true, "no branches are kept: %s", history_error(a));
 		return;
 	}
 	if ((e = branch_point(a, delta)) == NULL) {

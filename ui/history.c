@@ -195,7 +195,7 @@ history_branch_ready(struct app *a)
 	if (a->hist->store == NULL && !a->hist->retry)
 		return 0;
 	if (a->hist->store == NULL) {
-		ui_status(a, true, "%s: no branches until it is back", a->hist->error);
+		ui_status(a, true, "no branches until history is back: %s", a->hist->error);
 		return -1;
 	}
 	/* A branch is the store's: what the store has not taken cannot be branched from. */

@@ -2,7 +2,7 @@
  * commands.h - the chat's slash commands (docs/ui.md "Slash commands"): parse a line into a
  * struct command, complete a partial one for Tab, and give the help text.
  *
- * docs/ui.md "Slash commands" lists them, and those left out (/continue, /edit, /read,
+ * docs/ui.md "Slash commands" lists them, and those left out (/continue, /read,
  * /set ctx and think_budget, /think budget) because nothing is behind them yet.
  * Parsing only checks and splits: what a command does is up to the UI.
  * Names are case-insensitive; arguments are separated by blanks.  A line
@@ -24,6 +24,7 @@ enum command_id {
 	CMD_HELP,   /* /help [command], /?: arg = the command asked about, or NULL */
 	CMD_NEW,    /* /new, /clear: a new chat; the old one stays in the history */
 	CMD_REGEN,  /* /regen: regenerate the last answer */
+	CMD_EDIT,   /* /edit [N]: fork from your N-th message (number; 0 = the last) */
 	CMD_SYSTEM, /* /system [text]: arg NULL shows the prompt, "" clears it */
 	CMD_SET,    /* /set <param> <value>: param and value */
 	CMD_SHOW,   /* /show [params|system|model|stats]: show */
@@ -84,6 +85,7 @@ struct command {
 	enum command_format format; /* CMD_EXPORT */
 	char *path;                 /* CMD_EXPORT: malloc'd file name, or NULL for the default */
 	enum command_copy copy;     /* CMD_COPY */
+	int number;                 /* CMD_EDIT: which of your messages, 1 = the first; 0 = last */
 };
 
 /*

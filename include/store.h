@@ -253,6 +253,15 @@ int store_msg_finish(struct store *s, int64_t msg_id, const struct store_reply *
 int store_branch_switch(struct store *s, int64_t conv_id, int64_t msg_id, int delta, char **cause);
 
 /*
+ * The siblings of message msg_id of conv_id (the messages with its parent, it
+ * included), oldest first: OUT *ids (malloc'd, caller frees), *n, and
+ * *index, msg_id's place among them (0-based: "< 2/3 >" is index 1 of 3).
+ * Returns 0, or -1 with *cause set (*ids NULL).
+ */
+int store_msg_siblings(struct store *s, int64_t conv_id, int64_t msg_id, int64_t **ids, size_t *n,
+		       size_t *index, char **cause);
+
+/*
  * The visible branch of conv_id, oldest message first.  Returns 0 with OUT:
  * *msgs (free with store_branch_free; NULL when *n is 0) and *n, or -1 with
  * *cause set.

@@ -1491,6 +1491,34 @@ out:
 	return ret;
 }
 
+int
+store_msg_siblings(struct store *s, int64_t conv_id, int64_t msg_id, int64_t **ids, size_t *n,
+		   size_t *index, char **cause)
+{
+	const char *what = "cannot list the branches";
+	int64_t parent;
+	size_t i;
+
+	*ids = NULL;
+	*n = *index = 0;
+	if (msg_parent(s, conv_id, msg_id, NULL, &parent, what, cause) != 0 ||
+	    siblings(s, conv_id, parent, ids, n, what, cause) != 0)
+		return -1;
+	for (i = 0; i < *n && (*ids)[i] != msg_id; i++)
+		continue;
+	if (i == *n) {
+		/* As in store_branch_switch: only a damaged file hides a message from its parent.
+		 */
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return cause_set(cause, "%s: message %lld is not in the tree", what,
+				 (long long)msg_id);
+	}
+	*index = i;
+	return 0;
+}
+
 /* One row of ST_BRANCH into *m (MSG_COLUMNS, then the two sibling counts). */
 static void
 read_message(sqlite3_stmt *st, struct store_message *m)

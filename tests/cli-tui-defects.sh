@@ -192,9 +192,10 @@ expect "a tab is drawn as blanks" "^  col1    col2$"
 quit_ok "quit after the browser"
 
 # ---- 3. regenerate draws a fresh seed; a fixed one reproduces ---------------
-# The text of the last answer (the rows between "qnext" and its stats line).
+# The text of the last answer (the rows between "qnext", which "< 2/2 >" may follow, and its
+# stats line).
 answer() {
-	screen | awk '/^qnext$/ { t = ""; on = 1; next } on && / tok\/s, first token / { on = 0 }
+	screen | awk '/^qnext( |$)/ { t = ""; on = 1; next } on && / tok\/s, first token / { on = 0 }
 		on && !/^  [>v] / { t = t $0 } END { print t }'
 }
 # The last stats line's seed (the line may wrap before the number).

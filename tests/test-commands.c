@@ -298,12 +298,14 @@ complete(const char *line, int start, const char *want)
 static void
 test_complete(void)
 {
-	complete("/", 0,
-		 "/ /? /bye /chats /clear /copy /delete /exit /export /help /new /quit /regen "
-		 "/rename /search /set /show /system /think");
-	complete("", 0,
-		 "/ /? /bye /chats /clear /copy /delete /exit /export /help /new /quit /regen "
-		 "/rename /search /set /show /system /think");
+	complete(
+		"/", 0,
+		"/ /? /bye /chats /clear /copy /delete /edit /exit /export /help /new /quit /regen "
+		"/rename /search /set /show /system /think");
+	complete(
+		"", 0,
+		"/ /? /bye /chats /clear /copy /delete /edit /exit /export /help /new /quit /regen "
+		"/rename /search /set /show /system /think");
 	complete("/c", 0, "/c /chats /clear /copy");
 	complete("/co", 0, "/copy");
 	complete("/re", 0, "/re /regen /rename");
@@ -356,10 +358,10 @@ test_help(void)
 {
 	const char *h = commands_help(), *line;
 	static const char *const names[] = {
-		"/help", "/?",     "/new",       "/clear",   "/regen",  "/system", "/set",
-		"/show", "/think", "/chats",     "/search",  "/rename", "/delete", "/export",
-		"/copy", "/quit",  "/exit",      "/bye",     "temp",    "top_p",   "top_k",
-		"min_p", "seed",   "max_tokens", "presence", "repeat",
+		"/help", "/?",     "/new",   "/clear",     "/regen",   "/system", "/set",
+		"/show", "/think", "/chats", "/search",    "/rename",  "/delete", "/export",
+		"/copy", "/quit",  "/exit",  "/edit",      "/bye",     "temp",    "top_p",
+		"top_k", "min_p",  "seed",   "max_tokens", "presence", "repeat",
 	};
 	char **all = commands_complete("/", 0);
 
@@ -405,6 +407,27 @@ test_help_topic(void)
 	T_ASSERT(commands_help_topic("") == NULL);
 }
 
+/* /edit [N]: N counts the user's messages from 1; bare means the last (0). */
+static void
+test_edit(void)
+{
+	struct command c = ok("/edit");
+
+	T_EQ_INT(c.id, CMD_EDIT);
+	T_EQ_INT(c.number, 0);
+	command_free(&c);
+	c = ok("/EDIT 3 ");
+	T_EQ_INT(c.id, CMD_EDIT);
+	T_EQ_INT(c.number, 3);
+	command_free(&c);
+	bad("/edit 0", "/edit: expected the number of one of your messages, got '0'");
+	bad("/edit -2", "got '-2'");
+	bad("/edit 1.5", "got '1.5'");
+	bad("/edit two", "got 'two'");
+	bad("/edit 2 3", "/edit: unexpected '3'");
+	T_ASSERT(strcmp(commands_name(CMD_EDIT), "/edit") == 0);
+}
+
 int
 main(void)
 {
@@ -417,5 +440,6 @@ main(void)
 	test_complete();
 	test_help();
 	test_help_topic();
+	test_edit();
 	return t_done("test-commands");
 }

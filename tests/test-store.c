@@ -863,12 +863,48 @@ test_branches(void)
 	T_EQ_INT(store_branch_switch(s, conv, a2, +5, NULL), 0); /* clamped */
 	T_ASSERT(strcmp(branch_ids(s, conv, buf, sizeof(buf)), want) == 0);
 
+	/* The siblings of one message, with its place among them. */
+	{
+		int64_t *ids = NULL;
+		size_t k = 9, at = 9;
+
+		T_EQ_INT(store_msg_siblings(s, conv, a2, &ids, &k, &at, NULL), 0);
+		T_ASSERT(k == 2 && at == 1 && ids != NULL && ids[0] == a1 && ids[1] == a2);
+		free(ids);
+		T_EQ_INT(store_msg_siblings(s, conv, a1, &ids, &k, &at, NULL), 0);
+		T_ASSERT(k == 2 && at == 0 && ids[0] == a1);
+		free(ids);
+		T_EQ_INT(store_msg_siblings(s, conv, u2, &ids, &k, &at, NULL), 0);
+		T_ASSERT(k == 1 && at == 0 && ids[0] == u2);
+		free(ids);
+		T_EQ_INT(store_msg_siblings(s, conv, 99999, &ids, &k, &at, &cause), -1);
+		T_ASSERT(ids == NULL && k == 0);
+		T_STR_CONTAINS(cause, "no message 99999");
+		free(cause);
+		cause = NULL;
+	}
+
 	/* Editing the first question starts a new root. */
 	u1b = store_msg_edit_user(s, conv, u1, "hi there", NULL);
 	T_ASSERT(u1b > u2);
 	T_EQ_INT(store_branch_load(s, conv, &m, &n, NULL), 0);
 	T_ASSERT(n == 1 && m[0].id == u1b && m[0].n_siblings == 2 && m[0].sibling_index == 1);
 	store_branch_free(m, n);
+	/* Roots are siblings too (parent NULL): back to the old question's branch, whole. */
+	T_EQ_INT(store_branch_switch(s, conv, u1b, -1, NULL), 0);
+	snprintf(want, sizeof(want), "%lld %lld %lld", (long long)u1, (long long)a2, (long long)u2);
+	T_ASSERT(strcmp(branch_ids(s, conv, buf, sizeof(buf)), want) == 0);
+	{
+		int64_t *ids = NULL;
+		size_t k = 0, at = 9;
+
+		T_EQ_INT(store_msg_siblings(s, conv, u1, &ids, &k, &at, NULL), 0);
+		T_ASSERT(k == 2 && at == 0 && ids[1] == u1b);
+		free(ids);
+	}
+	T_EQ_INT(store_branch_switch(s, conv, u1, +1, NULL), 0);
+	snprintf(want, sizeof(want), "%lld", (long long)u1b);
+	T_ASSERT(strcmp(branch_ids(s, conv, buf, sizeof(buf)), want) == 0);
 
 	T_EQ_INT(store_msg_regenerate(s, conv, u1, "m", &cause), -1);
 	T_STR_CONTAINS(cause, "is not an assistant message");

@@ -2,7 +2,14 @@
  * chat.c - the conversation on screen and its turns: asking the engine to
  * load the model, sending a prompt, stopping, regenerating, and starting,
  * opening or dropping a conversation (the only way the transcript is
- * emptied: a running turn ends first, see clear_transcript).
+ * emptied: a running turn ends first, see clear_transcript); editing an
+ * earlier question and switching between sibling branches.
+ *
+ * The transcript is a view of the store's visible branch: each entry holds
+ * its message's id and its place among its siblings, and whatever moves the
+ * branch (opening, an edit, a switch) asks the store first, then re-reads
+ * the branch from it (load_branch).  Branches are never switched or forked
+ * while an answer streams: the user stops it first (docs/ui.md "Branches").
  *
  * It talks to the engine only by pushing messages (msg.h); the answers come
  * back through app.c's loop, which calls chat_finish when a turn ends.
@@ -258,6 +265,50 @@ think_seconds(const struct store_usage *u)
 	       1000.0;
 }
 
+/* The transcript becomes the branch msgs[n] (the store's, oldest first). */
+static void
+show_branch(struct app *a, const struct store_message *msgs, size_t n)
+{
+	clear_transcript(a);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_message *m = &msgs[i];
+		struct entry *e;
+
+		if (strcmp(m->role, "user") != 0 && strcmp(m->role, "assistant") != 0)
+			continue;
+		e = transcript_add(&a->tr, m->role[0] == 'u' ? ENTRY_USER : ENTRY_ASSISTANT,
+				   m->content);
+		e->db_id = m->id;
+		e->n_sibs = m->n_siblings;
+		e->sib_index = m->sibling_index;
+		if (m->reasoning != NULL) {
+			entry_append(e, true, m->reasoning, strlen(m->reasoning));
+			e->think_tokens = (int)MAX(0, m->usage.reasoning_tokens);
+			e->t_think = think_seconds(&m->usage);
+		}
+		e->think_open = a->think_default_open;
+	}
+}
+
+/* Re-read the conversation's visible branch after the store moved it; false with a notice. */
+static bool
+load_branch(struct app *a)
+{
+	struct store_message *msgs = NULL;
+	size_t n = 0;
+	char *cause = NULL;
+
+	if (store_branch_load(history_store(a), a->conv_id, &msgs, &n, &cause) != 0) {
+		ui_status(a, true, "cannot show the branch: %s", cause);
+		free(cause);
+		return false;
+	}
+	show_branch(a, msgs, n);
+	store_branch_free(msgs, n);
+	screen_dirty(a);
+	return true;
+}
+
 void
 chat_open(struct app *a, int64_t id)
 {
@@ -275,22 +326,7 @@ chat_open(struct app *a, int64_t id)
 		free(cause);
 		return;
 	}
-	clear_transcript(a);
-	for (size_t i = 0; i < n; i++) {
-		struct entry *e;
-
-		if (strcmp(msgs[i].role, "user") != 0 && strcmp(msgs[i].role, "assistant") != 0)
-			continue;
-		e = transcript_add(&a->tr, msgs[i].role[0] == 'u' ? ENTRY_USER : ENTRY_ASSISTANT,
-				   msgs[i].content);
-		e->db_id = msgs[i].id;
-		if (msgs[i].reasoning != NULL) {
-			entry_append(e, true, msgs[i].reasoning, strlen(msgs[i].reasoning));
-			e->think_tokens = (int)MAX(0, msgs[i].usage.reasoning_tokens);
-			e->t_think = think_seconds(&msgs[i].usage);
-		}
-		e->think_open = a->think_default_open;
-	}
+	show_branch(a, msgs, n);
 	free(a->system);
 	a->system = conv.system_prompt != NULL ? xstrdup(conv.system_prompt) : NULL;
 	a->conv_id = id;
@@ -298,4 +334,156 @@ chat_open(struct app *a, int64_t id)
 		  a->tr.n == 1 ? "" : "s");
 	store_conv_release(&conv);
 	store_branch_free(msgs, n);
+}
+
+/* ---- branches: editing a question, switching between siblings ------------ */
+
+/* Branches change the conversation under the turn: not while one streams. */
+static bool
+can_branch(struct app *a, const char *what)
+{
+	if (a->state == APP_IDLE)
+		return true;
+	ui_status(a, true, "%s: %s", what,
+		  a->state == APP_GENERATING ? "an answer is being generated; stop it first (Esc)"
+		  : a->state == APP_LOADING  ? "the model is still loading"
+					     : "no model is loaded");
+	return false;
+}
+
+/*
+ * The deepest message of the branch that has a sibling in direction delta:
+ * below it the branch is the newest path, so that is the choice a user
+ * most likely wants to revisit; the ones above are reached once it is at
+ * its end.
+ */
+static struct entry *
+branch_point(struct app *a, int delta)
+{
+	for (int i = a->tr.n - 1; i >= 0; i--) {
+		struct entry *e = a->tr.e[i];
+
+		if (e->db_id > 0 && e->n_sibs > 1 &&
+		    (delta < 0 ? e->sib_index > 0 : e->sib_index < e->n_sibs - 1))
+			return e;
+	}
+	return NULL;
+}
+
+void
+chat_branch(struct app *a, int delta)
+{
+	struct entry *e;
+	char *cause = NULL;
+	int to, of;
+
+	assert_ui();
+	/* A switch sends the engine nothing, so only a streaming answer stands in its way. */
+	if (a->state == APP_GENERATING) {
+		can_branch(a, "cannot switch branches");
+		return;
+	}
+	if (history_branch_ready(a) != 1) {
+		if (history_store(a) == NULL && history_error(a) != NULL)
+			ui_status(a, true, "no branches are kept: %s", history_error(a));
+		return;
+	}
+	if ((e = branch_point(a, delta)) == NULL) {
+		ui_status(a, false, "no %s branch", delta < 0 ? "earlier" : "later");
+		return;
+	}
+	/* load_branch frees e: what the notice says is read now. */
+	to = e->sib_index + (delta < 0 ? -1 : 1) + 1;
+	of = e->n_sibs;
+	if (store_branch_switch(history_store(a), a->conv_id, e->db_id, delta < 0 ? -1 : 1,
+				&cause) != 0) {
+		ui_status(a, true, "%s", cause);
+		free(cause);
+		return;
+	}
+	if (load_branch(a))
+		ui_status(a, false, "branch %d/%d (Ctrl-X Left, Ctrl-X Right switch)", to, of);
+}
+
+/* The text typed at the "edit N: " prompt: a new sibling of that question, answered. */
+static void
+edit_line(struct app *a, const char *line)
+{
+	struct entry *e = transcript_by_uid(&a->tr, a->edit_uid);
+	char *cause = NULL;
+	int ready;
+
+	a->edit_uid = 0;
+	if (line[strspn(line, " \t\r\n")] == '\0') {
+		ui_status(a, false, "edit cancelled");
+		return;
+	}
+	/* The conversation may have changed while the prompt was up (Alt-1, F5). */
+	if (e == NULL || e->kind != ENTRY_USER || !can_branch(a, "cannot fork now")) {
+		if (e == NULL || e->kind != ENTRY_USER)
+			ui_status(a, true,
+				  "the message edited is no longer shown: your text is kept");
+		free(a->kept_line);
+		a->kept_line = xstrdup(line);
+		return;
+	}
+	if ((ready = history_branch_ready(a)) < 0) {
+		free(a->kept_line);
+		a->kept_line = xstrdup(line);
+		return;
+	}
+	if (ready == 1) {
+		if (e->db_id <= 0 || store_msg_edit_user(history_store(a), a->conv_id, e->db_id,
+							 line, &cause) <= 0) {
+			chat_store_warn(a, cause);
+			return;
+		}
+		if (!load_branch(a))
+			return;
+	} else {
+		/* History is off: the fork lives on screen only, the old branch goes. */
+		while (a->tr.n > 0 && a->tr.e[a->tr.n - 1] != e)
+			transcript_pop(&a->tr);
+		e->len = 0;
+		entry_append(e, false, line, strlen(line));
+		e->wrap_cols = 0; /* same length, other text: rewrap */
+	}
+	a->regen_of = 0;
+	chat_send(a);
+}
+
+void
+chat_edit(struct app *a, int n)
+{
+	struct entry *e = NULL;
+	char prompt[32];
+	int k = 0, at = 0;
+
+	assert_ui();
+	if (!can_branch(a, "cannot edit"))
+		return;
+	for (int i = 0; i < a->tr.n; i++) {
+		if (a->tr.e[i]->kind != ENTRY_USER)
+			continue;
+		if (++k == n || n == 0) {
+			e = a->tr.e[i];
+			at = k;
+		}
+	}
+	if (e == NULL) {
+		if (k == 0)
+			ui_status(a, true, "nothing to edit: no message of yours yet");
+		else
+			ui_status(a, true, "/edit %d: there are %d messages of yours (1 to %d)", n,
+				  k, k);
+		return;
+	}
+	a->edit_uid = e->uid;
+	snprintf(prompt, sizeof(prompt), "edit %d: ", at);
+	/* Typed at the chat's prompt, so readline empties the line once this returns: the
+	 * text goes in as a kept line (keys.c puts it back after the handler). */
+	inputline_ask(a, prompt, NULL, edit_line);
+	free(a->kept_line);
+	a->kept_line = xstrdup(e->text);
+	ui_status(a, false, "Enter: a new branch from message %d (an empty line cancels)", at);
 }

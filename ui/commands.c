@@ -42,6 +42,7 @@ static const struct command_def {
 	{ "new", CMD_NEW, NULL },
 	{ "clear", CMD_NEW, NULL },
 	{ "regen", CMD_REGEN, NULL },
+	{ "edit", CMD_EDIT, NULL },
 	{ "system", CMD_SYSTEM, NULL },
 	{ "set", CMD_SET, NULL }, /* completes parameter names */
 	{ "show", CMD_SHOW, show_words },
@@ -194,7 +195,7 @@ commands_name(enum command_id id)
 		[CMD_SYSTEM] = "/system", [CMD_SET] = "/set",       [CMD_SHOW] = "/show",
 		[CMD_THINK] = "/think",   [CMD_CHATS] = "/chats",   [CMD_SEARCH] = "/search",
 		[CMD_RENAME] = "/rename", [CMD_DELETE] = "/delete", [CMD_EXPORT] = "/export",
-		[CMD_COPY] = "/copy",     [CMD_QUIT] = "/quit",
+		[CMD_COPY] = "/copy",     [CMD_QUIT] = "/quit",     [CMD_EDIT] = "/edit",
 	};
 
 	if ((size_t)id >= ARRAY_LEN(names) || names[id] == NULL)
@@ -405,6 +406,23 @@ parse_system(const char *p, struct command *c, char **cause)
 	return 0;
 }
 
+/* /edit [N]: an optional whole number from 1 (which of the user's messages). */
+static int
+parse_edit(const char *p, struct command *c, char **cause)
+{
+	struct word w = next_word(&p);
+	double v;
+
+	if (w.len == 0)
+		return 0;
+	if (parse_number(w, &v) == -1 || v != floor(v) || v < 1 || v > WHOLE_MAX)
+		return cause_set(cause,
+				 "/edit: expected the number of one of your messages, got '%.*s'",
+				 (int)MIN(w.len, QUOTE_MAX), w.s);
+	c->number = (int)v;
+	return no_more(p, "/edit", cause);
+}
+
 /* The text after a command into arg; expect NULL makes it optional. */
 static int
 parse_text(const char *p, struct command *c, const char *what, const char *expect, char **cause)
@@ -472,6 +490,9 @@ commands_parse(const char *line, struct command *out, char **cause)
 		break;
 	case CMD_COPY:
 		rc = parse_copy(p, out, cause);
+		break;
+	case CMD_EDIT:
+		rc = parse_edit(p, out, cause);
 		break;
 	case CMD_NEW:
 	case CMD_REGEN:
@@ -674,6 +695,8 @@ commands_help(void)
 	       "  /help [command], /?     this help\n"
 	       "  /new, /clear            start a new chat (the old one stays in /chats)\n"
 	       "  /regen                  regenerate the last answer\n"
+	       "  /edit [N]               edit your last message (N: your N-th) and send it\n"
+	       "                          as a new branch; Ctrl-X Left/Right switch branches\n"
 	       "  /system [text]          show the system prompt, or set it for this chat;\n"
 	       "                          \"\" clears it, \"\"\"...\"\"\" spans lines\n"
 	       "  /set <param> <value>    change a sampling setting for this chat:\n"

@@ -188,6 +188,37 @@ history_sync(struct app *a)
 	return ok;
 }
 
+int
+history_branch_ready(struct app *a)
+{
+	assert_ui();
+	if (a->hist->store == NULL && !a->hist->retry)
+		return 0;
+	if (a->hist->store == NULL) {
+		ui_status(a, true, "no branches until history is back: %s", a->hist->error);
+		return -1;
+	}
+	/* A branch is the store's: what the store has not taken cannot be branched from. */
+	if (count_unsaved(a->tr.e, a->tr.n) > 0 && !history_sync(a))
+		return -1;
+	return 1;
+}
+
+void
+history_siblings(struct app *a, struct entry *e)
+{
+	int64_t *ids = NULL;
+	size_t n = 0, at = 0;
+
+	assert_ui();
+	if (a->hist->store == NULL || e->db_id <= 0 || a->conv_id <= 0 ||
+	    store_msg_siblings(a->hist->store, a->conv_id, e->db_id, &ids, &n, &at, NULL) != 0)
+		return;
+	e->n_sibs = (int)MIN(n, 1u << 30);
+	e->sib_index = (int)MIN(at, 1u << 30);
+	free(ids);
+}
+
 void
 history_begin_turn(struct app *a, struct entry *e, int64_t regen_of)
 {
@@ -202,10 +233,12 @@ history_begin_turn(struct app *a, struct entry *e, int64_t regen_of)
 		     ? store_msg_regenerate(a->hist->store, a->conv_id, regen_of, a->model_dir,
 					    &cause)
 		     : store_msg_begin_assistant(a->hist->store, a->conv_id, a->model_dir, &cause);
-	if (id <= 0)
+	if (id <= 0) {
 		warn(a, cause);
-	else
-		e->db_id = id;
+		return;
+	}
+	e->db_id = id;
+	history_siblings(a, e); /* a regenerated answer shows "< 2/2 >" at once */
 }
 
 void

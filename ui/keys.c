@@ -195,6 +195,23 @@ key_regen(int c, int k)
 	return 0;
 }
 
+/* Ctrl-X Left / Right: the previous / next sibling branch (chat_branch picks which). */
+static int
+key_branch_prev(int c, int k)
+{
+	(void)c, (void)k;
+	chat_branch(inputline_app(), -1);
+	return 0;
+}
+
+static int
+key_branch_next(int c, int k)
+{
+	(void)c, (void)k;
+	chat_branch(inputline_app(), +1);
+	return 0;
+}
+
 static int
 key_quit(int c, int k)
 {
@@ -341,6 +358,10 @@ keys_init(void)
 	bind("\\C-l", key_redraw);
 	bind("\\C-z", key_suspend);
 	bind("\\C-x\\C-e", key_editor);
+	bind("\\C-x\\e[D", key_branch_prev); /* Ctrl-X then Left, normal and application mode */
+	bind("\\C-x\\eOD", key_branch_prev);
+	bind("\\C-x\\e[C", key_branch_next);
+	bind("\\C-x\\eOC", key_branch_next);
 	for (char d = '1'; d <= '9'; d++) {
 		alt[2] = d;
 		bind(alt, key_alt_digit);

@@ -353,6 +353,12 @@ draw_line(struct app *a, int y, const struct line *l)
 		attron(at | A_BOLD);
 		put_str(y, 0, l->e->kind == ENTRY_USER ? "you" : "qnext", a->scr->cols);
 		attroff(at | A_BOLD);
+		if (l->e->n_sibs > 1) { /* one of several branches: Ctrl-X Left / Right */
+			snprintf(buf, sizeof(buf), "< %d/%d >", l->e->sib_index + 1, l->e->n_sibs);
+			attron(A_DIM);
+			put_str(y, l->e->kind == ENTRY_USER ? 5 : 7, buf, a->scr->cols - 7);
+			attroff(A_DIM);
+		}
 		break;
 	case LINE_THINK:
 		think_summary(l->e, buf, sizeof(buf));
@@ -960,6 +966,7 @@ static const char *const help_keys[] = {
 	"Ctrl-C, Esc stop the answer (Ctrl-C on an empty line: hint to quit)",
 	"Ctrl-D (empty line), F10, /quit  quit      Ctrl-L redraw   Ctrl-Z suspend",
 	"Ctrl-O show/hide thinking      F5 regenerate      F2 conversations",
+	"Ctrl-X Left/Right previous/next branch (after F5 or /edit; < 2/3 > shows it)",
 	"PgUp/PgDn scroll   Alt-PgUp/PgDn, Shift-Up/Down a few lines",
 	"Alt-Home/Alt-End top/bottom    Ctrl-S, F3 search the transcript",
 	"Alt-1..9 open recent conversation N      Up/Down, Ctrl-R input history",

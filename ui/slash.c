@@ -287,6 +287,9 @@ run_command(struct app *a, const struct command *c)
 	case CMD_REGEN:
 		chat_regen(a);
 		break;
+	case CMD_EDIT:
+		chat_edit(a, c->number);
+		break;
 	case CMD_SYSTEM:
 		if (c->arg == NULL)
 			ui_info(a, "system prompt: %s", a->system ? a->system : "(none)");

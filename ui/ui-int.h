@@ -74,10 +74,13 @@ struct entry {
 	bool think_open; /* panel expanded */
 	bool streaming;
 	int think_tokens, answer_tokens;
-	double t0, t_think;      /* turn start; seconds spent thinking */
-	char *stats;             /* one-line summary once done, or NULL */
-	int64_t db_id;           /* store row, 0 = not saved, -1 = never to be saved */
-	int64_t regen_of;        /* assistant, unsaved: the stored answer it is a sibling of */
+	double t0, t_think; /* turn start; seconds spent thinking */
+	char *stats;        /* one-line summary once done, or NULL */
+	int64_t db_id;      /* store row, 0 = not saved, -1 = never to be saved */
+	int64_t regen_of;   /* assistant, unsaved: the stored answer it is a sibling of */
+	/* Its place in the store's tree: "< sib_index + 1/n_sibs >" beside it when n_sibs > 1
+	 * (0: not known, as for a turn saved late). */
+	int n_sibs, sib_index;
 	struct entry_final *fin; /* assistant: its end, until the store has it; or NULL */
 	/* Wrapped lines, valid for wrap_cols and the lengths recorded. */
 	struct line *lines;
@@ -170,7 +173,8 @@ struct app {
 	uint64_t turn_uid;
 	struct sampler_params turn_sp; /* what the turn samples with, its seed resolved */
 	bool stopping;                 /* a cancel was sent for the turn */
-	int64_t regen_of; /* stored answer the next turn regenerates (a sibling), or 0 */
+	int64_t regen_of;  /* stored answer the next turn regenerates (a sibling), or 0 */
+	uint64_t edit_uid; /* the user entry an "edit: " prompt is editing, by uid, or 0 */
 	bool think_default_open;
 	int ctx_used;           /* tokens of the last prompt + reply */
 	double last_checkpoint; /* when the streaming answer was last saved */
@@ -208,6 +212,15 @@ void history_open(struct app *a);
 void history_tick(struct app *a);
 /* Save the transcript's unsaved entries in order; true when none is left. */
 bool history_sync(struct app *a);
+/*
+ * Can the conversation branch in the store now: 1 yes (the store is open and
+ * every entry saved, so the transcript is the store's branch), 0 history is
+ * off (branch in memory only), -1 not now (paused, or turns unsaved: a notice
+ * says so).
+ */
+int history_branch_ready(struct app *a);
+/* Fill e's n_sibs and sib_index from the store (e saved); nothing on failure. */
+void history_siblings(struct app *a, struct entry *e);
 /* A turn starts: give its assistant entry a row when everything above is saved. */
 void history_begin_turn(struct app *a, struct entry *e, int64_t regen_of);
 /* Save the streaming answer so far (every few seconds). */
@@ -343,6 +356,10 @@ void chat_finish(struct app *a, enum store_status st, const char *error,
 		 const struct gen_stats *gs);
 void chat_stop(struct app *a);
 void chat_regen(struct app *a);
+/* /edit: put user message n (1 = the first, 0 = the last) in the input; Enter forks there. */
+void chat_edit(struct app *a, int n);
+/* Ctrl-X Left / Right: show the previous (delta -1) or next (+1) sibling branch. */
+void chat_branch(struct app *a, int delta);
 void chat_new(struct app *a);
 /* The conversation on screen was deleted: a new one, its unsaved turns dropped. */
 void chat_drop(struct app *a);

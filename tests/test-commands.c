@@ -139,6 +139,10 @@ test_set(void)
 	set_ok("/set repeat 1.1", PARAM_REPEAT, 1.1);
 	set_ok("/set repetition_penalty 1", PARAM_REPEAT, 1.0);
 	set_ok("/set temp -0", PARAM_TEMP, 0.0);
+	set_ok("/set think_budget 512", PARAM_THINK_BUDGET, 512.0);
+	set_ok("/set think_budget 0", PARAM_THINK_BUDGET, 0.0);
+	set_ok("/set think_budget off", PARAM_THINK_BUDGET, 0.0);
+	set_ok("/set think_budget OFF", PARAM_THINK_BUDGET, 0.0);
 
 	bad("/set temp hot", "/set temp: expected a number, got 'hot'");
 	bad("/set temp", "/set temp: expected a value");
@@ -162,6 +166,10 @@ test_set(void)
 	bad("/set seed 1e300", "/set seed: 1e300 is out of range");
 	bad("/set repeat 0", "/set repeat: 0 is out of range");
 	bad("/set presence 3", "/set presence: 3 is out of range (-2 to 2)");
+	bad("/set think_budget -1", "/set think_budget: -1 is out of range (0 or off");
+	bad("/set think_budget 1.5", "/set think_budget: expected a whole number");
+	bad("/set think_budget on", "/set think_budget: expected a whole number, got 'on'");
+	bad("/set temp off", "/set temp: expected a number, got 'off'");
 	bad("/set ctx 4096", "/set: unknown parameter 'ctx'");
 	bad("/set temp 0.12345678901234567890123456789012345678901234567890123456789012345",
 	    "expected a number");
@@ -169,7 +177,7 @@ test_set(void)
 	/* Names come from one table, in enum order. */
 	T_ASSERT(strcmp(commands_param_name(PARAM_TEMP), "temp") == 0);
 	T_ASSERT(strcmp(commands_param_name(PARAM_REPEAT), "repeat") == 0);
-	for (int p = PARAM_TEMP; p <= PARAM_REPEAT; p++) {
+	for (int p = PARAM_TEMP; p <= PARAM_THINK_BUDGET; p++) {
 		char line[64];
 		struct command c;
 
@@ -317,8 +325,9 @@ test_complete(void)
 	complete("  /he", 2, "/help");
 	complete("/he more", 0, "/help"); /* the word ends at a blank */
 	complete("hello", 0, "");
-	complete("/set ", 5, " max_tokens min_p presence repeat seed temp top_k top_p");
-	complete("/set t", 5, "t temp top_k top_p");
+	complete("/set ", 5,
+		 " max_tokens min_p presence repeat seed temp think_budget top_k top_p");
+	complete("/set t", 5, "t temp think_budget top_k top_p");
 	complete("/set top", 5, "top_ top_k top_p");
 	complete("/set top_p", 5, "top_p");
 	complete("/SET  Te", 6, "temp");
@@ -356,10 +365,10 @@ test_help(void)
 {
 	const char *h = commands_help(), *line;
 	static const char *const names[] = {
-		"/help", "/?",     "/new",       "/clear",   "/regen",  "/system", "/set",
-		"/show", "/think", "/chats",     "/search",  "/rename", "/delete", "/export",
-		"/copy", "/quit",  "/exit",      "/bye",     "temp",    "top_p",   "top_k",
-		"min_p", "seed",   "max_tokens", "presence", "repeat",
+		"/help", "/?",     "/new",       "/clear",   "/regen",  "/system",      "/set",
+		"/show", "/think", "/chats",     "/search",  "/rename", "/delete",      "/export",
+		"/copy", "/quit",  "/exit",      "/bye",     "temp",    "top_p",        "top_k",
+		"min_p", "seed",   "max_tokens", "presence", "repeat",  "think_budget",
 	};
 	char **all = commands_complete("/", 0);
 

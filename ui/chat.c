@@ -6,8 +6,8 @@
  *
  * It talks to the engine only by pushing messages (msg.h); the answers come
  * back through app.c's loop, which calls chat_finish when a turn ends.
- * Keeping a long conversation inside the context (docs/ui.md "Context
- * management") is here too: /continue, /drop, /compact, the 90% warning.
+ * Keeping a long conversation inside the context is here too: /continue,
+ * /drop, /compact, the 90% warning (docs/ui.md "Context management").
  *
  * UI thread only.
  */

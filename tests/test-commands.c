@@ -103,7 +103,28 @@ test_text_args(void)
 	with_arg("/rename", CMD_RENAME, NULL); /* the UI asks for a title */
 	bad("/search", "/search: expected a query");
 	bad("/search   ", "/search: expected a query");
-	bad("/continue", "unknown command /continue"); /* not yet: docs/ui.md "Slash commands" */
+	bad("/edit", "unknown command /edit"); /* not yet: docs/ui.md "Slash commands" */
+	{
+		struct command c = ok("/continue");
+
+		T_EQ_INT(c.id, CMD_CONTINUE);
+		command_free(&c);
+		c = ok("/compact");
+		T_EQ_INT(c.id, CMD_COMPACT);
+		command_free(&c);
+		c = ok("/drop");
+		T_EQ_INT(c.id, CMD_DROP);
+		T_ASSERT(c.value == 1);
+		command_free(&c);
+		c = ok("/drop 3");
+		T_ASSERT(c.value == 3);
+		command_free(&c);
+	}
+	bad("/drop 0", "/drop: 0 is out of range (1 or more)");
+	bad("/drop two", "/drop: expected a whole number, got 'two'");
+	bad("/drop 1 2", "/drop: unexpected '2'");
+	bad("/continue now", "/continue takes no arguments");
+	bad("/compact 1", "/compact takes no arguments");
 	bad("/read x", "unknown command /read");
 }
 
@@ -307,13 +328,16 @@ static void
 test_complete(void)
 {
 	complete("/", 0,
-		 "/ /? /bye /chats /clear /copy /delete /exit /export /help /new /quit /regen "
-		 "/rename /search /set /show /system /think");
+		 "/ /? /bye /chats /clear /compact /continue /copy /delete /drop /exit /export "
+		 "/help "
+		 "/new /quit /regen /rename /search /set /show /system /think");
 	complete("", 0,
-		 "/ /? /bye /chats /clear /copy /delete /exit /export /help /new /quit /regen "
-		 "/rename /search /set /show /system /think");
-	complete("/c", 0, "/c /chats /clear /copy");
-	complete("/co", 0, "/copy");
+		 "/ /? /bye /chats /clear /compact /continue /copy /delete /drop /exit /export "
+		 "/help "
+		 "/new /quit /regen /rename /search /set /show /system /think");
+	complete("/c", 0, "/c /chats /clear /compact /continue /copy");
+	complete("/co", 0, "/co /compact /continue /copy");
+	complete("/cop", 0, "/copy");
 	complete("/re", 0, "/re /regen /rename");
 	complete("/reg", 0, "/regen");
 	complete("/ex", 0, "/ex /exit /export");

@@ -609,10 +609,61 @@ render_tool(struct sbuf *sb, const struct turn *t, size_t i, size_t n)
 		sb_adds(sb, IM_END);
 }
 
-/* The whole template.  tools: NULL or a JSON array.  Returns the prompt or
- * NULL with *cause set. */
+/*
+ * The last message left open for the model to go on with (transformers'
+ * continue_final_message): rendered as the template renders a final
+ * assistant message after the last query, minus its "<|im_end|>".  With no
+ * answer yet and no closed thought ("</think>" in the content), the prompt
+ * ends inside the reasoning, kept as it is but for leading newlines (the
+ * template's strip would eat a newline the model has already produced);
+ * *in_thought says which.  Tool calls cannot be continued.
+ */
+static int
+render_open_assistant(struct sbuf *sb, const struct turn *t, size_t i, size_t last_query,
+		      bool *in_thought, char **cause)
+{
+	struct span content = span_of(t->content != NULL ? t->content : "");
+	struct span reasoning = { "", 0 };
+	bool closed = memmem(content.p, content.len, "</think>", 8) != NULL;
+
+	if (strcmp(t->role, "assistant") != 0 || t->tool_calls != NULL)
+		return cause_set(cause,
+				 "messages[%zu]: only an assistant message without tool "
+				 "calls can be continued",
+				 i);
+	if (t->reasoning != NULL)
+		reasoning = span_of(t->reasoning);
+	else
+		split_think(&content, &reasoning);
+	sb_adds(sb, IM_START "assistant\n");
+	*in_thought = false;
+	if (i <= last_query) {
+		sb_addspan(sb, content);
+	} else if (content.len == 0 && !closed) {
+		sb_adds(sb, "<think>\n");
+		sb_addspan(sb, lstrip_nl(reasoning));
+		*in_thought = true;
+	} else {
+		sb_adds(sb, "<think>\n");
+		sb_addspan(sb, lstrip_nl(rstrip_nl(reasoning)));
+		sb_adds(sb, "\n</think>\n\n");
+		sb_addspan(sb, lstrip_nl(content));
+	}
+	return 0;
+}
+
+/* How the prompt ends after the messages. */
+enum tail {
+	TAIL_NONE,       /* add_generation_prompt false */
+	TAIL_GEN_PROMPT, /* add_generation_prompt true */
+	TAIL_OPEN,       /* the last message left open (render_open_assistant) */
+};
+
+/* The whole template.  tools: NULL or a JSON array; in_thought: TAIL_OPEN's
+ * answer (NULL otherwise).  Returns the prompt or NULL with *cause set. */
 static char *
-render(const struct turn *t, size_t n, json_t *tools, bool add_generation_prompt, char **cause)
+render(const struct turn *t, size_t n, json_t *tools, enum tail tail, bool *in_thought,
+       char **cause)
 {
 	struct sbuf sb = { NULL, 0, 0 };
 	size_t i, last_query;
@@ -638,7 +689,13 @@ render(const struct turn *t, size_t n, json_t *tools, bool add_generation_prompt
 	for (i = 0; i < n; i++) {
 		const char *role = t[i].role;
 
-		if (strcmp(role, "user") == 0 || (strcmp(role, "system") == 0 && i > 0)) {
+		if (tail == TAIL_OPEN && i == n - 1) {
+			if (render_open_assistant(&sb, &t[i], i, last_query, in_thought, cause) ==
+			    -1) {
+				free(sb.p);
+				return NULL;
+			}
+		} else if (strcmp(role, "user") == 0 || (strcmp(role, "system") == 0 && i > 0)) {
 			sb_adds(&sb, IM_START);
 			sb_adds(&sb, role);
 			sb_adds(&sb, "\n");
@@ -653,7 +710,7 @@ render(const struct turn *t, size_t n, json_t *tools, bool add_generation_prompt
 			render_tool(&sb, t, i, n);
 		}
 	}
-	if (add_generation_prompt)
+	if (tail == TAIL_GEN_PROMPT)
 		sb_adds(&sb, GEN_PROMPT);
 	return sb.p != NULL ? sb.p : xstrdup("");
 }
@@ -679,9 +736,10 @@ load_array(const char *text, const char *what, char **cause)
 	return v;
 }
 
-char *
-chat_template_render(const struct chat_msg *msgs, size_t n, const char *tools_json,
-		     bool add_generation_prompt, char **cause)
+/* The C front end of render(): msgs as turns, tools_json parsed. */
+static char *
+render_msgs(const struct chat_msg *msgs, size_t n, const char *tools_json, enum tail tail,
+	    bool *in_thought, char **cause)
 {
 	struct turn *t = NULL;
 	json_t **calls = NULL, *tools = NULL;
@@ -711,7 +769,7 @@ chat_template_render(const struct chat_msg *msgs, size_t n, const char *tools_js
 	}
 	if (tools_json != NULL && (tools = load_array(tools_json, "tools", cause)) == NULL)
 		goto out;
-	out = render(t, n, tools, add_generation_prompt, cause);
+	out = render(t, n, tools, tail, in_thought, cause);
 out:
 	json_decref(tools);
 	for (i = 0; i < n; i++)
@@ -719,6 +777,21 @@ out:
 	free(calls);
 	free(t);
 	return out;
+}
+
+char *
+chat_template_render(const struct chat_msg *msgs, size_t n, const char *tools_json,
+		     bool add_generation_prompt, char **cause)
+{
+	return render_msgs(msgs, n, tools_json, add_generation_prompt ? TAIL_GEN_PROMPT : TAIL_NONE,
+			   NULL, cause);
+}
+
+char *
+chat_template_render_continue(const struct chat_msg *msgs, size_t n, const char *tools_json,
+			      bool *in_thought, char **cause)
+{
+	return render_msgs(msgs, n, tools_json, TAIL_OPEN, in_thought, cause);
 }
 
 /* Fill *t from messages[i] of a JSON conversation; the strings stay owned by
@@ -778,7 +851,8 @@ chat_template_render_json(const char *json, size_t len, char **out, char **cause
 	for (i = 0; i < n; i++)
 		if (turn_from_json(&t[i], json_array_get(msgs, i), i, cause) == -1)
 			goto out;
-	if ((*out = render(t, n, json_is_array(tools) ? tools : NULL, true, cause)) != NULL)
+	if ((*out = render(t, n, json_is_array(tools) ? tools : NULL, TAIL_GEN_PROMPT, NULL,
+			   cause)) != NULL)
 		rc = 0;
 out:
 	free(t);

@@ -259,16 +259,36 @@ session_gen_progress(const struct session *s, int *n, double *t)
 	*t = s->t_out;
 }
 
+/*
+ * The prompt's text: the conversation and the generation prompt, or with
+ * gp->continue_last the last message left open (*in_thought: it ends inside
+ * the reasoning, as the generation prompt does).
+ */
+static char *
+render_full(const struct chat_msg *msgs, size_t n, const struct gen_params *gp, bool *in_thought,
+	    char **cause)
+{
+	*in_thought = true;
+	if (gp->continue_last)
+		return chat_template_render_continue(msgs, n, NULL, in_thought, cause);
+	return chat_template_render(msgs, n, NULL, true, cause);
+}
+
 /* Tokens of the conversation: base (complete messages) and full (+ generation prompt). */
 static int
-encode_prompt(struct session *s, const struct chat_msg *msgs, size_t n, int32_t **base,
-	      size_t *n_base, int32_t **full, size_t *n_full, char **cause)
+encode_prompt(struct session *s, const struct chat_msg *msgs, size_t n, const struct gen_params *gp,
+	      bool *in_thought, int32_t **base, size_t *n_base, int32_t **full, size_t *n_full,
+	      char **cause)
 {
-	char *tb = chat_template_render(msgs, n, NULL, false, cause), *tf = NULL;
+	/* Continued, the last message is not complete: the base ends before it. */
+	size_t n_complete = gp->continue_last && n > 0 ? n - 1 : n;
+	char *tb = n_complete > 0 ? chat_template_render(msgs, n_complete, NULL, false, cause)
+				  : xstrdup(""),
+	     *tf = NULL;
 	int rc = -1;
 
 	*base = *full = NULL;
-	if (tb == NULL || (tf = chat_template_render(msgs, n, NULL, true, cause)) == NULL)
+	if (tb == NULL || (tf = render_full(msgs, n, gp, in_thought, cause)) == NULL)
 		goto out;
 	if (tokenizer_encode(s->tok, tb, strlen(tb), base, n_base, cause) != 0 ||
 	    tokenizer_encode(s->tok, tf, strlen(tf), full, n_full, cause) != 0)
@@ -389,16 +409,64 @@ emit(void *v, enum think_part part, const char *text, size_t len)
 	e->len += len;
 }
 
-/* Sample and decode until a stop condition. */
+/* Append id to the reply and hand its text to the splitter; returns the text's length
+ * (the text is in s->text). */
+static size_t
+take_token(struct session *s, int32_t id, struct think_split *ts, struct tok_decoder *dec,
+	   struct emit_arg *ea)
+{
+	size_t n;
+
+	s->out[s->n_out++] = id;
+	n = tokenizer_decode(s->tok, dec, id, s->text, tokenizer_decode_max(s->tok) + 8);
+	think_feed(ts, id, s->text, n, emit, ea);
+	return n;
+}
+
+/*
+ * The thinking budget is spent: close the thought for the model, putting
+ * "\n</think>\n\n" into the reply after the sampled ids[0] (no newline when
+ * the reasoning ends in one), which is how the chat template writes a closed
+ * thought, so the context holds what a later turn renders and the next token
+ * sampled is the answer's first.  Returns how many ids there are to feed now
+ * (ids[0] and the forced ones).
+ */
+static int
+close_thought(struct session *s, int32_t *ids, int cap, bool nl, struct think_split *ts,
+	      struct tok_decoder *dec, struct emit_arg *ea)
+{
+	const char *text = nl ? "</think>\n\n" : "\n</think>\n\n";
+	int32_t *forced = NULL;
+	size_t n_forced = 0;
+	int n = 1;
+
+	if (tokenizer_encode(s->tok, text, strlen(text), &forced, &n_forced, NULL) != 0)
+		return 1; /* cannot happen with a loaded tokenizer: go on thinking */
+	for (size_t i = 0; i < n_forced && n < cap; i++) {
+		ids[n++] = forced[i];
+		take_token(s, forced[i], ts, dec, ea);
+	}
+	free(forced);
+	return n;
+}
+
+/*
+ * Sample and decode until a stop condition.  The prompt ends inside the
+ * reasoning (in_thought) or, continuing an answer, after it.  Each round
+ * feeds the sampled token, and when the thinking budget runs out with it,
+ * the tokens that close the thought.
+ */
 static int
 decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp, void *arg,
-	    struct emit_arg *ea, struct gen_stats *st, char **cause)
+	    struct emit_arg *ea, bool in_thought, struct gen_stats *st, char **cause)
 {
 	struct think_split ts;
 	struct tok_decoder dec;
+	int n_reason = 0, n_feed;
+	int32_t ids[8];
 	size_t n;
 
-	think_init(&ts, s->think_start, s->think_end, true);
+	think_init(&ts, s->think_start, s->think_end, in_thought);
 	tok_decoder_init(&dec);
 	for (;;) {
 		int32_t id = sampler_sample(smp, s->logits);
@@ -410,11 +478,14 @@ decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp,
 			st->stop = GEN_STOP_EOS;
 			break;
 		}
-		s->out[s->n_out++] = id;
 		s->t_out = t;
 		sampler_accept(smp, id);
-		n = tokenizer_decode(s->tok, &dec, id, s->text, tokenizer_decode_max(s->tok) + 8);
-		think_feed(&ts, id, s->text, n, emit, ea);
+		n = take_token(s, id, &ts, &dec, ea);
+		ids[0] = id;
+		n_feed = 1;
+		if (!ts.in_answer && gp->think_budget > 0 && ++n_reason >= gp->think_budget)
+			n_feed = close_thought(s, ids, (int)ARRAY_LEN(ids),
+					       n > 0 && s->text[n - 1] == '\n', &ts, &dec, ea);
 		deliver(ea);
 		if (ea->stop || (gp->poll != NULL && gp->poll(arg))) {
 			st->stop = GEN_STOP_USER;
@@ -424,11 +495,11 @@ decode_loop(struct session *s, struct sampler *smp, const struct gen_params *gp,
 			st->stop = GEN_STOP_LENGTH;
 			break;
 		}
-		if (ctx_pos(s->ctx) >= s->n_ctx) {
+		if (ctx_pos(s->ctx) + n_feed > s->n_ctx) {
 			st->stop = GEN_STOP_CONTEXT;
 			break;
 		}
-		if (ctx_forward(s->ctx, &id, 1, s->logits, false, cause) != 0)
+		if (ctx_forward(s->ctx, ids, n_feed, s->logits, false, cause) != 0)
 			return -1;
 	}
 	n = tok_decoder_flush(&dec, s->text, tokenizer_decode_max(s->tok) + 8);
@@ -461,6 +532,7 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n, const st
 	struct sampler *smp = NULL;
 	double t0 = now_sec(), t1;
 	int rc = -1, r;
+	bool in_thought;
 	struct xcache_stats x0 = { 0 }, x1;
 
 	assert_engine();
@@ -468,7 +540,7 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n, const st
 	ctx_cache_stats(s->ctx, &x0);
 	s->n_out = 0;
 	s->t_out = t0;
-	if (encode_prompt(s, msgs, n, &base, &n_base, &full, &n_full, cause) != 0)
+	if (encode_prompt(s, msgs, n, gp, &in_thought, &base, &n_base, &full, &n_full, cause) != 0)
 		goto out;
 	st->prompt_tokens = (int)n_full;
 	if ((int)n_full >= s->n_ctx) {
@@ -492,7 +564,7 @@ session_reply(struct session *s, const struct chat_msg *msgs, size_t n, const st
 	smp = sampler_new(&gp->sp, s->m->cfg.vocab_size,
 			  MIN(s->m->cfg.vocab_size, tokenizer_n_vocab(s->tok)));
 	st->ttft_s = t1;
-	if (decode_loop(s, smp, gp, arg, &ea, st, cause) != 0)
+	if (decode_loop(s, smp, gp, arg, &ea, in_thought, st, cause) != 0)
 		goto out;
 	st->decode_s = now_sec() - st->ttft_s;
 	st->ttft_s -= t0;

@@ -35,6 +35,21 @@ char *chat_template_render(const struct chat_msg *msgs, size_t n, const char *to
 			   bool add_generation_prompt, char **cause);
 
 /*
+ * Render msgs[0..n-1] with the last message, which must be the assistant's
+ * (without tool calls), left open for the model to go on with: as a final
+ * assistant message renders, but without the "<|im_end|>\n" after it
+ * (transformers' continue_final_message).  The prefix before that message is
+ * what chat_template_render(msgs, n - 1, tools_json, false) gives.  When the
+ * message has no answer yet and its thought was not closed (no "</think>"
+ * in its content), the prompt ends inside the reasoning ("<think>\nR", R
+ * kept but for leading newlines) and *in_thought is true; otherwise it ends
+ * after the answer so far ("<think>\nR\n</think>\n\nA") and *in_thought is
+ * false.  Returns the prompt (caller frees), or NULL with *cause set.
+ */
+char *chat_template_render_continue(const struct chat_msg *msgs, size_t n, const char *tools_json,
+				    bool *in_thought, char **cause);
+
+/*
  * Render the conversation in json[0..len-1], an object
  * {"messages": [...], "tools": [...]} (tools optional, other keys ignored);
  * each message has "role" and may have "content" (string; anything else

@@ -71,6 +71,20 @@ struct gen_params {
 	bool ignore_eos; /* go on past the end-of-turn token (vLLM's ignore_eos: benchmarks, tests)
 			  */
 	/*
+	 * Reasoning tokens at most (0: no limit): once this many sampled tokens
+	 * of the reply are reasoning, the engine feeds "\n</think>\n\n" itself
+	 * (no newline when the reasoning ends in one) instead of sampling it,
+	 * and the model answers (docs/ui.md "Context management").  The forced
+	 * tokens count as generated tokens of the reply.
+	 */
+	int think_budget;
+	/*
+	 * Go on with the conversation's last message, the assistant's, instead of
+	 * answering it (chat_template_render_continue): the reply is the rest of
+	 * that message.
+	 */
+	bool continue_last;
+	/*
 	 * Called during the prefill between layers (and parts of a layer), and
 	 * once per generated token; true = stop now.  Not asked again after a
 	 * true in the same reply.  May be NULL.  Never sent between threads:

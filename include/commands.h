@@ -2,8 +2,8 @@
  * commands.h - the chat's slash commands (docs/ui.md "Slash commands"): parse a line into a
  * struct command, complete a partial one for Tab, and give the help text.
  *
- * docs/ui.md "Slash commands" lists them, and those left out (/continue, /read,
- * /set ctx and think_budget, /think budget) because nothing is behind them yet.
+ * docs/ui.md "Slash commands" lists them, and those left out (/read, /set ctx,
+ * /think budget) because nothing is behind them yet.
  * Parsing only checks and splits: what a command does is up to the UI.
  * Names are case-insensitive; arguments are separated by blanks.  A line
  * that does not start with '/' (after leading blanks) is a message, and so
@@ -21,33 +21,37 @@
 #include <stdbool.h>
 
 enum command_id {
-	CMD_HELP,   /* /help [command], /?: arg = the command asked about, or NULL */
-	CMD_NEW,    /* /new, /clear: a new chat; the old one stays in the history */
-	CMD_REGEN,  /* /regen: regenerate the last answer */
-	CMD_EDIT,   /* /edit [N]: fork from your N-th message (number; 0 = the last) */
-	CMD_SYSTEM, /* /system [text]: arg NULL shows the prompt, "" clears it */
-	CMD_SET,    /* /set <param> <value>: param and value */
-	CMD_SHOW,   /* /show [params|system|model|stats]: show */
-	CMD_THINK,  /* /think [show|hide]: think (THINK_TOGGLE when bare) */
-	CMD_CHATS,  /* /chats: the conversation browser */
-	CMD_SEARCH, /* /search <query>: arg */
-	CMD_RENAME, /* /rename [title]: arg, or NULL for the UI to ask for one */
-	CMD_DELETE, /* /delete: this chat (the UI confirms) */
-	CMD_EXPORT, /* /export [md|json] [path]: format, and path or NULL */
-	CMD_COPY,   /* /copy [last|all|code]: copy */
-	CMD_QUIT,   /* /quit, /exit, /bye */
+	CMD_HELP,     /* /help [command], /?: arg = the command asked about, or NULL */
+	CMD_NEW,      /* /new, /clear: a new chat; the old one stays in the history */
+	CMD_REGEN,    /* /regen: regenerate the last answer */
+	CMD_EDIT,     /* /edit [N]: fork from your N-th message (number; 0 = the last) */
+	CMD_SYSTEM,   /* /system [text]: arg NULL shows the prompt, "" clears it */
+	CMD_SET,      /* /set <param> <value>: param and value */
+	CMD_SHOW,     /* /show [params|system|model|stats]: show */
+	CMD_THINK,    /* /think [show|hide]: think (THINK_TOGGLE when bare) */
+	CMD_CHATS,    /* /chats: the conversation browser */
+	CMD_SEARCH,   /* /search <query>: arg */
+	CMD_RENAME,   /* /rename [title]: arg, or NULL for the UI to ask for one */
+	CMD_DELETE,   /* /delete: this chat (the UI confirms) */
+	CMD_EXPORT,   /* /export [md|json] [path]: format, and path or NULL */
+	CMD_COPY,     /* /copy [last|all|code]: copy */
+	CMD_QUIT,     /* /quit, /exit, /bye */
+	CMD_CONTINUE, /* /continue: go on with the last answer */
+	CMD_DROP, /* /drop [N]: value = N (1 when not given), turns to leave out of the context */
+	CMD_COMPACT, /* /compact: a new chat from a summary of this one */
 };
 
 /* /set parameters; the parser checks the ranges. */
 enum command_param {
-	PARAM_TEMP,       /* temp: 0 to 5 */
-	PARAM_TOP_P,      /* top_p: 0 to 1 */
-	PARAM_TOP_K,      /* top_k: whole, >= 0 (0: off) */
-	PARAM_MIN_P,      /* min_p: 0 to 1 */
-	PARAM_SEED,       /* seed: whole, 0 to 2^53 (what a double holds exactly) */
-	PARAM_MAX_TOKENS, /* max_tokens: whole, >= 1 */
-	PARAM_PRESENCE,   /* presence: presence penalty, -2 to 2 (0: off) */
-	PARAM_REPEAT,     /* repeat: repetition penalty, above 0 up to 10 (1: off) */
+	PARAM_TEMP,         /* temp: 0 to 5 */
+	PARAM_TOP_P,        /* top_p: 0 to 1 */
+	PARAM_TOP_K,        /* top_k: whole, >= 0 (0: off) */
+	PARAM_MIN_P,        /* min_p: 0 to 1 */
+	PARAM_SEED,         /* seed: whole, 0 to 2^53 (what a double holds exactly) */
+	PARAM_MAX_TOKENS,   /* max_tokens: whole, >= 1 */
+	PARAM_PRESENCE,     /* presence: presence penalty, -2 to 2 (0: off) */
+	PARAM_REPEAT,       /* repeat: repetition penalty, above 0 up to 10 (1: off) */
+	PARAM_THINK_BUDGET, /* think_budget: reasoning tokens, whole, >= 0 ("off" = 0: no limit) */
 };
 
 enum command_show {
@@ -79,7 +83,7 @@ struct command {
 	enum command_id id;
 	char *arg;                  /* malloc'd text of /system /search /rename /help, or NULL */
 	enum command_param param;   /* CMD_SET */
-	double value;               /* CMD_SET */
+	double value;               /* CMD_SET, CMD_DROP */
 	enum command_show show;     /* CMD_SHOW */
 	enum command_think think;   /* CMD_THINK */
 	enum command_format format; /* CMD_EXPORT */

@@ -50,7 +50,8 @@ struct msg_load {
 
 /* MSG_PROMPT: the conversation to answer and how. */
 struct msg_prompt {
-	struct chat_msg *conv; /* owned deep copy [n_conv] (role, content) */
+	struct chat_msg *conv; /* owned deep copy [n_conv] (role, content; reasoning: NULL, or
+				  owned for the message continue_last continues) */
 	int n_conv;
 	struct gen_params params; /* poll and progress are ignored */
 };
@@ -175,7 +176,8 @@ struct msg {
  * Accepts a zeroed message. */
 void msg_free(struct msg *m);
 
-/* Deep copy of role and content of n messages (reasoning is never sent). */
+/* Deep copy of role and content of n messages (reasoning is not sent: the one exception,
+ * an answer continued with gen_params.continue_last, has its reasoning set by the UI). */
 struct chat_msg *msg_conv_copy(const struct chat_msg *m, int n);
 
 #endif

@@ -23,6 +23,7 @@ struct sampler_params;
 struct prompt_opts {
 	const char *model, *prompt, *system, *messages;
 	int threads, n_ctx, max_tokens;
+	int think_budget; /* --think-budget: reasoning tokens per reply at most; 0 = no limit */
 	bool thinking, quiet, f32, plain, dry_run;
 	/* Sampling overrides; NAN / -1 = keep the model's default. */
 	float temp, top_p, min_p, presence, repeat;

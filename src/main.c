@@ -43,7 +43,8 @@ static const struct subcmd commands[] = {
 	  "[-v | -vv] [-m DIR] [-p PROMPT | -p -] [--system TEXT] [--messages FILE] [--temp X] "
 	  "[--top-k N] "
 	  "[--top-p X] [--min-p X] [--presence-penalty X] [--repeat-penalty X] [--seed N] "
-	  "[--max-tokens N] [--ctx N] [--threads N] [--thinking] [-q] [--f32] [--dry-run] "
+	  "[--max-tokens N] [--think-budget N] [--ctx N] [--threads N] [--thinking] [-q] [--f32] "
+	  "[--dry-run] "
 	  "[--expert-cache auto|off|SIZE] [--remote URL] [--api-key KEY]\n"
 	  "--version | --help" },
 	{ "chat", cli_chat_main, "[--plain] [-m DIR] [options]" },

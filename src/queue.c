@@ -42,6 +42,7 @@ msg_free(struct msg *m)
 		for (int i = 0; i < m->u.prompt.n_conv; i++) {
 			free((char *)m->u.prompt.conv[i].role);
 			free((char *)m->u.prompt.conv[i].content);
+			free((char *)m->u.prompt.conv[i].reasoning);
 		}
 		free(m->u.prompt.conv);
 		break;

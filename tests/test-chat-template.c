@@ -399,6 +399,56 @@ test_errors(void)
 	free(cause);
 }
 
+/*
+ * chat_template_render_continue: the last assistant message left open, after
+ * the answer so far or inside its thought; the text before it is the
+ * rendering of the messages before it; other last messages are refused.
+ */
+static void
+test_continue(void)
+{
+	struct chat_msg answer[] = {
+		{ "system", "S", NULL, NULL },
+		{ "user", "U1", NULL, NULL },
+		{ "assistant", "R1\n</think>\n\nA1 so fa", NULL, NULL },
+	};
+	struct chat_msg thought[] = {
+		{ "user", "U1", NULL, NULL },
+		{ "assistant", "", "\nhalf a thought\n", NULL },
+	};
+	struct chat_msg closed[] = {
+		{ "user", "U1", NULL, NULL },
+		{ "assistant", "R</think>\n\n", NULL, NULL },
+	};
+	char *out, *before, *cause = NULL;
+	bool in_thought = true;
+
+	out = chat_template_render_continue(answer, 3, NULL, &in_thought, &cause);
+	before = chat_template_render(answer, 2, NULL, false, &cause);
+	same("continue an answer", out,
+	     "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n"
+	     "<|im_start|>assistant\n<think>\nR1\n</think>\n\nA1 so fa");
+	T_ASSERT(!in_thought);
+	T_ASSERT(out != NULL && before != NULL && strncmp(out, before, strlen(before)) == 0);
+	free(out);
+	free(before);
+	/* The thought keeps its last newline: the model wrote it. */
+	out = chat_template_render_continue(thought, 2, NULL, &in_thought, &cause);
+	same("continue a thought", out,
+	     "<|im_start|>user\nU1<|im_end|>\n<|im_start|>assistant\n<think>\nhalf a thought\n");
+	T_ASSERT(in_thought);
+	free(out);
+	out = chat_template_render_continue(closed, 2, NULL, &in_thought, &cause);
+	same("continue after a closed thought", out,
+	     "<|im_start|>user\nU1<|im_end|>\n<|im_start|>assistant\n<think>\nR\n</think>\n\n");
+	T_ASSERT(!in_thought);
+	free(out);
+	T_ASSERT(cause == NULL);
+	T_ASSERT(chat_template_render_continue(answer, 2, NULL, &in_thought, &cause) == NULL);
+	T_STR_CONTAINS(cause, "only an assistant message");
+	free(cause);
+}
+
 int
 main(void)
 {
@@ -410,5 +460,6 @@ main(void)
 	test_struct();
 	test_builtin();
 	test_errors();
+	test_continue();
 	return t_done("test-chat-template");
 }

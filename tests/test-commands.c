@@ -103,7 +103,27 @@ test_text_args(void)
 	with_arg("/rename", CMD_RENAME, NULL); /* the UI asks for a title */
 	bad("/search", "/search: expected a query");
 	bad("/search   ", "/search: expected a query");
-	bad("/continue", "unknown command /continue"); /* not yet: docs/ui.md "Slash commands" */
+	{
+		struct command c = ok("/continue");
+
+		T_EQ_INT(c.id, CMD_CONTINUE);
+		command_free(&c);
+		c = ok("/compact");
+		T_EQ_INT(c.id, CMD_COMPACT);
+		command_free(&c);
+		c = ok("/drop");
+		T_EQ_INT(c.id, CMD_DROP);
+		T_ASSERT(c.value == 1);
+		command_free(&c);
+		c = ok("/drop 3");
+		T_ASSERT(c.value == 3);
+		command_free(&c);
+	}
+	bad("/drop 0", "/drop: 0 is out of range (1 or more)");
+	bad("/drop two", "/drop: expected a whole number, got 'two'");
+	bad("/drop 1 2", "/drop: unexpected '2'");
+	bad("/continue now", "/continue takes no arguments");
+	bad("/compact 1", "/compact takes no arguments");
 	bad("/read x", "unknown command /read");
 }
 
@@ -139,6 +159,10 @@ test_set(void)
 	set_ok("/set repeat 1.1", PARAM_REPEAT, 1.1);
 	set_ok("/set repetition_penalty 1", PARAM_REPEAT, 1.0);
 	set_ok("/set temp -0", PARAM_TEMP, 0.0);
+	set_ok("/set think_budget 512", PARAM_THINK_BUDGET, 512.0);
+	set_ok("/set think_budget 0", PARAM_THINK_BUDGET, 0.0);
+	set_ok("/set think_budget off", PARAM_THINK_BUDGET, 0.0);
+	set_ok("/set think_budget OFF", PARAM_THINK_BUDGET, 0.0);
 
 	bad("/set temp hot", "/set temp: expected a number, got 'hot'");
 	bad("/set temp", "/set temp: expected a value");
@@ -162,6 +186,10 @@ test_set(void)
 	bad("/set seed 1e300", "/set seed: 1e300 is out of range");
 	bad("/set repeat 0", "/set repeat: 0 is out of range");
 	bad("/set presence 3", "/set presence: 3 is out of range (-2 to 2)");
+	bad("/set think_budget -1", "/set think_budget: -1 is out of range (0 or off");
+	bad("/set think_budget 1.5", "/set think_budget: expected a whole number");
+	bad("/set think_budget on", "/set think_budget: expected a whole number, got 'on'");
+	bad("/set temp off", "/set temp: expected a number, got 'off'");
 	bad("/set ctx 4096", "/set: unknown parameter 'ctx'");
 	bad("/set temp 0.12345678901234567890123456789012345678901234567890123456789012345",
 	    "expected a number");
@@ -169,7 +197,7 @@ test_set(void)
 	/* Names come from one table, in enum order. */
 	T_ASSERT(strcmp(commands_param_name(PARAM_TEMP), "temp") == 0);
 	T_ASSERT(strcmp(commands_param_name(PARAM_REPEAT), "repeat") == 0);
-	for (int p = PARAM_TEMP; p <= PARAM_REPEAT; p++) {
+	for (int p = PARAM_TEMP; p <= PARAM_THINK_BUDGET; p++) {
 		char line[64];
 		struct command c;
 
@@ -298,16 +326,19 @@ complete(const char *line, int start, const char *want)
 static void
 test_complete(void)
 {
-	complete(
-		"/", 0,
-		"/ /? /bye /chats /clear /copy /delete /edit /exit /export /help /new /quit /regen "
-		"/rename /search /set /show /system /think");
-	complete(
-		"", 0,
-		"/ /? /bye /chats /clear /copy /delete /edit /exit /export /help /new /quit /regen "
-		"/rename /search /set /show /system /think");
-	complete("/c", 0, "/c /chats /clear /copy");
-	complete("/co", 0, "/copy");
+	complete("/", 0,
+		 "/ /? /bye /chats /clear /compact /continue /copy /delete /drop /edit /exit "
+		 "/export "
+		 "/help "
+		 "/new /quit /regen /rename /search /set /show /system /think");
+	complete("", 0,
+		 "/ /? /bye /chats /clear /compact /continue /copy /delete /drop /edit /exit "
+		 "/export "
+		 "/help "
+		 "/new /quit /regen /rename /search /set /show /system /think");
+	complete("/c", 0, "/c /chats /clear /compact /continue /copy");
+	complete("/co", 0, "/co /compact /continue /copy");
+	complete("/cop", 0, "/copy");
 	complete("/re", 0, "/re /regen /rename");
 	complete("/reg", 0, "/regen");
 	complete("/ex", 0, "/ex /exit /export");
@@ -319,8 +350,9 @@ test_complete(void)
 	complete("  /he", 2, "/help");
 	complete("/he more", 0, "/help"); /* the word ends at a blank */
 	complete("hello", 0, "");
-	complete("/set ", 5, " max_tokens min_p presence repeat seed temp top_k top_p");
-	complete("/set t", 5, "t temp top_k top_p");
+	complete("/set ", 5,
+		 " max_tokens min_p presence repeat seed temp think_budget top_k top_p");
+	complete("/set t", 5, "t temp think_budget top_k top_p");
 	complete("/set top", 5, "top_ top_k top_p");
 	complete("/set top_p", 5, "top_p");
 	complete("/SET  Te", 6, "temp");
@@ -358,10 +390,10 @@ test_help(void)
 {
 	const char *h = commands_help(), *line;
 	static const char *const names[] = {
-		"/help", "/?",     "/new",   "/clear",     "/regen",   "/system", "/set",
-		"/show", "/think", "/chats", "/search",    "/rename",  "/delete", "/export",
-		"/copy", "/quit",  "/exit",  "/edit",      "/bye",     "temp",    "top_p",
-		"top_k", "min_p",  "seed",   "max_tokens", "presence", "repeat",
+		"/help", "/?",     "/new",       "/clear",   "/regen",  "/system",      "/set",
+		"/show", "/think", "/chats",     "/search",  "/rename", "/delete",      "/export",
+		"/copy", "/quit",  "/exit",      "/bye",     "temp",    "top_p",        "top_k",
+		"min_p", "seed",   "max_tokens", "presence", "repeat",  "think_budget", "/edit",
 	};
 	char **all = commands_complete("/", 0);
 

@@ -11,7 +11,10 @@
  * clean error; the poll is asked within every layer of the prefill, a stop
  * takes effect at the poll that asks for it, and a reply after a stopped
  * prefill is the reply a fresh session gives (and still reuses the prefix
- * saved before).
+ * saved before).  A thinking budget closes the thought after that many
+ * tokens with tokens the engine feeds, and the answer after them is what the
+ * model's forward pass gives for that prefix; a reply continued
+ * (continue_last) goes on as the uninterrupted reply did.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +154,219 @@ test_cli(const struct tokenizer *t, const int32_t *ids, int n)
 	free(got);
 	free(err);
 	free(want);
+}
+
+/* The text of a reply by part, for the thinking budget and continuation checks. */
+struct parts {
+	char text[2][4096];
+	size_t len[2];
+};
+
+static bool
+by_part(void *arg, enum think_part part, const char *text, size_t len)
+{
+	struct parts *p = arg;
+
+	if (p->len[part] + len < sizeof(p->text[part])) {
+		memcpy(p->text[part] + p->len[part], text, len);
+		p->len[part] += len;
+		p->text[part][p->len[part]] = '\0';
+	}
+	return true;
+}
+
+/* Greedy, the end-of-turn token ignored, so only the limits end a reply. */
+static void
+greedy_params(struct gen_params *gp, int max_tokens, int think_budget)
+{
+	memset(gp, 0, sizeof(*gp));
+	sampler_params_default(&gp->sp);
+	gp->sp.temperature = 0;
+	gp->sp.presence_penalty = 0;
+	gp->sp.repetition_penalty = 1;
+	gp->max_tokens = max_tokens;
+	gp->think_budget = think_budget;
+	gp->ignore_eos = true;
+}
+
+/* The index of the largest of logits[0..n). */
+static int32_t
+argmax(const float *logits, int n)
+{
+	int32_t best = 0;
+
+	for (int32_t i = 1; i < n; i++)
+		if (logits[i] > logits[best])
+			best = i;
+	return best;
+}
+
+/*
+ * With a thinking budget of N, the reply is N sampled reasoning tokens, then
+ * "\n</think>\n\n" fed by the engine (no newline when the reasoning ends in
+ * one), then the answer; the answer is what the model's own forward pass
+ * gives when the prompt and those ids are fed as a prefill (a context of its
+ * own, greedy), so the forced tokens really went into the context.  Without
+ * a budget the thought goes on.
+ */
+static void
+test_think_budget(void)
+{
+	enum { N = 5, AFTER = 6 };
+	struct session *s = open_tiny(512);
+	const struct tokenizer *tok = session_tokenizer(s);
+	struct ctx_opts co = { .n_ctx = 512, .n_batch = 256, .n_threads = 2, .f32 = true };
+	struct gen_params gp;
+	struct gen_stats st;
+	struct parts p = { 0 };
+	int32_t *close = NULL, *prompt = NULL, *all;
+	size_t n_close = 0, n_prompt = 0;
+	const int32_t *ids;
+	char *cause = NULL, *text, *reason, *want_reason;
+	const char *closing;
+	bool nl;
+	struct ctx *c;
+	float *logits;
+	int n, vocab = session_model(s)->cfg.vocab_size, at;
+
+	greedy_params(&gp, 64, N);
+	T_EQ_INT(session_reply(s, msgs, n_msgs, &gp, by_part, &p, &st, &cause), 0);
+	ids = session_last_ids(s, &n);
+	reason = tokenizer_decode_all(tok, ids, N);
+	nl = reason[0] != '\0' && reason[strlen(reason) - 1] == '\n';
+	closing = nl ? "</think>\n\n" : "\n</think>\n\n";
+	T_EQ_INT(tokenizer_encode(tok, closing, strlen(closing), &close, &n_close, NULL), 0);
+	T_ASSERT(n_close >= 2);
+	at = N + (int)n_close;
+	T_EQ_INT(n, 64);
+	T_EQ_INT(st.gen_tokens, n);
+	T_EQ_INT(st.stop, GEN_STOP_LENGTH);
+	for (int i = 0; i < N; i++)
+		T_ASSERT(ids[i] != tokenizer_token_id(tok, "</think>"));
+	T_ASSERT(memcmp(ids + N, close, n_close * sizeof(int32_t)) == 0);
+	want_reason = xasprintf("%s%s", reason, nl ? "" : "\n");
+	T_ASSERT(strcmp(p.text[THINK_REASONING], want_reason) == 0);
+	T_ASSERT(p.len[THINK_ANSWER] > 0);
+
+	/* The same prefix as a prefill, then greedy: the same answer. */
+	text = chat_template_render(msgs, n_msgs, NULL, true, &cause);
+	T_EQ_INT(tokenizer_encode(tok, text, strlen(text), &prompt, &n_prompt, NULL), 0);
+	all = xcalloc(n_prompt + (size_t)n, sizeof(int32_t));
+	memcpy(all, prompt, n_prompt * sizeof(int32_t));
+	memcpy(all + n_prompt, ids, (size_t)at * sizeof(int32_t));
+	c = ctx_new(session_model(s), &co, &cause);
+	logits = xcalloc((size_t)vocab, sizeof(float));
+	T_ASSERT(c != NULL);
+	T_EQ_INT(ctx_forward(c, all, (int)n_prompt + at, logits, false, &cause), 0);
+	for (int i = at; i < n; i++) {
+		int32_t want = argmax(logits, MIN(vocab, tokenizer_n_vocab(tok)));
+
+		T_EQ_INT(ids[i], want);
+		T_EQ_INT(ctx_forward(c, &want, 1, logits, false, &cause), 0);
+	}
+
+	/* Without a budget, the greedy reply is still thinking at that length. */
+	memset(&p, 0, sizeof(p));
+	greedy_params(&gp, at + 2, 0);
+	T_EQ_INT(session_reply(s, msgs, n_msgs, &gp, by_part, &p, &st, &cause), 0);
+	T_EQ_INT(p.len[THINK_ANSWER], 0);
+	T_ASSERT(p.len[THINK_REASONING] > strlen(reason));
+	free(cause);
+	free(logits);
+	ctx_free(c);
+	free(all);
+	free(prompt);
+	free(text);
+	free(reason);
+	free(want_reason);
+	free(close);
+	session_close(s);
+}
+
+/*
+ * Whether the message m (the reply so far) renders, left open, as the tokens
+ * of prompt[0..n_prompt) followed by ids[0..k): then a continuation starts
+ * from the very context the uninterrupted reply had.  A random model's
+ * tokens need not survive decoding and encoding again, so the test looks for
+ * a stopping point where they do.
+ */
+static bool
+renders_as(const struct tokenizer *tok, const struct chat_msg *m, size_t n, const int32_t *prompt,
+	   size_t n_prompt, const int32_t *ids, int k)
+{
+	bool in_thought, same;
+	char *text = chat_template_render_continue(m, n, NULL, &in_thought, NULL);
+	int32_t *got = NULL;
+	size_t n_got = 0;
+
+	same = text != NULL && tokenizer_encode(tok, text, strlen(text), &got, &n_got, NULL) == 0 &&
+	       n_got == n_prompt + (size_t)k &&
+	       memcmp(got, prompt, n_prompt * sizeof(int32_t)) == 0 &&
+	       memcmp(got + n_prompt, ids, (size_t)k * sizeof(int32_t)) == 0;
+	free(got);
+	free(text);
+	return same;
+}
+
+/*
+ * Continuing the last message (gen_params.continue_last): a reply stopped at
+ * the token limit, sent back as the assistant's message, goes on with the
+ * tokens the uninterrupted reply has after it, with the base reused; in the
+ * thought, and past a thinking budget of `budget`, in the answer.
+ */
+static void
+test_continue(const struct chat_msg *conv, size_t n_conv, int budget, int min_k)
+{
+	enum { WHOLE = 24, MORE = 6 };
+	struct session *s = open_tiny(512);
+	const struct tokenizer *tok = session_tokenizer(s);
+	struct gen_params gp;
+	struct gen_stats st;
+	struct parts part, more;
+	struct chat_msg m[8];
+	int32_t want[WHOLE], *prompt = NULL;
+	size_t n_prompt = 0;
+	const int32_t *ids;
+	char *cause = NULL, *text;
+	int n, k;
+
+	greedy_params(&gp, WHOLE, budget);
+	T_EQ_INT(session_reply(s, conv, n_conv, &gp, collect, NULL, &st, &cause), 0);
+	ids = session_last_ids(s, &n);
+	T_EQ_INT(n, WHOLE);
+	memcpy(want, ids, sizeof(want));
+	text = chat_template_render(conv, n_conv, NULL, true, &cause);
+	T_EQ_INT(tokenizer_encode(tok, text, strlen(text), &prompt, &n_prompt, NULL), 0);
+	memcpy(m, conv, n_conv * sizeof(conv[0]));
+	/* The longest reply so far that renders back as its own tokens. */
+	for (k = WHOLE - MORE; k >= min_k; k--) {
+		memset(&part, 0, sizeof(part));
+		greedy_params(&gp, k, budget);
+		T_EQ_INT(session_reply(s, conv, n_conv, &gp, by_part, &part, &st, &cause), 0);
+		m[n_conv] = (struct chat_msg){ .role = "assistant",
+					       .content = part.text[THINK_ANSWER],
+					       .reasoning = part.text[THINK_REASONING] };
+		if (renders_as(tok, m, n_conv + 1, prompt, n_prompt, want, k))
+			break;
+	}
+	T_ASSERT(k >= min_k);
+	memset(&more, 0, sizeof(more));
+	greedy_params(&gp, MORE, budget);
+	gp.continue_last = true;
+	T_EQ_INT(session_reply(s, m, n_conv + 1, &gp, by_part, &more, &st, &cause), 0);
+	T_ASSERT(cause == NULL);
+	ids = session_last_ids(s, &n);
+	T_EQ_INT(n, MORE);
+	T_ASSERT(k >= min_k && memcmp(ids, want + k, MORE * sizeof(int32_t)) == 0);
+	T_EQ_INT(st.prompt_tokens, (int)n_prompt + k);
+	T_ASSERT(st.reused_tokens > 0);
+	/* Past the budget the continuation is answer only. */
+	if (budget > 0)
+		T_ASSERT(more.len[THINK_REASONING] == 0 && more.len[THINK_ANSWER] > 0);
+	free(cause);
+	free(text);
+	free(prompt);
+	session_close(s);
 }
 
 int
@@ -331,6 +547,14 @@ main(void)
 		free(cause);
 	}
 	session_close(s);
+	test_think_budget();
+	{
+		struct chat_msg hi[] = { { .role = "user", .content = "Hi" } };
+
+		test_continue(msgs, n_msgs, 0, 2);
+		test_continue(hi, 1, 0, 2);
+		test_continue(hi, 1, 3, 3 + 4);
+	}
 	st_close(g);
 	json_decref(golden_json);
 	return t_done("test-session");

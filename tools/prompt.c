@@ -104,6 +104,7 @@ enum {
 	OPT_XCACHE,
 	OPT_REMOTE,
 	OPT_API_KEY,
+	OPT_THINK_BUDGET,
 };
 
 static const struct option longopts[] = {
@@ -119,6 +120,7 @@ static const struct option longopts[] = {
 	{ "repeat-penalty", required_argument, NULL, OPT_REPEAT },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "max-tokens", required_argument, NULL, 'n' },
+	{ "think-budget", required_argument, NULL, OPT_THINK_BUDGET },
 	{ "ctx", required_argument, NULL, 'c' },
 	{ "threads", required_argument, NULL, 't' },
 	{ "thinking", no_argument, NULL, OPT_THINKING },
@@ -176,6 +178,9 @@ parse_opt(struct prompt_opts *o, int ch, const char *arg)
 		break;
 	case 'n':
 		rc = parse_int("--max-tokens", arg, 1, 1000000000, &o->max_tokens);
+		break;
+	case OPT_THINK_BUDGET:
+		rc = parse_int("--think-budget", arg, 0, 1000000000, &o->think_budget);
 		break;
 	case 'c':
 		rc = parse_int("--ctx", arg, 16, 1 << 24, &o->n_ctx);
@@ -489,6 +494,7 @@ prompt_reply(const struct prompt_engine *pe, struct prompt_convo *c, const struc
 	     char **cause)
 {
 	struct gen_params gp = { .max_tokens = o->max_tokens,
+				 .think_budget = o->think_budget,
 				 .poll = poll_interrupt,
 				 .progress = on_progress };
 	const char *term = getenv("TERM");

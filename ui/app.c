@@ -83,17 +83,24 @@ on_done(struct app *a, const struct msg_done *m)
 		return;
 	gauges_done(a, s);
 	a->ctx_used = s->prompt_tokens + s->gen_tokens;
-	e->stats = xasprintf("%d token%s, %.1f tok/s, first token %.2f s, prompt %d (%d new) - %s, "
-			     "seed %llu",
-			     s->gen_tokens, s->gen_tokens == 1 ? "" : "s", gauges(a)->decode_tps,
+	/* A continued answer counts every part of it; the figures are this part's. */
+	e->gen_total = (a->turn_continues ? e->gen_total : 0) + s->gen_tokens;
+	free(e->stats);
+	e->stats = xasprintf("%d token%s%s, %.1f tok/s, first token %.2f s, prompt %d (%d new) - "
+			     "%s, seed %llu",
+			     e->gen_total, e->gen_total == 1 ? "" : "s",
+			     a->turn_continues ? " (continued)" : "", gauges(a)->decode_tps,
 			     s->ttft_s, s->prompt_tokens, new_tok, gen_stop_name(s->stop),
 			     (unsigned long long)a->turn_sp.seed);
 	chat_finish(a, s->stop == GEN_STOP_USER ? STORE_STOPPED : STORE_DONE, NULL, s);
+	chat_ctx_check(a);
 }
 
 static void
 on_error(struct app *a, uint64_t seq, const struct msg_error *m)
 {
+	char *text;
+
 	if (seq == 0) {
 		if (a->state == APP_LOADING) {
 			if (!m->notice)
@@ -105,9 +112,11 @@ on_error(struct app *a, uint64_t seq, const struct msg_error *m)
 	}
 	if (seq != a->seq || chat_turn(a) == NULL)
 		return;
-	transcript_add(&a->tr, ENTRY_ERROR, m->text);
+	text = chat_error_text(a, m->text); /* a prompt too long says what to do */
+	transcript_add(&a->tr, ENTRY_ERROR, text);
 	chat_finish(a, STORE_ERROR, m->text, NULL);
-	ui_status(a, true, "%s", m->text);
+	ui_status(a, true, "%s", text);
+	free(text);
 }
 
 /* The load and read-ahead reports (msg.h says what they carry). */

@@ -13,9 +13,13 @@
  *
  * It talks to the engine only by pushing messages (msg.h); the answers come
  * back through app.c's loop, which calls chat_finish when a turn ends.
+ * Keeping a long conversation inside the context is here too: /continue,
+ * /drop, /compact, the 90% warning (docs/ui.md "Context management").
  *
  * UI thread only.
  */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +57,8 @@ build_conv(struct app *a, int *n)
 	for (int i = 0; i < a->tr.n; i++) {
 		const struct entry *e = a->tr.e[i];
 
+		if (e->dropped)
+			continue;
 		if (e->kind == ENTRY_USER)
 			c[k++] = (struct chat_msg){ .role = "user", .content = e->text };
 		else if (e->kind == ENTRY_ASSISTANT && e->len > 0 && !e->streaming)
@@ -95,32 +101,27 @@ chat_turn(struct app *a)
 	return transcript_by_uid(&a->tr, a->turn_uid);
 }
 
-void
-chat_send(struct app *a)
+/* Send the conversation c[0..n) (freed here) for the turn that streams into e. */
+static void
+push_turn(struct app *a, struct chat_msg *c, int n, struct entry *e, bool cont)
 {
 	struct msg m = { .type = MSG_PROMPT };
-	struct chat_msg *c;
-	struct entry *e;
-	int n;
 
-	assert_ui();
 	ui_status_clear(a); /* a new turn: old notices are done with */
-	c = build_conv(a, &n);
 	m.u.prompt.conv = msg_conv_copy(c, n);
 	m.u.prompt.n_conv = n;
+	if (cont && c[n - 1].reasoning != NULL) /* the continued answer's thought so far */
+		m.u.prompt.conv[n - 1].reasoning = xstrdup(c[n - 1].reasoning);
 	free(c);
 	m.u.prompt.params = a->gp;
+	m.u.prompt.params.continue_last = cont;
 	/* A fresh seed per answer unless one is fixed; saved with the answer. */
 	m.u.prompt.params.sp.seed = sampler_seed_pick(a->gp.sp.seed);
 	a->turn_sp = m.u.prompt.params.sp;
 	m.seq = ++a->seq;
-	e = transcript_add(&a->tr, ENTRY_ASSISTANT, "");
 	a->turn_uid = e->uid;
+	a->turn_continues = cont;
 	e->streaming = true;
-	e->think_open = a->think_default_open;
-	e->t0 = now_sec();
-	history_begin_turn(a, e, a->regen_of);
-	a->regen_of = 0;
 	a->state = APP_GENERATING;
 	gauges_turn_start(a);
 	a->last_checkpoint = now_sec();
@@ -128,6 +129,26 @@ chat_send(struct app *a)
 	queue_push(a->to_engine, &m);
 	screen_dirty(a);
 }
+
+void
+chat_send(struct app *a)
+{
+	struct chat_msg *c;
+	struct entry *e;
+	int n;
+
+	assert_ui();
+	c = build_conv(a, &n);
+	e = transcript_add(&a->tr, ENTRY_ASSISTANT, "");
+	e->think_open = a->think_default_open;
+	e->t0 = now_sec();
+	e->streaming = true; /* before history_begin_turn: a streaming entry is not "unsaved" */
+	history_begin_turn(a, e, a->regen_of);
+	a->regen_of = 0;
+	push_turn(a, c, n, e, false);
+}
+
+static void compact_finish(struct app *a, struct entry *e, enum gen_stop stop);
 
 /* Save the turn's final text and figures; the app is idle after. */
 void
@@ -137,10 +158,13 @@ chat_finish(struct app *a, enum store_status st, const char *error, const struct
 	struct store_reply r = { .status = st, .error = error, .usage = STORE_USAGE_UNKNOWN };
 	char *params;
 
+	bool compacting = a->compacting;
+
 	assert_ui();
 	a->turn_uid = 0;
 	a->state = APP_IDLE;
 	a->stopping = false;
+	a->compacting = false;
 	screen_dirty(a);
 	if (e == NULL)
 		return;
@@ -153,7 +177,7 @@ chat_finish(struct app *a, enum store_status st, const char *error, const struct
 	if (gs != NULL) {
 		r.usage.prompt_tokens = gs->prompt_tokens;
 		r.usage.cached_tokens = gs->reused_tokens;
-		r.usage.output_tokens = gs->gen_tokens;
+		r.usage.output_tokens = e->gen_total; /* on_done added the turn's */
 		r.usage.reasoning_tokens = e->think_tokens;
 		r.usage.prefill_ms = (int64_t)(gs->prefill_s * 1000);
 		r.usage.decode_ms = (int64_t)(gs->decode_s * 1000);
@@ -161,6 +185,8 @@ chat_finish(struct app *a, enum store_status st, const char *error, const struct
 	}
 	history_end_turn(a, e, &r);
 	free(params);
+	if (compacting && gs != NULL)
+		compact_finish(a, e, gs->stop);
 }
 
 void
@@ -246,6 +272,7 @@ chat_new(struct app *a)
 	free(a->system);
 	a->system = NULL;
 	a->ctx_used = 0;
+	a->ctx_warned = a->too_long = false;
 	ui_status(a, false, "new conversation (the old one is kept: F2 lists them)");
 }
 
@@ -286,6 +313,7 @@ show_branch(struct app *a, const struct store_message *msgs, size_t n)
 			e->think_tokens = (int)MAX(0, m->usage.reasoning_tokens);
 			e->t_think = think_seconds(&m->usage);
 		}
+		e->gen_total = (int)MAX(0, m->usage.output_tokens);
 		e->think_open = a->think_default_open;
 	}
 }
@@ -330,6 +358,8 @@ chat_open(struct app *a, int64_t id)
 	free(a->system);
 	a->system = conv.system_prompt != NULL ? xstrdup(conv.system_prompt) : NULL;
 	a->conv_id = id;
+	a->ctx_used = 0;
+	a->ctx_warned = a->too_long = false;
 	ui_status(a, false, "opened \"%s\" (%d message%s)", conv.display_title, a->tr.n,
 		  a->tr.n == 1 ? "" : "s");
 	store_conv_release(&conv);
@@ -486,4 +516,173 @@ chat_edit(struct app *a, int n)
 	free(a->kept_line);
 	a->kept_line = xstrdup(e->text);
 	ui_status(a, false, "Enter: a new branch from message %d (an empty line cancels)", at);
+}
+
+/* ---- context management (docs/ui.md "Context management") ---------------- */
+
+/* What /compact asks the model for. */
+#define COMPACT_PROMPT                                                                        \
+	"Summarize our conversation so far for a fresh start: the facts, decisions and open " \
+	"questions the rest of it needs, in a few short paragraphs. Write only the summary."
+
+/* The last answer, when only notices follow it; NULL when a question does. */
+static struct entry *
+last_answer(struct app *a)
+{
+	for (int i = a->tr.n; i-- > 0;) {
+		struct entry *e = a->tr.e[i];
+
+		if (e->kind == ENTRY_ASSISTANT)
+			return e;
+		if (e->kind == ENTRY_USER)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* Why a command that starts a turn cannot run now, or NULL when it can. */
+static const char *
+busy(const struct app *a)
+{
+	if (a->state == APP_GENERATING)
+		return "an answer is being generated";
+	if (a->state == APP_LOADING)
+		return "the model is still loading";
+	return a->state == APP_NO_MODEL ? "no model is loaded" : NULL;
+}
+
+/*
+ * The conversation with the last answer as its last message, reasoning
+ * included: the engine renders it left open and the model goes on with it.
+ */
+void
+chat_continue(struct app *a)
+{
+	struct entry *e = last_answer(a);
+	struct chat_msg *c;
+	int n;
+
+	assert_ui();
+	if (busy(a) != NULL || e == NULL || (e->len == 0 && e->rlen == 0)) {
+		ui_status(a, true, "/continue: %s",
+			  busy(a) ? busy(a) : "the last entry is not an answer to go on with");
+		return;
+	}
+	c = build_conv(a, &n);
+	if (e->len == 0) /* build_conv leaves out an answer with no text yet */
+		c[n++] = (struct chat_msg){ .role = "assistant", .content = "" };
+	c[n - 1].reasoning = e->rlen > 0 ? e->reason : NULL;
+	free(e->stats);
+	e->stats = NULL;
+	e->t0 = now_sec() - e->t_think; /* the thinking time goes on from where it was */
+	push_turn(a, c, n, e, true);
+}
+
+void
+chat_drop_turns(struct app *a, int n)
+{
+	int last_user = -1, done = 0;
+
+	assert_ui();
+	if (a->state == APP_GENERATING) {
+		ui_status(a, true, "/drop: an answer is being generated");
+		return;
+	}
+	for (int i = 0; i < a->tr.n; i++)
+		if (a->tr.e[i]->kind == ENTRY_USER && !a->tr.e[i]->dropped)
+			last_user = i;
+	/* A turn is a question and what follows it; the last question always stays. */
+	for (int i = 0; i < last_user; i++) {
+		struct entry *e = a->tr.e[i];
+
+		if (e->dropped || (e->kind != ENTRY_USER && e->kind != ENTRY_ASSISTANT))
+			continue;
+		if (e->kind == ENTRY_USER && done++ == n)
+			break;
+		e->dropped = true;
+	}
+	done = MIN(done, n);
+	if (done == 0) {
+		ui_status(a, true, "/drop: only the last turn is left");
+		return;
+	}
+	ui_info(a,
+		"the %d oldest turn%s left out of the context from now on (still shown and "
+		"saved; the system prompt stays)",
+		done, done == 1 ? " is" : "s are");
+	if (a->too_long && a->state == APP_IDLE) {
+		a->too_long = false;
+		chat_regen(a); /* the question that did not fit, again */
+	}
+}
+
+void
+chat_compact(struct app *a)
+{
+	assert_ui();
+	if (busy(a) != NULL || transcript_last(&a->tr, ENTRY_USER) == NULL) {
+		ui_status(a, true, "/compact: %s", busy(a) ? busy(a) : "nothing to summarize yet");
+		return;
+	}
+	transcript_add(&a->tr, ENTRY_USER, COMPACT_PROMPT);
+	history_sync(a);
+	chat_send(a);
+	a->compacting = true;
+	ui_status(a, false, "/compact: the model summarizes this chat; a new chat starts from it");
+}
+
+/* The summary is written: a new chat whose system prompt holds it. */
+static void
+compact_finish(struct app *a, struct entry *e, enum gen_stop stop)
+{
+	char *summary, *system;
+
+	if (stop == GEN_STOP_USER || e->len == 0) {
+		ui_status(a, true, "/compact: %s; this chat goes on",
+			  stop == GEN_STOP_USER ? "stopped" : "the summary came back empty");
+		return;
+	}
+	summary = xstrdup(e->text);
+	system = a->system != NULL ? xasprintf("%s\n\nSummary of an earlier conversation:\n%s",
+					       a->system, summary)
+				   : xasprintf("Summary of an earlier conversation:\n%s", summary);
+	chat_new(a);
+	a->system = system;
+	chat_ensure_conv(a);
+	ui_info(a, "a new chat from the summary of the last one, which is its system prompt "
+		   "(/system shows it; F2 lists the old chat)");
+	ui_status(a, false, "compacted: a new chat from a summary (%zu bytes)", strlen(summary));
+	free(summary);
+}
+
+void
+chat_ctx_check(struct app *a)
+{
+	int pct;
+
+	assert_ui();
+	if (a->ctx_warned || a->n_ctx <= 0 || (int64_t)a->ctx_used * 10 < (int64_t)a->n_ctx * 9)
+		return;
+	a->ctx_warned = true;
+	pct = (int)((int64_t)a->ctx_used * 100 / a->n_ctx);
+	ui_info(a,
+		"this chat fills %d%% of the context (%d of %d tokens). /compact goes on in a "
+		"new chat from a summary; /drop N leaves the N oldest turns out; /new starts over",
+		pct, a->ctx_used, a->n_ctx);
+	ui_status(a, true, "context %d%% full: /compact or /drop N (see above)", pct);
+}
+
+char *
+chat_error_text(struct app *a, const char *text)
+{
+	assert_ui();
+	a->too_long = strstr(text, "does not fit the context") != NULL;
+	if (!a->too_long)
+		return xstrdup(text);
+	return xasprintf(
+		"%.*s: /drop N leaves the N oldest turns out and asks again, /compact goes "
+		"on in a new chat from a summary, /new starts over, or start qnext with a "
+		"larger --ctx",
+		(int)(strstr(text, " (") ? strstr(text, " (") - text : (ptrdiff_t)strlen(text)),
+		text);
 }

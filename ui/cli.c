@@ -46,6 +46,8 @@ chat_usage(FILE *f)
 		"  --repeat-penalty X    sampling; defaults from generation_config.json\n"
 		"  --seed N              fixed seed in [0, 2^53-1]; -1 or none: fresh per reply\n"
 		"  -n, --max-tokens N    tokens per reply at most (default 32768)\n"
+		"  --think-budget N      reasoning tokens per reply at most, then the\n"
+		"                        answer (default 0: no limit)\n"
 		"  -c, --ctx N           context length (default " STR(
 			CTX_N_CTX_DEFAULT) ")\n"
 					   "  -t, --threads N       worker threads (default: "
@@ -141,6 +143,7 @@ full_screen(const struct prompt_opts *o)
 	/* The user's choices only: the engine reads the model's defaults. */
 	ao.params_set = prompt_apply_overrides(o, &ao.params.sp);
 	ao.params.max_tokens = o->max_tokens;
+	ao.params.think_budget = o->think_budget;
 	rc = app_run(&ao);
 	free(dir);
 	return rc;

@@ -56,6 +56,9 @@ static const struct command_def {
 	{ "quit", CMD_QUIT, NULL },
 	{ "exit", CMD_QUIT, NULL },
 	{ "bye", CMD_QUIT, NULL },
+	{ "continue", CMD_CONTINUE, NULL },
+	{ "drop", CMD_DROP, NULL },
+	{ "compact", CMD_COMPACT, NULL },
 };
 
 static const struct param_def {
@@ -75,6 +78,8 @@ static const struct param_def {
 	{ "max_tokens", PARAM_MAX_TOKENS, 1, WHOLE_MAX, false, true, "1 or more" },
 	{ "presence", PARAM_PRESENCE, -2, 2, false, false, "-2 to 2" },
 	{ "repeat", PARAM_REPEAT, 0, 10, true, false, "above 0, up to 10" },
+	{ "think_budget", PARAM_THINK_BUDGET, 0, WHOLE_MAX, false, true,
+	  "0 or off (no limit), or more" },
 };
 
 /* Other spellings /set accepts (not completed, so the list stays short). */
@@ -88,7 +93,7 @@ static const struct {
 	{ "repetition_penalty", PARAM_REPEAT },
 };
 
-#define PARAM_LIST "temp, top_p, top_k, min_p, seed, max_tokens, presence, repeat"
+#define PARAM_LIST "temp, top_p, top_k, min_p, seed, max_tokens, presence, repeat, think_budget"
 
 /* ---- words ---- */
 
@@ -191,11 +196,12 @@ const char *
 commands_name(enum command_id id)
 {
 	static const char *const names[] = {
-		[CMD_HELP] = "/help",     [CMD_NEW] = "/new",       [CMD_REGEN] = "/regen",
-		[CMD_SYSTEM] = "/system", [CMD_SET] = "/set",       [CMD_SHOW] = "/show",
-		[CMD_THINK] = "/think",   [CMD_CHATS] = "/chats",   [CMD_SEARCH] = "/search",
-		[CMD_RENAME] = "/rename", [CMD_DELETE] = "/delete", [CMD_EXPORT] = "/export",
-		[CMD_COPY] = "/copy",     [CMD_QUIT] = "/quit",     [CMD_EDIT] = "/edit",
+		[CMD_HELP] = "/help",     [CMD_NEW] = "/new",         [CMD_REGEN] = "/regen",
+		[CMD_SYSTEM] = "/system", [CMD_SET] = "/set",         [CMD_SHOW] = "/show",
+		[CMD_THINK] = "/think",   [CMD_CHATS] = "/chats",     [CMD_SEARCH] = "/search",
+		[CMD_RENAME] = "/rename", [CMD_DELETE] = "/delete",   [CMD_EXPORT] = "/export",
+		[CMD_COPY] = "/copy",     [CMD_QUIT] = "/quit",       [CMD_CONTINUE] = "/continue",
+		[CMD_DROP] = "/drop",     [CMD_COMPACT] = "/compact", [CMD_EDIT] = "/edit",
 	};
 
 	if ((size_t)id >= ARRAY_LEN(names) || names[id] == NULL)
@@ -273,6 +279,8 @@ parse_set(const char *p, struct command *c, char **cause)
 				 (int)MIN(name.len, QUOTE_MAX), name.s, PARAM_LIST);
 	snprintf(what, sizeof(what), "/set %s", pd->name);
 	value = next_word(&p);
+	if (pd->param == PARAM_THINK_BUDGET && word_is(value, "off"))
+		value = (struct word){ "0", 1 };
 	if (parse_value(pd, what, value, &c->value, cause) == -1)
 		return -1;
 	c->param = pd->param;
@@ -378,6 +386,19 @@ parse_export(const char *p, struct command *c, char **cause)
 			c->format = ends_with(path, ".json") ? EXPORT_JSON : EXPORT_MD;
 	}
 	return 0;
+}
+
+/* /drop [N]: how many of the oldest turns, 1 when not given. */
+static int
+parse_drop(const char *p, struct command *c, char **cause)
+{
+	static const struct param_def turns = { "N", 0, 1, WHOLE_MAX, false, true, "1 or more" };
+	struct word w = next_word(&p);
+
+	c->value = 1;
+	if (w.len > 0 && parse_value(&turns, "/drop", w, &c->value, cause) == -1)
+		return -1;
+	return no_more(p, "/drop", cause);
 }
 
 /* /system text: """...""" may wrap text over several lines, and "" clears. */
@@ -494,6 +515,11 @@ commands_parse(const char *line, struct command *out, char **cause)
 	case CMD_EDIT:
 		rc = parse_edit(p, out, cause);
 		break;
+	case CMD_DROP:
+		rc = parse_drop(p, out, cause);
+		break;
+	case CMD_CONTINUE:
+	case CMD_COMPACT:
 	case CMD_NEW:
 	case CMD_REGEN:
 	case CMD_CHATS:
@@ -697,13 +723,20 @@ commands_help(void)
 	       "  /regen                  regenerate the last answer\n"
 	       "  /edit [N]               edit your last message (N: your N-th) and send it\n"
 	       "                          as a new branch; Ctrl-X Left/Right switch branches\n"
+	       "  /continue               go on with the last answer (stopped, or cut off\n"
+	       "                          by max_tokens) in the same entry\n"
+	       "  /drop [N]               leave the N oldest turns (default 1) out of what\n"
+	       "                          the model sees; the system prompt stays\n"
+	       "  /compact                the model summarizes this chat, and a new chat\n"
+	       "                          starts with the summary as its system prompt\n"
 	       "  /system [text]          show the system prompt, or set it for this chat;\n"
 	       "                          \"\" clears it, \"\"\"...\"\"\" spans lines\n"
 	       "  /set <param> <value>    change a sampling setting for this chat:\n"
 	       "      temp 0-5, top_p 0-1, top_k >= 0 (0 = off), min_p 0-1,\n"
 	       "      seed 0 to 2^53-1 (-1 = a fresh one per answer, the default),\n"
 	       "      max_tokens >= 1, presence -2 to 2 (0 = off),\n"
-	       "      repeat (repetition penalty) > 0 up to 10 (1 = off)\n"
+	       "      repeat (repetition penalty) > 0 up to 10 (1 = off),\n"
+	       "      think_budget: reasoning tokens, then the answer (0 or off = no limit)\n"
 	       "  /show [params|system|model|stats]\n"
 	       "                          show the settings (default), the system prompt,\n"
 	       "                          the model, or the last turn's speed figures\n"

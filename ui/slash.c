@@ -50,9 +50,10 @@ show(struct app *a, const struct command *c)
 	else
 		ui_info(a,
 			"temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
-			"%.2f  seed %s  max_tokens %d",
+			"%.2f  seed %s  max_tokens %d  think_budget %d",
 			p->temperature, p->top_k, p->top_p, p->min_p, p->presence_penalty,
-			p->repetition_penalty, seed_str(p->seed), a->gp.max_tokens);
+			p->repetition_penalty, seed_str(p->seed), a->gp.max_tokens,
+			a->gp.think_budget);
 }
 
 static void
@@ -86,6 +87,9 @@ set_param(struct app *a, const struct command *c)
 		break;
 	case PARAM_REPEAT:
 		p->repetition_penalty = (float)c->value, a->sp_set |= SP_REPEAT;
+		break;
+	case PARAM_THINK_BUDGET:
+		a->gp.think_budget = (int)c->value;
 		break;
 	}
 	ui_status(a, false, "set");
@@ -328,6 +332,15 @@ run_command(struct app *a, const struct command *c)
 		break;
 	case CMD_QUIT:
 		a->quit = true;
+		break;
+	case CMD_CONTINUE:
+		chat_continue(a);
+		break;
+	case CMD_DROP:
+		chat_drop_turns(a, (int)c->value);
+		break;
+	case CMD_COMPACT:
+		chat_compact(a);
 		break;
 	}
 	screen_dirty(a);

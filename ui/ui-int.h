@@ -81,6 +81,8 @@ struct entry {
 	/* Its place in the store's tree: "< sib_index + 1/n_sibs >" beside it when n_sibs > 1
 	 * (0: not known, as for a turn saved late). */
 	int n_sibs, sib_index;
+	int gen_total;           /* assistant: tokens generated, over every /continue of it */
+	bool dropped;            /* left out of what the model sees (/drop) */
 	struct entry_final *fin; /* assistant: its end, until the store has it; or NULL */
 	/* Wrapped lines, valid for wrap_cols and the lengths recorded. */
 	struct line *lines;
@@ -177,6 +179,10 @@ struct app {
 	uint64_t edit_uid; /* the user entry an "edit: " prompt is editing, by uid, or 0 */
 	bool think_default_open;
 	int ctx_used;           /* tokens of the last prompt + reply */
+	bool turn_continues;    /* the turn goes on with its entry's answer (/continue) */
+	bool compacting;        /* the turn writes the summary /compact starts a new chat from */
+	bool ctx_warned;        /* the 90% warning was given in this conversation */
+	bool too_long;          /* the last prompt did not fit the context: /drop asks again */
 	double last_checkpoint; /* when the streaming answer was last saved */
 
 	struct history *hist; /* history.c's own state: the store, unsaved turns kept */
@@ -363,6 +369,18 @@ void chat_branch(struct app *a, int delta);
 void chat_new(struct app *a);
 /* The conversation on screen was deleted: a new one, its unsaved turns dropped. */
 void chat_drop(struct app *a);
+/* /continue: the last answer goes on, in its entry (docs/ui.md "Context management"). */
+void chat_continue(struct app *a);
+/* /drop N: leave the n oldest turns out of what the model sees; asks again after a too-long
+ * prompt. */
+void chat_drop_turns(struct app *a, int n);
+/* /compact: ask for a summary; when it is written, a new chat starts from it. */
+void chat_compact(struct app *a);
+/* A turn ended at a->ctx_used tokens: warn once per conversation past 90% of the context. */
+void chat_ctx_check(struct app *a);
+/* The line to show for an engine error about a turn (caller frees): what to do about a
+ * prompt that does not fit. */
+char *chat_error_text(struct app *a, const char *text);
 void chat_open(struct app *a, int64_t id);
 /* Make sure the conversation has a row in the store; false (with a notice) if not. */
 bool chat_ensure_conv(struct app *a);

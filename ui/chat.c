@@ -26,7 +26,8 @@ chat_load(struct app *a)
 			 .u.load = { .dir = xstrdup(a->model_dir),
 				     .n_ctx = a->n_ctx,
 				     .threads = a->threads,
-				     .expert_cache = a->expert_cache } };
+				     .expert_cache = a->expert_cache,
+				     .state_cache = a->state_cache } };
 
 	assert_ui();
 	a->state = APP_LOADING;

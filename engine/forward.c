@@ -2027,7 +2027,8 @@ state_walk(struct ctx *c, int n_pos, ctx_io_fn *fn, void *arg)
 
 	for (int slot = 0; r == 0 && slot < c->m->n_full; slot++)
 		for (int h = 0; r == 0 && h < cfg->n_kv_heads; h++) {
-			size_t at = ((size_t)slot * cfg->n_kv_heads + h) * c->o.n_ctx * cfg->head_dim;
+			size_t at =
+				((size_t)slot * cfg->n_kv_heads + h) * c->o.n_ctx * cfg->head_dim;
 			char *k = c->kv16 ? (char *)(c->kh + at) : (char *)(c->kc + at);
 			char *v = c->kv16 ? (char *)(c->vh + at) : (char *)(c->vc + at);
 

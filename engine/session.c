@@ -39,7 +39,7 @@ struct session {
 	char *notice;
 	int32_t think_start, think_end;
 	int32_t im_start; /* <|im_start|>: where a message begins (-1 when unknown) */
-	int32_t *base; /* tokens of the saved base (ctx_saved_pos of them) */
+	int32_t *base;    /* tokens of the saved base (ctx_saved_pos of them) */
 	int n_base;
 	int32_t *out; /* [n_ctx] ids of the last reply */
 	int n_out;
@@ -354,10 +354,10 @@ restore_saved(struct session *s, const int32_t *base, int n_base)
 
 /*
  * Prefill the conversation, reusing the saved base when it is a prefix
- * (else the longest one saved on disk, restore_saved).  Every reply starts from ctx_restore or ctx_reset, so the state a stopped
- * or failed reply leaves behind (torn mid-step, or past the base) is never
- * read again.  The snapshot and s->base change together, only after the
- * whole base is in, so a stop before that keeps the old base reusable.
+ * (else the longest one saved on disk, restore_saved).  Every reply starts from ctx_restore or
+ * ctx_reset, so the state a stopped or failed reply leaves behind (torn mid-step, or past the base)
+ * is never read again.  The snapshot and s->base change together, only after the whole base is in,
+ * so a stop before that keeps the old base reusable.
  */
 static int
 prefill(struct session *s, const int32_t *base, int n_base, const int32_t *full, int n_full,

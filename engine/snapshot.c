@@ -32,15 +32,15 @@
 #include "thread-role.h"
 #include "util.h"
 
-#define MAGIC      "QNXTSNAP"
-#define SNAP_ORDER 0x01020304u /* as the writing host stores it: another order is refused */
-#define SUFFIX     ".qsnap"
+#define MAGIC       "QNXTSNAP"
+#define SNAP_ORDER  0x01020304u /* as the writing host stores it: another order is refused */
+#define SUFFIX      ".qsnap"
 /* Bytes of each shard's head and tail that go into the model's identity. */
-#define ID_SAMPLE 4096
+#define ID_SAMPLE   4096
 /* A temporary file older than this was left by a process that died while writing. */
 #define TMP_STALE_S 3600
 /* Files looked at per eviction, at most (a folder of junk must not stall a reply). */
-#define MAX_FILES 100000
+#define MAX_FILES   100000
 
 /* The file's first bytes; the payload follows (docs/resume.md "File format"). */
 struct header {
@@ -121,7 +121,8 @@ model_id(const struct model *m, uint8_t out[32])
 		sha_update(md, &n64, sizeof(n64));
 		if (b != NULL) {
 			sha_update(md, b, MIN(n, (size_t)ID_SAMPLE));
-			sha_update(md, b + n - MIN(n, (size_t)ID_SAMPLE), MIN(n, (size_t)ID_SAMPLE));
+			sha_update(md, b + n - MIN(n, (size_t)ID_SAMPLE),
+				   MIN(n, (size_t)ID_SAMPLE));
 		}
 	}
 	sha_final(md, out);
@@ -322,11 +323,11 @@ static void evict(const struct snapshot_cache *sc, uint64_t limit);
 static uint64_t limit_for(const struct snapshot_cache *sc, uint64_t *ours);
 
 int
-snapshot_save(struct snapshot_cache *sc, struct ctx *c, const int32_t *tokens, int n,
-	      char **cause)
+snapshot_save(struct snapshot_cache *sc, struct ctx *c, const int32_t *tokens, int n, char **cause)
 {
 	char *path, *tmp = NULL;
-	uint64_t need = (uint64_t)n * sizeof(int32_t) + ctx_state_bytes(c, n) + sizeof(struct header);
+	uint64_t need =
+		(uint64_t)n * sizeof(int32_t) + ctx_state_bytes(c, n) + sizeof(struct header);
 	uint64_t ours, limit;
 	int fd = -1, rc = -1, r;
 	double t0 = now_sec();
@@ -358,8 +359,8 @@ snapshot_save(struct snapshot_cache *sc, struct ctx *c, const int32_t *tokens, i
 		cause_set(cause, "cannot write %s: %s", path, strerror(errno));
 		goto out;
 	}
-	log_info("state of %d tokens saved: %llu MB in %.2f s", n,
-		 (unsigned long long)(need >> 20), now_sec() - t0);
+	log_info("state of %d tokens saved: %llu MB in %.2f s", n, (unsigned long long)(need >> 20),
+		 now_sec() - t0);
 	rc = 0;
 out:
 	if (fd >= 0)
@@ -377,8 +378,8 @@ out:
  * was overwritten (c is reset).
  */
 static int
-restore_one(const struct snapshot_cache *sc, struct ctx *c, const char *path,
-	    const int32_t *tokens, int n)
+restore_one(const struct snapshot_cache *sc, struct ctx *c, const char *path, const int32_t *tokens,
+	    int n)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
 	struct header h;
@@ -397,8 +398,8 @@ restore_one(const struct snapshot_cache *sc, struct ctx *c, const char *path,
 		;
 	else if (memcmp(h.model, sc->want.model, 32) != 0)
 		bad = "made with another model";
-	else if (memcmp(&h.kv_bits, &sc->want.kv_bits, offsetof(struct header, payload) -
-							       offsetof(struct header, kv_bits)) != 0)
+	else if (memcmp(&h.kv_bits, &sc->want.kv_bits,
+			offsetof(struct header, payload) - offsetof(struct header, kv_bits)) != 0)
 		bad = "made with another context layout";
 	else if (h.n_tok != (uint32_t)n)
 		bad = "of another length";
@@ -443,8 +444,8 @@ cmp_int(const void *a, const void *b)
 }
 
 int
-snapshot_restore(struct snapshot_cache *sc, struct ctx *c, const int32_t *tokens,
-		 const int *cand, int n_cand)
+snapshot_restore(struct snapshot_cache *sc, struct ctx *c, const int32_t *tokens, const int *cand,
+		 int n_cand)
 {
 	struct ctx_state_layout l;
 	int *len = xmalloc((size_t)MAX(n_cand, 1) * sizeof(int)), n = 0, got = 0, done = 0;
@@ -468,8 +469,9 @@ snapshot_restore(struct snapshot_cache *sc, struct ctx *c, const int32_t *tokens
 	}
 	EVP_MD_CTX_free(md);
 	for (int i = n - 1; i >= 0 && got == 0; i--) {
-		int r = (i + 1 < n && len[i + 1] == len[i]) ? 0 : restore_one(sc, c, paths[i],
-									      tokens, len[i]);
+		int r = (i + 1 < n && len[i + 1] == len[i])
+				? 0
+				: restore_one(sc, c, paths[i], tokens, len[i]);
 
 		if (r == 1) {
 			got = len[i];
@@ -611,7 +613,8 @@ snapshot_verify_file(const char *path, char **cause)
 	if (bad == NULL) {
 		io.md = sha_new();
 		buf = xmalloc((size_t)1 << 20);
-		for (left = h.payload; left > 0 && bad == NULL; left -= MIN(left, (uint64_t)1 << 20))
+		for (left = h.payload; left > 0 && bad == NULL;
+		     left -= MIN(left, (uint64_t)1 << 20))
 			if (io_read(&io, buf, (size_t)MIN(left, (uint64_t)1 << 20)) != 0)
 				bad = "unreadable";
 		if (bad == NULL) {

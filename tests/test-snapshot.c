@@ -278,8 +278,9 @@ test_session(const char *dir)
 	struct session_opts o = { .dir = dir, .n_ctx = 1024, .n_threads = 2 };
 	struct chat_msg conv[] = {
 		{ .role = "system", .content = "You are a careful assistant who answers briefly." },
-		{ .role = "user", .content = "Name three rivers of Europe and say where each "
-					     "one rises and where it reaches the sea." },
+		{ .role = "user",
+		  .content = "Name three rivers of Europe and say where each "
+			     "one rises and where it reaches the sea." },
 		{ .role = "assistant", .content = "The Rhine, the Danube and the Loire." },
 		{ .role = "user", .content = "Which is longest?" },
 	};

@@ -458,7 +458,8 @@ snapshot_restore(struct snapshot_cache *sc, struct ctx *c, const int32_t *tokens
 	for (int i = 0; i < n_cand; i++)
 		if (cand[i] >= 1 && cand[i] < l.n_ctx)
 			len[n++] = cand[i];
-	qsort(len, (size_t)n, sizeof(int), cmp_int);
+	if (n > 0)
+		qsort(len, (size_t)n, sizeof(int), cmp_int);
 	/* One pass over the tokens gives every candidate's key. */
 	paths = xcalloc((size_t)MAX(n, 1), sizeof(char *));
 	md = key_start(sc);
@@ -578,7 +579,8 @@ evict(const struct snapshot_cache *sc, uint64_t limit)
 	uint64_t total;
 	struct entry *v = list_files(sc, &n, &total);
 
-	qsort(v, (size_t)n, sizeof(*v), cmp_used);
+	if (n > 0)
+		qsort(v, (size_t)n, sizeof(*v), cmp_used);
 	for (int i = 0; i < n; i++) {
 		if (total > limit && unlink(v[i].path) == 0) {
 			total -= v[i].size;

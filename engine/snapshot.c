@@ -387,7 +387,7 @@ restore_one(const struct snapshot_cache *sc, struct ctx *c, const char *path, co
 	struct stat st;
 	int32_t *ids = NULL;
 	uint8_t sum[32];
-	const char *bad = NULL;
+	const char *bad = NULL, *drop = NULL; /* drop: a file of ours gone bad, removed */
 
 	if (fd < 0)
 		return 0;
@@ -404,7 +404,7 @@ restore_one(const struct snapshot_cache *sc, struct ctx *c, const char *path, co
 	else if (h.n_tok != (uint32_t)n)
 		bad = "of another length";
 	else if ((uint64_t)st.st_size != sizeof(h) + h.payload)
-		bad = "truncated or overlong";
+		bad = drop = "truncated or overlong";
 	if (bad != NULL)
 		goto out;
 	io.md = sha_new();
@@ -421,7 +421,7 @@ restore_one(const struct snapshot_cache *sc, struct ctx *c, const char *path, co
 	}
 	sha_final(io.md, sum);
 	if (memcmp(sum, h.sum, 32) != 0) {
-		bad = "damaged (checksum)";
+		bad = drop = "damaged (checksum)";
 		ctx_reset(c);
 		goto out;
 	}
@@ -429,7 +429,9 @@ restore_one(const struct snapshot_cache *sc, struct ctx *c, const char *path, co
 	r = 1;
 out:
 	if (bad != NULL)
-		log_info("state %s not used: %s", path, bad);
+		log_info("state %s not used: %s%s", path, bad, drop != NULL ? " (removed)" : "");
+	if (drop != NULL)
+		unlink(path);
 	if (io.md != NULL)
 		EVP_MD_CTX_free(io.md);
 	free(ids);

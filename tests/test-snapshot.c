@@ -180,6 +180,8 @@ test_model(const char *dir, bool f32, const char *other)
 	copy_file(path, keep);
 	T_EQ_INT(truncate(path, 4000), 0);
 	refused(sc, b, got, ref, vocab);
+	T_ASSERT(access(path, F_OK) != 0); /* a file cut short is removed */
+	copy_file(keep, path);
 	T_EQ_INT(truncate(path, 10), 0);
 	refused(sc, b, got, ref, vocab);
 	copy_file(keep, path);
@@ -189,6 +191,7 @@ test_model(const char *dir, bool f32, const char *other)
 	poke(path, -1, 0x40); /* the last byte of the DeltaNet states */
 	T_EQ_INT(snapshot_verify_file(path, NULL), -1);
 	refused(sc, b, got, ref, vocab);
+	T_ASSERT(access(path, F_OK) != 0); /* so is a damaged one */
 	copy_file(keep, path);
 	poke(path, 400, 0x10); /* a token */
 	refused(sc, b, got, ref, vocab);

@@ -8,7 +8,10 @@
  * After prefilling the base the context state is saved (ctx_save); the
  * next reply restores it when the old base is a prefix of the new one and
  * prefills only the difference.  Earlier replies' reasoning, which the
- * template drops, therefore never has to be undone.
+ * template drops, therefore never has to be undone.  With a state cache
+ * (snapshot.h) the saved base also goes to disk when a reply ends, and a
+ * conversation the context does not hold starts from the longest base saved
+ * there (docs/resume.md "Lookup").
  *
  * Thread affinity: the opening thread only.
  */

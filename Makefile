@@ -61,9 +61,10 @@ $(O)/tests/%: $(O)/tests/%.o $(O)/libqnext.a
 	$(CC) $(CFLAGS) $(LDFLAGS_ALL) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests run from the repository root; OpenBLAS's own pool stays off (ours splits the work).
-TEST_ENV = OPENBLAS_NUM_THREADS=1 QNEXT_BIN=$(CURDIR)/$(O)/qnext
+# Saved engine states (docs/resume.md) go to a cache of the run's own, not the user's.
+TEST_ENV = OPENBLAS_NUM_THREADS=1 QNEXT_BIN=$(CURDIR)/$(O)/qnext XDG_CACHE_HOME=$(CURDIR)/$(O)/test-cache
 test: $(TESTS) $(O)/qnext
-	@fail=0; for t in $(TESTS); do echo "== $$t"; $(TEST_ENV) $$t || fail=1; done; \
+	@rm -rf $(O)/test-cache; fail=0; for t in $(TESTS); do echo "== $$t"; $(TEST_ENV) $$t || fail=1; done; \
 	for s in tests/cli-*.sh; do [ -f "$$s" ] || continue; echo "== $$s"; \
 	    $(TEST_ENV) sh $$s || fail=1; done; exit $$fail
 

@@ -326,7 +326,8 @@ do_load(struct engine *e, struct msg *m)
 	struct session_opts o = { .dir = l->dir,
 				  .n_ctx = l->n_ctx,
 				  .n_threads = l->threads,
-				  .expert_cache = l->expert_cache };
+				  .expert_cache = l->expert_cache,
+				  .state_cache = l->state_cache };
 	char *cause = NULL;
 	struct ticker tk;
 	uint64_t total;

@@ -1993,6 +1993,81 @@ ctx_restore(struct ctx *c)
 }
 
 void
+ctx_state_layout(const struct ctx *c, struct ctx_state_layout *l)
+{
+	const struct model_config *cfg = &c->m->cfg;
+
+	memset(l, 0, sizeof(*l));
+	l->kv_bits = c->kv16 ? 16 : 32;
+	l->f32 = c->o.f32;
+	l->float_parts = c->o.float_parts;
+	l->n_ctx = c->o.n_ctx;
+	l->n_full = c->m->n_full;
+	l->n_kv_heads = cfg->n_kv_heads;
+	l->head_dim = cfg->head_dim;
+	l->n_gdn = cfg->n_layers - c->m->n_full;
+	l->gdn_floats = gdn_floats(c);
+}
+
+uint64_t
+ctx_state_bytes(const struct ctx *c, int n_pos)
+{
+	return (uint64_t)n_pos * ctx_kv_bytes_per_pos(c) +
+	       (uint64_t)(c->m->cfg.n_layers - c->m->n_full) * gdn_floats(c) * sizeof(float);
+}
+
+/* Hand every piece of the first n_pos positions' cache and the snapshot to fn, in order. */
+static int
+state_walk(struct ctx *c, int n_pos, ctx_io_fn *fn, void *arg)
+{
+	const struct model_config *cfg = &c->m->cfg;
+	size_t es = c->kv16 ? sizeof(uint16_t) : sizeof(float);
+	size_t run = (size_t)n_pos * cfg->head_dim;
+	int r = 0;
+
+	for (int slot = 0; r == 0 && slot < c->m->n_full; slot++)
+		for (int h = 0; r == 0 && h < cfg->n_kv_heads; h++) {
+			size_t at =
+				((size_t)slot * cfg->n_kv_heads + h) * c->o.n_ctx * cfg->head_dim;
+			char *k = c->kv16 ? (char *)(c->kh + at) : (char *)(c->kc + at);
+			char *v = c->kv16 ? (char *)(c->vh + at) : (char *)(c->vc + at);
+
+			if ((r = fn(arg, k, run * es)) == 0)
+				r = fn(arg, v, run * es);
+		}
+	if (r == 0)
+		r = fn(arg, c->snap,
+		       (size_t)(cfg->n_layers - c->m->n_full) * gdn_floats(c) * sizeof(float));
+	return r;
+}
+
+int
+ctx_state_export(struct ctx *c, ctx_io_fn *fn, void *arg)
+{
+	assert_engine();
+	if (c->snap_pos < 0)
+		return -1;
+	return state_walk(c, c->snap_pos, fn, arg);
+}
+
+int
+ctx_state_import(struct ctx *c, int n_pos, ctx_io_fn *fn, void *arg)
+{
+	int r;
+
+	assert_engine();
+	ctx_reset(c);
+	if (n_pos < 1 || n_pos >= c->o.n_ctx)
+		return -1;
+	if ((r = state_walk(c, n_pos, fn, arg)) != 0) {
+		ctx_reset(c);
+		return r;
+	}
+	c->snap_pos = n_pos;
+	return 0;
+}
+
+void
 ctx_set_abort(struct ctx *c, bool (*fn)(void *arg), void *arg)
 {
 	c->abort_fn = fn;

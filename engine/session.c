@@ -8,7 +8,10 @@
  * After prefilling the base the context state is saved (ctx_save); the
  * next reply restores it when the old base is a prefix of the new one and
  * prefills only the difference.  Earlier replies' reasoning, which the
- * template drops, therefore never has to be undone.
+ * template drops, therefore never has to be undone.  With a state cache
+ * (snapshot.h) the saved base also goes to disk when a reply ends, and a
+ * conversation the context does not hold starts from the longest base saved
+ * there (docs/resume.md "Lookup").
  *
  * Thread affinity: the opening thread only.
  */
@@ -24,6 +27,7 @@
 #include "forward.h"
 #include "log.h"
 #include "model.h"
+#include "snapshot.h"
 #include "thread-role.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -32,11 +36,13 @@ struct session {
 	struct model *m;
 	struct ctx *ctx;
 	struct tokenizer *tok;
+	struct snapshot_cache *sc; /* saved states on disk, or NULL */
 	struct gen_config gen;
 	int n_ctx;
 	char *notice;
 	int32_t think_start, think_end;
-	int32_t *base; /* tokens of the saved base (ctx_saved_pos of them) */
+	int32_t im_start; /* <|im_start|>: where a message begins (-1 when unknown) */
+	int32_t *base;    /* tokens of the saved base (ctx_saved_pos of them) */
 	int n_base;
 	int32_t *out; /* [n_ctx] ids of the last reply */
 	int n_out;
@@ -156,6 +162,18 @@ load_both(struct session *s, const char *dir, char **cause)
 	return s->m != NULL ? 0 : -1;
 }
 
+/* The state cache; one that cannot be had costs speed, never the chat. */
+static void
+open_states(struct session *s, uint64_t budget)
+{
+	char *why = NULL;
+
+	if (budget > 0 && (s->sc = snapshot_open(s->m, s->ctx, NULL, budget, &why)) == NULL) {
+		log_info("no state cache: %s", why);
+		free(why);
+	}
+}
+
 struct session *
 session_open(const struct session_opts *o, char **cause)
 {
@@ -174,6 +192,8 @@ session_open(const struct session_opts *o, char **cause)
 		goto fail;
 	s->think_start = tokenizer_token_id(s->tok, "<think>");
 	s->think_end = tokenizer_token_id(s->tok, "</think>");
+	s->im_start = tokenizer_token_id(s->tok, "<|im_start|>");
+	open_states(s, o->state_cache);
 	s->base = xcalloc((size_t)s->n_ctx, sizeof(int32_t));
 	s->out = xcalloc((size_t)s->n_ctx, sizeof(int32_t));
 	s->logits = xcalloc((size_t)s->m->cfg.vocab_size, sizeof(float));
@@ -198,6 +218,7 @@ session_close(struct session *s)
 	assert_engine();
 	if (s == NULL)
 		return;
+	snapshot_close(s->sc);
 	ctx_free(s->ctx);
 	model_close(s->m);
 	tokenizer_free(s->tok);
@@ -327,11 +348,39 @@ feed(struct session *s, const int32_t *ids, int n, float *logits, const struct g
 }
 
 /*
- * Prefill the conversation, reusing the saved base when it is a prefix.
- * Every reply starts from ctx_restore or ctx_reset, so the state a stopped
- * or failed reply leaves behind (torn mid-step, or past the base) is never
- * read again.  The snapshot and s->base change together, only after the
- * whole base is in, so a stop before that keeps the old base reusable.
+ * The longest prefix of base saved on disk at a message boundary, restored
+ * into the context and made the session's saved base; 0 when none.  States
+ * are only saved after a complete message, and the next message begins with
+ * <|im_start|>, so those positions are the only candidates
+ * (docs/resume.md "Lookup").
+ */
+static int
+restore_saved(struct session *s, const int32_t *base, int n_base)
+{
+	int *cand, n = 0, got;
+
+	if (s->sc == NULL || n_base < 1)
+		return 0;
+	cand = xmalloc((size_t)n_base * sizeof(int));
+	for (int i = 1; i < n_base; i++)
+		if (base[i] == s->im_start)
+			cand[n++] = i;
+	cand[n++] = n_base;
+	got = snapshot_restore(s->sc, s->ctx, base, cand, n);
+	free(cand);
+	if (got == 0 || ctx_restore(s->ctx) != 0)
+		return 0;
+	memcpy(s->base, base, (size_t)got * sizeof(int32_t));
+	s->n_base = got;
+	return got;
+}
+
+/*
+ * Prefill the conversation, reusing the saved base when it is a prefix
+ * (else the longest one saved on disk, restore_saved).  Every reply starts from ctx_restore or
+ * ctx_reset, so the state a stopped or failed reply leaves behind (torn mid-step, or past the base)
+ * is never read again.  The snapshot and s->base change together, only after the whole base is in,
+ * so a stop before that keeps the old base reusable.
  */
 static int
 prefill(struct session *s, const int32_t *base, int n_base, const int32_t *full, int n_full,
@@ -343,7 +392,7 @@ prefill(struct session *s, const int32_t *base, int n_base, const int32_t *full,
 	    memcmp(s->base, base, (size_t)s->n_base * sizeof(int32_t)) == 0 &&
 	    ctx_restore(s->ctx) == 0)
 		start = s->n_base;
-	else {
+	else if ((start = restore_saved(s, base, n_base)) == 0) {
 		ctx_reset(s->ctx);
 		s->n_base = 0;
 	}
@@ -522,6 +571,23 @@ log_turn(const struct gen_stats *st)
 		 (unsigned long long)st->cache_misses, (unsigned long long)(st->cache_read >> 20));
 }
 
+/*
+ * Put the saved base on disk once the reply is out, so the next time this
+ * conversation is opened it is not read again.  After the reply rather than
+ * when the base is fed: the first token must not wait for the disk.
+ */
+static void
+save_state(struct session *s)
+{
+	char *cause = NULL;
+
+	if (s->sc != NULL && s->n_base > 0 && ctx_saved_pos(s->ctx) == s->n_base &&
+	    snapshot_save(s->sc, s->ctx, s->base, s->n_base, &cause) != 0) {
+		log_info("state not saved: %s", cause);
+		free(cause);
+	}
+}
+
 int
 session_reply(struct session *s, const struct chat_msg *msgs, size_t n, const struct gen_params *gp,
 	      session_cb *cb, void *arg, struct gen_stats *st, char **cause)
@@ -578,8 +644,10 @@ out:
 		st->cache_misses = x1.misses - x0.misses;
 		st->cache_read = x1.bytes_read - x0.bytes_read;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		log_turn(st);
+		save_state(s);
+	}
 	sampler_free(smp);
 	free(ea.buf);
 	free(base);

@@ -25,6 +25,7 @@ struct app_opts {
 	unsigned params_set;      /* enum sampler_field: what the user chose; the rest
 				     are the model's defaults, which the engine reports */
 	uint64_t expert_cache;    /* session_opts.expert_cache */
+	uint64_t state_cache;     /* session_opts.state_cache */
 	/* Not NULL: chat with this OpenAI-compatible server instead (model_dir is then
 	 * its URL, for the screen until the server is reached). */
 	const struct remote_opts *remote;

@@ -17,6 +17,7 @@
 #define QNEXT_FORWARD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "xcache.h"
@@ -196,6 +197,47 @@ int ctx_restore(struct ctx *c);
 
 /* Position of the saved state, or -1. */
 int ctx_saved_pos(const struct ctx *c);
+
+/*
+ * What a saved state's bytes depend on besides the model's weights and the
+ * tokens (a snapshot file records it and refuses a context that differs):
+ * the cache's element size, the activation path and the shapes.
+ */
+struct ctx_state_layout {
+	int kv_bits;          /* 16 (IEEE half) or 32 */
+	bool f32;             /* float32 activations (ctx_opts.f32) */
+	unsigned float_parts; /* ctx_opts.float_parts as resolved */
+	int n_ctx;            /* positions the context holds (a state must be shorter) */
+	int n_full, n_kv_heads, head_dim; /* the KV cache: slots, heads, floats per head */
+	int n_gdn;                        /* DeltaNet layers */
+	uint64_t gdn_floats;              /* floats of one DeltaNet layer's conv window + state */
+};
+void ctx_state_layout(const struct ctx *c, struct ctx_state_layout *l);
+
+/* Bytes of a saved state of n_pos positions: their keys and values, every DeltaNet state. */
+uint64_t ctx_state_bytes(const struct ctx *c, int n_pos);
+
+/* Moves len bytes to (export) or from (import) buf; 0, or nonzero to stop. */
+typedef int ctx_io_fn(void *arg, void *buf, size_t len);
+
+/*
+ * The saved state (ctx_save) as bytes, for a snapshot file (snapshot.h):
+ * fn gets, in order, for each attention layer and KV head the keys then the
+ * values of positions [0, ctx_saved_pos) in the cache's own format (so a
+ * restore is bit-exact), then every DeltaNet layer's conv window and
+ * recurrent state as float32; ctx_state_bytes(c, ctx_saved_pos(c)) in all.
+ * Returns 0, fn's nonzero return, or -1 when nothing is saved.  The context
+ * is not changed (a torn one still has a good snapshot).
+ */
+int ctx_state_export(struct ctx *c, ctx_io_fn *fn, void *arg);
+
+/*
+ * The reverse: fill the saved state of n_pos positions (1 <= n_pos < n_ctx)
+ * from fn in the same order, as if ctx_save had been called there; the
+ * caller then ctx_restore()s.  The live state is lost either way.  Returns
+ * 0, or fn's nonzero return (or -1 for a bad n_pos) after ctx_reset().
+ */
+int ctx_state_import(struct ctx *c, int n_pos, ctx_io_fn *fn, void *arg);
 
 /*
  * Capture the residual stream during the next ctx_forward calls into

@@ -46,6 +46,7 @@ struct msg_load {
 	int n_ctx;             /* context length; 0 = the engine's default (MSG_READY says) */
 	int threads;           /* worker threads; 0 = physical cores */
 	uint64_t expert_cache; /* session_opts.expert_cache: 0 none, XCACHE_AUTO, or bytes */
+	uint64_t state_cache;  /* session_opts.state_cache: 0 none, SNAPSHOT_AUTO, or bytes */
 };
 
 /* MSG_PROMPT: the conversation to answer and how. */

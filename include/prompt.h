@@ -30,6 +30,7 @@ struct prompt_opts {
 	int top_k;
 	uint64_t seed;         /* SAMPLER_SEED_RANDOM: a fresh one per reply */
 	uint64_t expert_cache; /* --expert-cache: XCACHE_AUTO, 0 = off, or bytes */
+	uint64_t state_cache;  /* --state-cache: SNAPSHOT_AUTO, 0 = off, or bytes */
 	/* --remote URL: an OpenAI-compatible server answers instead (model = its model id). */
 	const char *remote, *api_key; /* api_key: --api-key, else $QNEXT_API_KEY, or NULL */
 };

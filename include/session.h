@@ -7,7 +7,11 @@
  * state after the last complete message is kept, so a conversation that grows
  * by appending re-reads nothing), samples until an end-of-sequence token, the
  * token limit, the context end or the caller says stop, and streams decoded
- * text split into reasoning and answer.
+ * text split into reasoning and answer.  With a state cache
+ * (session_opts.state_cache) the state after the last complete message is
+ * also written to disk when a reply ends, and a conversation the context
+ * does not hold (another one, or after a restart) starts from the longest
+ * saved prefix at a message boundary (docs/resume.md).
  *
  * Thread affinity: the thread that opened the session (the engine thread in
  * the full-screen UI, the main thread in line mode) does everything.
@@ -34,6 +38,8 @@ struct session_opts {
 	int n_threads;         /* 0 = physical cores */
 	bool f32;              /* float32 activations (reference path) */
 	uint64_t expert_cache; /* ctx_opts.expert_cache: 0 none, XCACHE_AUTO, or bytes */
+	/* Saved states on disk (snapshot.h): 0 none, SNAPSHOT_AUTO, or a budget in bytes. */
+	uint64_t state_cache;
 };
 
 /* Receives each token's reasoning or answer text (see session_gen_progress);

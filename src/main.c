@@ -45,7 +45,8 @@ static const struct subcmd commands[] = {
 	  "[--top-p X] [--min-p X] [--presence-penalty X] [--repeat-penalty X] [--seed N] "
 	  "[--max-tokens N] [--think-budget N] [--ctx N] [--threads N] [--thinking] [-q] [--f32] "
 	  "[--dry-run] "
-	  "[--expert-cache auto|off|SIZE] [--remote URL] [--api-key KEY]\n"
+	  "[--expert-cache auto|off|SIZE] [--state-cache auto|off|SIZE] [--remote URL] "
+	  "[--api-key KEY]\n"
 	  "--version | --help" },
 	{ "chat", cli_chat_main, "[--plain] [-m DIR] [options]" },
 	{ "serve", serve_main,

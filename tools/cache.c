@@ -1,10 +1,13 @@
 /*
  * cache.c - `qnext cache list|clear|verify` (see cache.h).
  *
- * The cache directory holds hw.json (bench-hw results) and manifests/NAME.txt
+ * The cache directory holds hw.json (bench-hw results), manifests/NAME.txt
  * (sha256sum-format manifests written by `qnext check --write` for model
- * directories that are not writable).  `verify` parses each one: a damaged
- * hw.json would mislead `plan`, a damaged manifest would fail `check`.
+ * directories that are not writable) and state/KEY.qsnap (saved engine states
+ * of conversations, snapshot.h; docs/resume.md "File format").  `verify`
+ * parses each one: a damaged hw.json would mislead `plan`, a damaged manifest
+ * would fail `check`; a damaged state would be passed over (its header and
+ * checksum are checked without reading it whole into memory).
  *
  * CLI main thread only.
  */
@@ -22,6 +25,7 @@
 #include <jansson.h>
 
 #include "paths.h"
+#include "snapshot.h"
 #include "subcmd.h"
 #include "util.h"
 
@@ -98,13 +102,29 @@ manifest_ok(const char *text)
 	return true;
 }
 
+/* Whether rel is a saved state (state/KEY.qsnap). */
+static bool
+is_state(const char *rel)
+{
+	size_t n = strlen(rel);
+
+	return strncmp(rel, "state/", 6) == 0 && n > 6 && strcmp(rel + n - 6, ".qsnap") == 0;
+}
+
 static int
 verify_one(const char *path, const char *rel, void *arg)
 {
-	char *text = read_file(path, NULL, NULL);
+	char *text = NULL, *cause = NULL;
 	bool ok = false;
 
 	(void)arg;
+	if (is_state(rel)) {
+		ok = snapshot_verify_file(path, &cause) == 0;
+		free(cause);
+		printf("%s  %s\n", ok ? "ok " : "BAD", rel);
+		return ok ? 0 : 1;
+	}
+	text = read_file(path, NULL, NULL);
 	if (text != NULL && strcmp(rel, "hw.json") == 0) {
 		json_t *j = json_loads(text, 0, NULL);
 
@@ -146,7 +166,7 @@ cache_main(int argc, char **argv)
 	if (strcmp(argv[1], "list") == 0) {
 		walk(dir, NULL, list_one, &total);
 		printf("%llu bytes in all (qnext uses the checkpoint in place: no weights are "
-		       "cached)\n",
+		       "cached; state/ holds saved conversations, --state-cache)\n",
 		       total);
 	} else if (strcmp(argv[1], "clear") == 0)
 		bad = walk(dir, NULL, clear_one, NULL);

@@ -36,6 +36,7 @@
 #include "remote.h"
 #include "sampler.h"
 #include "session.h"
+#include "snapshot.h"
 #include "util.h"
 #include "xcache.h"
 
@@ -58,6 +59,19 @@ parse_xcache(const char *s, uint64_t *out)
 	if (xcache_parse(s, out, &cause) == 0)
 		return 0;
 	fprintf(stderr, "qnext: %s\n", cause);
+	free(cause);
+	return -1;
+}
+
+/* --state-cache: the sizes --expert-cache takes (docs/resume.md "Budget and eviction"). */
+static int
+parse_state_cache(const char *s, uint64_t *out)
+{
+	char *cause = NULL;
+
+	if (xcache_parse(s, out, &cause) == 0)
+		return 0;
+	fprintf(stderr, "qnext: --state-cache '%s': expected auto, off or a size such as 2G\n", s);
 	free(cause);
 	return -1;
 }
@@ -102,6 +116,7 @@ enum {
 	OPT_PLAIN,
 	OPT_DRY_RUN,
 	OPT_XCACHE,
+	OPT_STATE_CACHE,
 	OPT_REMOTE,
 	OPT_API_KEY,
 	OPT_THINK_BUDGET,
@@ -129,6 +144,7 @@ static const struct option longopts[] = {
 	{ "plain", no_argument, NULL, OPT_PLAIN },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "expert-cache", required_argument, NULL, OPT_XCACHE },
+	{ "state-cache", required_argument, NULL, OPT_STATE_CACHE },
 	{ "remote", required_argument, NULL, OPT_REMOTE },
 	{ "api-key", required_argument, NULL, OPT_API_KEY },
 	{ "help", no_argument, NULL, 'h' },
@@ -206,6 +222,9 @@ parse_opt(struct prompt_opts *o, int ch, const char *arg)
 	case OPT_XCACHE:
 		rc = parse_xcache(arg, &o->expert_cache);
 		break;
+	case OPT_STATE_CACHE:
+		rc = parse_state_cache(arg, &o->state_cache);
+		break;
 	case OPT_REMOTE:
 		o->remote = arg;
 		break;
@@ -232,6 +251,7 @@ prompt_parse_args(struct prompt_opts *o, int argc, char **argv, subcmd_usage_fn 
 	o->seed = SAMPLER_SEED_RANDOM;
 	o->max_tokens = 32768;
 	o->expert_cache = XCACHE_AUTO;
+	o->state_cache = SNAPSHOT_AUTO;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "m:p:n:c:t:qh", longopts, NULL)) != -1) {
 		if ((r = parse_opt(o, ch, optarg)) != 0) {
@@ -568,7 +588,8 @@ open_session(const struct prompt_opts *o)
 	struct session_opts so = { .n_ctx = o->n_ctx,
 				   .n_threads = o->threads,
 				   .f32 = o->f32,
-				   .expert_cache = o->expert_cache };
+				   .expert_cache = o->expert_cache,
+				   .state_cache = o->state_cache };
 	struct session *s;
 	char *cause = NULL, *dir = paths_find_model(o->model, &cause);
 

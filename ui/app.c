@@ -407,6 +407,7 @@ app_run(const struct app_opts *o)
 	a->n_ctx = o->n_ctx; /* 0: the engine's default, until MSG_READY says which */
 	a->threads = o->threads;
 	a->expert_cache = o->expert_cache;
+	a->state_cache = o->state_cache;
 	/* The built-in defaults until the engine reports the model's (MSG_READY). */
 	a->gp = o->params;
 	sampler_params_default(&a->gp.sp);

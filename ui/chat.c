@@ -37,7 +37,8 @@ chat_load(struct app *a)
 			 .u.load = { .dir = xstrdup(a->model_dir),
 				     .n_ctx = a->n_ctx,
 				     .threads = a->threads,
-				     .expert_cache = a->expert_cache } };
+				     .expert_cache = a->expert_cache,
+				     .state_cache = a->state_cache } };
 
 	assert_ui();
 	a->state = APP_LOADING;
@@ -563,6 +564,11 @@ chat_continue(struct app *a)
 	int n;
 
 	assert_ui();
+	if (a->remote) {
+		/* The OpenAI API has no "go on with this message" (remote.c sends whole turns). */
+		ui_status(a, true, "/continue: not with a remote engine");
+		return;
+	}
 	if (busy(a) != NULL || e == NULL || (e->len == 0 && e->rlen == 0)) {
 		ui_status(a, true, "/continue: %s",
 			  busy(a) ? busy(a) : "the last entry is not an answer to go on with");

@@ -64,6 +64,11 @@ chat_usage(FILE *f)
 					   "disk as routed; auto\n"
 					   "                        (default) sizes it from free "
 					   "memory, only when needed\n"
+					   "  --state-cache auto|off|SIZE\n"
+					   "                        disk for saved states of "
+					   "conversations, so reopening\n"
+					   "                        one re-reads nothing (default "
+					   "auto: 8G at most)\n"
 					   "  --remote URL          chat with an OpenAI-compatible "
 					   "server (qnext serve,\n"
 					   "                        vLLM, llama-server); -m names "
@@ -122,7 +127,8 @@ full_screen(const struct prompt_opts *o)
 	struct app_opts ao = { .n_ctx = o->n_ctx,
 			       .threads = o->threads,
 			       .system = o->system,
-			       .expert_cache = o->expert_cache };
+			       .expert_cache = o->expert_cache,
+			       .state_cache = o->state_cache };
 	struct remote_opts ro = { .url = o->remote, .api_key = o->api_key, .model = o->model };
 	char *cause = NULL, *dir;
 	int rc;

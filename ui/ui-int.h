@@ -161,6 +161,7 @@ struct app {
 	int n_ctx;       /* context length: asked for (0 = default), then MSG_READY's */
 	int threads;
 	uint64_t expert_cache; /* app_opts.expert_cache, passed on with MSG_LOAD */
+	uint64_t state_cache;  /* app_opts.state_cache, likewise */
 
 	/* The conversation on screen. */
 	struct transcript tr;

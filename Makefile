@@ -84,7 +84,7 @@ tsan-test:
 FUZZ_RUNS = 20000
 # The parsers under fuzz only need these sources (no kernels, no threads).
 FUZZ_SRC = src/util.c src/thread-role.c src/paths.c src/log.c engine/safetensors.c engine/config.c \
-	engine/tokenizer.c src/store.c engine/think.c engine/remote.c tools/oai.c
+	engine/tokenizer.c src/store.c engine/think.c engine/remote.c tools/oai.c src/settings.c
 build/fuzz/%: tests/%.c $(FUZZ_SRC)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \

@@ -25,7 +25,7 @@ enum command_id {
 	CMD_NEW,    /* /new, /clear: a new chat; the old one stays in the history */
 	CMD_REGEN,  /* /regen: regenerate the last answer */
 	CMD_SYSTEM, /* /system [text]: arg NULL shows the prompt, "" clears it */
-	CMD_SET,    /* /set <param> <value>: param and value */
+	CMD_SET,    /* /set [--save] <param> <value>: param, value and save */
 	CMD_SHOW,   /* /show [params|system|model|stats]: show */
 	CMD_THINK,  /* /think [show|hide]: think (THINK_TOGGLE when bare) */
 	CMD_CHATS,  /* /chats: the conversation browser */
@@ -35,6 +35,7 @@ enum command_id {
 	CMD_EXPORT, /* /export [md|json] [path]: format, and path or NULL */
 	CMD_COPY,   /* /copy [last|all|code]: copy */
 	CMD_QUIT,   /* /quit, /exit, /bye */
+	CMD_MODEL,  /* /model [N|DIR]: arg NULL lists the models found */
 };
 
 /* /set parameters; the parser checks the ranges. */
@@ -47,6 +48,7 @@ enum command_param {
 	PARAM_MAX_TOKENS, /* max_tokens: whole, >= 1 */
 	PARAM_PRESENCE,   /* presence: presence penalty, -2 to 2 (0: off) */
 	PARAM_REPEAT,     /* repeat: repetition penalty, above 0 up to 10 (1: off) */
+	PARAM_MOUSE,      /* mouse: on (1) or off (0) */
 };
 
 enum command_show {
@@ -79,6 +81,7 @@ struct command {
 	char *arg;                  /* malloc'd text of /system /search /rename /help, or NULL */
 	enum command_param param;   /* CMD_SET */
 	double value;               /* CMD_SET */
+	bool save;                  /* CMD_SET: --save, also into the settings file */
 	enum command_show show;     /* CMD_SHOW */
 	enum command_think think;   /* CMD_THINK */
 	enum command_format format; /* CMD_EXPORT */

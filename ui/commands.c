@@ -55,6 +55,7 @@ static const struct command_def {
 	{ "quit", CMD_QUIT, NULL },
 	{ "exit", CMD_QUIT, NULL },
 	{ "bye", CMD_QUIT, NULL },
+	{ "model", CMD_MODEL, NULL },
 };
 
 static const struct param_def {
@@ -74,6 +75,7 @@ static const struct param_def {
 	{ "max_tokens", PARAM_MAX_TOKENS, 1, WHOLE_MAX, false, true, "1 or more" },
 	{ "presence", PARAM_PRESENCE, -2, 2, false, false, "-2 to 2" },
 	{ "repeat", PARAM_REPEAT, 0, 10, true, false, "above 0, up to 10" },
+	{ "mouse", PARAM_MOUSE, 0, 1, false, true, "on or off" },
 };
 
 /* Other spellings /set accepts (not completed, so the list stays short). */
@@ -87,7 +89,7 @@ static const struct {
 	{ "repetition_penalty", PARAM_REPEAT },
 };
 
-#define PARAM_LIST "temp, top_p, top_k, min_p, seed, max_tokens, presence, repeat"
+#define PARAM_LIST "temp, top_p, top_k, min_p, seed, max_tokens, presence, repeat, mouse"
 
 /* ---- words ---- */
 
@@ -194,7 +196,7 @@ commands_name(enum command_id id)
 		[CMD_SYSTEM] = "/system", [CMD_SET] = "/set",       [CMD_SHOW] = "/show",
 		[CMD_THINK] = "/think",   [CMD_CHATS] = "/chats",   [CMD_SEARCH] = "/search",
 		[CMD_RENAME] = "/rename", [CMD_DELETE] = "/delete", [CMD_EXPORT] = "/export",
-		[CMD_COPY] = "/copy",     [CMD_QUIT] = "/quit",
+		[CMD_COPY] = "/copy",     [CMD_QUIT] = "/quit",     [CMD_MODEL] = "/model",
 	};
 
 	if ((size_t)id >= ARRAY_LEN(names) || names[id] == NULL)
@@ -264,6 +266,10 @@ parse_set(const char *p, struct command *c, char **cause)
 	const struct param_def *pd;
 	char what[64];
 
+	if (word_is(name, "--save")) {
+		c->save = true;
+		name = next_word(&p);
+	}
 	if (name.len == 0)
 		return cause_set(cause, "/set: expected a parameter and a value; parameters: %s",
 				 PARAM_LIST);
@@ -272,6 +278,12 @@ parse_set(const char *p, struct command *c, char **cause)
 				 (int)MIN(name.len, QUOTE_MAX), name.s, PARAM_LIST);
 	snprintf(what, sizeof(what), "/set %s", pd->name);
 	value = next_word(&p);
+	/* on and off are the mouse's words; 1 and 0 work too. */
+	if (pd->param == PARAM_MOUSE && (word_is(value, "on") || word_is(value, "off"))) {
+		c->value = word_is(value, "on") ? 1 : 0;
+		c->param = pd->param;
+		return no_more(p, what, cause);
+	}
 	if (parse_value(pd, what, value, &c->value, cause) == -1)
 		return -1;
 	c->param = pd->param;
@@ -472,6 +484,9 @@ commands_parse(const char *line, struct command *out, char **cause)
 		break;
 	case CMD_COPY:
 		rc = parse_copy(p, out, cause);
+		break;
+	case CMD_MODEL:
+		rc = parse_text(p, out, "/model", NULL, cause);
 		break;
 	case CMD_NEW:
 	case CMD_REGEN:
@@ -676,14 +691,19 @@ commands_help(void)
 	       "  /regen                  regenerate the last answer\n"
 	       "  /system [text]          show the system prompt, or set it for this chat;\n"
 	       "                          \"\" clears it, \"\"\"...\"\"\" spans lines\n"
-	       "  /set <param> <value>    change a sampling setting for this chat:\n"
+	       "  /set [--save] <param> <value>\n"
+	       "                          change a setting for this chat; --save also\n"
+	       "                          writes it to the settings file for next time:\n"
 	       "      temp 0-5, top_p 0-1, top_k >= 0 (0 = off), min_p 0-1,\n"
 	       "      seed 0 to 2^53-1 (-1 = a fresh one per answer, the default),\n"
 	       "      max_tokens >= 1, presence -2 to 2 (0 = off),\n"
-	       "      repeat (repetition penalty) > 0 up to 10 (1 = off)\n"
+	       "      repeat (repetition penalty) > 0 up to 10 (1 = off), mouse on|off\n"
 	       "  /show [params|system|model|stats]\n"
-	       "                          show the settings (default), the system prompt,\n"
-	       "                          the model, or the last turn's speed figures\n"
+	       "                          show the settings and where each came from\n"
+	       "                          (default), the system prompt, the model, or the\n"
+	       "                          last turn's speed figures\n"
+	       "  /model [N|DIR]          list the models found (size, will it fit), or\n"
+	       "                          load the N-th of the list or the one in DIR\n"
 	       "  /think [show|hide]      show or hide the reasoning (no argument: toggle)\n"
 	       "  /chats                  browse past chats\n"
 	       "  /search <query>         search all chats\n"

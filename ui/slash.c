@@ -440,7 +440,7 @@ slash_model(struct app *a, const char *arg)
 		free(a->model_desc);
 		a->model_desc = NULL;
 		chat_load(a);
-		ui_status(a, false, "loading %s", a->model_dir);
+		ui_info(a, "loading %s; this chat goes on with it", a->model_dir);
 	}
 	models_free(v, n);
 }

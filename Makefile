@@ -61,8 +61,9 @@ $(O)/tests/%: $(O)/tests/%.o $(O)/libqnext.a
 	$(CC) $(CFLAGS) $(LDFLAGS_ALL) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests run from the repository root; OpenBLAS's own pool stays off (ours splits the work).
-# Saved engine states (docs/resume.md) go to a cache of the run's own, not the user's.
-TEST_ENV = OPENBLAS_NUM_THREADS=1 QNEXT_BIN=$(CURDIR)/$(O)/qnext XDG_CACHE_HOME=$(CURDIR)/$(O)/test-cache
+# Saved engine states (docs/resume.md) and settings: the run's own, never the user's.
+TEST_ENV = OPENBLAS_NUM_THREADS=1 QNEXT_BIN=$(CURDIR)/$(O)/qnext XDG_CACHE_HOME=$(CURDIR)/$(O)/test-cache \
+	XDG_CONFIG_HOME=$(CURDIR)/$(O)/test-config
 test: $(TESTS) $(O)/qnext
 	@rm -rf $(O)/test-cache; fail=0; for t in $(TESTS); do echo "== $$t"; $(TEST_ENV) $$t || fail=1; done; \
 	for s in tests/cli-*.sh; do [ -f "$$s" ] || continue; echo "== $$s"; \
@@ -85,7 +86,7 @@ tsan-test:
 FUZZ_RUNS = 20000
 # The parsers under fuzz only need these sources (no kernels, no threads).
 FUZZ_SRC = src/util.c src/thread-role.c src/paths.c src/log.c engine/safetensors.c engine/config.c \
-	engine/tokenizer.c src/store.c engine/think.c engine/remote.c tools/oai.c
+	engine/tokenizer.c src/store.c engine/think.c engine/remote.c tools/oai.c src/settings.c
 build/fuzz/%: tests/%.c $(FUZZ_SRC)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) $(PKG_CFLAGS) -DFUZZING -g -O1 -fsanitize=address,undefined,fuzzer \

@@ -10,6 +10,7 @@
 #ifndef QNEXT_APP_H
 #define QNEXT_APP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "chat-types.h"
@@ -29,6 +30,10 @@ struct app_opts {
 	/* Not NULL: chat with this OpenAI-compatible server instead (model_dir is then
 	 * its URL, for the screen until the server is reached). */
 	const struct remote_opts *remote;
+	/* Where the settings came from (1 << enum setting_key, settings.h): the
+	 * command line, the settings file; and the file's mouse and thinking. */
+	unsigned from_flag, from_conf;
+	bool mouse, think_open;
 };
 
 /* Run the chat; returns the process exit status. */

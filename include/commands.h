@@ -26,7 +26,7 @@ enum command_id {
 	CMD_REGEN,    /* /regen: regenerate the last answer */
 	CMD_EDIT,     /* /edit [N]: fork from your N-th message (number; 0 = the last) */
 	CMD_SYSTEM,   /* /system [text]: arg NULL shows the prompt, "" clears it */
-	CMD_SET,      /* /set <param> <value>: param and value */
+	CMD_SET,      /* /set [--save] <param> <value>: param, value and save */
 	CMD_SHOW,     /* /show [params|system|model|stats]: show */
 	CMD_THINK,    /* /think [show|hide]: think (THINK_TOGGLE when bare) */
 	CMD_CHATS,    /* /chats: the conversation browser */
@@ -39,6 +39,7 @@ enum command_id {
 	CMD_CONTINUE, /* /continue: go on with the last answer */
 	CMD_DROP, /* /drop [N]: value = N (1 when not given), turns to leave out of the context */
 	CMD_COMPACT, /* /compact: a new chat from a summary of this one */
+	CMD_MODEL,   /* /model [N|DIR]: arg NULL lists the models found */
 };
 
 /* /set parameters; the parser checks the ranges. */
@@ -52,6 +53,7 @@ enum command_param {
 	PARAM_PRESENCE,     /* presence: presence penalty, -2 to 2 (0: off) */
 	PARAM_REPEAT,       /* repeat: repetition penalty, above 0 up to 10 (1: off) */
 	PARAM_THINK_BUDGET, /* think_budget: reasoning tokens, whole, >= 0 ("off" = 0: no limit) */
+	PARAM_MOUSE,        /* mouse: on (1) or off (0) */
 };
 
 enum command_show {
@@ -84,6 +86,7 @@ struct command {
 	char *arg;                  /* malloc'd text of /system /search /rename /help, or NULL */
 	enum command_param param;   /* CMD_SET */
 	double value;               /* CMD_SET, CMD_DROP */
+	bool save;                  /* CMD_SET: --save, also into the settings file */
 	enum command_show show;     /* CMD_SHOW */
 	enum command_think think;   /* CMD_THINK */
 	enum command_format format; /* CMD_EXPORT */

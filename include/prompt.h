@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "settings.h"
 #include "subcmd.h"
 
 struct remote;
@@ -33,6 +34,10 @@ struct prompt_opts {
 	uint64_t state_cache;  /* --state-cache: SNAPSHOT_AUTO, 0 = off, or bytes */
 	/* --remote URL: an OpenAI-compatible server answers instead (model = its model id). */
 	const char *remote, *api_key; /* api_key: --api-key, else $QNEXT_API_KEY, or NULL */
+	/* The settings file (settings.h), read after the flags: the keys it sets
+	 * that no flag did are in the fields above.  1 << enum setting_key: */
+	unsigned from_flag, from_conf;
+	struct settings conf; /* owned: prompt_opts_release */
 };
 
 /* What answers in line mode: a local session, or a remote server (--remote). */
@@ -53,6 +58,17 @@ struct prompt_convo {
  */
 int prompt_parse_args(struct prompt_opts *o, int argc, char **argv, subcmd_usage_fn *usage,
 		      int *status);
+
+/*
+ * Take the settings file's values (settings_path) for what no flag set:
+ * flags override the file, the file the defaults; -m, then $QNEXT_MODEL,
+ * then the file's model.  prompt_parse_args calls it.  0, or -1 after
+ * "qnext: FILE:LINE: key: why" on stderr.
+ */
+int prompt_apply_config(struct prompt_opts *o);
+
+/* Free what o owns (the settings read).  Accepts NULL. */
+void prompt_opts_release(struct prompt_opts *o);
 
 /* Put the sampling options the user gave over the model's defaults in *sp; returns the
  * fields set (a bitwise or of enum sampler_field; SP_SEED always). */

@@ -136,7 +136,7 @@ expect "alpha answered" "token limit"
 send_line "/system"
 expect "/system with none set says so" "system prompt: (none)"
 send_line "/help set"
-expect "/help set shows /set's lines" "/set <param> <value>"
+expect "/help set shows /set's lines" "/set \[--save\] <param> <value>"
 screen | grep -q "/regen\|/show" && bad "/help set shows other commands" || ok "/help set shows only /set"
 $T send-keys F1
 expect "F1 help at 80x24" "lines 1-"

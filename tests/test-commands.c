@@ -326,16 +326,14 @@ complete(const char *line, int start, const char *want)
 static void
 test_complete(void)
 {
-	complete("/", 0,
-		 "/ /? /bye /chats /clear /compact /continue /copy /delete /drop /edit /exit "
-		 "/export "
-		 "/help "
-		 "/new /quit /regen /rename /search /set /show /system /think");
-	complete("", 0,
-		 "/ /? /bye /chats /clear /compact /continue /copy /delete /drop /edit /exit "
-		 "/export "
-		 "/help "
-		 "/new /quit /regen /rename /search /set /show /system /think");
+	complete(
+		"/", 0,
+		"/ /? /bye /chats /clear /compact /continue /copy /delete /drop /edit /exit "
+		"/export /help /model /new /quit /regen /rename /search /set /show /system /think");
+	complete(
+		"", 0,
+		"/ /? /bye /chats /clear /compact /continue /copy /delete /drop /edit /exit "
+		"/export /help /model /new /quit /regen /rename /search /set /show /system /think");
 	complete("/c", 0, "/c /chats /clear /compact /continue /copy");
 	complete("/co", 0, "/co /compact /continue /copy");
 	complete("/cop", 0, "/copy");
@@ -351,7 +349,7 @@ test_complete(void)
 	complete("/he more", 0, "/help"); /* the word ends at a blank */
 	complete("hello", 0, "");
 	complete("/set ", 5,
-		 " max_tokens min_p presence repeat seed temp think_budget top_k top_p");
+		 " max_tokens min_p mouse presence repeat seed temp think_budget top_k top_p");
 	complete("/set t", 5, "t temp think_budget top_k top_p");
 	complete("/set top", 5, "top_ top_k top_p");
 	complete("/set top_p", 5, "top_p");
@@ -415,13 +413,46 @@ test_help(void)
 }
 
 /* /help NAME gives that command's lines, by any spelling, and nothing else. */
+/* /set --save, /set mouse on|off, /model [N|DIR]. */
+static void
+test_settings_commands(void)
+{
+	struct command c;
+	char *cause = NULL;
+
+	T_EQ_INT(commands_parse("/set --save temp 0.5", &c, &cause), 0);
+	T_ASSERT(c.id == CMD_SET && c.save && c.param == PARAM_TEMP);
+	T_NEAR(c.value, 0.5, 0);
+	command_free(&c);
+	T_EQ_INT(commands_parse("/set temp 0.5", &c, &cause), 0);
+	T_ASSERT(!c.save);
+	command_free(&c);
+	T_EQ_INT(commands_parse("/set mouse on", &c, &cause), 0);
+	T_ASSERT(c.param == PARAM_MOUSE && c.value == 1);
+	command_free(&c);
+	T_EQ_INT(commands_parse("/set --save mouse off", &c, &cause), 0);
+	T_ASSERT(c.save && c.param == PARAM_MOUSE && c.value == 0);
+	command_free(&c);
+	T_EQ_INT(commands_parse("/set mouse maybe", &c, &cause), -1);
+	T_STR_CONTAINS(cause, "/set mouse");
+	free(cause), cause = NULL;
+	T_EQ_INT(commands_parse("/set --save", &c, &cause), -1);
+	free(cause), cause = NULL;
+	T_EQ_INT(commands_parse("/model", &c, &cause), 0);
+	T_ASSERT(c.id == CMD_MODEL && c.arg == NULL);
+	command_free(&c);
+	T_EQ_INT(commands_parse("/model 2", &c, &cause), 0);
+	T_ASSERT(c.id == CMD_MODEL && c.arg != NULL && strcmp(c.arg, "2") == 0);
+	command_free(&c);
+}
+
 static void
 test_help_topic(void)
 {
 	char *t;
 
 	t = commands_help_topic("set");
-	T_ASSERT(t != NULL && strncmp(t, "  /set <param>", 14) == 0);
+	T_ASSERT(t != NULL && strncmp(t, "  /set [--save] <param>", 23) == 0);
 	T_STR_CONTAINS(t, "max_tokens >= 1");
 	T_ASSERT(t != NULL && strstr(t, "/show") == NULL && strstr(t, "/system") == NULL);
 	free(t);
@@ -473,5 +504,6 @@ main(void)
 	test_help();
 	test_help_topic();
 	test_edit();
+	test_settings_commands();
 	return t_done("test-commands");
 }

@@ -12,7 +12,8 @@ n_start=0
 T="tmux -L qnext-test-$$"
 COLS=100
 ROWS=30
-export XDG_DATA_HOME="$tmp/data" XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache"
+export XDG_DATA_HOME="$tmp/data" XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache" \
+	XDG_CONFIG_HOME="$tmp/config"
 
 # A history DB of its own from here on (conversation IDs start at 1 again).
 fresh_history() { export XDG_DATA_HOME="$tmp/data-$1"; }

@@ -36,6 +36,7 @@
 #include "remote.h"
 #include "sampler.h"
 #include "session.h"
+#include "settings.h"
 #include "snapshot.h"
 #include "util.h"
 #include "xcache.h"
@@ -151,6 +152,44 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* The settings file's key an option sets, or -1 (settings.h). */
+static int
+opt_key(int ch)
+{
+	switch (ch) {
+	case 'm':
+		return SET_MODEL;
+	case OPT_SYSTEM:
+		return SET_SYSTEM;
+	case OPT_TEMP:
+		return SET_TEMP;
+	case OPT_TOPK:
+		return SET_TOP_K;
+	case OPT_TOPP:
+		return SET_TOP_P;
+	case OPT_MINP:
+		return SET_MIN_P;
+	case OPT_PRESENCE:
+		return SET_PRESENCE;
+	case OPT_REPEAT:
+		return SET_REPEAT;
+	case OPT_SEED:
+		return SET_SEED;
+	case 'n':
+		return SET_MAX_TOKENS;
+	case 'c':
+		return SET_CTX;
+	case 't':
+		return SET_THREADS;
+	case OPT_XCACHE:
+		return SET_EXPERT_CACHE;
+	case OPT_THINK_BUDGET:
+		return SET_THINK_BUDGET;
+	default:
+		return -1;
+	}
+}
+
 /* One option into o; 0 ok, -1 bad value, 1 help. */
 static int
 parse_opt(struct prompt_opts *o, int ch, const char *arg)
@@ -254,6 +293,8 @@ prompt_parse_args(struct prompt_opts *o, int argc, char **argv, subcmd_usage_fn 
 	o->state_cache = SNAPSHOT_AUTO;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "m:p:n:c:t:qh", longopts, NULL)) != -1) {
+		if (opt_key(ch) >= 0)
+			o->from_flag |= 1u << opt_key(ch);
 		if ((r = parse_opt(o, ch, optarg)) != 0) {
 			usage(r > 0 ? stdout : stderr);
 			*status = r > 0 ? 0 : 2;
@@ -270,7 +311,118 @@ prompt_parse_args(struct prompt_opts *o, int argc, char **argv, subcmd_usage_fn 
 		*status = 2;
 		return -1;
 	}
+	if (prompt_apply_config(o) != 0) {
+		*status = 2;
+		return -1;
+	}
 	return 0;
+}
+
+/* The file's expert_cache (auto|off|SIZE) into o; -1 after a message naming the line. */
+static int
+config_xcache(struct prompt_opts *o, const char *path)
+{
+	char *cause = NULL, *shown;
+
+	if (xcache_parse(o->conf.str[SET_EXPERT_CACHE], &o->expert_cache, &cause) == 0)
+		return 0;
+	shown = settings_display_path(path);
+	fprintf(stderr, "qnext: %s:%d: expert_cache: %s\n", shown, o->conf.line[SET_EXPERT_CACHE],
+		cause);
+	free(shown);
+	free(cause);
+	return -1;
+}
+
+/* One key of the file into o's field for it (the file checked the range). */
+static void
+config_take(struct prompt_opts *o, enum setting_key k)
+{
+	const struct settings *c = &o->conf;
+	double v = c->num[k];
+
+	switch (k) {
+	case SET_MODEL:
+		o->model = c->str[k];
+		break;
+	case SET_SYSTEM:
+		o->system = c->str[k];
+		break;
+	case SET_TEMP:
+		o->temp = (float)v;
+		break;
+	case SET_TOP_K:
+		o->top_k = (int)v;
+		break;
+	case SET_TOP_P:
+		o->top_p = (float)v;
+		break;
+	case SET_MIN_P:
+		o->min_p = (float)v;
+		break;
+	case SET_PRESENCE:
+		o->presence = (float)v;
+		break;
+	case SET_REPEAT:
+		o->repeat = (float)v;
+		break;
+	case SET_SEED:
+		o->seed = v < 0 ? SAMPLER_SEED_RANDOM : (uint64_t)v;
+		break;
+	case SET_MAX_TOKENS:
+		o->max_tokens = (int)v;
+		break;
+	case SET_CTX:
+		o->n_ctx = (int)v;
+		break;
+	case SET_THREADS:
+		o->threads = (int)v;
+		break;
+	case SET_THINK_BUDGET:
+		o->think_budget = (int)v;
+		break;
+	default:
+		break; /* expert_cache: config_xcache; mouse, thinking: the full-screen chat's */
+	}
+}
+
+int
+prompt_apply_config(struct prompt_opts *o)
+{
+	char *path = settings_path(), *cause = NULL;
+	const char *env = getenv("QNEXT_MODEL");
+	int rc = 0;
+
+	if (path == NULL)
+		return 0;
+	if (settings_load(&o->conf, path, &cause) != 0) {
+		fprintf(stderr, "qnext: %s\n", cause);
+		free(cause);
+		free(path);
+		return -1;
+	}
+	for (int k = 0; k < SET_N; k++) {
+		unsigned bit = 1u << k;
+
+		if (!(o->conf.set & bit) || (o->from_flag & bit))
+			continue;
+		/* $QNEXT_MODEL beats the file; with --remote, -m names the server's model. */
+		if (k == SET_MODEL && ((env != NULL && *env != '\0') || o->remote != NULL))
+			continue;
+		if (k == SET_EXPERT_CACHE && config_xcache(o, path) != 0)
+			rc = -1;
+		config_take(o, (enum setting_key)k);
+		o->from_conf |= bit;
+	}
+	free(path);
+	return rc;
+}
+
+void
+prompt_opts_release(struct prompt_opts *o)
+{
+	if (o != NULL)
+		settings_release(&o->conf);
 }
 
 unsigned

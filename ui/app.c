@@ -413,6 +413,9 @@ app_run(const struct app_opts *o)
 	sampler_params_default(&a->gp.sp);
 	sampler_fields_copy(&a->gp.sp, &o->params.sp, o->params_set);
 	a->sp_set = o->params_set;
+	a->from_flag = o->from_flag;
+	a->from_conf = o->from_conf;
+	a->think_default_open = o->think_open;
 	a->system = o->system != NULL ? xstrdup(o->system) : NULL;
 	a->remote = o->remote != NULL;
 	if ((a->to_engine = queue_new(&cause)) == NULL ||
@@ -430,6 +433,7 @@ app_run(const struct app_opts *o)
 	screen_set_overlay(a, browser_draw, a->br);
 	fatal_signals_init();
 	screen_resize(a);
+	screen_mouse(a, o->mouse);
 	inputline_init(a, slash_line, keys_init);
 	fputs("\033[?2004h", stdout); /* bracketed paste: readline's own prep is off */
 	fflush(stdout);

@@ -302,6 +302,22 @@ browser_key(struct app *a, int key, int64_t *id, char **title)
 	return act;
 }
 
+bool
+browser_click(struct app *a, int y)
+{
+	struct browser *b = a->br;
+	int idx = b->top + (y - 1) / 2; /* rows of two lines below the title (browser_draw) */
+
+	assert_ui();
+	if (y < 1 || idx >= b->n_items)
+		return false;
+	screen_dirty(a);
+	if (idx == b->sel)
+		return true;
+	b->sel = idx;
+	return false;
+}
+
 void
 browser_draw(void *arg, int h, int cols)
 {

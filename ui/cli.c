@@ -30,6 +30,7 @@
 #include "remote.h"
 #include "sampler.h"
 #include "session.h"
+#include "settings.h"
 #include "subcmd.h"
 #include "util.h"
 
@@ -150,6 +151,10 @@ full_screen(const struct prompt_opts *o)
 	ao.params_set = prompt_apply_overrides(o, &ao.params.sp);
 	ao.params.max_tokens = o->max_tokens;
 	ao.params.think_budget = o->think_budget;
+	ao.from_flag = o->from_flag;
+	ao.from_conf = o->from_conf;
+	ao.mouse = (o->conf.set & (1u << SET_MOUSE)) && o->conf.num[SET_MOUSE] != 0;
+	ao.think_open = (o->conf.set & (1u << SET_THINKING)) && o->conf.num[SET_THINKING] != 0;
 	rc = app_run(&ao);
 	free(dir);
 	return rc;
@@ -171,10 +176,13 @@ cli_main(int argc, char **argv)
 	if (prompt_parse_args(&o, argc, argv, cli_usage, &status) != 0)
 		return status;
 	if (o.dry_run)
-		return prompt_dry_run(&o);
-	if (o.prompt == NULL && o.messages == NULL && isatty(0))
-		return o.plain ? chat_plain(&o) : full_screen(&o);
-	return prompt_answer(&o);
+		status = prompt_dry_run(&o);
+	else if (o.prompt == NULL && o.messages == NULL && isatty(0))
+		status = o.plain ? chat_plain(&o) : full_screen(&o);
+	else
+		status = prompt_answer(&o);
+	prompt_opts_release(&o);
+	return status;
 }
 
 int
@@ -185,5 +193,7 @@ cli_chat_main(int argc, char **argv)
 
 	if (prompt_parse_args(&o, argc, argv, chat_usage, &status) != 0)
 		return status;
-	return o.plain || !isatty(0) || !isatty(1) ? chat_plain(&o) : full_screen(&o);
+	status = o.plain || !isatty(0) || !isatty(1) ? chat_plain(&o) : full_screen(&o);
+	prompt_opts_release(&o);
+	return status;
 }

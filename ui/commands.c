@@ -59,6 +59,7 @@ static const struct command_def {
 	{ "continue", CMD_CONTINUE, NULL },
 	{ "drop", CMD_DROP, NULL },
 	{ "compact", CMD_COMPACT, NULL },
+	{ "model", CMD_MODEL, NULL },
 };
 
 static const struct param_def {
@@ -80,6 +81,7 @@ static const struct param_def {
 	{ "repeat", PARAM_REPEAT, 0, 10, true, false, "above 0, up to 10" },
 	{ "think_budget", PARAM_THINK_BUDGET, 0, WHOLE_MAX, false, true,
 	  "0 or off (no limit), or more" },
+	{ "mouse", PARAM_MOUSE, 0, 1, false, true, "on or off" },
 };
 
 /* Other spellings /set accepts (not completed, so the list stays short). */
@@ -93,7 +95,8 @@ static const struct {
 	{ "repetition_penalty", PARAM_REPEAT },
 };
 
-#define PARAM_LIST "temp, top_p, top_k, min_p, seed, max_tokens, presence, repeat, think_budget"
+#define PARAM_LIST \
+	"temp, top_p, top_k, min_p, seed, max_tokens, presence, repeat, think_budget, mouse"
 
 /* ---- words ---- */
 
@@ -202,6 +205,7 @@ commands_name(enum command_id id)
 		[CMD_RENAME] = "/rename", [CMD_DELETE] = "/delete",   [CMD_EXPORT] = "/export",
 		[CMD_COPY] = "/copy",     [CMD_QUIT] = "/quit",       [CMD_CONTINUE] = "/continue",
 		[CMD_DROP] = "/drop",     [CMD_COMPACT] = "/compact", [CMD_EDIT] = "/edit",
+		[CMD_MODEL] = "/model",
 	};
 
 	if ((size_t)id >= ARRAY_LEN(names) || names[id] == NULL)
@@ -271,6 +275,10 @@ parse_set(const char *p, struct command *c, char **cause)
 	const struct param_def *pd;
 	char what[64];
 
+	if (word_is(name, "--save")) {
+		c->save = true;
+		name = next_word(&p);
+	}
 	if (name.len == 0)
 		return cause_set(cause, "/set: expected a parameter and a value; parameters: %s",
 				 PARAM_LIST);
@@ -281,6 +289,12 @@ parse_set(const char *p, struct command *c, char **cause)
 	value = next_word(&p);
 	if (pd->param == PARAM_THINK_BUDGET && word_is(value, "off"))
 		value = (struct word){ "0", 1 };
+	/* on and off are the mouse's words; 1 and 0 work too. */
+	if (pd->param == PARAM_MOUSE && (word_is(value, "on") || word_is(value, "off"))) {
+		c->value = word_is(value, "on") ? 1 : 0;
+		c->param = pd->param;
+		return no_more(p, what, cause);
+	}
 	if (parse_value(pd, what, value, &c->value, cause) == -1)
 		return -1;
 	c->param = pd->param;
@@ -512,6 +526,9 @@ commands_parse(const char *line, struct command *out, char **cause)
 	case CMD_COPY:
 		rc = parse_copy(p, out, cause);
 		break;
+	case CMD_MODEL:
+		rc = parse_text(p, out, "/model", NULL, cause);
+		break;
 	case CMD_EDIT:
 		rc = parse_edit(p, out, cause);
 		break;
@@ -731,15 +748,21 @@ commands_help(void)
 	       "                          starts with the summary as its system prompt\n"
 	       "  /system [text]          show the system prompt, or set it for this chat;\n"
 	       "                          \"\" clears it, \"\"\"...\"\"\" spans lines\n"
-	       "  /set <param> <value>    change a sampling setting for this chat:\n"
+	       "  /set [--save] <param> <value>\n"
+	       "                          change a setting for this chat; --save also\n"
+	       "                          writes it to the settings file for next time:\n"
 	       "      temp 0-5, top_p 0-1, top_k >= 0 (0 = off), min_p 0-1,\n"
 	       "      seed 0 to 2^53-1 (-1 = a fresh one per answer, the default),\n"
 	       "      max_tokens >= 1, presence -2 to 2 (0 = off),\n"
 	       "      repeat (repetition penalty) > 0 up to 10 (1 = off),\n"
 	       "      think_budget: reasoning tokens, then the answer (0 or off = no limit)\n"
+	       "      mouse on|off\n"
 	       "  /show [params|system|model|stats]\n"
-	       "                          show the settings (default), the system prompt,\n"
-	       "                          the model, or the last turn's speed figures\n"
+	       "                          show the settings and where each came from\n"
+	       "                          (default), the system prompt, the model, or the\n"
+	       "                          last turn's speed figures\n"
+	       "  /model [N|DIR]          list the models found (size, will it fit), or\n"
+	       "                          load the N-th of the list or the one in DIR\n"
 	       "  /think [show|hide]      show or hide the reasoning (no argument: toggle)\n"
 	       "  /chats                  browse past chats\n"
 	       "  /search <query>         search all chats\n"

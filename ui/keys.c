@@ -293,6 +293,19 @@ key_suspend(int c, int k)
 	return 0;
 }
 
+/* Alt-M: mouse reporting on or off (WeeChat's key; docs/ui.md "Mouse"). */
+static int
+key_mouse(int c, int k)
+{
+	struct app *a = inputline_app();
+
+	(void)c, (void)k;
+	screen_mouse(a, !a->mouse);
+	ui_status(a, false, "mouse %s",
+		  a->mouse ? "on: wheel scrolls, clicks act" : "off: the terminal selects text");
+	return 0;
+}
+
 static int
 key_alt_digit(int c, int k)
 {
@@ -362,6 +375,7 @@ keys_init(void)
 	bind("\\C-x\\eOD", key_branch_prev);
 	bind("\\C-x\\e[C", key_branch_next);
 	bind("\\C-x\\eOC", key_branch_next);
+	bind("\\em", key_mouse);
 	for (char d = '1'; d <= '9'; d++) {
 		alt[2] = d;
 		bind(alt, key_alt_digit);
@@ -419,6 +433,73 @@ seq_key(const unsigned char *p, size_t n)
 	}
 }
 
+/*
+ * A mouse report at the read position: SGR (ESC [ < B ; X ; Y M, or m on a
+ * release) or the old X10 form (ESC [ M and three bytes, each + 32).
+ * Consumes it and returns true with the button and 0-based cell; false
+ * (nothing consumed) when the bytes there are something else.
+ */
+static bool
+take_mouse(struct keys *ks, int *button, int *x, int *y, bool *release)
+{
+	unsigned char *p = ks->buf + ks->pos;
+	size_t n = ks->len - ks->pos, k;
+
+	if (n >= 6 && p[0] == 0x1b && p[1] == '[' && p[2] == 'M') {
+		*button = p[3] - 32, *x = p[4] - 33, *y = p[5] - 33;
+		*release = (*button & 3) == 3;
+		ks->pos += 6;
+		return true;
+	}
+	if (n < 9 || p[0] != 0x1b || p[1] != '[' || p[2] != '<')
+		return false;
+	k = esc_seq_len(p, n);
+	if (p[k - 1] != 'M' && p[k - 1] != 'm')
+		return false;
+	if (sscanf((const char *)p + 3, "%d;%d;%d", button, x, y) != 3)
+		return false;
+	*release = p[k - 1] == 'm';
+	(*x)--, (*y)--;
+	ks->pos += k;
+	return true;
+}
+
+/* What a click or a wheel turn does: scroll, open a thinking panel, pick a list row. */
+static void
+mouse_event(struct app *a, int button, int y)
+{
+	const struct line *l;
+
+	if (button == 64 || button == 65) { /* the wheel: up, down */
+		if (a->overlay == OVERLAY_BROWSER)
+			slash_browser_key(a, button == 64 ? KEY_UP : KEY_DOWN);
+		else if (a->overlay == OVERLAY_NONE)
+			a->tr.scroll = MAX(0, a->tr.scroll + (button == 64 ? 3 : -3));
+	} else if (button == 0 && a->overlay == OVERLAY_BROWSER) {
+		if (browser_click(a, y))
+			slash_browser_key(a, '\r');
+	} else if (button == 0 && a->overlay == OVERLAY_NONE &&
+		   (l = screen_line_at(a, y)) != NULL && l->kind == LINE_THINK) {
+		l->e->think_open = !l->e->think_open;
+	}
+	screen_dirty(a);
+}
+
+/* Handle the mouse reports at the read position; true when there was one. */
+static bool
+mouse_reports(struct app *a)
+{
+	int button, x, y;
+	bool release, any = false;
+
+	while (take_mouse(a->keys, &button, &x, &y, &release)) {
+		if (!release && a->mouse)
+			mouse_event(a, button, y);
+		any = true;
+	}
+	return any;
+}
+
 /* Decode one key from the input bytes for the overlays; 0 when none. */
 static int
 next_key(struct app *a)
@@ -443,7 +524,14 @@ overlay_keys(struct app *a)
 {
 	int k;
 
-	while ((k = next_key(a)) != 0) {
+	for (;;) {
+		if (mouse_reports(a)) {
+			if (a->overlay == OVERLAY_NONE)
+				break;
+			continue;
+		}
+		if ((k = next_key(a)) == 0)
+			break;
 		if (a->overlay == OVERLAY_HELP) {
 			screen_help_key(a, k);
 		} else if (a->overlay == OVERLAY_CONFIRM) {
@@ -513,7 +601,11 @@ keys_stdin(struct app *a)
 	if (lone_escape(a))
 		return;
 	while (ks->pos < ks->len && a->overlay == OVERLAY_NONE && !a->quit) {
-		size_t k = esc_seq_len(ks->buf + ks->pos, ks->len - ks->pos);
+		size_t k;
+
+		if (mouse_reports(a))
+			continue; /* never to readline, which would insert them as text */
+		k = esc_seq_len(ks->buf + ks->pos, ks->len - ks->pos);
 
 		/* An escape sequence goes to readline as pushed input: vi mode
 		 * takes an Esc as "command mode" unless it sees the rest of the

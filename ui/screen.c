@@ -58,6 +58,8 @@ struct screen {
 	/* Draws the conversation list overlay (browser.c), set by the app. */
 	screen_overlay_fn *overlay;
 	void *overlay_arg;
+	/* The transcript as last drawn: its first line index, rows tall. */
+	int tr_first, tr_rows;
 };
 
 enum pair {
@@ -130,6 +132,7 @@ prepare_restore(void)
 {
 	restore_len = 0;
 	restore_seq_add("\033[?2004l");
+	restore_seq_add("\033[?1006l\033[?1000l"); /* mouse reporting off (screen_mouse) */
 	restore_seq_add(tigetstr("sgr0"));
 	restore_seq_add(tigetstr("cnorm"));
 	restore_seq_add(tigetstr("rmcup"));
@@ -270,6 +273,29 @@ void
 screen_dirty(struct app *a)
 {
 	a->scr->dirty = true;
+}
+
+/*
+ * Curses sends the terminal's mouse mode (xterm's 1000 + SGR 1006 for
+ * xterm-256color and tmux) and turns it off around endwin (suspend, the
+ * editor, exit).  keys.c decodes the reports: they reach stdin, not getch.
+ */
+void
+screen_mouse(struct app *a, bool on)
+{
+	assert_ui();
+	a->mouse = on;
+	mousemask(on ? BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED : 0, NULL);
+	fflush(stdout);
+}
+
+const struct line *
+screen_line_at(const struct app *a, int y)
+{
+	assert_ui();
+	if (y < 0 || y >= a->scr->tr_rows || a->scr->tr_first + y < 0)
+		return NULL;
+	return transcript_line(&a->tr, a->scr->tr_first + y);
 }
 
 /*
@@ -470,6 +496,8 @@ draw_transcript(struct app *a, int rows)
 
 	a->tr.scroll = MAX(0, MIN(a->tr.scroll, total - rows));
 	first = total - rows - a->tr.scroll;
+	a->scr->tr_first = first;
+	a->scr->tr_rows = rows;
 	if (welcome) {
 		/* Notices stay at the bottom; the start screen takes the rows above. */
 		for (int y = 0; y < rows - total; y++) {
@@ -970,6 +998,7 @@ static const char *const help_keys[] = {
 	"PgUp/PgDn scroll   Alt-PgUp/PgDn, Shift-Up/Down a few lines",
 	"Alt-Home/Alt-End top/bottom    Ctrl-S, F3 search the transcript",
 	"Alt-1..9 open recent conversation N      Up/Down, Ctrl-R input history",
+	"Alt-M mouse on/off: wheel scrolls, click a \"> thought\" line or a list row",
 	"Tab completes commands; in vi mode (~/.inputrc) all of these work too",
 	"",
 };

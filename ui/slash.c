@@ -13,10 +13,14 @@
 #include <openssl/evp.h>
 
 #include "commands.h"
+#include "models.h"
+#include "plan.h"
+#include "settings.h"
 #include "store.h"
 #include "thread-role.h"
 #include "ui-int.h"
 #include "util.h"
+#include "xcache.h"
 
 /* "random" or the number (static buffer: use at once). */
 static const char *
@@ -30,11 +34,77 @@ seed_str(uint64_t seed)
 	return buf;
 }
 
+/* Where setting k's value came from: /set, a flag, the file, the model or built in. */
+static enum setting_src
+origin(const struct app *a, enum setting_key k)
+{
+	unsigned bit = 1u << k;
+
+	if (a->from_chat & bit)
+		return SRC_CHAT;
+	if (a->from_flag & bit)
+		return SRC_FLAG;
+	if (a->from_conf & bit)
+		return SRC_CONFIG;
+	/* The sampling fields the user left are the model's once it is loaded. */
+	if (k >= SET_TEMP && k <= SET_REPEAT && a->model_desc != NULL && !a->remote)
+		return SRC_MODEL;
+	return SRC_DEFAULT;
+}
+
+/* One line of /show: the key, its value, where the value came from. */
+static void
+show_line(char *buf, size_t n, size_t *len, const struct app *a, enum setting_key k,
+	  const char *value)
+{
+	if (*len < n)
+		*len += (size_t)snprintf(buf + *len, n - *len, "\n  %-17s %-22s %s",
+					 settings_key_name(k), value,
+					 settings_src_name(origin(a, k)));
+}
+
+/* /show params: every setting, and where it came from (docs/ui.md "Settings file"). */
+static void
+show_params(struct app *a)
+{
+	const struct sampler_params *p = &a->gp.sp;
+	char buf[2048], v[SET_N][48], *path = settings_path(), *shown;
+	size_t len = 0;
+
+	snprintf(v[SET_TEMP], 48, "%.2f", p->temperature);
+	snprintf(v[SET_TOP_K], 48, "%d", p->top_k);
+	snprintf(v[SET_TOP_P], 48, "%.2f", p->top_p);
+	snprintf(v[SET_MIN_P], 48, "%.2f", p->min_p);
+	snprintf(v[SET_PRESENCE], 48, "%.2f", p->presence_penalty);
+	snprintf(v[SET_REPEAT], 48, "%.2f", p->repetition_penalty);
+	snprintf(v[SET_SEED], 48, "%s",
+		 p->seed == SAMPLER_SEED_RANDOM ? "random" : seed_str(p->seed));
+	snprintf(v[SET_MAX_TOKENS], 48, "%d", a->gp.max_tokens);
+	snprintf(v[SET_CTX], 48, a->n_ctx > 0 ? "%d" : "the model's", a->n_ctx);
+	snprintf(v[SET_THREADS], 48, a->threads > 0 ? "%d" : "physical cores", a->threads);
+	snprintf(v[SET_EXPERT_CACHE], 48, "%s",
+		 a->expert_cache == XCACHE_AUTO ? "auto"
+		 : a->expert_cache == 0         ? "off"
+						: "a size");
+	snprintf(v[SET_MOUSE], 48, "%s", a->mouse ? "on" : "off");
+	snprintf(v[SET_THINKING], 48, "%s", a->think_default_open ? "show" : "hide");
+	snprintf(v[SET_THINK_BUDGET], 48, a->gp.think_budget > 0 ? "%d" : "off",
+		 a->gp.think_budget);
+	shown = path != NULL ? settings_display_path(path) : xstrdup("(no $HOME)");
+	len = (size_t)snprintf(buf, sizeof(buf), "settings (file %s; flags override it):", shown);
+	for (int k = SET_TEMP; k < SET_N; k++)
+		if (k != SET_SYSTEM)
+			show_line(buf, sizeof(buf), &len, a, (enum setting_key)k, v[k]);
+	show_line(buf, sizeof(buf), &len, a, SET_MODEL, a->model_dir);
+	ui_info(a, "%s", buf);
+	free(shown);
+	free(path);
+}
+
 static void
 show(struct app *a, const struct command *c)
 {
 	const struct gauge_view *g = gauges(a);
-	const struct sampler_params *p = &a->gp.sp;
 
 	if (c->show == SHOW_SYSTEM)
 		ui_info(a, "system prompt: %s", a->system != NULL ? a->system : "(none)");
@@ -48,12 +118,52 @@ show(struct app *a, const struct command *c)
 			g->last_stats.prompt_tokens, g->last_stats.reused_tokens,
 			g->last_stats.gen_tokens, g->prefill_tps, g->decode_tps, g->ttft);
 	else
-		ui_info(a,
-			"temp %.2f  top_k %d  top_p %.2f  min_p %.2f  presence %.2f  repeat "
-			"%.2f  seed %s  max_tokens %d  think_budget %d",
-			p->temperature, p->top_k, p->top_p, p->min_p, p->presence_penalty,
-			p->repetition_penalty, seed_str(p->seed), a->gp.max_tokens,
-			a->gp.think_budget);
+		show_params(a);
+}
+
+/* The settings file's key for a /set parameter. */
+static enum setting_key
+param_key(enum command_param p)
+{
+	static const enum setting_key keys[] = {
+		[PARAM_TEMP] = SET_TEMP,         [PARAM_TOP_P] = SET_TOP_P,
+		[PARAM_TOP_K] = SET_TOP_K,       [PARAM_MIN_P] = SET_MIN_P,
+		[PARAM_SEED] = SET_SEED,         [PARAM_MAX_TOKENS] = SET_MAX_TOKENS,
+		[PARAM_PRESENCE] = SET_PRESENCE, [PARAM_REPEAT] = SET_REPEAT,
+		[PARAM_MOUSE] = SET_MOUSE,       [PARAM_THINK_BUDGET] = SET_THINK_BUDGET,
+	};
+
+	return keys[p];
+}
+
+/* /set applied: say so, and with --save write the settings file too. */
+static void
+set_done(struct app *a, const struct command *c)
+{
+	enum setting_key k = param_key(c->param);
+	char *path, *value, *cause = NULL, *shown;
+
+	if (!c->save) {
+		ui_status(a, false, "%s set for this chat only (/set --save %s ... keeps it)",
+			  settings_key_name(k), commands_param_name(c->param));
+		return;
+	}
+	if ((path = settings_path()) == NULL) {
+		ui_status(a, true, "not saved: no $XDG_CONFIG_HOME or $HOME");
+		return;
+	}
+	value = k == SET_MOUSE                            ? xstrdup(c->value ? "on" : "off")
+		: c->value == (double)(long long)c->value ? xasprintf("%.0f", c->value)
+							  : xasprintf("%.9g", c->value);
+	shown = settings_display_path(path);
+	if (settings_save(path, settings_key_name(k), value, &cause) != 0)
+		ui_status(a, true, "set for this chat, not saved: %s", cause);
+	else
+		ui_status(a, false, "%s = %s, saved in %s", settings_key_name(k), value, shown);
+	free(shown);
+	free(cause);
+	free(value);
+	free(path);
 }
 
 static void
@@ -91,8 +201,12 @@ set_param(struct app *a, const struct command *c)
 	case PARAM_THINK_BUDGET:
 		a->gp.think_budget = (int)c->value;
 		break;
+	case PARAM_MOUSE:
+		screen_mouse(a, c->value != 0);
+		break;
 	}
-	ui_status(a, false, "set");
+	a->from_chat |= 1u << param_key(c->param);
+	set_done(a, c);
 }
 
 /* The current chat's title for editing, or NULL (static buffer: use at once). */
@@ -260,6 +374,82 @@ think_all(struct app *a, enum command_think t)
 	screen_dirty(a);
 }
 
+/* The models /model lists: the one loaded and the settings file's first. */
+static struct model_found *
+find_models(struct app *a, size_t *n)
+{
+	struct settings conf;
+	char *path = settings_path();
+	const char *known[2] = { a->model_dir, NULL };
+	struct model_found *v;
+
+	memset(&conf, 0, sizeof(conf));
+	if (path != NULL && settings_load(&conf, path, NULL) == 0)
+		known[1] = conf.str[SET_MODEL];
+	v = models_find(known, 2, n);
+	settings_release(&conf);
+	free(path);
+	return v;
+}
+
+/* /model: the list, numbered. */
+static void
+list_models(struct app *a, const struct model_found *v, size_t n)
+{
+	char buf[4096], size[32];
+	size_t len;
+
+	len = (size_t)snprintf(buf, sizeof(buf), "models (/model N loads one):");
+	for (size_t i = 0; i < n && len < sizeof(buf); i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "\n  %zu. %s  %s  %s%s",
+					i + 1, v[i].dir, plan_bytes(v[i].size, size, sizeof(size)),
+					v[i].verdict,
+					strcmp(v[i].dir, a->model_dir) == 0 ? "  (loaded)" : "");
+	ui_info(a, "%s", n > 0 ? buf : "no model found: /model DIR loads one by its folder");
+}
+
+/* /model [N|DIR]: list the models found, or load one in the background. */
+static void
+slash_model(struct app *a, const char *arg)
+{
+	struct model_found *v = NULL;
+	size_t n = 0;
+	char *end = NULL;
+	long i = arg != NULL ? strtol(arg, &end, 10) : 0;
+	const char *dir = arg;
+
+	if (a->remote) {
+		ui_status(a, true, "/model: a remote server answers; it chooses its models");
+		return;
+	}
+	if (arg == NULL || (end != NULL && *end == '\0')) {
+		v = find_models(a, &n);
+		if (arg == NULL) {
+			list_models(a, v, n);
+			models_free(v, n);
+			return;
+		}
+		if (i < 1 || (size_t)i > n) {
+			ui_status(a, true, "/model: no model %ld; /model lists %zu", i, n);
+			models_free(v, n);
+			return;
+		}
+		dir = v[i - 1].dir;
+	}
+	if (a->state == APP_GENERATING || a->state == APP_LOADING) {
+		ui_status(a, true, "/model: wait for the %s first (Ctrl-C stops an answer)",
+			  a->state == APP_LOADING ? "load" : "answer");
+	} else {
+		free(a->model_dir);
+		a->model_dir = xstrdup(dir);
+		free(a->model_desc);
+		a->model_desc = NULL;
+		chat_load(a);
+		ui_info(a, "loading %s; this chat goes on with it", a->model_dir);
+	}
+	models_free(v, n);
+}
+
 /* /help: the overlay, or one command's lines in the transcript. */
 void
 slash_help(struct app *a, const char *topic)
@@ -341,6 +531,9 @@ run_command(struct app *a, const struct command *c)
 		break;
 	case CMD_COMPACT:
 		chat_compact(a);
+		break;
+	case CMD_MODEL:
+		slash_model(a, c->arg);
 		break;
 	}
 	screen_dirty(a);

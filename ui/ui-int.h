@@ -179,6 +179,10 @@ struct app {
 	int64_t regen_of;  /* stored answer the next turn regenerates (a sibling), or 0 */
 	uint64_t edit_uid; /* the user entry an "edit: " prompt is editing, by uid, or 0 */
 	bool think_default_open;
+	/* Where each setting came from (1 << enum setting_key): flag, settings
+	 * file, /set in this chat; the rest are defaults (settings.h). */
+	unsigned from_flag, from_conf, from_chat;
+	bool mouse;             /* the terminal reports clicks and the wheel (screen_mouse) */
 	int ctx_used;           /* tokens of the last prompt + reply */
 	bool turn_continues;    /* the turn goes on with its entry's answer (/continue) */
 	bool compacting;        /* the turn writes the summary /compact starts a new chat from */
@@ -261,6 +265,9 @@ void browser_close(struct app *a);
 /* A key while the browser is shown (bytes already decoded to a key code); *id and
  * *title (caller frees; NULL when none) name the selected conversation. */
 enum browser_act browser_key(struct app *a, int key, int64_t *id, char **title);
+/* A click on screen row y of the list: selects that row; true when it was
+ * selected already (the caller opens it, as Enter would). */
+bool browser_click(struct app *a, int y);
 /* The conversation the last BROWSER_RENAME or BROWSER_DELETE was about. */
 int64_t browser_target(const struct app *a);
 /* Line handlers for BROWSER_SEARCH and BROWSER_RENAME's questions. */
@@ -349,6 +356,10 @@ void screen_resize(struct app *a);
 void screen_draw(struct app *a);
 /* Redraw soon (at most ~30 times a second). */
 void screen_dirty(struct app *a);
+/* Mouse reporting on (clicks, wheel) or off (the terminal's own selection). */
+void screen_mouse(struct app *a, bool on);
+/* The transcript line drawn on screen row y (0 = top) at the last draw, or NULL. */
+const struct line *screen_line_at(const struct app *a, int y);
 
 /* ---- chat.c: the conversation on screen and its turns ------------------- */
 

@@ -1,0 +1,73 @@
+#!/bin/sh
+# cli-tui-mouse.sh - the mouse (docs/ui.md "Mouse"): off by default, on
+# from the settings file, Alt-M and /set mouse; when on, the wheel scrolls
+# the transcript, a click on a "> thought" line opens that panel, a click in
+# the conversation list selects a row and a second click opens it.  The
+# reports are sent as the SGR sequences (mode 1006) a terminal sends; tmux
+# says whether the program asked for them (#{mouse_sgr_flag}).
+# Run from the repository root.
+. tests/tui-lib.sh
+
+sgr() { $T display -p '#{mouse_sgr_flag}'; }
+# click ROW (1-based, as the terminal counts) in column 5: press and release.
+click() { $T send-keys -l "$(printf '\033[<0;5;%dM\033[<0;5;%dm' "$1" "$1")"; }
+wheel() { $T send-keys -l "$(printf '\033[<%d;5;5M' "$1")"; } # 64 up, 65 down
+row_of() { screen | grep -n -- "$1" | head -1 | cut -d: -f1; }
+
+# ---- off by default: no reports asked for ------------------------------------
+start share/tiny "--max-tokens 5"
+expect "loads" "ready in"
+[ "$(sgr)" = 0 ] && ok "mouse off by default" || bad "mouse on without being asked"
+$T send-keys M-m
+expect "Alt-M turns it on" "mouse on"
+[ "$(sgr)" = 1 ] && ok "Alt-M asks for SGR reports" || bad "no SGR mode after Alt-M"
+send_line "/set mouse off"
+expect "/set mouse off" "mouse set for this chat only"
+[ "$(sgr)" = 0 ] && ok "/set mouse off turns reports off" || bad "reports still on"
+quit_ok "quit"
+
+# ---- on from the file: clicks and the wheel ---------------------------------
+mkdir -p "$tmp/config/qnext"
+printf 'mouse = on\n' >"$tmp/config/qnext/config"
+ROWS=16
+start share/tiny "--max-tokens 5"
+expect "loads with mouse = on" "ready in"
+[ "$(sgr)" = 1 ] && ok "the file's mouse = on asks for reports" || bad "no SGR mode from the file"
+for q in one two three four; do
+	send_line "question $q"
+	wait_for "question $q" && wait_for "token limit"
+	sleep 0.3
+done
+r=$(row_of "> thought")
+if [ -n "$r" ]; then
+	click "$r"
+	expect "a click opens the thinking panel" "v thought"
+else bad "no thinking line to click"; fi
+wait_for "question four"
+wheel 64
+wheel 64
+wheel 64
+if wait_gone "question four" 30; then ok "the wheel scrolls up"; else bad "wheel up did not scroll"; fi
+wheel 65
+wheel 65
+wheel 65
+expect "the wheel scrolls back down" "question four"
+# Nothing of the reports reached the input line.
+screen | tail -1 | grep -q '<' && bad "a report leaked into the input" || ok "reports stay out of the input"
+
+# ---- the conversation list: a click selects, a second opens -----------------
+send_line "/new"
+send_line "second chat"
+wait_for "token limit"
+$T send-keys F2
+expect "the list opens" "conversations - Enter open"
+# Rows: the title bar, then two lines per conversation; the second is on row 4.
+click 4
+sleep 0.3
+screen | grep -q "conversations - Enter open" && ok "a first click only selects" ||
+	bad "the first click closed the list"
+click 4
+expect "a click on the selected row opens it" "question one"
+wait_gone "conversations - Enter open" 20 && ok "the list closed" || bad "list still open"
+quit_ok "quit with the mouse on"
+finish

@@ -28,6 +28,7 @@ struct app_opts {
 	/* Not NULL: chat with this OpenAI-compatible server instead (model_dir is then
 	 * its URL, for the screen until the server is reached). */
 	const struct remote_opts *remote;
+	bool raw; /* answers shown as written, their Markdown not laid out */
 };
 
 /* Run the chat; returns the process exit status. */

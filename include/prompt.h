@@ -24,6 +24,7 @@ struct prompt_opts {
 	const char *model, *prompt, *system, *messages;
 	int threads, n_ctx, max_tokens;
 	bool thinking, quiet, f32, plain, dry_run;
+	bool raw; /* --raw: the full-screen chat shows answers' Markdown as it is */
 	/* Sampling overrides; NAN / -1 = keep the model's default. */
 	float temp, top_p, min_p, presence, repeat;
 	int top_k;

@@ -68,7 +68,9 @@ chat_usage(FILE *f)
 					   "its "
 					   "model\n"
 					   "  --api-key KEY         its key (default: "
-					   "$QNEXT_API_KEY)\n");
+					   "$QNEXT_API_KEY)\n"
+					   "  --raw                 answers as written (no "
+					   "Markdown)\n");
 }
 
 static int
@@ -120,7 +122,8 @@ full_screen(const struct prompt_opts *o)
 	struct app_opts ao = { .n_ctx = o->n_ctx,
 			       .threads = o->threads,
 			       .system = o->system,
-			       .expert_cache = o->expert_cache };
+			       .expert_cache = o->expert_cache,
+			       .raw = o->raw };
 	struct remote_opts ro = { .url = o->remote, .api_key = o->api_key, .model = o->model };
 	char *cause = NULL, *dir;
 	int rc;

@@ -392,7 +392,7 @@ test_hostile_sizes(void)
 
 		md_render(&doc, s, n, 80);
 		T_ASSERT(check_doc(80));
-		T_ASSERT(now_sec() - t0 < 1.0);
+		T_ASSERT(now_sec() - t0 < 2.0); /* ASan on a busy machine included */
 	}
 	free(s);
 }
@@ -414,7 +414,7 @@ test_random(void)
 	for (int iter = 0; iter < 3000 && ok; iter++) {
 		size_t n = 0;
 
-		while (n < sizeof(s) - 16) {
+		while (n < sizeof(s) - 32) {
 			const char *a;
 
 			x ^= x << 13, x ^= x >> 7, x ^= x << 17;

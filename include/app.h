@@ -34,6 +34,7 @@ struct app_opts {
 	 * command line, the settings file; and the file's mouse and thinking. */
 	unsigned from_flag, from_conf;
 	bool mouse, think_open;
+	bool raw; /* answers shown as written, their Markdown not laid out */
 };
 
 /* Run the chat; returns the process exit status. */

@@ -26,6 +26,7 @@ struct prompt_opts {
 	int threads, n_ctx, max_tokens;
 	int think_budget; /* --think-budget: reasoning tokens per reply at most; 0 = no limit */
 	bool thinking, quiet, f32, plain, dry_run;
+	bool raw; /* --raw: the full-screen chat shows answers' Markdown as it is */
 	/* Sampling overrides; NAN / -1 = keep the model's default. */
 	float temp, top_p, min_p, presence, repeat;
 	int top_k;

@@ -44,11 +44,11 @@ static const struct subcmd commands[] = {
 	  "[--top-k N] "
 	  "[--top-p X] [--min-p X] [--presence-penalty X] [--repeat-penalty X] [--seed N] "
 	  "[--max-tokens N] [--think-budget N] [--ctx N] [--threads N] [--thinking] [-q] [--f32] "
-	  "[--dry-run] "
+	  "[--dry-run] [--raw] "
 	  "[--expert-cache auto|off|SIZE] [--state-cache auto|off|SIZE] [--remote URL] "
 	  "[--api-key KEY]\n"
 	  "--version | --help" },
-	{ "chat", cli_chat_main, "[--plain] [-m DIR] [options]" },
+	{ "chat", cli_chat_main, "[--plain] [--raw] [-m DIR] [options]" },
 	{ "serve", serve_main,
 	  "[-m DIR] [--host ADDR] [--port N] [--api-key KEY] [--name NAME] [--queue N] "
 	  "[--max-tokens N] [--ctx N] [--threads N] [--expert-cache auto|off|SIZE] [-q]" },

@@ -121,6 +121,7 @@ enum {
 	OPT_REMOTE,
 	OPT_API_KEY,
 	OPT_THINK_BUDGET,
+	OPT_RAW,
 };
 
 static const struct option longopts[] = {
@@ -148,6 +149,7 @@ static const struct option longopts[] = {
 	{ "state-cache", required_argument, NULL, OPT_STATE_CACHE },
 	{ "remote", required_argument, NULL, OPT_REMOTE },
 	{ "api-key", required_argument, NULL, OPT_API_KEY },
+	{ "raw", no_argument, NULL, OPT_RAW },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -254,6 +256,9 @@ parse_opt(struct prompt_opts *o, int ch, const char *arg)
 		break;
 	case OPT_PLAIN:
 		o->plain = true;
+		break;
+	case OPT_RAW:
+		o->raw = true;
 		break;
 	case OPT_DRY_RUN:
 		o->dry_run = true;

@@ -76,7 +76,9 @@ chat_usage(FILE *f)
 					   "its "
 					   "model\n"
 					   "  --api-key KEY         its key (default: "
-					   "$QNEXT_API_KEY)\n");
+					   "$QNEXT_API_KEY)\n"
+					   "  --raw                 answers as written (no "
+					   "Markdown)\n");
 }
 
 static int
@@ -129,7 +131,8 @@ full_screen(const struct prompt_opts *o)
 			       .threads = o->threads,
 			       .system = o->system,
 			       .expert_cache = o->expert_cache,
-			       .state_cache = o->state_cache };
+			       .state_cache = o->state_cache,
+			       .raw = o->raw };
 	struct remote_opts ro = { .url = o->remote, .api_key = o->api_key, .model = o->model };
 	char *cause = NULL, *dir;
 	int rc;

@@ -31,6 +31,7 @@
 
 #include "commands.h"
 #include "log.h"
+#include "markdown.h"
 #include "sysinfo.h"
 #include "thread-role.h"
 #include "ui-int.h"
@@ -49,6 +50,7 @@ struct screen {
 	bool dirty;       /* something changed since the last frame */
 	double last_draw; /* when the last frame was drawn */
 	bool color;
+	bool italic;  /* the terminal has italics (else they are underlined) */
 	int in_rows;  /* input area height */
 	int help_top; /* first line the help overlay shows */
 	/* The notice on the second status row, until status_until. */
@@ -73,11 +75,55 @@ enum pair {
 	PAIR_GAUGE_WARN,
 	PAIR_GAUGE_BAD,
 	PAIR_INFO,
+	PAIR_MD, /* Markdown's roles (markdown.h's enum md_role) from here on */
 };
+
+/*
+ * Markdown's colours: one pair per role.  Code blocks take a dark
+ * background with light text of their own, so a light terminal theme keeps
+ * them readable; with 256 colours the shades are softer.
+ */
+static void
+init_md_colors(void)
+{
+	bool rich = COLORS >= 256;
+	short bg = rich ? 236 : COLOR_BLACK, fg = rich ? 252 : COLOR_WHITE;
+	static const struct {
+		enum md_role role;
+		short fg8, fg256;
+		bool block; /* on the code block's background */
+	} roles[] = {
+		{ MD_HEADING, COLOR_YELLOW, 221, false },
+		{ MD_CODE, COLOR_CYAN, 180, false },
+		{ MD_BLOCK, -2, -2, true },
+		{ MD_KEYWORD, COLOR_MAGENTA, 176, true },
+		{ MD_STRING, COLOR_GREEN, 114, true },
+		{ MD_COMMENT, COLOR_CYAN, 245, true },
+		{ MD_NUMBER, COLOR_YELLOW, 179, true },
+		{ MD_LANG, COLOR_CYAN, 245, true },
+		{ MD_MARKER, COLOR_YELLOW, 221, false },
+		{ MD_QUOTE, COLOR_BLUE, 67, false },
+		{ MD_RULE, COLOR_BLUE, 67, false },
+		{ MD_LINK, COLOR_BLUE, 75, false },
+		{ MD_URL, COLOR_BLUE, 67, false },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(roles); i++) {
+		short f = rich ? roles[i].fg256 : roles[i].fg8;
+
+		init_pair((short)(PAIR_MD + roles[i].role), f == -2 ? fg : f,
+			  roles[i].block ? bg : -1);
+	}
+	if (rich) /* inline code: a lighter box of its own */
+		init_pair(PAIR_MD + MD_CODE, 180, 236);
+}
 
 static void
 init_colors(struct app *a)
 {
+	const char *sitm = tigetstr("sitm");
+
+	a->scr->italic = sitm != NULL && sitm != (char *)-1;
 	a->scr->color = has_colors() && getenv("NO_COLOR") == NULL;
 	if (!a->scr->color)
 		return;
@@ -93,6 +139,7 @@ init_colors(struct app *a)
 	init_pair(PAIR_GAUGE_WARN, COLOR_YELLOW, -1);
 	init_pair(PAIR_GAUGE_BAD, COLOR_RED, -1);
 	init_pair(PAIR_INFO, COLOR_YELLOW, -1);
+	init_md_colors();
 }
 
 /* An attribute: the colour pair when colours are on, else the fallback. */
@@ -363,6 +410,54 @@ think_summary(const struct entry *e, char *buf, size_t n)
 		snprintf(buf, n, "%s thinking, %d token%s%s", arrow, e->think_tokens, s, hint);
 }
 
+/*
+ * The curses attributes of a Markdown span: its own (italics underlined
+ * where the terminal has none, strike-through dimmed) and its role's
+ * colour pair; without colours, code stands out in bold and comments dim.
+ * A line with the code block's fill keeps its markers on that background.
+ */
+static attr_t
+md_attrs(const struct app *a, const struct md_span *sp, unsigned fill)
+{
+	attr_t at = 0;
+	unsigned role = sp->role == MD_MARKER && fill == MD_BLOCK ? MD_LANG : sp->role;
+
+	if (sp->attr & MD_BOLD)
+		at |= A_BOLD;
+	if (sp->attr & MD_ITALIC)
+		at |= a->scr->italic ? A_ITALIC : A_UNDERLINE;
+	if (sp->attr & MD_UNDERLINE)
+		at |= A_UNDERLINE;
+	if (sp->attr & (MD_DIM | MD_STRIKE))
+		at |= A_DIM;
+	if (a->scr->color && role != MD_TEXT)
+		return at | (attr_t)COLOR_PAIR(PAIR_MD + role);
+	return at | (role == MD_CODE ? A_BOLD : role == MD_COMMENT ? A_DIM : 0);
+}
+
+/* An answer's line laid out as Markdown: its spans, then the code block's fill. */
+static void
+draw_md_line(struct app *a, int y, const struct line *l)
+{
+	const struct md_doc *d = l->e->md;
+	const struct md_line *ml = &d->lines[l->md];
+	int x = TRANSCRIPT_INDENT, end = TRANSCRIPT_INDENT + transcript_text_cols(a->scr->cols);
+
+	for (int i = ml->span; i < ml->span + ml->n_spans && x < end; i++) {
+		attr_t at = md_attrs(a, &d->spans[i], ml->fill);
+
+		attron(at);
+		x += put(y, x, d->text + d->spans[i].off, d->spans[i].len, end - x);
+		attroff(at);
+	}
+	if (ml->fill == MD_BLOCK && a->scr->color) {
+		attron(COLOR_PAIR(PAIR_MD + MD_BLOCK));
+		for (move(y, x); x < end; x++)
+			addch(' ');
+		attroff(COLOR_PAIR(PAIR_MD + MD_BLOCK));
+	}
+}
+
 static void
 draw_line(struct app *a, int y, const struct line *l)
 {
@@ -409,6 +504,9 @@ draw_line(struct app *a, int y, const struct line *l)
 		attron(at);
 		put(y, TRANSCRIPT_INDENT, l->base + l->off, l->len, text_cols);
 		attroff(at);
+		break;
+	case LINE_MD:
+		draw_md_line(a, y, l);
 		break;
 	case LINE_BLANK:
 		break;

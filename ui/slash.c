@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "commands.h"
+#include "markdown.h"
 #include "models.h"
 #include "plan.h"
 #include "settings.h"
@@ -322,20 +323,8 @@ copy(struct app *a, enum command_copy what)
 			len += (size_t)sprintf(buf + len, "%s%s\n\n", who, x->text);
 		}
 	} else if (e != NULL && what == COPY_CODE) {
-		/* The last fenced code block of the last answer. */
-		const char *end = NULL, *start = NULL, *p = e->text;
-
-		while ((p = strstr(p, "```")) != NULL) {
-			if (start == NULL || end != NULL)
-				start = p, end = NULL;
-			else
-				end = p;
-			p += 3;
-		}
-		if (start != NULL && end != NULL) {
-			start += strcspn(start, "\n") + 1;
-			buf = start < end ? strndup(start, (size_t)(end - start)) : NULL;
-		}
+		/* The last fenced code block of the last answer, as the screen finds fences. */
+		buf = md_last_code(e->text, e->len);
 	} else if (e != NULL)
 		buf = xstrdup(e->text);
 	if (buf == NULL || buf[0] == '\0') {

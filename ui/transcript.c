@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "markdown.h"
 #include "ui-int.h"
 #include "util.h"
 #include "wrap.h"
@@ -41,6 +42,9 @@ entry_free(struct entry *e)
 	free(e->reason);
 	free(e->stats);
 	free(e->lines);
+	if (e->md != NULL)
+		md_doc_free(e->md);
+	free(e->md);
 	free(e);
 }
 
@@ -136,7 +140,7 @@ push_line(struct entry *e, enum line_kind kind, const char *base, size_t off, si
 		e->cap_lines = e->cap_lines ? 2 * e->cap_lines : 16;
 		e->lines = xrealloc(e->lines, (size_t)e->cap_lines * sizeof(*e->lines));
 	}
-	e->lines[e->n_lines++] = (struct line){ kind, e, base, off, len };
+	e->lines[e->n_lines++] = (struct line){ kind, e, base, off, len, 0 };
 }
 
 /* Wrap text into lines of kind, cols wide. */
@@ -155,16 +159,43 @@ wrap_into(struct entry *e, enum line_kind kind, const char *text, size_t len, in
 	free(segs);
 }
 
-static bool
-entry_stale(const struct entry *e, int cols)
+/*
+ * An answer laid out as Markdown, at display time only: e->text stays the
+ * raw Markdown that /copy, export and the model see.  The whole answer is
+ * laid out again as it grows (an unclosed fence or table changes what the
+ * lines above it are), which is linear in its length and done at most once
+ * a frame.
+ */
+static void
+markdown_into(struct entry *e, int cols)
 {
-	return e->wrap_cols != cols || e->wrap_len != e->len || e->wrap_rlen != e->rlen ||
-	       e->wrap_open != e->think_open || e->wrap_streaming != e->streaming ||
-	       e->wrap_stats != (e->stats != NULL);
+	if (e->md == NULL)
+		e->md = xcalloc(1, sizeof(*e->md));
+	md_render(e->md, e->text, e->len, cols);
+	for (int i = 0; i < e->md->n_lines; i++) {
+		push_line(e, LINE_MD, e->md->text, e->md->lines[i].off, e->md->lines[i].len);
+		e->lines[e->n_lines - 1].md = i;
+	}
+	if (e->md->n_lines == 0) /* as wrap_into gives an empty text: one empty line */
+		push_line(e, LINE_TEXT, e->text, 0, 0);
+}
+
+static bool
+entry_md(const struct entry *e, bool markdown)
+{
+	return markdown && e->kind == ENTRY_ASSISTANT;
+}
+
+static bool
+entry_stale(const struct entry *e, int cols, bool markdown)
+{
+	return e->wrap_md != entry_md(e, markdown) || e->wrap_cols != cols ||
+	       e->wrap_len != e->len || e->wrap_rlen != e->rlen || e->wrap_open != e->think_open ||
+	       e->wrap_streaming != e->streaming || e->wrap_stats != (e->stats != NULL);
 }
 
 static void
-entry_layout(struct entry *e, int cols)
+entry_layout(struct entry *e, int cols, bool markdown)
 {
 	int w = transcript_text_cols(cols); /* the one width the screen draws them at */
 
@@ -176,7 +207,10 @@ entry_layout(struct entry *e, int cols)
 		if (e->think_open)
 			wrap_into(e, LINE_REASON, e->reason, e->rlen, w);
 	}
-	wrap_into(e, LINE_TEXT, e->text, e->len, w);
+	if (entry_md(e, markdown))
+		markdown_into(e, w);
+	else
+		wrap_into(e, LINE_TEXT, e->text, e->len, w);
 	if (e->stats != NULL)
 		wrap_into(e, LINE_STATS, e->stats, strlen(e->stats), w);
 	push_line(e, LINE_BLANK, "", 0, 0);
@@ -186,6 +220,7 @@ entry_layout(struct entry *e, int cols)
 	e->wrap_open = e->think_open;
 	e->wrap_streaming = e->streaming;
 	e->wrap_stats = e->stats != NULL;
+	e->wrap_md = entry_md(e, markdown);
 }
 
 int
@@ -194,8 +229,8 @@ transcript_layout(struct transcript *t, int cols)
 	int total = 0;
 
 	for (int i = 0; i < t->n; i++) {
-		if (entry_stale(t->e[i], cols))
-			entry_layout(t->e[i], cols);
+		if (entry_stale(t->e[i], cols, t->markdown))
+			entry_layout(t->e[i], cols, t->markdown);
 		total += t->e[i]->n_lines;
 	}
 	t->total_lines = total;

@@ -30,6 +30,7 @@ struct history;
 struct keys;
 struct gauges;
 struct msg_net;
+struct md_doc;
 
 /* ---- transcript -------------------------------------------------------- */
 
@@ -47,6 +48,7 @@ enum line_kind {
 	LINE_REASON, /* reasoning text (panel expanded) */
 	LINE_STATS,  /* per-turn figures */
 	LINE_BLANK,
+	LINE_MD, /* an answer's line laid out as Markdown: md_doc line `md` (markdown.h) */
 };
 
 struct line {
@@ -54,6 +56,7 @@ struct line {
 	struct entry *e;
 	const char *base; /* text the line shows: base[off, off + len) */
 	size_t off, len;
+	int md; /* LINE_MD: the line's index in e->md */
 };
 
 /* How an answer ended, kept until the store has it (history.c). */
@@ -91,6 +94,8 @@ struct entry {
 	size_t wrap_len, wrap_rlen;
 	bool wrap_open, wrap_streaming;
 	bool wrap_stats;
+	bool wrap_md;      /* the answer was laid out as Markdown, into md */
+	struct md_doc *md; /* or NULL; owned */
 };
 
 struct transcript {
@@ -101,6 +106,7 @@ struct transcript {
 	uint64_t next_uid; /* for the next entry */
 	char *search;      /* last search term */
 	int search_hit;    /* line index of the last hit, -1 */
+	bool markdown;     /* answers laid out as Markdown (not --raw) */
 };
 
 /* Text lines are indented by this many columns and use the rest of the row. */

@@ -13,6 +13,17 @@ sgr() { $T display -p '#{mouse_sgr_flag}'; }
 click() { $T send-keys -l "$(printf '\033[<0;5;%dM\033[<0;5;%dm' "$1" "$1")"; }
 wheel() { $T send-keys -l "$(printf '\033[<%d;5;5M' "$1")"; } # 64 up, 65 down
 row_of() { screen | grep -n -- "$1" | head -1 | cut -d: -f1; }
+# settle: until two captures 0.3 s apart agree (the last answer's stats line drawn), so a
+# row found next is still that row when the click arrives.
+settle() {
+	i=0
+	while [ $i -lt 30 ]; do
+		a=$(screen)
+		sleep 0.3
+		[ "$a" = "$(screen)" ] && return 0
+		i=$((i + 1))
+	done
+}
 
 # ---- off by default: no reports asked for ------------------------------------
 start share/tiny "--max-tokens 5"
@@ -38,6 +49,7 @@ for q in one two three four; do
 	wait_for "question $q" && wait_for "token limit"
 	sleep 0.3
 done
+settle
 r=$(row_of "> thought")
 if [ -n "$r" ]; then
 	click "$r"

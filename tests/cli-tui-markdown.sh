@@ -105,5 +105,16 @@ else
 fi
 quit_ok "quit (--raw)"
 
+# NO_COLOR: plain text too, as --raw (the tmux server takes this environment).
+export NO_COLOR=1
+start md "--remote $url"
+unset NO_COLOR
+wait_for "Net md" || bad "replay server reached (NO_COLOR)"
+send_line "How do I sort in C?"
+expect "NO_COLOR: answer streamed" "Tip: \*check\* the return value."
+screen | grep -q "## Sorting in C" && ok "NO_COLOR shows the Markdown as written" ||
+	bad "NO_COLOR shows the Markdown as written"
+quit_ok "quit (NO_COLOR)"
+
 kill $server 2>/dev/null
 finish

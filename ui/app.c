@@ -403,7 +403,8 @@ app_run(const struct app_opts *o)
 	a->keys = keys_new();
 	a->gauges = gauges_new();
 	transcript_init(&a->tr);
-	a->tr.markdown = !o->raw;
+	/* NO_COLOR asks for plain output: the answers as written, like --raw. */
+	a->tr.markdown = !o->raw && getenv("NO_COLOR") == NULL;
 	a->model_dir = xstrdup(o->model_dir);
 	a->n_ctx = o->n_ctx; /* 0: the engine's default, until MSG_READY says which */
 	a->threads = o->threads;

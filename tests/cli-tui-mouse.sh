@@ -44,13 +44,26 @@ ROWS=16
 start share/tiny "--max-tokens 5"
 expect "loads with mouse = on" "ready in"
 [ "$(sgr)" = 1 ] && ok "the file's mouse = on asks for reports" || bad "no SGR mode from the file"
+# answered Q: until a "token limit" line shows below "question Q" (an older answer's line
+# above it does not count: the next question must not go out while this one is answered).
+answered() {
+	i=0
+	while [ $i -lt 150 ]; do
+		screen | awk -v q="question $1" 'index($0, q) { seen = 1 }
+			seen && /token limit/ { found = 1 } END { exit !found }' && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
 for q in one two three four; do
 	send_line "question $q"
-	wait_for "question $q" && wait_for "token limit"
-	sleep 0.3
+	answered $q || bad "question $q answered"
 done
 settle
-r=$(row_of "> thought")
+# The last answer's summary: the view is anchored at the bottom, so opening a panel near the
+# top pushes its own line out of view (an earlier answer's, on row 1, did just that).
+r=$(screen | grep -n -- "> thought" | tail -1 | cut -d: -f1)
 if [ -n "$r" ]; then
 	click "$r"
 	expect "a click opens the thinking panel" "v thought"

@@ -5,6 +5,8 @@
 #ifndef QNEXT_PATHS_H
 #define QNEXT_PATHS_H
 
+#include <stdbool.h>
+
 /*
  * qnext's folder under an XDG base directory: $VAR/qnext when VAR holds an
  * absolute path (the XDG spec says to ignore a relative one), else
@@ -25,6 +27,9 @@ char *paths_state_file(const char *name);
  * with *cause "cannot create directory D: reason".
  */
 int paths_mkdirs(const char *dir, unsigned mode, char **cause);
+
+/* Whether dir holds a config.json (a regular file): where a model can be. */
+bool paths_is_model_dir(const char *dir);
 
 /* The Hugging Face repository qnext is made for. */
 #define PATHS_HF_REPO "Intel/Qwen3-Next-80B-A3B-Thinking-int4-mixed-AutoRound"

@@ -66,8 +66,8 @@ paths_state_file(const char *name)
 	return p;
 }
 
-static bool
-has_config(const char *dir)
+bool
+paths_is_model_dir(const char *dir)
 {
 	char *p = xasprintf("%s/config.json", dir);
 	struct stat st;
@@ -105,7 +105,7 @@ snapshot_main(const char *repo)
 	rev[strcspn(rev, "\r\n")] = '\0';
 	if (rev[0] != '\0' && strchr(rev, '/') == NULL) {
 		dir = xasprintf("%s/snapshots/%s", repo, rev);
-		if (!has_config(dir)) {
+		if (!paths_is_model_dir(dir)) {
 			free(dir);
 			dir = NULL;
 		}
@@ -127,7 +127,7 @@ snapshot_any(const char *repo)
 		if (e->d_name[0] == '.')
 			continue;
 		dir = xasprintf("%s/%s", snaps, e->d_name);
-		if (has_config(dir))
+		if (paths_is_model_dir(dir))
 			found = dir;
 		else
 			free(dir);

@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "model.h"
 #include "paths.h"
@@ -25,17 +24,6 @@ struct found {
 	char **real;
 	size_t n, cap;
 };
-
-static bool
-is_model_dir(const char *dir)
-{
-	char *p = xasprintf("%s/config.json", dir);
-	struct stat st;
-	bool ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
-
-	free(p);
-	return ok;
-}
 
 /* "fits in RAM, about 9.1 tok/s": plan_compute's verdict in a few words. */
 static char *
@@ -76,7 +64,7 @@ add(struct found *f, const char *dir)
 {
 	char real[PATH_MAX];
 
-	if (dir == NULL || *dir == '\0' || !is_model_dir(dir) || realpath(dir, real) == NULL)
+	if (dir == NULL || *dir == '\0' || !paths_is_model_dir(dir) || realpath(dir, real) == NULL)
 		return;
 	for (size_t i = 0; i < f->n; i++)
 		if (strcmp(f->real[i], real) == 0)

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,9 @@ replacement(void)
 	model_close(m);
 }
 
-static bool fail_reads;
+/* Atomic: the cache's I/O threads read it, and a read the failed step left in flight may
+ * still be running when the main thread clears it. */
+static atomic_bool fail_reads;
 
 static ssize_t
 flaky_pread(int fd, void *buf, size_t n, off_t off)

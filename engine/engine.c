@@ -484,7 +484,12 @@ do_prompt(struct engine *e, struct msg *m)
 				   &done.u.done.stats, &cause);
 	}
 	if (rc != 0) {
-		send_error(e, m->seq, cause);
+		struct msg err = { .type = MSG_ERROR, .seq = m->seq, .u.error.text = cause };
+
+		/* session_reply counts the prompt before it refuses one the context cannot hold. */
+		err.u.error.too_long =
+			!e->rm.on && done.u.done.stats.prompt_tokens >= session_n_ctx(e->s);
+		queue_push(e->out, &err);
 		return;
 	}
 	queue_push(e->out, &done);

@@ -154,6 +154,7 @@ struct msg_net {
 struct msg_error {
 	char *text; /* owned */
 	bool notice;
+	bool too_long; /* a turn's: its prompt does not fit the context (SESSION_TOO_LONG) */
 };
 
 /* One message: type says which member of u is meant. */

@@ -189,18 +189,6 @@ greedy_params(struct gen_params *gp, int max_tokens, int think_budget)
 	gp->ignore_eos = true;
 }
 
-/* The index of the largest of logits[0..n). */
-static int32_t
-argmax(const float *logits, int n)
-{
-	int32_t best = 0;
-
-	for (int32_t i = 1; i < n; i++)
-		if (logits[i] > logits[best])
-			best = i;
-	return best;
-}
-
 /*
  * With a thinking budget of N, the reply is N sampled reasoning tokens, then
  * "\n</think>\n\n" fed by the engine (no newline when the reasoning ends in
@@ -259,7 +247,7 @@ test_think_budget(void)
 	T_ASSERT(c != NULL);
 	T_EQ_INT(ctx_forward(c, all, (int)n_prompt + at, logits, false, &cause), 0);
 	for (int i = at; i < n; i++) {
-		int32_t want = argmax(logits, MIN(vocab, tokenizer_n_vocab(tok)));
+		int32_t want = argmax_f32(logits, MIN(vocab, tokenizer_n_vocab(tok)));
 
 		T_EQ_INT(ids[i], want);
 		T_EQ_INT(ctx_forward(c, &want, 1, logits, false, &cause), 0);

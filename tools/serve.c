@@ -112,6 +112,7 @@ struct request {
 	enum think_part pending_part; /* which part pending is (the reply starts reasoning) */
 	struct gen_stats st;          /* MSG_DONE's */
 	char *error;                  /* MSG_ERROR's text */
+	bool too_long;                /* and whether the prompt did not fit the context */
 
 	/* Streaming: SSE bytes produced and not yet handed to the library. */
 	struct buf out;
@@ -430,6 +431,7 @@ on_engine_msg(struct request *r, struct msg *m)
 		break;
 	case MSG_ERROR:
 		r->error = m->u.error.text;
+		r->too_long = m->u.error.too_long;
 		m->u.error.text = NULL;
 		on_turn_over(r);
 		break;
@@ -538,8 +540,8 @@ reply_error(struct request *r, unsigned status, const char *message, const char 
 static enum MHD_Result
 reply_engine_error(struct request *r)
 {
-	/* session.c's words for a prompt over the context (the one error a client causes). */
-	if (strstr(r->error, "does not fit the context") != NULL)
+	/* A prompt over the context is the one engine error a client causes. */
+	if (r->too_long)
 		return reply_error(r, 400, r->error, "invalid_request_error", "messages",
 				   "context_length_exceeded");
 	return reply_error(r, 500, r->error, "server_error", NULL, NULL);

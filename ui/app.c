@@ -112,7 +112,7 @@ on_error(struct app *a, uint64_t seq, const struct msg_error *m)
 	}
 	if (seq != a->seq || chat_turn(a) == NULL)
 		return;
-	text = chat_error_text(a, m->text); /* a prompt too long says what to do */
+	text = chat_error_text(a, m->text, m->too_long); /* a prompt too long says what to do */
 	transcript_add(&a->tr, ENTRY_ERROR, text);
 	chat_finish(a, STORE_ERROR, m->text, NULL);
 	ui_status(a, true, "%s", text);

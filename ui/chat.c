@@ -679,10 +679,10 @@ chat_ctx_check(struct app *a)
 }
 
 char *
-chat_error_text(struct app *a, const char *text)
+chat_error_text(struct app *a, const char *text, bool too_long)
 {
 	assert_ui();
-	a->too_long = strstr(text, "does not fit the context") != NULL;
+	a->too_long = too_long;
 	if (!a->too_long)
 		return xstrdup(text);
 	return xasprintf(

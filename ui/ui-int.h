@@ -397,8 +397,8 @@ void chat_compact(struct app *a);
 /* A turn ended at a->ctx_used tokens: warn once per conversation past 90% of the context. */
 void chat_ctx_check(struct app *a);
 /* The line to show for an engine error about a turn (caller frees): what to do about a
- * prompt that does not fit. */
-char *chat_error_text(struct app *a, const char *text);
+ * prompt that does not fit (too_long: msg_error's). */
+char *chat_error_text(struct app *a, const char *text, bool too_long);
 void chat_open(struct app *a, int64_t id);
 /* Make sure the conversation has a row in the store; false (with a notice) if not. */
 bool chat_ensure_conv(struct app *a);

@@ -15,8 +15,8 @@ answer() {
 		on && (/tok\/s/ || /^you/ || /^Mem\[/) { on = 0 }
 		on { sub(/^  /, ""); t = t $0 } END { print t }'
 }
-# Wait for the turn's stats row ("token limit"), i.e. the answer has ended.
-done_wait() { wait_for "token limit" 300; sleep 0.3; }
+# Wait for the turn's stats row (" - token limit" or " - end of turn"), i.e. the answer has ended.
+done_wait() { wait_for "token limit\|end of turn" 300; sleep 0.3; }
 has() { screen | grep -q -- "$1"; }
 
 fresh_history branch

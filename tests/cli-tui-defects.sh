@@ -103,7 +103,7 @@ $T send-keys C-c
 expect "vi insert mode: Ctrl-C stops the answer" " - stopped"
 send_line "/set max_tokens 8"
 send_line "short"
-expect "vi mode: a short answer" " - token limit"
+expect "vi mode: a short answer" " - token limit\| - end of turn"
 $T send-keys C-o
 expect "vi insert mode: Ctrl-O opens the panel" "v thought for"
 $T send-keys Escape
@@ -132,7 +132,7 @@ fresh_history browser
 COLS=80 ROWS=24 start share/tiny "--max-tokens 3 --seed 7"
 expect "80x24: loads" "ready in"
 send_line "alpha chat"
-expect "alpha answered" "token limit"
+expect "alpha answered" "token limit\|end of turn"
 send_line "/system"
 expect "/system with none set says so" "system prompt: (none)"
 send_line "/help set"
@@ -151,10 +151,10 @@ $T send-keys q
 wait_gone "lines 1-" 20 && ok "q closes the help" || bad "q closes the help"
 send_line "/new"
 send_line "beta chat"
-expect "beta answered" "token limit"
+expect "beta answered" "token limit\|end of turn"
 $T send-keys F5
 sleep 1
-wait_for "token limit" 100
+wait_for "token limit\|end of turn" 100
 $T send-keys F2
 expect "browser shows IDs" "#2  "
 expect "browser counts the branch shown" "#2  .*, 2 messages"
@@ -292,7 +292,7 @@ for c in 80 100 120 160 200; do
 	COLS=$c ROWS=24 start share/tiny "--max-tokens 3"
 	wait_for "ready in" 150
 	send_line "hi"
-	wait_for "token limit" 100
+	wait_for "token limit\|end of turn" 100
 	sleep 4.5 # the "ready" notice is gone
 	row1=$(screen | grep "^Mem\[")
 	row2=$(screen | grep "^ctx ")

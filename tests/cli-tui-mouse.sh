@@ -44,13 +44,14 @@ ROWS=16
 start share/tiny "--max-tokens 5"
 expect "loads with mouse = on" "ready in"
 [ "$(sgr)" = 1 ] && ok "the file's mouse = on asks for reports" || bad "no SGR mode from the file"
-# answered Q: until a "token limit" line shows below "question Q" (an older answer's line
-# above it does not count: the next question must not go out while this one is answered).
+# answered Q: until an answer's stats line ("N tokens, ... - token limit" or "- end of turn":
+# sampling may end the turn early) shows below "question Q" (an older answer's line above it
+# does not count: the next question must not go out while this one is answered).
 answered() {
 	i=0
 	while [ $i -lt 150 ]; do
 		screen | awk -v q="question $1" 'index($0, q) { seen = 1 }
-			seen && /token limit/ { found = 1 } END { exit !found }' && return 0
+			seen && /tokens, .*first token/ { found = 1 } END { exit !found }' && return 0
 		sleep 0.1
 		i=$((i + 1))
 	done
@@ -83,7 +84,7 @@ screen | tail -1 | grep -q '<' && bad "a report leaked into the input" || ok "re
 # ---- the conversation list: a click selects, a second opens -----------------
 send_line "/new"
 send_line "second chat"
-wait_for "token limit"
+wait_for "token limit\|end of turn"
 $T send-keys F2
 expect "the list opens" "conversations - Enter open"
 # Rows: the title bar, then two lines per conversation; the second is on row 4.

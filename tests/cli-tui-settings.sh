@@ -44,7 +44,7 @@ send_line "/model 1"
 expect "/model N reloads in the background" "loading share/tiny"
 expect "the reload finishes" "ready in"
 send_line "hello"
-expect "the reloaded model answers" "token limit"
+expect "the reloaded model answers" "token limit\|end of turn"
 quit_ok "quit"
 
 # ---- a bad file: one line naming file, line, key; exit status 2 ------------

@@ -33,7 +33,7 @@ done
 [ $zero = 0 ] && ok "load progress shows the size from the start" || bad "load showed 0B/0B"
 # A prompt right away interrupts the read-ahead; it must resume, not stay at N%.
 send_line "hello"
-expect "answer during the read-ahead" "token limit"
+expect "answer during the read-ahead" "token limit\|end of turn"
 if wait_gone "reading weights\|paused during" 300; then ok "read-ahead progress ends (no stale figure)"
 else bad "read-ahead figure left on screen"; fi
 quit_ok "quit after the load check"

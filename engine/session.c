@@ -348,21 +348,21 @@ feed(struct session *s, const int32_t *ids, int n, float *logits, const struct g
 }
 
 /*
- * The longest prefix of base saved on disk at a message boundary, restored
- * into the context and made the session's saved base; 0 when none.  States
- * are only saved after a complete message, and the next message begins with
- * <|im_start|>, so those positions are the only candidates
- * (docs/resume.md "Lookup").
+ * The longest prefix of base longer than min saved on disk at a message
+ * boundary, restored into the context and made the session's saved base; 0
+ * when none.  States are only saved after a complete message, and the next
+ * message begins with <|im_start|>, so those positions are the only
+ * candidates (docs/resume.md "Lookup").
  */
 static int
-restore_saved(struct session *s, const int32_t *base, int n_base)
+restore_saved(struct session *s, const int32_t *base, int n_base, int min)
 {
 	int *cand, n = 0, got;
 
-	if (s->sc == NULL || n_base < 1)
+	if (s->sc == NULL || n_base <= min || n_base < 1)
 		return 0;
 	cand = xmalloc((size_t)n_base * sizeof(int));
-	for (int i = 1; i < n_base; i++)
+	for (int i = min + 1; i < n_base; i++)
 		if (base[i] == s->im_start)
 			cand[n++] = i;
 	cand[n++] = n_base;
@@ -376,8 +376,30 @@ restore_saved(struct session *s, const int32_t *base, int n_base)
 }
 
 /*
- * Prefill the conversation, reusing the saved base when it is a prefix
- * (else the longest one saved on disk, restore_saved).  Every reply starts from ctx_restore or
+ * Where the prefill of base can start: the longer of the live context's saved base (when it is a
+ * prefix of base) and a state on disk (restore_saved), restored into the context; 0 after a
+ * reset.  The disk is asked even when the live base fits, for a longer state: a conversation
+ * reopened after a shorter one that shares its start (a branch cut off earlier).  A failed
+ * read of a disk state resets the context, so the live base is checked again after it.
+ */
+static int
+resume_point(struct session *s, const int32_t *base, int n_base)
+{
+	bool live = n_base > 0 && s->n_base > 0 && s->n_base <= n_base &&
+		    memcmp(s->base, base, (size_t)s->n_base * sizeof(int32_t)) == 0;
+	int got = restore_saved(s, base, n_base, live ? s->n_base : 0);
+
+	if (got > 0)
+		return got;
+	if (live && ctx_saved_pos(s->ctx) == s->n_base && ctx_restore(s->ctx) == 0)
+		return s->n_base;
+	ctx_reset(s->ctx);
+	s->n_base = 0;
+	return 0;
+}
+
+/*
+ * Prefill the conversation from resume_point.  Every reply starts from ctx_restore or
  * ctx_reset, so the state a stopped or failed reply leaves behind (torn mid-step, or past the base)
  * is never read again.  The snapshot and s->base change together, only after the whole base is in,
  * so a stop before that keeps the old base reusable.
@@ -388,14 +410,7 @@ prefill(struct session *s, const int32_t *base, int n_base, const int32_t *full,
 {
 	int start = 0, r;
 
-	if (n_base > 0 && s->n_base > 0 && s->n_base <= n_base &&
-	    memcmp(s->base, base, (size_t)s->n_base * sizeof(int32_t)) == 0 &&
-	    ctx_restore(s->ctx) == 0)
-		start = s->n_base;
-	else if ((start = restore_saved(s, base, n_base)) == 0) {
-		ctx_reset(s->ctx);
-		s->n_base = 0;
-	}
+	start = resume_point(s, base, n_base);
 	st->reused_tokens = start;
 	if (n_base > start) {
 		if ((r = feed(s, base + start, n_base - start, NULL, gp, arg, cause)) != 0)

@@ -12,7 +12,8 @@
  * full prefill that follows is right.  Eviction keeps the budget, least
  * recently used first.  Through the session: a conversation's second turn in
  * a fresh session (same XDG_CACHE_HOME) reuses the first turn's prompt and
- * answers as a session without the cache does.
+ * answers as a session without the cache does, and a live context that
+ * holds only the first turn gives way to the second turn's longer state.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -326,6 +327,15 @@ test_session(const char *dir)
 	/* And in the same session, a third request of it is the live context's. */
 	T_EQ_INT(greedy(s, conv, 4, &st), 0);
 	T_ASSERT(st.reused_tokens > base1);
+	session_close(s);
+	/* A live context holding only the first turn: the longer state on disk wins over it. */
+	s = session_open(&o, &cause);
+	T_EQ_INT(greedy(s, conv, 2, &st2), 0);
+	T_EQ_INT(st2.reused_tokens, base1);
+	T_EQ_INT(greedy(s, conv, 4, &st2), 0);
+	T_EQ_INT(st2.reused_tokens, st.reused_tokens);
+	ids = session_last_ids(s, &n);
+	T_ASSERT(n == n_want && memcmp(ids, want, (size_t)n * sizeof(int32_t)) == 0);
 	session_close(s);
 	printf("%s: second turn after a restart reused %d of %d prompt tokens\n", dir, base1,
 	       st.prompt_tokens);

@@ -62,8 +62,7 @@ for q in one two three four; do
 	answered $q || bad "question $q answered"
 done
 settle
-# The last answer's summary: the view is anchored at the bottom, so opening a panel near the
-# top pushes its own line out of view (an earlier answer's, on row 1, did just that).
+# The last answer's summary.
 r=$(screen | grep -n -- "> thought" | tail -1 | cut -d: -f1)
 if [ -n "$r" ]; then
 	click "$r"
@@ -80,6 +79,31 @@ wheel 65
 expect "the wheel scrolls back down" "question four"
 # Nothing of the reports reached the input line.
 screen | tail -1 | grep -q '<' && bad "a report leaked into the input" || ok "reports stay out of the input"
+# Panels open and close in place: the view is anchored at the bottom, and a panel's lines below
+# the clicked one would push that line up (out of view when it is near the top).
+# at_row R TEXT: until screen row R shows TEXT.
+at_row() {
+	i=0
+	until screen | sed -n "$1p" | grep -q -- "$2" || [ $i -ge 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	screen | sed -n "$1p" | grep -q -- "$2"
+}
+settle
+r=$(screen | grep -n -- "v thought" | tail -1 | cut -d: -f1)
+if [ -n "$r" ]; then
+	click "$r"
+	at_row "$r" "> thought" && ok "a click closes the panel in place" ||
+		bad "row $r after the click: $(screen | sed -n "${r}p")"
+else bad "the opened panel is not in view"; fi
+settle
+r=$(screen | grep -n -- "> thought" | head -1 | cut -d: -f1)
+if [ -n "$r" ]; then
+	click "$r"
+	at_row "$r" "v thought" && ok "a click on the top summary opens it in place (row $r)" ||
+		bad "row $r after the click: $(screen | sed -n "${r}p")"
+else bad "no thinking line to click"; fi
 
 # ---- the conversation list: a click selects, a second opens -----------------
 send_line "/new"

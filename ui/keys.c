@@ -480,7 +480,7 @@ mouse_event(struct app *a, int button, int y)
 			slash_browser_key(a, '\r');
 	} else if (button == 0 && a->overlay == OVERLAY_NONE &&
 		   (l = screen_line_at(a, y)) != NULL && l->kind == LINE_THINK) {
-		l->e->think_open = !l->e->think_open;
+		screen_toggle_think(a, l->e);
 	}
 	screen_dirty(a);
 }

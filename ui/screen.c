@@ -346,6 +346,22 @@ screen_line_at(const struct app *a, int y)
 }
 
 /*
+ * The view counts from the bottom, so the lines a panel adds or removes
+ * below its own line would move that line up or down (out of view, near the
+ * top); the scroll takes them up instead.
+ */
+void
+screen_toggle_think(struct app *a, struct entry *e)
+{
+	int before;
+
+	assert_ui();
+	before = transcript_layout(&a->tr, a->scr->cols);
+	e->think_open = !e->think_open;
+	a->tr.scroll = MAX(0, a->tr.scroll + transcript_layout(&a->tr, a->scr->cols) - before);
+}
+
+/*
  * Draw one cluster of w columns: a tab as blanks, other control characters
  * as '?' (they never reach the terminal), the rest as it is.
  */

@@ -366,6 +366,8 @@ void screen_dirty(struct app *a);
 void screen_mouse(struct app *a, bool on);
 /* The transcript line drawn on screen row y (0 = top) at the last draw, or NULL. */
 const struct line *screen_line_at(const struct app *a, int y);
+/* Open or close e's thinking panel, the line that says so staying on its screen row. */
+void screen_toggle_think(struct app *a, struct entry *e);
 
 /* ---- chat.c: the conversation on screen and its turns ------------------- */
 

@@ -54,6 +54,7 @@ enum command_param {
 	PARAM_REPEAT,       /* repeat: repetition penalty, above 0 up to 10 (1: off) */
 	PARAM_THINK_BUDGET, /* think_budget: reasoning tokens, whole, >= 0 ("off" = 0: no limit) */
 	PARAM_MOUSE,        /* mouse: on (1) or off (0) */
+	PARAM_MARKDOWN,     /* markdown: on (1, rendered) or off (0, as written) */
 };
 
 enum command_show {

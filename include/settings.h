@@ -40,6 +40,7 @@ enum setting_key {
 	SET_MOUSE,        /* on|off */
 	SET_THINKING,     /* show|hide: the thinking panels open or closed */
 	SET_THINK_BUDGET, /* whole, 0 (no limit) or more: reasoning tokens before the answer */
+	SET_MARKDOWN,     /* on|off: answers rendered from Markdown, or as written (--raw) */
 	SET_N,
 };
 

@@ -56,6 +56,7 @@ static const struct key_def {
 	[SET_MOUSE] = { "mouse", K_ONOFF, 0, 1, "on or off" },
 	[SET_THINKING] = { "thinking", K_SHOW, 0, 1, "show or hide" },
 	[SET_THINK_BUDGET] = { "think_budget", K_WHOLE, 0, 1e9, "0 (no limit) or more" },
+	[SET_MARKDOWN] = { "markdown", K_ONOFF, 0, 1, "on or off" },
 };
 
 const char *

@@ -7,7 +7,9 @@
 # them), the code lines are there, `/copy code` puts exactly the code on the
 # clipboard (OSC 52, which tmux takes into its paste buffer with
 # set-clipboard on) and `/copy` the raw Markdown, export keeps the raw
-# Markdown, and --raw shows the answer as written.  Run from the repository root.
+# Markdown, and --raw (or markdown = off in the settings file) shows the
+# answer as written; /set markdown switches between the two.  Run from the
+# repository root.
 . tests/tui-lib.sh
 
 python3 tests/replay-server.py --model md=tests/data/remote/markdown-stream.sse \
@@ -103,7 +105,29 @@ if screen | grep -q "## Sorting in C" && screen | grep -q "| merge sort | n log 
 else
 	bad "--raw shows the Markdown as written"
 fi
+# /set markdown switches a running chat: the same answer laid out again, then as written.
+laid_out() { screen | grep -q "Sorting in C" && ! screen | grep -q "## Sorting"; }
+send_line "/set markdown on"
+i=0
+until laid_out || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+laid_out && ok "/set markdown on lays the answer out" || bad "/set markdown on"
+send_line "/set markdown off"
+expect "/set markdown off shows it as written again" "## Sorting in C"
 quit_ok "quit (--raw)"
+
+# markdown = off in the settings file: as --raw.
+mkdir -p "$tmp/config/qnext"
+printf 'markdown = off\n' >"$tmp/config/qnext/config"
+start md "--remote $url"
+wait_for "Net md" || bad "replay server reached (markdown = off)"
+send_line "How do I sort in C?"
+expect "markdown = off: answer streamed" "Tip: \*check\* the return value."
+screen | grep -q "## Sorting in C" && ok "markdown = off shows the Markdown as written" ||
+	bad "markdown = off shows the Markdown as written"
+send_line "/show"
+expect "/show: markdown off, from the file" "markdown  *off  *config"
+quit_ok "quit (markdown = off)"
+rm -f "$tmp/config/qnext/config"
 
 # NO_COLOR: plain text too, as --raw (the tmux server takes this environment).
 export NO_COLOR=1

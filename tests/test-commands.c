@@ -349,7 +349,8 @@ test_complete(void)
 	complete("/he more", 0, "/help"); /* the word ends at a blank */
 	complete("hello", 0, "");
 	complete("/set ", 5,
-		 " max_tokens min_p mouse presence repeat seed temp think_budget top_k top_p");
+		 " markdown max_tokens min_p mouse presence repeat seed temp think_budget top_k "
+		 "top_p");
 	complete("/set t", 5, "t temp think_budget top_k top_p");
 	complete("/set top", 5, "top_ top_k top_p");
 	complete("/set top_p", 5, "top_p");
@@ -413,7 +414,7 @@ test_help(void)
 }
 
 /* /help NAME gives that command's lines, by any spelling, and nothing else. */
-/* /set --save, /set mouse on|off, /model [N|DIR]. */
+/* /set --save, /set mouse|markdown on|off, /model [N|DIR]. */
 static void
 test_settings_commands(void)
 {
@@ -435,6 +436,15 @@ test_settings_commands(void)
 	command_free(&c);
 	T_EQ_INT(commands_parse("/set mouse maybe", &c, &cause), -1);
 	T_STR_CONTAINS(cause, "/set mouse");
+	free(cause), cause = NULL;
+	T_EQ_INT(commands_parse("/set markdown off", &c, &cause), 0);
+	T_ASSERT(c.param == PARAM_MARKDOWN && c.value == 0 && !c.save);
+	command_free(&c);
+	T_EQ_INT(commands_parse("/set --save markdown on", &c, &cause), 0);
+	T_ASSERT(c.save && c.param == PARAM_MARKDOWN && c.value == 1);
+	command_free(&c);
+	T_EQ_INT(commands_parse("/set markdown 2", &c, &cause), -1);
+	T_STR_CONTAINS(cause, "/set markdown");
 	free(cause), cause = NULL;
 	T_EQ_INT(commands_parse("/set --save", &c, &cause), -1);
 	free(cause), cause = NULL;

@@ -56,7 +56,8 @@ test_every_key(void)
 				   "system = You are terse. # not a comment\n"
 				   "mouse = on\n"
 				   "thinking = show\r\n"
-				   "think_budget = 512\n";
+				   "think_budget = 512\n"
+				   "markdown = off\n";
 	static const char *const want[SET_N] = {
 		"/models/qwen next",
 		"0.6",
@@ -74,6 +75,7 @@ test_every_key(void)
 		"on",
 		"show",
 		"512",
+		"off",
 	};
 	struct settings s;
 	char *cause = NULL;
@@ -113,6 +115,13 @@ test_switches(void)
 	T_EQ_INT(parse(&s, "mouse = yes", &cause), 0); /* no newline at the end */
 	T_NEAR(s.num[SET_MOUSE], 1, 0);
 	settings_release(&s);
+	T_EQ_INT(parse(&s, "markdown = off\n", &cause), 0);
+	T_EQ_INT(s.set, 1u << SET_MARKDOWN);
+	T_NEAR(s.num[SET_MARKDOWN], 0, 0);
+	settings_release(&s);
+	T_EQ_INT(parse(&s, "markdown = rich\n", &cause), -1);
+	T_STR_CONTAINS(cause, "markdown: 'rich' is not on or off");
+	free(cause), cause = NULL;
 	/* Nothing set: an empty file, or only comments. */
 	T_EQ_INT(parse(&s, "", &cause), 0);
 	T_EQ_INT(s.set, 0);

@@ -187,6 +187,8 @@ opt_key(int ch)
 		return SET_EXPERT_CACHE;
 	case OPT_THINK_BUDGET:
 		return SET_THINK_BUDGET;
+	case OPT_RAW:
+		return SET_MARKDOWN;
 	default:
 		return -1;
 	}
@@ -385,6 +387,9 @@ config_take(struct prompt_opts *o, enum setting_key k)
 		break;
 	case SET_THINK_BUDGET:
 		o->think_budget = (int)v;
+		break;
+	case SET_MARKDOWN:
+		o->raw = v == 0;
 		break;
 	default:
 		break; /* expert_cache: config_xcache; mouse, thinking: the full-screen chat's */

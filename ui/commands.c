@@ -82,6 +82,7 @@ static const struct param_def {
 	{ "think_budget", PARAM_THINK_BUDGET, 0, WHOLE_MAX, false, true,
 	  "0 or off (no limit), or more" },
 	{ "mouse", PARAM_MOUSE, 0, 1, false, true, "on or off" },
+	{ "markdown", PARAM_MARKDOWN, 0, 1, false, true, "on or off" },
 };
 
 /* Other spellings /set accepts (not completed, so the list stays short). */
@@ -95,8 +96,9 @@ static const struct {
 	{ "repetition_penalty", PARAM_REPEAT },
 };
 
-#define PARAM_LIST \
-	"temp, top_p, top_k, min_p, seed, max_tokens, presence, repeat, think_budget, mouse"
+#define PARAM_LIST                                                                             \
+	"temp, top_p, top_k, min_p, seed, max_tokens, presence, repeat, think_budget, mouse, " \
+	"markdown"
 
 /* ---- words ---- */
 
@@ -289,8 +291,9 @@ parse_set(const char *p, struct command *c, char **cause)
 	value = next_word(&p);
 	if (pd->param == PARAM_THINK_BUDGET && word_is(value, "off"))
 		value = (struct word){ "0", 1 };
-	/* on and off are the mouse's words; 1 and 0 work too. */
-	if (pd->param == PARAM_MOUSE && (word_is(value, "on") || word_is(value, "off"))) {
+	/* on and off are the switches' words; 1 and 0 work too. */
+	if ((pd->param == PARAM_MOUSE || pd->param == PARAM_MARKDOWN) &&
+	    (word_is(value, "on") || word_is(value, "off"))) {
 		c->value = word_is(value, "on") ? 1 : 0;
 		c->param = pd->param;
 		return no_more(p, what, cause);
@@ -756,7 +759,7 @@ commands_help(void)
 	       "      max_tokens >= 1, presence -2 to 2 (0 = off),\n"
 	       "      repeat (repetition penalty) > 0 up to 10 (1 = off),\n"
 	       "      think_budget: reasoning tokens, then the answer (0 or off = no limit)\n"
-	       "      mouse on|off\n"
+	       "      mouse on|off, markdown on|off (off: answers as written, as --raw)\n"
 	       "  /show [params|system|model|stats]\n"
 	       "                          show the settings and where each came from\n"
 	       "                          (default), the system prompt, the model, or the\n"

@@ -88,6 +88,7 @@ show_params(struct app *a)
 		 : a->expert_cache == 0         ? "off"
 						: "a size");
 	snprintf(v[SET_MOUSE], 48, "%s", a->mouse ? "on" : "off");
+	snprintf(v[SET_MARKDOWN], 48, "%s", a->tr.markdown ? "on" : "off");
 	snprintf(v[SET_THINKING], 48, "%s", a->think_default_open ? "show" : "hide");
 	snprintf(v[SET_THINK_BUDGET], 48, a->gp.think_budget > 0 ? "%d" : "off",
 		 a->gp.think_budget);
@@ -132,6 +133,7 @@ param_key(enum command_param p)
 		[PARAM_SEED] = SET_SEED,         [PARAM_MAX_TOKENS] = SET_MAX_TOKENS,
 		[PARAM_PRESENCE] = SET_PRESENCE, [PARAM_REPEAT] = SET_REPEAT,
 		[PARAM_MOUSE] = SET_MOUSE,       [PARAM_THINK_BUDGET] = SET_THINK_BUDGET,
+		[PARAM_MARKDOWN] = SET_MARKDOWN,
 	};
 
 	return keys[p];
@@ -153,7 +155,7 @@ set_done(struct app *a, const struct command *c)
 		ui_status(a, true, "not saved: no $XDG_CONFIG_HOME or $HOME");
 		return;
 	}
-	value = k == SET_MOUSE                            ? xstrdup(c->value ? "on" : "off")
+	value = k == SET_MOUSE || k == SET_MARKDOWN       ? xstrdup(c->value ? "on" : "off")
 		: c->value == (double)(long long)c->value ? xasprintf("%.0f", c->value)
 							  : xasprintf("%.9g", c->value);
 	shown = settings_display_path(path);
@@ -204,6 +206,9 @@ set_param(struct app *a, const struct command *c)
 		break;
 	case PARAM_MOUSE:
 		screen_mouse(a, c->value != 0);
+		break;
+	case PARAM_MARKDOWN: /* every answer is laid out again at the next draw (entry_stale) */
+		a->tr.markdown = c->value != 0;
 		break;
 	}
 	a->from_chat |= 1u << param_key(c->param);

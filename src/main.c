@@ -51,7 +51,8 @@ static const struct subcmd commands[] = {
 	{ "chat", cli_chat_main, "[--plain] [--raw] [-m DIR] [options]" },
 	{ "serve", serve_main,
 	  "[-m DIR] [--host ADDR] [--port N] [--api-key KEY] [--name NAME] [--queue N] "
-	  "[--max-tokens N] [--ctx N] [--threads N] [--expert-cache auto|off|SIZE] [-q]" },
+	  "[--max-tokens N] [--ctx N] [--threads N] [--expert-cache auto|off|SIZE] "
+	  "[--state-cache off|auto|SIZE] [-q]" },
 	{ "list", list_main, "" },
 	{ "export", export_main, "ID [--format md|json] [-o FILE]" },
 	{ "tokenize", tokenize_main, "[-m DIR] < text" },

@@ -3,7 +3,7 @@
 # tests/serve-client.py (streaming and whole replies, parameters, errors,
 # the API key, queueing, hang-ups), curl as the docs show it, and the
 # server's own start and stop: a busy port, a public address without a key,
-# SIGTERM.  Run from the repository root; needs curl and python3.
+# SIGTERM; --state-cache across a restart.  Run from the repository root; needs curl and python3.
 Q=${QNEXT_BIN:-./qnext}
 M=share/tiny
 pass=0
@@ -82,6 +82,53 @@ else
 fi
 grep -q warning "$tmp/main.err" && bad "no warning on loopback with a key" "$tmp/main.err" ||
 	ok "no warning on loopback"
+
+# --state-cache: the same conversation after a restart reads only its last message; off by
+# default.  ask PORT prints cached_tokens, prompt_tokens and the greedy answer.
+ask() {
+	python3 - "$1" <<'PY'
+import json, sys, urllib.request
+msgs = [{"role": "system", "content": "You answer briefly."},
+        {"role": "user", "content": "Tell me about rivers and lakes. " * 4},
+        {"role": "assistant", "content": "Water flows downhill. " * 4},
+        {"role": "user", "content": "And the sea?"}]
+body = json.dumps({"model": "tiny", "max_tokens": 4, "temperature": 0, "messages": msgs}).encode()
+url = "http://127.0.0.1:%s/v1/chat/completions" % sys.argv[1]
+r = json.load(urllib.request.urlopen(urllib.request.Request(
+    url, body, {"Content-Type": "application/json"}), timeout=60))
+u = r["usage"]
+print(u["prompt_tokens_details"]["cached_tokens"], u["prompt_tokens"],
+      json.dumps(r["choices"][0]["message"]))
+PY
+}
+stop() { kill -TERM $pid; wait $pid 2>/dev/null; }
+states() { ls "$tmp/xdg/qnext/state/" 2>/dev/null | grep -c '\.qsnap$'; }
+export XDG_CACHE_HOME="$tmp/xdg"
+if start sc1 --state-cache auto && ask $port >"$tmp/sc1.ask" && stop &&
+	start sc2 --state-cache auto && ask $port >"$tmp/sc2.ask" && stop; then
+	read -r c1 p1 a1 <"$tmp/sc1.ask"
+	read -r c2 p2 a2 <"$tmp/sc2.ask"
+	[ "$c1" = 0 ] && [ "$(states)" = 1 ] && ok "--state-cache: one state saved" ||
+		bad "first run: cached $c1, $(states) states" "$tmp/sc1.err"
+	[ "$c2" -gt $((p2 / 2)) ] && [ "$c2" -lt "$p2" ] &&
+		ok "--state-cache: after a restart $c2 of $p2 prompt tokens cached" ||
+		bad "after a restart: cached $c2 of $p2" "$tmp/sc2.err"
+	[ "$a1" = "$a2" ] && ok "--state-cache: the same answer" || bad "answers: $a1 / $a2"
+	rm -rf "$tmp/xdg"
+	if start sc3 && ask $port >"$tmp/sc3.ask" && stop; then
+		read -r c3 p3 a3 <"$tmp/sc3.ask"
+		[ "$c3" = 0 ] && [ "$(states)" = 0 ] && ok "no --state-cache: nothing saved" ||
+			bad "without --state-cache: cached $c3, $(states) states"
+	else
+		bad "server without --state-cache" "$tmp/sc3.err"
+	fi
+else
+	bad "servers with --state-cache" "$tmp/sc1.err"
+fi
+$Q serve -m $M --state-cache lots >"$tmp/e4" 2>&1
+[ $? = 2 ] && grep -q -- "--state-cache 'lots'" "$tmp/e4" && ok "bad --state-cache" ||
+	bad "bad --state-cache" "$tmp/e4"
+unset XDG_CACHE_HOME
 
 # Bad starts: one line, exit 1 or 2.
 $Q serve -m "$tmp/none" --port 0 >"$tmp/e1" 2>&1

@@ -62,6 +62,7 @@ struct serve_opts {
 	const char *model, *host, *api_key, *name;
 	int port, queue_max, n_ctx, threads, max_tokens;
 	uint64_t expert_cache;
+	uint64_t state_cache; /* --state-cache: 0 (off, the default), SNAPSHOT_AUTO or bytes */
 	bool quiet;
 };
 
@@ -159,6 +160,9 @@ usage(FILE *f)
 		"  --max-tokens N       tokens per reply when a request gives none (default "
 		"32768)\n"
 		"  --ctx N, --threads N, --expert-cache auto|off|SIZE   as for the chat\n"
+		"  --state-cache off|auto|SIZE   save each conversation's state on disk, so\n"
+		"                       one sent again after a restart reads only what is new\n"
+		"                       (default off: a state is written after every reply)\n"
 		"  -q, --quiet          no line per request on stderr\n",
 		PORT_DEFAULT, QUEUE_DEFAULT);
 }
@@ -196,6 +200,13 @@ parse_opt(void *opts, int ch, const char *arg)
 		if (xcache_parse(arg, &o->expert_cache, &cause) == 0)
 			return 0;
 		fprintf(stderr, "qnext serve: %s\n", cause);
+		free(cause);
+		return -1;
+	case 'S':
+		if (xcache_parse(arg, &o->state_cache, &cause) == 0)
+			return 0;
+		fprintf(stderr, "qnext serve: --state-cache '%s': expected auto, off or a size such "
+				"as 2G\n", arg);
 		free(cause);
 		return -1;
 	case 'q':
@@ -831,6 +842,7 @@ load_model(struct server *sv, const char *dir)
 	m.u.load.n_ctx = sv->o.n_ctx;
 	m.u.load.threads = sv->o.threads;
 	m.u.load.expert_cache = sv->o.expert_cache;
+	m.u.load.state_cache = sv->o.state_cache;
 	queue_push(sv->to_engine, &m);
 	for (;;) {
 		queue_wait(sv->from_engine, &m);
@@ -978,6 +990,7 @@ serve_main(int argc, char **argv)
 		{ "ctx", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "expert-cache", required_argument, NULL, 'x' },
+		{ "state-cache", required_argument, NULL, 'S' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },

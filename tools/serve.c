@@ -205,8 +205,10 @@ parse_opt(void *opts, int ch, const char *arg)
 	case 'S':
 		if (xcache_parse(arg, &o->state_cache, &cause) == 0)
 			return 0;
-		fprintf(stderr, "qnext serve: --state-cache '%s': expected auto, off or a size such "
-				"as 2G\n", arg);
+		fprintf(stderr,
+			"qnext serve: --state-cache '%s': expected auto, off or a size such "
+			"as 2G\n",
+			arg);
 		free(cause);
 		return -1;
 	case 'q':

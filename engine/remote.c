@@ -914,6 +914,9 @@ add_sampling(json_t *req, const struct gen_params *gp)
 		json_object_set_new(req, "seed", json_integer((json_int_t)sp->seed));
 	if (gp->max_tokens > 0)
 		json_object_set_new(req, "max_tokens", json_integer(gp->max_tokens));
+	/* vLLM's field (honoured with --reasoning-config), qnext serve's too; others ignore it. */
+	if (gp->think_budget > 0)
+		json_object_set_new(req, "thinking_token_budget", json_integer(gp->think_budget));
 }
 
 /* The messages: role and content; an assistant's reasoning is not sent. */

@@ -31,7 +31,8 @@ struct oai_request {
 	unsigned sp_set;            /* enum sampler_field: what the request chose */
 	int max_tokens;             /* "max_completion_tokens" or "max_tokens"; 0 = none */
 	bool ignore_eos;            /* vLLM's extension: generate max_tokens whatever comes */
-	char *stop[OAI_MAX_STOP];   /* [n_stop] non-empty strings */
+	int think_budget; /* vLLM's "thinking_token_budget": reasoning tokens, then the answer */
+	char *stop[OAI_MAX_STOP]; /* [n_stop] non-empty strings */
 	int n_stop;
 };
 

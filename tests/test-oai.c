@@ -27,6 +27,7 @@ test_parse_ok(void)
 		"{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
 		"\"temperature\":0.5,\"top_p\":0.9,\"top_k\":-1,\"min_p\":0.05,"
 		"\"presence_penalty\":1.5,\"seed\":42,\"max_tokens\":9,\"max_completion_tokens\":7,"
+		"\"thinking_token_budget\":64,"
 		"\"stop\":[\"END\",\"##\"],\"user\":\"ignored\",\"messages\":["
 		"{\"role\":\"developer\",\"content\":\"sys\"},"
 		"{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
@@ -45,6 +46,7 @@ test_parse_ok(void)
 	T_EQ_INT(r.sp.seed, 42);
 	T_EQ_INT(r.sp_set, SP_TEMPERATURE | SP_TOP_P | SP_TOP_K | SP_MIN_P | SP_PRESENCE | SP_SEED);
 	T_EQ_INT(r.max_tokens, 7);
+	T_EQ_INT(r.think_budget, 64);
 	T_EQ_INT(r.n_stop, 2);
 	T_ASSERT(strcmp(r.stop[1], "##") == 0);
 	oai_request_free(&r);
@@ -54,6 +56,7 @@ test_parse_ok(void)
 		0);
 	T_EQ_INT(r.sp_set, 0);
 	T_ASSERT(!r.stream && r.max_tokens == 0 && r.n_stop == 0 && r.model == NULL);
+	T_EQ_INT(r.think_budget, 0);
 	oai_request_free(&r);
 }
 
@@ -95,6 +98,9 @@ test_parse_refused(void)
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"\"]}", "stop",
 		"non-empty");
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":3}", "n", "between");
+	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+		"\"thinking_token_budget\":-1}",
+		"thinking_token_budget", "between");
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":1}", "stream",
 		"true or false");
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"frequency_penalty\":1}",

@@ -606,7 +606,7 @@ static const struct chat_msg conv[] = {
 static struct gen_params
 params(void)
 {
-	struct gen_params gp = { .max_tokens = 512, .poll = poll_cb };
+	struct gen_params gp = { .max_tokens = 512, .think_budget = 300, .poll = poll_cb };
 
 	gp.sp = (struct sampler_params){ .temperature = 0.6f,
 					 .top_k = 20,
@@ -671,6 +671,7 @@ check_request(const char *model, int *peer_port)
 	T_ASSERT(json_object_get(b, "repetition_penalty") == NULL);
 	T_EQ_INT(json_integer_value(json_object_get(b, "seed")), 42);
 	T_EQ_INT(json_integer_value(json_object_get(b, "max_tokens")), 512);
+	T_EQ_INT(json_integer_value(json_object_get(b, "thinking_token_budget")), 300);
 	T_ASSERT(json_is_null(json_object_get(rec, "authorization")));
 	*peer_port = (int)json_integer_value(json_object_get(rec, "peer_port"));
 	json_decref(rec);
@@ -687,6 +688,7 @@ check_request_other(int peer_port)
 	T_NEAR(num(b, "repetition_penalty"), 1.1, 1e-6);
 	T_ASSERT(json_object_get(b, "seed") == NULL);
 	T_ASSERT(json_object_get(b, "max_tokens") == NULL);
+	T_ASSERT(json_object_get(b, "thinking_token_budget") == NULL);
 	/* The same connection as the first reply's: the handle keeps it. */
 	T_EQ_INT(json_integer_value(json_object_get(rec, "peer_port")), peer_port);
 	json_decref(rec);
@@ -754,6 +756,7 @@ test_reply_vllm(const struct server *sv)
 	gp.sp.repetition_penalty = 1.1f;
 	gp.sp.seed = SAMPLER_SEED_RANDOM;
 	gp.max_tokens = 0;
+	gp.think_budget = 0;
 	T_EQ_INT(reply(r, &gp, &p, &st, &cause), 0);
 	check_texts(&p.k, &streams[0]);
 	check_request_other(port);

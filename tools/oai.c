@@ -305,6 +305,11 @@ parse_flags(json_t *root, struct oai_request *r, char **param, char **cause)
 		return -1;
 	if (got)
 		r->max_tokens = (int)k;
+	/* vLLM's name (with --reasoning-config); 0 is no limit, as --think-budget 0. */
+	if ((got = int_field(root, "thinking_token_budget", 0, INT32_MAX, &k, param, cause)) < 0)
+		return -1;
+	if (got)
+		r->think_budget = (int)k;
 	return 0;
 }
 

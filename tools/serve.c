@@ -314,6 +314,7 @@ request_params(const struct request *r)
 								    : r->sv->o.max_tokens };
 
 	gp.ignore_eos = r->rq.ignore_eos;
+	gp.think_budget = r->rq.think_budget;
 	gp.sp = r->sv->defaults;
 	sampler_fields_copy(&gp.sp, &r->rq.sp, r->rq.sp_set);
 	/* No seed asked: a fresh one for every reply, as OpenAI does. */

@@ -281,7 +281,7 @@ send_line "/think maybe"
 expect "an error notice" "expected show or hide"
 send_line "/set max_tokens 5"
 send_line "short one"
-expect "answered" "5 tokens, "
+expect "answered" "[1-5] tokens, " # 5, or fewer when the sampled reply ends its turn first
 sleep 1
 screen | grep -q "expected show or hide" && bad "the error notice outlived the next answer" \
 	|| ok "notices end when a message is sent"

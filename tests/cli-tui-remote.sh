@@ -61,7 +61,7 @@ else bad "server saw the hang-up"; sed 's/^/  | /' "$tmp/endless.err"; fi
 quit_ok "quit after the stop"
 
 # ---- line mode and -p ----------------------------------------------------------
-if "$Q" --remote "$url" --api-key k -m tiny -p "Hi" --max-tokens 6 --thinking \
+if "$Q" --remote "$url" --api-key k -m tiny -p "Hi" --max-tokens 6 --temp 0 --thinking \
 	>"$tmp/p.out" 2>"$tmp/p.err" && grep -q "(6 tokens)" "$tmp/p.err"; then
 	ok "-p against the server: stats from usage"
 else

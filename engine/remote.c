@@ -219,6 +219,10 @@ on_content(struct remote_stream *s, const char *text, size_t len)
 static void
 on_reasoning(struct remote_stream *s, const char *text, size_t len)
 {
+	if (s->answer_only) {
+		deliver(s, THINK_ANSWER, text, len);
+		return;
+	}
 	if (s->content == REMOTE_CONTENT_SPLIT)
 		think_flush(&s->ts, think_out, s);
 	else if (s->content == REMOTE_CONTENT_UNDECIDED)
@@ -366,6 +370,20 @@ remote_stream_init(struct remote_stream *s, const char *model, session_cb *cb, v
 	s->arg = arg;
 	s->think_guess = model != NULL && strcasestr(model, "think") != NULL;
 	remote_sse_init(&s->sse);
+}
+
+void
+remote_stream_continues(struct remote_stream *s, const struct chat_msg *last)
+{
+	bool in_thought = last->content == NULL || last->content[0] == '\0';
+
+	s->started[THINK_REASONING] = last->reasoning != NULL && last->reasoning[0] != '\0';
+	s->started[THINK_ANSWER] = !in_thought;
+	s->think_guess = in_thought;
+	if (!in_thought) {
+		s->content = REMOTE_CONTENT_ANSWER;
+		s->answer_only = true;
+	}
 }
 
 int
@@ -919,9 +937,12 @@ add_sampling(json_t *req, const struct gen_params *gp)
 		json_object_set_new(req, "thinking_token_budget", json_integer(gp->think_budget));
 }
 
-/* The messages: role and content; an assistant's reasoning is not sent. */
+/*
+ * The messages: role and content.  An assistant's reasoning is not sent, but for the message a
+ * reply continues: the template renders that one with its thought.
+ */
 static json_t *
-messages_json(const struct chat_msg *msgs, size_t n, char **cause)
+messages_json(const struct chat_msg *msgs, size_t n, bool cont, char **cause)
 {
 	json_t *list = json_array(), *m, *jr, *jc;
 
@@ -938,6 +959,9 @@ messages_json(const struct chat_msg *msgs, size_t n, char **cause)
 		m = json_object();
 		json_object_set_new(m, "role", jr);
 		json_object_set_new(m, "content", jc);
+		if (cont && i == n - 1 && msgs[i].reasoning != NULL &&
+		    (jr = json_string(msgs[i].reasoning)) != NULL)
+			json_object_set_new(m, "reasoning_content", jr);
 		json_array_append_new(list, m);
 	}
 	return list;
@@ -948,7 +972,7 @@ static char *
 request_body(const struct remote *r, const struct chat_msg *msgs, size_t n,
 	     const struct gen_params *gp, char **cause)
 {
-	json_t *req, *list = messages_json(msgs, n, cause), *so = json_object();
+	json_t *req, *list = messages_json(msgs, n, gp->continue_last, cause), *so = json_object();
 	char *body;
 
 	if (list == NULL) {
@@ -962,6 +986,10 @@ request_body(const struct remote *r, const struct chat_msg *msgs, size_t n,
 	json_object_set_new(so, "include_usage", json_true());
 	json_object_set_new(req, "stream_options", so);
 	add_sampling(req, gp);
+	if (gp->continue_last) { /* vLLM's fields for it; qnext serve's too */
+		json_object_set_new(req, "continue_final_message", json_true());
+		json_object_set_new(req, "add_generation_prompt", json_false());
+	}
 	body = json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(7));
 	json_decref(req);
 	if (body == NULL)
@@ -1037,6 +1065,8 @@ remote_reply(struct remote *r, const struct chat_msg *msgs, size_t n, const stru
 	memset(st, 0, sizeof(*st));
 	remote_stream_release(&r->stream);
 	remote_stream_init(&r->stream, r->model, cb, arg);
+	if (gp->continue_last && n > 0)
+		remote_stream_continues(&r->stream, &msgs[n - 1]);
 	r->t0 = r->t_end = now_sec();
 	r->bytes_in = 0;
 	if ((body = request_body(r, msgs, n, gp, &why)) == NULL) {

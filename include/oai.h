@@ -31,7 +31,8 @@ struct oai_request {
 	unsigned sp_set;            /* enum sampler_field: what the request chose */
 	int max_tokens;             /* "max_completion_tokens" or "max_tokens"; 0 = none */
 	bool ignore_eos;            /* vLLM's extension: generate max_tokens whatever comes */
-	int think_budget; /* vLLM's "thinking_token_budget": reasoning tokens, then the answer */
+	int think_budget;    /* vLLM's "thinking_token_budget": reasoning tokens, then the answer */
+	bool continue_final; /* vLLM's "continue_final_message": go on with the last message */
 	char *stop[OAI_MAX_STOP]; /* [n_stop] non-empty strings */
 	int n_stop;
 };

@@ -171,7 +171,8 @@ struct remote_stream {
 	struct think_split ts;
 	char lead[8]; /* content held while it may still be "<think>" */
 	size_t n_lead;
-	bool started[2]; /* a part has had text: newlines that open it are dropped until then */
+	bool started[2];  /* a part has had text: newlines that open it are dropped until then */
+	bool answer_only; /* continuing an answer: any reasoning field is the answer's text */
 	struct remote_sse sse;
 };
 
@@ -181,6 +182,14 @@ struct remote_stream {
  * text to cb(arg, ...).
  */
 void remote_stream_init(struct remote_stream *s, const char *model, session_cb *cb, void *arg);
+/*
+ * The reply goes on with `last`, the conversation's last message (gen_params.continue_last):
+ * its parts so far count as started (their newlines are kept), and the text goes on in the
+ * part it ended in.  Going on with an answer, a reasoning field is taken as the answer's too:
+ * the thought closed before it, and a server's reasoning parser that never sees a </think>
+ * labels everything reasoning.  Call after remote_stream_init.
+ */
+void remote_stream_continues(struct remote_stream *s, const struct chat_msg *last);
 /*
  * Feed n bytes of the body: 0 for more, 1 when the stream is over ([DONE]
  * came or the callback said stop), -1 with *cause "event N: what" (not

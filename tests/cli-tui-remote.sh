@@ -4,8 +4,9 @@
 # API key, and `qnext --remote` against it in tmux, in line mode and with
 # -p.  Checks: the network row replaces the memory row, answers stream
 # with the thinking panel, a stop aborts the request (the server logs the
-# hang-up and stops generating), the conversation is saved under where it
-# ran, and a wrong key or a dead server is one clear line.  Run from the
+# hang-up and stops generating), /continue goes on with a cut-off answer in
+# the same entry, the conversation is saved under where it ran, and a wrong
+# key or a dead server is one clear line.  Run from the
 # repository root.
 . tests/tui-lib.sh
 
@@ -59,6 +60,36 @@ for _ in $(seq 50); do grep -q "(client gone)" "$tmp/endless.err" && break; slee
 if grep -q "stopped (client gone)" "$tmp/endless.err"; then ok "server saw the hang-up and stopped"
 else bad "server saw the hang-up"; sed 's/^/  | /' "$tmp/endless.err"; fi
 quit_ok "quit after the stop"
+
+# ---- /continue: vLLM's continue_final_message, kept by qnext serve ------------------------
+# The think budget goes too (thinking_token_budget), so the 8 tokens end inside the answer.
+fresh_history continue
+start endless "--remote $url_endless --api-key k --max-tokens 8 --think-budget 3 --seed 5"
+wait_for "Net endless" || bad "endless server reached (/continue)"
+send_line "Hi"
+expect "remote: cut off at 8 tokens" "8 tokens, .* token limit"
+$Q export 1 --format json >"$tmp/c1.json" 2>&1
+send_line "/continue"
+expect "remote /continue: 16 tokens in the same entry" "16 tokens (continued)"
+n=$(screen | grep -c "^qnext$")
+[ "$n" = 1 ] && ok "remote /continue: one answer entry" || bad "remote /continue: entries $n"
+$Q export 1 --format json >"$tmp/c2.json" 2>&1
+if python3 - "$tmp/c1.json" "$tmp/c2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["messages"][1] for p in sys.argv[1:3])
+# The answer grew from its first part; the thought stayed as it was (a continued answer is
+# all answer, whatever the server labels it).
+ok = (len(b["content"]) > len(a["content"]) and b["content"].startswith(a["content"]) and
+      b.get("reasoning") == a.get("reasoning") and len(a["content"]) > 0)
+sys.exit(0 if ok else 1)
+PY
+then ok "remote /continue: the stored answer is the first part and more"
+else bad "remote /continue: stored answer"; cat "$tmp/c1.json" "$tmp/c2.json" | head -40; fi
+grep -q "stream continued: .* 8 generated" "$tmp/endless.err" &&
+	ok "remote /continue: the server went on with the message" ||
+	{ bad "remote /continue: no continued request"; sed 's/^/  | /' "$tmp/endless.err"; }
+quit_ok "remote /continue: quit"
+export XDG_DATA_HOME="$tmp/data" # the first chat's history again
 
 # ---- line mode and -p ----------------------------------------------------------
 if "$Q" --remote "$url" --api-key k -m tiny -p "Hi" --max-tokens 6 --temp 0 --thinking \

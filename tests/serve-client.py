@@ -150,6 +150,28 @@ _, _, p = chat({"messages": [{"role": "developer", "content": "Be brief."},
                               "reasoning_content": "greet"},
                              {"role": "user", "content": "Bye"}], "max_tokens": 2})
 check("content parts, developer", p.get("usage", {}).get("completion_tokens") == 2, str(p))
+# continue_final_message: the reply goes on with the last message in the part it ended in.  A
+# new turn would open with reasoning (the Thinking template opens <think>); going on with an
+# answer is all answer, and going on inside a thought is reasoning.
+CONT = {"continue_final_message": True, "add_generation_prompt": False, "max_tokens": 4,
+        "temperature": 0}
+_, _, p = chat(dict(CONT, messages=USER + [{"role": "assistant", "content": "The answer is",
+                                            "reasoning_content": "Easy."}]))
+m = p.get("choices", [{}])[0].get("message", {})
+check("continue an answer: answer text only", len(m.get("content", "")) > 0
+      and not m.get("reasoning_content") and p["usage"]["completion_tokens"] == 4, str(p))
+_, _, p2 = chat(dict(CONT, messages=USER + [{"role": "assistant", "content": "The answer is",
+                                             "reasoning_content": "Easy."}]))
+check("continue: greedy, the same again", p2.get("choices") == p.get("choices"), str(p2))
+_, _, p = chat(dict(CONT, messages=USER + [{"role": "assistant", "content": None,
+                                            "reasoning_content": "Let me see"}]))
+m = p.get("choices", [{}])[0].get("message", {})
+check("continue inside the thought: reasoning", len(m.get("reasoning_content", "")) > 0, str(p))
+_, _, p = chat({"messages": USER + [{"role": "assistant", "content": "The answer is"}],
+                "max_tokens": 4, "temperature": 0})
+m = p.get("choices", [{}])[0].get("message", {})
+check("without continue_final_message: a new turn, reasoning first",
+      len(m.get("reasoning_content", "")) > 0, str(p))
 
 # --- errors ---------------------------------------------------------------------
 bad = [
@@ -165,6 +187,11 @@ bad = [
      "messages[0].content[0]"),
     ({"messages": [{"role": "user"}]}, "messages[0].content"),
     ({"prompt": "hi"}, "messages"),
+    ({"messages": USER, "continue_final_message": True}, "continue_final_message"),
+    ({"messages": USER + [{"role": "assistant", "content": "x"}],
+      "continue_final_message": True, "add_generation_prompt": True}, "add_generation_prompt"),
+    ({"messages": USER, "add_generation_prompt": False}, "add_generation_prompt"),
+    ({"messages": USER, "thinking_token_budget": -1}, "thinking_token_budget"),
 ]
 for body, param in bad:
     st, _, e = chat(body)

@@ -57,6 +57,21 @@ test_parse_ok(void)
 	T_EQ_INT(r.sp_set, 0);
 	T_ASSERT(!r.stream && r.max_tokens == 0 && r.n_stop == 0 && r.model == NULL);
 	T_EQ_INT(r.think_budget, 0);
+	T_ASSERT(!r.continue_final);
+	oai_request_free(&r);
+	/* vLLM's continue_final_message, with or without add_generation_prompt false. */
+	T_EQ_INT(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+		       "{\"role\":\"assistant\",\"content\":\"The\",\"reasoning_content\":\"r\"}],"
+		       "\"continue_final_message\":true,\"add_generation_prompt\":false}",
+		       &r, &param, &cause),
+		 0);
+	T_ASSERT(r.continue_final && strcmp(r.msgs[1].reasoning, "r") == 0);
+	oai_request_free(&r);
+	T_EQ_INT(parse("{\"messages\":[{\"role\":\"assistant\",\"content\":null}],"
+		       "\"continue_final_message\":true}",
+		       &r, &param, &cause),
+		 0);
+	T_ASSERT(r.continue_final);
 	oai_request_free(&r);
 }
 
@@ -101,6 +116,18 @@ test_parse_refused(void)
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
 		"\"thinking_token_budget\":-1}",
 		"thinking_token_budget", "between");
+	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+		"\"continue_final_message\":true}",
+		"continue_final_message", "the last message must be the assistant's");
+	refused("{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\"}],"
+		"\"continue_final_message\":true,\"add_generation_prompt\":true}",
+		"add_generation_prompt", "cannot be true");
+	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+		"\"add_generation_prompt\":false}",
+		"add_generation_prompt", "only with continue_final_message");
+	refused("{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\"}],"
+		"\"continue_final_message\":1}",
+		"continue_final_message", "true or false");
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":1}", "stream",
 		"true or false");
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"frequency_penalty\":1}",

@@ -457,6 +457,52 @@ test_stream_cases(void)
 	T_ASSERT(cause == NULL);
 }
 
+/* One stream read as going on with last (remote_stream_continues). */
+static void
+continued(const char *text, const char *model, const struct chat_msg *last, struct sink *k)
+{
+	struct remote_stream s;
+	char *cause = NULL;
+
+	sink_init(k);
+	remote_stream_init(&s, model, collect, k);
+	remote_stream_continues(&s, last);
+	T_EQ_INT(remote_stream_feed(&s, text, strlen(text), &cause), 0);
+	T_EQ_INT(remote_stream_finish(&s, &cause), 0);
+	T_ASSERT(cause == NULL);
+	free(cause);
+	remote_stream_release(&s);
+}
+
+static void
+test_stream_continue(void)
+{
+	const struct chat_msg answer = { .role = "assistant",
+					 .content = "The sum",
+					 .reasoning = "x" };
+	const struct chat_msg thought = { .role = "assistant",
+					  .content = "",
+					  .reasoning = "Let me" };
+	struct sink k;
+
+	/* An answer goes on as the answer, newlines kept, whatever a parser labels it... */
+	continued(CHUNK("{\"reasoning_content\":\"\\n is\"}") CHUNK("{\"content\":\" 4.\"}") FINISH,
+		  "x-thinking", &answer, &k);
+	T_ASSERT(strcmp(k.text[THINK_ANSWER], "\n is 4.") == 0 && k.n[THINK_REASONING] == 0);
+	/* ... and content with no parser is the answer, for a Thinking model id too. */
+	continued(CHUNK("{\"content\":\"\\n\\nis 4.\"}") FINISH, "a-Thinking-model", &answer, &k);
+	T_ASSERT(strcmp(k.text[THINK_ANSWER], "\n\nis 4.") == 0 && k.n[THINK_REASONING] == 0);
+	/* Inside the thought: content with no parser is reasoning until </think>, any model id. */
+	continued(CHUNK("{\"content\":\"\\n more</think>4\"}") FINISH, "plain", &thought, &k);
+	T_ASSERT(strcmp(k.text[THINK_REASONING], "\n more") == 0);
+	T_ASSERT(strcmp(k.text[THINK_ANSWER], "4") == 0);
+	/* ... and with a parser, its fields as they say. */
+	continued(CHUNK("{\"reasoning_content\":\" more\"}") CHUNK("{\"content\":\"4\"}") FINISH,
+		  "plain", &thought, &k);
+	T_ASSERT(strcmp(k.text[THINK_REASONING], " more") == 0);
+	T_ASSERT(strcmp(k.text[THINK_ANSWER], "4") == 0);
+}
+
 static void
 test_error_text(void)
 {
@@ -672,6 +718,8 @@ check_request(const char *model, int *peer_port)
 	T_EQ_INT(json_integer_value(json_object_get(b, "seed")), 42);
 	T_EQ_INT(json_integer_value(json_object_get(b, "max_tokens")), 512);
 	T_EQ_INT(json_integer_value(json_object_get(b, "thinking_token_budget")), 300);
+	T_ASSERT(json_object_get(b, "continue_final_message") == NULL);
+	T_ASSERT(json_object_get(b, "add_generation_prompt") == NULL);
 	T_ASSERT(json_is_null(json_object_get(rec, "authorization")));
 	*peer_port = (int)json_integer_value(json_object_get(rec, "peer_port"));
 	json_decref(rec);
@@ -700,6 +748,41 @@ check_texts(const struct sink *k, const struct expect *x)
 	T_ASSERT(strcmp(k->text[THINK_REASONING], x->reasoning) == 0);
 	T_ASSERT(strcmp(k->text[THINK_ANSWER], x->answer) == 0);
 	T_ASSERT(k->progress_ok);
+}
+
+/*
+ * Going on with the answer conv[2]: vLLM's continue_final_message, the message's thought sent
+ * with it, and the reply (this stream labels most of it reasoning) taken as the answer's, its
+ * content's opening newlines kept.
+ */
+static void
+test_reply_continue(struct remote *r, struct poller *p)
+{
+	struct gen_params gp = params();
+	struct gen_stats st;
+	char *cause = NULL, *want = xasprintf("%s\n\n%s", R_FULL, A_FULL);
+	json_t *rec, *b, *last;
+
+	gp.continue_last = true;
+	sink_init(&p->k);
+	p->k.r = p->r = r;
+	p->t0 = now_sec();
+	T_EQ_INT(remote_reply(r, conv, 3, &gp, poll_collect, p, &st, &cause), 0);
+	T_ASSERT(cause == NULL);
+	T_EQ_INT(p->k.n[THINK_REASONING], 0);
+	T_ASSERT(strcmp(p->k.text[THINK_ANSWER], want) == 0);
+	if (strcmp(p->k.text[THINK_ANSWER], want) != 0)
+		fprintf(stderr, "  continued: \"%s\"\n", p->k.text[THINK_ANSWER]);
+	rec = last_request();
+	b = json_object_get(rec, "body");
+	last = json_array_get(json_object_get(b, "messages"), 2);
+	T_EQ_INT(json_array_size(json_object_get(b, "messages")), 3);
+	T_ASSERT(json_is_true(json_object_get(b, "continue_final_message")));
+	T_ASSERT(json_is_false(json_object_get(b, "add_generation_prompt")));
+	T_ASSERT(str_is(last, "content", "4.") &&
+		 str_is(last, "reasoning_content", "secret thoughts"));
+	json_decref(rec);
+	free(want);
 }
 
 /* The first model, its reply, the request, a second reply on the same connection. */
@@ -772,6 +855,7 @@ test_reply_vllm(const struct server *sv)
 	check_texts(&p.k, &streams[0]);
 	T_EQ_INT(st.stop, GEN_STOP_EOS);
 	T_ASSERT(cause == NULL);
+	test_reply_continue(r, &p);
 	remote_close(r);
 	free(url);
 	free(base);
@@ -1152,6 +1236,7 @@ main(void)
 		test_recorded(&streams[i]);
 	test_bad_streams();
 	test_stream_cases();
+	test_stream_continue();
 	test_error_text();
 	if (mkdtemp(tmpdir) == NULL) {
 		T_ASSERT(!"mkdtemp");

@@ -313,6 +313,35 @@ parse_flags(json_t *root, struct oai_request *r, char **param, char **cause)
 	return 0;
 }
 
+/*
+ * vLLM's continue_final_message (with add_generation_prompt false): the reply
+ * goes on with the last message, an assistant's, instead of answering it.
+ * add_generation_prompt false alone would leave the model nothing to write
+ * into; refused.
+ */
+static int
+parse_continue(json_t *root, struct oai_request *r, char **param, char **cause)
+{
+	json_t *c = json_object_get(root, "continue_final_message");
+	json_t *g = json_object_get(root, "add_generation_prompt");
+
+	if (c != NULL && !json_is_null(c) && !json_is_boolean(c))
+		return reject(param, cause, "continue_final_message", "must be true or false");
+	if (g != NULL && !json_is_null(g) && !json_is_boolean(g))
+		return reject(param, cause, "add_generation_prompt", "must be true or false");
+	r->continue_final = json_is_true(c);
+	if (r->continue_final && json_is_true(g))
+		return reject(param, cause, "add_generation_prompt",
+			      "cannot be true with continue_final_message");
+	if (!r->continue_final && json_is_false(g))
+		return reject(param, cause, "add_generation_prompt",
+			      "false is supported only with continue_final_message");
+	if (r->continue_final && strcmp(r->msgs[r->n_msgs - 1].role, "assistant") != 0)
+		return reject(param, cause, "continue_final_message",
+			      "the last message must be the assistant's");
+	return 0;
+}
+
 int
 oai_request_parse(const char *body, size_t len, struct oai_request *r, char **param, char **cause)
 {
@@ -338,7 +367,8 @@ oai_request_parse(const char *body, size_t len, struct oai_request *r, char **pa
 		 parse_sampling(root, r, param, cause) == 0 &&
 		 parse_stop(root, r, param, cause) == 0 &&
 		 parse_unsupported(root, param, cause) == 0 &&
-		 parse_flags(root, r, param, cause) == 0)
+		 parse_flags(root, r, param, cause) == 0 &&
+		 parse_continue(root, r, param, cause) == 0)
 		rc = 0;
 	json_decref(root);
 	return rc;

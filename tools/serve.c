@@ -315,6 +315,7 @@ request_params(const struct request *r)
 
 	gp.ignore_eos = r->rq.ignore_eos;
 	gp.think_budget = r->rq.think_budget;
+	gp.continue_last = r->rq.continue_final;
 	gp.sp = r->sv->defaults;
 	sampler_fields_copy(&gp.sp, &r->rq.sp, r->rq.sp_set);
 	/* No seed asked: a fresh one for every reply, as OpenAI does. */
@@ -330,6 +331,10 @@ send_prompt(struct request *r)
 	m.u.prompt.conv = msg_conv_copy(r->rq.msgs, (int)r->rq.n_msgs);
 	m.u.prompt.n_conv = (int)r->rq.n_msgs;
 	m.u.prompt.params = request_params(r);
+	/* A continued answer's thought so far, which msg_conv_copy leaves out (msg.h). */
+	if (r->rq.continue_final && r->rq.msgs[r->rq.n_msgs - 1].reasoning != NULL)
+		m.u.prompt.conv[r->rq.n_msgs - 1].reasoning =
+			xstrdup(r->rq.msgs[r->rq.n_msgs - 1].reasoning);
 	queue_push(r->sv->to_engine, &m);
 }
 
@@ -738,9 +743,10 @@ log_request(struct request *r, enum MHD_RequestTerminationCode toe)
 		snprintf(line, sizeof(line), "%s %s %d", r->method, show, r->status);
 	else
 		snprintf(line, sizeof(line),
-			 "%s %s %d%s: prompt %d tokens (%d reused), %d generated, %.2f s, %s%s",
+			 "%s %s %d%s%s: prompt %d tokens (%d reused), %d generated, %.2f s, %s%s",
 			 r->method, show, r->status, r->rq.stream ? " stream" : "",
-			 st->prompt_tokens, st->reused_tokens, st->gen_tokens, now_sec() - r->t0,
+			 r->rq.continue_final ? " continued" : "", st->prompt_tokens,
+			 st->reused_tokens, st->gen_tokens, now_sec() - r->t0,
 			 r->error != NULL ? "error"
 			 : r->stop_hit    ? "stop string"
 					  : gen_stop_name(st->stop),

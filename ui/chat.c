@@ -564,11 +564,6 @@ chat_continue(struct app *a)
 	int n;
 
 	assert_ui();
-	if (a->remote) {
-		/* The OpenAI API has no "go on with this message" (remote.c sends whole turns). */
-		ui_status(a, true, "/continue: not with a remote engine");
-		return;
-	}
 	if (busy(a) != NULL || e == NULL || (e->len == 0 && e->rlen == 0)) {
 		ui_status(a, true, "/continue: %s",
 			  busy(a) ? busy(a) : "the last entry is not an answer to go on with");

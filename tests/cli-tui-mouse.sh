@@ -90,20 +90,27 @@ at_row() {
 	done
 	screen | sed -n "$1p" | grep -q -- "$2"
 }
-settle
-r=$(screen | grep -n -- "v thought" | tail -1 | cut -d: -f1)
-if [ -n "$r" ]; then
+# in_place NAME PICK FROM TO: click the row `grep -n FROM | PICK` finds; it must show TO there.
+in_place() {
+	settle
+	r=$(screen | grep -n -- "$3" | $2 -1 | cut -d: -f1)
+	if [ -z "$r" ]; then
+		bad "$1: no '$3' row in view"
+		return
+	fi
 	click "$r"
-	at_row "$r" "> thought" && ok "a click closes the panel in place" ||
-		bad "row $r after the click: $(screen | sed -n "${r}p")"
-else bad "the opened panel is not in view"; fi
-settle
-r=$(screen | grep -n -- "> thought" | head -1 | cut -d: -f1)
-if [ -n "$r" ]; then
-	click "$r"
-	at_row "$r" "v thought" && ok "a click on the top summary opens it in place (row $r)" ||
-		bad "row $r after the click: $(screen | sed -n "${r}p")"
-else bad "no thinking line to click"; fi
+	at_row "$r" "$4" && ok "$1 (row $r)" || bad "$1: row $r shows $(screen | sed -n "${r}p")"
+}
+in_place "a click closes the last panel in place" tail "v thought" "> thought"
+in_place "a click opens the summary in place" head "> thought" "v thought"
+# Scrolled up until an earlier answer's summary is in the top three rows (the wheel moves three
+# lines, so it lands there): opened, it stays there.
+for _ in $(seq 12); do
+	screen | head -3 | grep -q -- "> thought" && break
+	wheel 64
+	sleep 0.3
+done
+in_place "a click near the top opens that summary in place" head "> thought" "v thought"
 
 # ---- the conversation list: a click selects, a second opens -----------------
 send_line "/new"

@@ -57,6 +57,7 @@ struct engine {
 	struct session *s;     /* the local model, or NULL */
 	struct remote_side rm; /* or the remote one (rm.on) */
 	struct msg pending;    /* type 0 = none */
+	struct msg models;     /* a MSG_MODELS that came during a job, answered after it; or 0 */
 	bool quit;
 	uint64_t turn; /* seq of the running turn */
 	struct warm_state w;
@@ -83,7 +84,7 @@ send_notice(struct engine *e, char *text)
 /*
  * Look at the inbound queue without blocking.  Returns true when the
  * running job must stop: a cancel of this turn, a quit, or a new job (kept
- * in pending).
+ * in pending).  A MSG_MODELS waits for the job's end (the latest one kept).
  */
 static bool
 interrupted(struct engine *e)
@@ -109,6 +110,10 @@ interrupted(struct engine *e)
 		case MSG_PROMPT:
 			e->pending = m;
 			return true;
+		case MSG_MODELS:
+			msg_free(&e->models);
+			e->models = m;
+			break;
 		default:
 			msg_free(&m);
 			break;
@@ -503,15 +508,31 @@ do_prompt(struct engine *e, struct msg *m)
 static bool
 next_job(struct engine *e, struct msg *m)
 {
-	if (e->pending.type != 0) {
-		*m = e->pending;
-		memset(&e->pending, 0, sizeof(e->pending));
+	struct msg *kept = e->pending.type != 0  ? &e->pending
+			   : e->models.type != 0 ? &e->models
+						 : NULL;
+
+	if (kept != NULL) {
+		*m = *kept;
+		memset(kept, 0, sizeof(*kept));
 		return true;
 	}
 	if (e->s != NULL && e->w.active)
 		return queue_pop(e->in, m);
 	queue_wait(e->in, m);
 	return true;
+}
+
+/* MSG_MODELS: the list, with the request's pick. */
+static void
+do_models(struct engine *e, const struct msg *m)
+{
+	struct msg r = { .type = MSG_MODELS_FOUND, .u.models.pick = m->u.models.pick };
+	const char *const known[2] = { m->u.models.known[0], m->u.models.known[1] };
+
+	if (m->u.models.find != NULL)
+		r.u.models.found = m->u.models.find(known, 2, &r.u.models.n);
+	queue_push(e->out, &r);
 }
 
 static void *
@@ -542,12 +563,16 @@ engine_main(void *arg)
 		case MSG_QUIT:
 			e->quit = true;
 			break;
+		case MSG_MODELS:
+			do_models(e, &m);
+			break;
 		default:
 			break; /* a cancel of a turn that has ended */
 		}
 		msg_free(&m);
 	}
 	msg_free(&e->pending);
+	msg_free(&e->models);
 	session_close(e->s);
 	e->s = NULL;
 	remote_close(e->rm.r);

@@ -124,4 +124,11 @@ enum think_part {
 	THINK_ANSWER,
 };
 
+/* A model directory qnext found, with what the plan says of it (models.h). */
+struct model_found {
+	char *dir;     /* as found (not resolved) */
+	uint64_t size; /* bytes of its safetensors files */
+	char *verdict; /* "fits in RAM, about 9.1 tok/s", or why it cannot be opened */
+};
+
 #endif

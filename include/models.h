@@ -3,9 +3,12 @@
  * each with the bytes of its weight files and the plan's verdict on this
  * machine (will it fit in RAM, how fast will it decode; plan.h).
  *
- * Main or UI thread: it opens each model (its headers, no weights read)
- * and probes the machine, a fraction of a second per model.  Ownership:
- * the array and its strings are malloc'd for the caller (models_free).
+ * Main or engine thread: it opens each model (its headers, no weights
+ * read) and probes the machine, up to about a second per model for the
+ * full-size checkpoint, which is why the chat asks the engine thread for
+ * it (MSG_MODELS) rather than freeze the screen.  struct model_found is in
+ * chat-types.h, so that the list can travel in a message.  Ownership: the
+ * array and its strings are malloc'd for the caller (models_free).
  */
 #ifndef QNEXT_MODELS_H
 #define QNEXT_MODELS_H
@@ -13,11 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct model_found {
-	char *dir;     /* as found (not resolved) */
-	uint64_t size; /* bytes of its safetensors files */
-	char *verdict; /* "fits in RAM, about 9.1 tok/s", or why it cannot be opened */
-};
+#include "chat-types.h"
 
 /*
  * The models found, in order: the caller's known directories (the one

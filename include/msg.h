@@ -19,6 +19,7 @@
 #define QNEXT_MSG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "chat-types.h"
@@ -29,6 +30,7 @@ enum msg_type {
 	MSG_PROMPT,     /* seq, u.prompt: generate the assistant's reply */
 	MSG_CANCEL,     /* seq: stop that turn (no payload) */
 	MSG_QUIT,       /* stop whatever runs and end the thread (no payload) */
+	MSG_MODELS,     /* u.models: find the model directories (does not stop a turn) */
 
 	/* Engine -> UI. */
 	MSG_PROGRESS = 200, /* u.progress: how the load goes (below) */
@@ -38,6 +40,7 @@ enum msg_type {
 	MSG_DONE,           /* seq, u.done: the turn ended */
 	MSG_NET,            /* seq, u.net: a remote engine's request (below) */
 	MSG_ERROR,          /* seq (0 = no turn: the load, or a notice), u.error */
+	MSG_MODELS_FOUND,   /* u.models: what MSG_MODELS found */
 };
 
 /* MSG_LOAD: open the model in dir (closing any open one). */
@@ -157,6 +160,26 @@ struct msg_error {
 	bool too_long; /* a turn's: its prompt does not fit the context (SESSION_TOO_LONG) */
 };
 
+/*
+ * MSG_MODELS asks for the model directories qnext can find, each with the
+ * plan's verdict (models_find: the known ones first); MSG_MODELS_FOUND
+ * answers with found[n] and the request's pick.  Opening each model's
+ * headers takes up to about a second on the full-size checkpoint, so the
+ * engine does it: after the running turn, if any, which the request does
+ * not stop.  pick is the UI's, carried back as it was: 0 = show the list,
+ * N = load the N-th.  The lister (models_find) lives on the tools floor,
+ * above the engine's, so the request names it for the engine to run.
+ */
+typedef struct model_found *msg_models_fn(const char *const *known, size_t n_known, size_t *n);
+
+struct msg_models {
+	msg_models_fn *find;       /* MSG_MODELS: what lists them (models_find) */
+	char *known[2];            /* owned, or NULL: MSG_MODELS's first candidates */
+	struct model_found *found; /* owned [n]: MSG_MODELS_FOUND's */
+	size_t n;
+	long pick;
+};
+
 /* One message: type says which member of u is meant. */
 struct msg {
 	enum msg_type type;
@@ -171,6 +194,7 @@ struct msg {
 		struct msg_done done;
 		struct msg_net net;
 		struct msg_error error;
+		struct msg_models models;
 	} u;
 };
 

@@ -61,6 +61,16 @@ msg_free(struct msg *m)
 	case MSG_ERROR:
 		free(m->u.error.text);
 		break;
+	case MSG_MODELS:
+	case MSG_MODELS_FOUND:
+		free(m->u.models.known[0]);
+		free(m->u.models.known[1]);
+		for (size_t i = 0; i < m->u.models.n; i++) { /* as models_free, a floor up */
+			free(m->u.models.found[i].dir);
+			free(m->u.models.found[i].verdict);
+		}
+		free(m->u.models.found);
+		break;
 	case MSG_CANCEL:
 	case MSG_QUIT:
 	case MSG_PREFILL:

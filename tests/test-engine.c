@@ -2,7 +2,8 @@
  * test-engine.c - the engine thread through its queues only, on the tiny
  * golden model: load with progress then ready, a greedy turn that streams
  * the golden continuation and ends with its stats, a cancel that stops a
- * long turn early, stale cancels ignored, a failed load reported without
+ * long turn early, stale cancels ignored, /model's MSG_MODELS answered after
+ * the turn it came during, a failed load reported without
  * killing the thread, and a clean quit.  Runs under ThreadSanitizer.
  */
 #include <poll.h>
@@ -13,6 +14,7 @@
 
 #include "engine.h"
 #include "model.h"
+#include "models.h"
 #include "queue.h"
 #include "safetensors.h"
 #include "sampler.h"
@@ -331,6 +333,31 @@ main(void)
 	T_EQ_INT(m.type, MSG_DONE);
 	T_EQ_INT(m.u.done.stats.gen_tokens, 3);
 	msg_free(&m);
+
+	/* /model's request during a turn: the turn runs to its end, then the list comes. */
+	{
+		bool done_first = false;
+
+		push_prompt(7, "Hello", 20);
+		m = (struct msg){ .type = MSG_MODELS,
+				  .u.models = { .find = models_find, .pick = 2 } };
+		m.u.models.known[0] = xstrdup("share/tiny");
+		queue_push(in, &m);
+		for (m = next(); m.type != 0 && m.type != MSG_MODELS_FOUND; m = next()) {
+			if (m.type == MSG_DONE && m.seq == 7) {
+				T_EQ_INT(m.u.done.stats.gen_tokens, 20);
+				done_first = true;
+			}
+			msg_free(&m);
+		}
+		T_ASSERT(done_first);
+		T_EQ_INT(m.type, MSG_MODELS_FOUND);
+		T_ASSERT(m.u.models.n >= 1 && strcmp(m.u.models.found[0].dir, "share/tiny") == 0);
+		if (m.u.models.n >= 1)
+			T_STR_CONTAINS(m.u.models.found[0].verdict, "fits");
+		T_EQ_INT(m.u.models.pick, 2);
+		msg_free(&m);
+	}
 
 	/* A failed load is an error message; the thread lives on. */
 	m = (struct msg){ .type = MSG_LOAD, .u.load.dir = xstrdup("/nonexistent/model") };

@@ -180,6 +180,9 @@ on_engine(struct app *a, struct msg *m)
 	case MSG_ERROR:
 		on_error(a, m->seq, &m->u.error);
 		break;
+	case MSG_MODELS_FOUND:
+		slash_models_found(a, &m->u.models);
+		break;
 	default:
 		break;
 	}

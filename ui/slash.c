@@ -15,7 +15,9 @@
 #include "commands.h"
 #include "markdown.h"
 #include "models.h"
+#include "msg.h"
 #include "plan.h"
+#include "queue.h"
 #include "settings.h"
 #include "store.h"
 #include "thread-role.h"
@@ -368,22 +370,25 @@ think_all(struct app *a, enum command_think t)
 	screen_dirty(a);
 }
 
-/* The models /model lists: the one loaded and the settings file's first. */
-static struct model_found *
-find_models(struct app *a, size_t *n)
+/*
+ * Ask the engine for the models /model lists (MSG_MODELS; models.h says why not here): the one
+ * loaded and the settings file's first.  pick: 0 to show them, N to load the N-th.
+ */
+static void
+ask_models(struct app *a, long pick)
 {
+	struct msg m = { .type = MSG_MODELS, .u.models = { .find = models_find, .pick = pick } };
 	struct settings conf;
 	char *path = settings_path();
-	const char *known[2] = { a->model_dir, NULL };
-	struct model_found *v;
 
 	memset(&conf, 0, sizeof(conf));
-	if (path != NULL && settings_load(&conf, path, NULL) == 0)
-		known[1] = conf.str[SET_MODEL];
-	v = models_find(known, 2, n);
+	if (path != NULL && settings_load(&conf, path, NULL) == 0 && conf.str[SET_MODEL] != NULL)
+		m.u.models.known[1] = xstrdup(conf.str[SET_MODEL]);
+	m.u.models.known[0] = xstrdup(a->model_dir);
 	settings_release(&conf);
 	free(path);
-	return v;
+	queue_push(a->to_engine, &m);
+	ui_status(a, false, "/model: looking for models...");
 }
 
 /* /model: the list, numbered. */
@@ -402,46 +407,53 @@ list_models(struct app *a, const struct model_found *v, size_t n)
 	ui_info(a, "%s", n > 0 ? buf : "no model found: /model DIR loads one by its folder");
 }
 
+/* Load the model in dir in the background, unless the engine is busy. */
+static void
+load_model(struct app *a, const char *dir)
+{
+	if (a->state == APP_GENERATING || a->state == APP_LOADING) {
+		ui_status(a, true, "/model: wait for the %s first (Ctrl-C stops an answer)",
+			  a->state == APP_LOADING ? "load" : "answer");
+		return;
+	}
+	free(a->model_dir);
+	a->model_dir = xstrdup(dir);
+	free(a->model_desc);
+	a->model_desc = NULL;
+	chat_load(a);
+	ui_info(a, "loading %s; this chat goes on with it", a->model_dir);
+}
+
+void
+slash_models_found(struct app *a, const struct msg_models *f)
+{
+	assert_ui();
+	ui_status_clear(a);
+	if (f->pick == 0)
+		list_models(a, f->found, f->n);
+	else if ((size_t)f->pick > f->n)
+		ui_status(a, true, "/model: no model %ld; /model lists %zu", f->pick, f->n);
+	else
+		load_model(a, f->found[f->pick - 1].dir);
+}
+
 /* /model [N|DIR]: list the models found, or load one in the background. */
 static void
 slash_model(struct app *a, const char *arg)
 {
-	struct model_found *v = NULL;
-	size_t n = 0;
 	char *end = NULL;
 	long i = arg != NULL ? strtol(arg, &end, 10) : 0;
-	const char *dir = arg;
 
-	if (a->remote) {
+	if (a->remote)
 		ui_status(a, true, "/model: a remote server answers; it chooses its models");
-		return;
-	}
-	if (arg == NULL || (end != NULL && *end == '\0')) {
-		v = find_models(a, &n);
-		if (arg == NULL) {
-			list_models(a, v, n);
-			models_free(v, n);
-			return;
-		}
-		if (i < 1 || (size_t)i > n) {
-			ui_status(a, true, "/model: no model %ld; /model lists %zu", i, n);
-			models_free(v, n);
-			return;
-		}
-		dir = v[i - 1].dir;
-	}
-	if (a->state == APP_GENERATING || a->state == APP_LOADING) {
-		ui_status(a, true, "/model: wait for the %s first (Ctrl-C stops an answer)",
-			  a->state == APP_LOADING ? "load" : "answer");
-	} else {
-		free(a->model_dir);
-		a->model_dir = xstrdup(dir);
-		free(a->model_desc);
-		a->model_desc = NULL;
-		chat_load(a);
-		ui_info(a, "loading %s; this chat goes on with it", a->model_dir);
-	}
-	models_free(v, n);
+	else if (arg == NULL)
+		ask_models(a, 0);
+	else if (*end != '\0')
+		load_model(a, arg);
+	else if (i < 1)
+		ui_status(a, true, "/model: no model %ld; /model lists them", i);
+	else
+		ask_models(a, i);
 }
 
 /* /help: the overlay, or one command's lines in the transcript. */

@@ -30,6 +30,7 @@ struct history;
 struct keys;
 struct gauges;
 struct msg_net;
+struct msg_models;
 struct md_doc;
 
 /* ---- transcript -------------------------------------------------------- */
@@ -434,6 +435,8 @@ void slash_browser_key(struct app *a, int key);
 void slash_confirm(struct app *a, const char *question, void (*fn)(struct app *a));
 /* Export conversation id as Markdown (md) or JSON to path (NULL: ./qnext-ID.md). */
 void slash_export(struct app *a, int64_t id, bool json, const char *path);
+/* The engine's answer to /model's MSG_MODELS: the list shown, or the picked model loaded. */
+void slash_models_found(struct app *a, const struct msg_models *f);
 
 /* ---- keys.c: the keyboard ----------------------------------------------- */
 

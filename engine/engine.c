@@ -480,6 +480,7 @@ do_prompt(struct engine *e, struct msg *m)
 	}
 	gp.poll = poll_in;
 	gp.progress = on_progress;
+	gp.tools_json = p->tools_json;
 	if (e->rm.on) {
 		rc = remote_reply(e->rm.r, p->conv, (size_t)p->n_conv, &gp, on_text, e,
 				  &done.u.done.stats, &cause);

@@ -291,8 +291,8 @@ render_full(const struct chat_msg *msgs, size_t n, const struct gen_params *gp, 
 {
 	*in_thought = true;
 	if (gp->continue_last)
-		return chat_template_render_continue(msgs, n, NULL, in_thought, cause);
-	return chat_template_render(msgs, n, NULL, true, cause);
+		return chat_template_render_continue(msgs, n, gp->tools_json, in_thought, cause);
+	return chat_template_render(msgs, n, gp->tools_json, true, cause);
 }
 
 /* Tokens of the conversation: base (complete messages) and full (+ generation prompt). */
@@ -303,8 +303,9 @@ encode_prompt(struct session *s, const struct chat_msg *msgs, size_t n, const st
 {
 	/* Continued, the last message is not complete: the base ends before it. */
 	size_t n_complete = gp->continue_last && n > 0 ? n - 1 : n;
-	char *tb = n_complete > 0 ? chat_template_render(msgs, n_complete, NULL, false, cause)
-				  : xstrdup(""),
+	char *tb = n_complete > 0
+			   ? chat_template_render(msgs, n_complete, gp->tools_json, false, cause)
+			   : xstrdup(""),
 	     *tf = NULL;
 	int rc = -1;
 

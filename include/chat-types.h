@@ -85,6 +85,13 @@ struct gen_params {
 	 */
 	bool continue_last;
 	/*
+	 * The tools the template lists in the system turn (a JSON array of
+	 * {"type": "function", "function": {...}}, as OpenAI's request has
+	 * them), or NULL.  Borrowed: MSG_PROMPT carries its own copy
+	 * (msg_prompt.tools_json) and the engine points here at it.
+	 */
+	const char *tools_json;
+	/*
 	 * Called during the prefill between layers (and parts of a layer), and
 	 * once per generated token; true = stop now.  Not asked again after a
 	 * true in the same reply.  May be NULL.  Never sent between threads:

@@ -57,7 +57,8 @@ struct msg_prompt {
 	struct chat_msg *conv; /* owned deep copy [n_conv] (role, content; reasoning: NULL, or
 				  owned for the message continue_last continues) */
 	int n_conv;
-	struct gen_params params; /* poll and progress are ignored */
+	char *tools_json;         /* owned, or NULL: what params.tools_json points at */
+	struct gen_params params; /* poll, progress and tools_json are ignored */
 };
 
 /*
@@ -202,8 +203,9 @@ struct msg {
  * Accepts a zeroed message. */
 void msg_free(struct msg *m);
 
-/* Deep copy of role and content of n messages (reasoning is not sent: the one exception,
- * an answer continued with gen_params.continue_last, has its reasoning set by the UI). */
+/* Deep copy of role, content and tool calls of n messages (reasoning is not sent: the one
+ * exception, an answer continued with gen_params.continue_last, has its reasoning set by the
+ * caller). */
 struct chat_msg *msg_conv_copy(const struct chat_msg *m, int n);
 
 #endif

@@ -33,6 +33,7 @@ struct oai_request {
 	bool ignore_eos;            /* vLLM's extension: generate max_tokens whatever comes */
 	int think_budget;    /* vLLM's "thinking_token_budget": reasoning tokens, then the answer */
 	bool continue_final; /* vLLM's "continue_final_message": go on with the last message */
+	char *tools_json;    /* "tools" (compact JSON) for the template to list, or NULL */
 	char *stop[OAI_MAX_STOP]; /* [n_stop] non-empty strings */
 	int n_stop;
 };
@@ -78,9 +79,46 @@ char *oai_chunk_json(const struct oai_reply *rp, const char *role, enum think_pa
 /* The last chunk under stream_options.include_usage: choices [] and usage. */
 char *oai_usage_chunk_json(const struct oai_reply *rp, const struct gen_stats *st);
 
-/* The whole reply (stream false): message content and reasoning_content, usage. */
+/*
+ * The whole reply (stream false): message content, reasoning_content and
+ * tool_calls (calls[0..n_calls), each oai_tool_call's JSON; content null
+ * when there are calls and it is blank), usage.
+ */
 char *oai_completion_json(const struct oai_reply *rp, const char *content, const char *reasoning,
-			  const char *finish, const struct gen_stats *st);
+			  char *const *calls, int n_calls, const char *finish,
+			  const struct gen_stats *st);
+
+/*
+ * Tool calls in the answer.  The Qwen3 template asks the model to write
+ * each as <tool_call>\n{"name": N, "arguments": {...}}\n</tool_call>; the
+ * scanner takes the answer's text as it streams and hands fn the text
+ * between calls (OAI_TEXT) and each whole call's body (OAI_CALL), holding
+ * back text that may still turn out to be a tag.  A call longer than
+ * OAI_CALL_MAX is given up on and handed on as text, tags and all.
+ */
+#define OAI_CALL_MAX (1u << 20)
+enum oai_piece { OAI_TEXT, OAI_CALL };
+typedef void oai_piece_fn(void *arg, enum oai_piece kind, const char *text, size_t len);
+struct oai_toolscan {
+	char *held; /* text not handed on yet */
+	size_t len, cap;
+	bool in_call; /* held is a call's body so far, after its <tool_call> */
+};
+void oai_toolscan_feed(struct oai_toolscan *t, const char *text, size_t len, oai_piece_fn *fn,
+		       void *arg);
+/* The answer ended: what is held goes out as text (an unclosed call with its tag); frees. */
+void oai_toolscan_finish(struct oai_toolscan *t, oai_piece_fn *fn, void *arg);
+
+/*
+ * A call's body as OpenAI's tool call, {"id": "call_...", "type": "function",
+ * "function": {"name": N, "arguments": "<the arguments as a JSON string>"}}:
+ * malloc'd JSON, or NULL when body is not {"name": string, "arguments":
+ * object or string} (the caller shows it as text, as vLLM's parser does).
+ */
+char *oai_tool_call(const char *body, size_t len);
+
+/* A streamed chunk whose delta holds tool call number index (call: oai_tool_call's JSON). */
+char *oai_tool_chunk_json(const struct oai_reply *rp, int index, const char *call);
 
 /* GET /v1/models: the one model, with max_model_len (the context), as vLLM lists it. */
 char *oai_models_json(const char *model, long long created, int n_ctx);

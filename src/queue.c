@@ -43,8 +43,10 @@ msg_free(struct msg *m)
 			free((char *)m->u.prompt.conv[i].role);
 			free((char *)m->u.prompt.conv[i].content);
 			free((char *)m->u.prompt.conv[i].reasoning);
+			free((char *)m->u.prompt.conv[i].tool_calls_json);
 		}
 		free(m->u.prompt.conv);
+		free(m->u.prompt.tools_json);
 		break;
 	case MSG_PROGRESS:
 		free(m->u.progress.phase);
@@ -88,6 +90,8 @@ msg_conv_copy(const struct chat_msg *m, int n)
 	for (int i = 0; i < n; i++) {
 		c[i].role = xstrdup(m[i].role);
 		c[i].content = xstrdup(m[i].content != NULL ? m[i].content : "");
+		if (m[i].tool_calls_json != NULL)
+			c[i].tool_calls_json = xstrdup(m[i].tool_calls_json);
 	}
 	return c;
 }

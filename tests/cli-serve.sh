@@ -36,7 +36,7 @@ if ! start main --api-key sekrit --queue 1; then
 	bad "server starts" "$tmp/main.err"
 else
 	ok "server starts on port $port"
-	if python3 tests/serve-client.py "$port" sekrit "$tmp/main.err" >"$tmp/client.log" 2>&1; then
+	if QNEXT_BIN=$Q python3 tests/serve-client.py "$port" sekrit "$tmp/main.err" >"$tmp/client.log" 2>&1; then
 		ok "HTTP client checks: $(tail -1 "$tmp/client.log")"
 	else
 		bad "HTTP client checks" "$tmp/client.log"

@@ -5,17 +5,21 @@ answers: streaming and whole replies, parameters, errors, the API key,
 queued and refused requests, a client that hangs up mid-answer.
 
 usage: serve-client.py PORT KEY SERVER_STDERR_FILE
-The server must run with --api-key KEY --queue 1.  Prints one line per
+The server must run with --api-key KEY --queue 1.  $QNEXT_BIN (default
+./qnext) renders and tokenizes prompts to compare with the server's counts.  Prints one line per
 failure and "N passed, M failed"; exit status 1 on any failure.
 """
 import http.client
 import json
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 
 PORT, KEY, LOG = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+QNEXT = os.environ.get("QNEXT_BIN", "./qnext")
 passed = failed = 0
 
 
@@ -173,6 +177,36 @@ m = p.get("choices", [{}])[0].get("message", {})
 check("without continue_final_message: a new turn, reasoning first",
       len(m.get("reasoning_content", "")) > 0, str(p))
 
+# Tools: the template lists them in the system turn, and a conversation that used one (the
+# assistant's call, the tool's answer) is rendered as the template renders it.
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}]
+_, _, plain = chat({"messages": USER, "max_tokens": 1})
+_, _, p = chat({"messages": USER, "tools": TOOLS, "max_tokens": 1})
+check("tools listed in the prompt", p["usage"]["prompt_tokens"] > plain["usage"]["prompt_tokens"] + 50,
+      f"{p['usage']} vs {plain['usage']}")
+_, _, p2 = chat({"messages": USER, "tools": TOOLS, "tool_choice": "none", "max_tokens": 1})
+check("tool_choice none leaves them out",
+      p2["usage"]["prompt_tokens"] == plain["usage"]["prompt_tokens"], str(p2["usage"]))
+used = USER + [{"role": "assistant", "content": None, "tool_calls": [
+    {"id": "call_1", "type": "function",
+     "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 21 C"}]
+st, _, p3 = chat({"messages": used, "tools": TOOLS, "max_tokens": 1})
+check("a conversation with a tool call and its result", st == 200 and
+      p3["usage"]["prompt_tokens"] > p["usage"]["prompt_tokens"] + 10, f"{st} {p3}")
+# The same counts as `qnext render | qnext tokenize` give: the tools reach the template as sent.
+for conv, got in ((USER, p), (used, p3)):
+    text = subprocess.run([QNEXT, "render"], input=json.dumps({"messages": conv, "tools": TOOLS}),
+                          capture_output=True, text=True).stdout
+    ids = subprocess.run([QNEXT, "tokenize", "-m", "share/tiny"], input=text,
+                         capture_output=True, text=True).stdout
+    check("prompt tokens as render + tokenize count them (%d messages)" % len(conv),
+          len(json.loads(ids or "[]")) == got["usage"]["prompt_tokens"],
+          f"{ids[:80]} {got['usage']}")
+
 # --- errors ---------------------------------------------------------------------
 bad = [
     ({"messages": USER, "temperature": 5}, "temperature"),
@@ -181,7 +215,8 @@ bad = [
     ({"messages": USER, "n": 2}, "n"),
     ({"messages": USER, "seed": -1}, "seed"),
     ({"messages": USER, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
-    ({"messages": USER, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"messages": USER, "tools": [{"type": "retrieval"}]}, "tools[0]"),
+    ({"messages": USER, "tool_choice": "required"}, "tool_choice"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
      "messages[0].content[0]"),

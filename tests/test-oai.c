@@ -128,6 +128,14 @@ test_parse_refused(void)
 	refused("{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\"}],"
 		"\"continue_final_message\":1}",
 		"continue_final_message", "true or false");
+	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":{}}", "tools",
+		"must be an array");
+	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":["
+		"{\"type\":\"function\",\"function\":{\"name\":\"f\"}},{\"type\":\"retrieval\"}]}",
+		"tools[1]", "expected");
+	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+		"\"tool_choice\":\"required\"}",
+		"tool_choice", "cannot be forced");
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":1}", "stream",
 		"true or false");
 	refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"frequency_penalty\":1}",
@@ -158,7 +166,7 @@ test_replies(void)
 	T_ASSERT(strcmp(json_string_value(json_object_get(j, "model")), "model\xef\xbf\xbd") == 0);
 	json_decref(j);
 	free(s);
-	s = oai_completion_json(&rp, "answer", "thought", "stop", &st);
+	s = oai_completion_json(&rp, "answer", "thought", NULL, 0, "stop", &st);
 	j = json_loads(s, 0, NULL);
 	T_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "usage"), "total_tokens")),
 		 13);
@@ -233,11 +241,179 @@ test_stop(void)
 	T_EQ_INT(oai_stop_scan(NULL, 0, "abc", 3, &hit), 3);
 }
 
+/* What the tool call scanner handed on: the text joined, the calls' bodies joined by '|'. */
+struct pieces {
+	char text[512], calls[512];
+	int n_calls;
+};
+
+static void
+on_piece(void *arg, enum oai_piece kind, const char *text, size_t len)
+{
+	struct pieces *p = arg;
+	char *to = kind == OAI_TEXT ? p->text : p->calls;
+
+	if (kind == OAI_CALL && p->n_calls++ > 0)
+		strcat(p->calls, "|");
+	strncat(to, text, len);
+}
+
+/* text through a scanner in pieces of k bytes (0: whole). */
+static void
+scan(const char *text, size_t k, struct pieces *p)
+{
+	struct oai_toolscan t = { 0 };
+	size_t n = strlen(text);
+
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < n; i += k == 0 ? n : k)
+		oai_toolscan_feed(&t, text + i, MIN(k == 0 ? n : k, n - i), on_piece, p);
+	oai_toolscan_finish(&t, on_piece, p);
+}
+
+#define CALL1 "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+#define CALL2 "{\"name\":\"now\",\"arguments\":\"{}\"}"
+
+static void
+test_tool_scan(void)
+{
+	static const char text[] = "Let me look.\n\n<tool_call>" CALL1
+				   "</tool_call>\n<tool_call>" CALL2 "</tool_call>";
+	struct pieces p;
+	bool all = true;
+
+	/* Every piece size finds the same text and calls. */
+	for (size_t k = 0; k <= sizeof(text); k++) {
+		scan(text, k, &p);
+		all &= strcmp(p.text, "Let me look.\n\n\n") == 0 && p.n_calls == 2 &&
+		       strcmp(p.calls, CALL1 "|" CALL2) == 0;
+	}
+	T_ASSERT(all);
+	/* Text that is not a call, or not a whole one, stays text, tags and all. */
+	scan("a <tool> b <tool_c", 3, &p);
+	T_ASSERT(strcmp(p.text, "a <tool> b <tool_c") == 0 && p.n_calls == 0);
+	scan("x<tool_call>{\"name\": \"f\"", 1, &p);
+	T_ASSERT(strcmp(p.text, "x<tool_call>{\"name\": \"f\"") == 0 && p.n_calls == 0);
+	scan("</tool_call> alone", 0, &p);
+	T_ASSERT(strcmp(p.text, "</tool_call> alone") == 0 && p.n_calls == 0);
+}
+
+/* Calls as OpenAI's objects; what is not one is refused; the replies that carry them. */
+static void
+test_tool_calls(void)
+{
+	struct oai_reply rp;
+	struct gen_stats st = { .prompt_tokens = 9, .gen_tokens = 4 };
+	char *c1 = oai_tool_call(CALL1, strlen(CALL1)), *c2 = oai_tool_call(CALL2, strlen(CALL2));
+	char *calls[2] = { c1, c2 }, *s;
+	json_t *j, *m, *tc;
+	static const char *const not_calls[] = {
+		"{\"arguments\": {}}",
+		"{\"name\": \"f\", \"arguments\": 3}",
+		"{\"name\": 7, \"arguments\": {}}",
+		"not json",
+		"{\"name\": \"f\"}",
+		"[\"f\", {}]",
+		"{\"name\": \"f\", \"arguments\": {}, \"name\": \"g\"}",
+	};
+
+	T_ASSERT(c1 != NULL && c2 != NULL);
+	j = json_loads(c1, 0, NULL);
+	T_ASSERT(strncmp(json_string_value(json_object_get(j, "id")) ?: "", "call_", 5) == 0);
+	T_ASSERT(strcmp(json_string_value(json_object_get(j, "type")) ?: "", "function") == 0);
+	m = json_object_get(j, "function");
+	T_ASSERT(strcmp(json_string_value(json_object_get(m, "name")) ?: "", "get_weather") == 0);
+	T_ASSERT(strcmp(json_string_value(json_object_get(m, "arguments")) ?: "",
+			"{\"city\":\"Paris\"}") == 0);
+	json_decref(j);
+	j = json_loads(c2, 0, NULL);
+	T_ASSERT(strcmp(json_string_value(
+				json_object_get(json_object_get(j, "function"), "arguments"))
+				?: "",
+			"{}") == 0);
+	json_decref(j);
+	for (size_t i = 0; i < ARRAY_LEN(not_calls); i++)
+		T_ASSERT(oai_tool_call(not_calls[i], strlen(not_calls[i])) == NULL);
+
+	oai_reply_init(&rp, "m");
+	s = oai_completion_json(&rp, "\n\n", "", calls, 2, "tool_calls", &st);
+	j = json_loads(s, 0, NULL);
+	m = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
+	tc = json_object_get(m, "tool_calls");
+	T_ASSERT(json_is_null(json_object_get(m, "content")));
+	T_EQ_INT(json_array_size(tc), 2);
+	T_ASSERT(strcmp(json_string_value(json_object_get(
+				json_object_get(json_array_get(tc, 1), "function"), "name"))
+				?: "",
+			"now") == 0);
+	T_ASSERT(strcmp(json_string_value(json_object_get(
+				json_array_get(json_object_get(j, "choices"), 0), "finish_reason"))
+				?: "",
+			"tool_calls") == 0);
+	json_decref(j);
+	free(s);
+	s = oai_completion_json(&rp, "Sure.", "", calls, 1, "tool_calls", &st);
+	T_ASSERT(strstr(s, "\"content\":\"Sure.\"") != NULL);
+	free(s);
+	s = oai_tool_chunk_json(&rp, 1, c2);
+	j = json_loads(s, 0, NULL);
+	tc = json_array_get(
+		json_object_get(
+			json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta"),
+			"tool_calls"),
+		0);
+	T_EQ_INT(json_integer_value(json_object_get(tc, "index")), 1);
+	T_ASSERT(strcmp(json_string_value(json_object_get(json_object_get(tc, "function"), "name"))
+				?: "",
+			"now") == 0);
+	json_decref(j);
+	free(s);
+	free(c1), free(c2);
+}
+
+/* tools and tool_choice in a request. */
+static void
+test_tools_parse(void)
+{
+	struct oai_request r;
+	char *param, *cause;
+	const char *tool = "{\"type\":\"function\",\"function\":{\"name\":\"f\","
+			   "\"parameters\":{\"type\":\"object\"}}}";
+	char *body = xasprintf("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+			       "\"tools\":[%s],\"tool_choice\":\"auto\"}",
+			       tool);
+
+	T_EQ_INT(parse(body, &r, &param, &cause), 0);
+	T_ASSERT(r.tools_json != NULL && strstr(r.tools_json, "\"name\":\"f\"") != NULL);
+	oai_request_free(&r);
+	free(body);
+	body = xasprintf("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+			 "\"tools\":[%s],\"tool_choice\":\"none\"}",
+			 tool);
+	T_EQ_INT(parse(body, &r, &param, &cause), 0);
+	T_ASSERT(r.tools_json == NULL);
+	oai_request_free(&r);
+	free(body);
+	/* A conversation that used them: the assistant's call and the tool's answer. */
+	T_EQ_INT(
+		parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+		      "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\","
+		      "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+		      "{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"42\"}]}",
+		      &r, &param, &cause),
+		0);
+	T_ASSERT(r.msgs[1].tool_calls_json != NULL && strcmp(r.msgs[2].role, "tool") == 0);
+	oai_request_free(&r);
+}
+
 int
 main(void)
 {
 	test_parse_ok();
 	test_parse_refused();
+	test_tool_scan();
+	test_tool_calls();
+	test_tools_parse();
 	test_replies();
 	test_stop();
 	return t_done("test-oai");

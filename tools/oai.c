@@ -260,17 +260,52 @@ parse_stop(json_t *root, struct oai_request *r, char **param, char **cause)
 static int
 parse_unsupported(json_t *root, char **param, char **cause)
 {
-	json_t *tools = json_object_get(root, "tools"), *lp = json_object_get(root, "logprobs");
+	json_t *lp = json_object_get(root, "logprobs");
 	long long n = 1;
 
 	if (int_field(root, "n", 1, 1, &n, param, cause) < 0)
 		return -1;
-	if (tools != NULL && !json_is_null(tools) &&
-	    !(json_is_array(tools) && json_array_size(tools) == 0))
-		return reject(param, cause, "tools",
-			      "tool calling is not supported by qnext serve");
 	if (json_is_true(lp))
 		return reject(param, cause, "logprobs", "not supported");
+	return 0;
+}
+
+/*
+ * tools: function tools, which the template lists in the system turn as
+ * they are (docs/serve.md "Tools").  tool_choice "auto" (the default) or
+ * "none" (the tools are left out of the prompt); one that forces a call is
+ * refused, since nothing here can make the model call one.
+ */
+static int
+parse_tools(json_t *root, struct oai_request *r, char **param, char **cause)
+{
+	json_t *tools = json_object_get(root, "tools"), *tc = json_object_get(root, "tool_choice");
+	json_t *t, *f;
+	const char *choice = json_string_value(tc);
+	char field[32];
+	size_t i;
+
+	if (tc != NULL && !json_is_null(tc) &&
+	    (choice == NULL || (strcmp(choice, "auto") != 0 && strcmp(choice, "none") != 0)))
+		return reject(param, cause, "tool_choice",
+			      "only \"auto\" and \"none\" are supported (a call cannot be forced)");
+	if (tools == NULL || json_is_null(tools))
+		return 0;
+	if (!json_is_array(tools))
+		return reject(param, cause, "tools", "must be an array");
+	json_array_foreach(tools, i, t)
+	{
+		f = json_object_get(t, "function");
+		snprintf(field, sizeof(field), "tools[%zu]", i);
+		if (!json_is_object(t) ||
+		    strcmp(json_string_value(json_object_get(t, "type")) ?: "", "function") != 0 ||
+		    !json_is_object(f) || !json_is_string(json_object_get(f, "name")))
+			return reject(
+				param, cause, field,
+				"expected {\"type\": \"function\", \"function\": {\"name\": ...}}");
+	}
+	if (json_array_size(tools) > 0 && (choice == NULL || strcmp(choice, "none") != 0))
+		r->tools_json = json_dumps(tools, JSON_COMPACT);
 	return 0;
 }
 
@@ -367,6 +402,7 @@ oai_request_parse(const char *body, size_t len, struct oai_request *r, char **pa
 		 parse_sampling(root, r, param, cause) == 0 &&
 		 parse_stop(root, r, param, cause) == 0 &&
 		 parse_unsupported(root, param, cause) == 0 &&
+		 parse_tools(root, r, param, cause) == 0 &&
 		 parse_flags(root, r, param, cause) == 0 &&
 		 parse_continue(root, r, param, cause) == 0)
 		rc = 0;
@@ -385,6 +421,7 @@ oai_request_free(struct oai_request *r)
 	}
 	free(r->msgs);
 	free(r->model);
+	free(r->tools_json);
 	for (int i = 0; i < r->n_stop; i++)
 		free(r->stop[i]);
 	memset(r, 0, sizeof(*r));
@@ -510,15 +547,29 @@ oai_usage_chunk_json(const struct oai_reply *rp, const struct gen_stats *st)
 	return dump(j);
 }
 
+/* Whether s is empty or blanks only (the newlines the model writes around its tool calls). */
+static bool
+blank(const char *s)
+{
+	return s[strspn(s, " \t\r\n")] == '\0';
+}
+
 char *
 oai_completion_json(const struct oai_reply *rp, const char *content, const char *reasoning,
-		    const char *finish, const struct gen_stats *st)
+		    char *const *calls, int n_calls, const char *finish, const struct gen_stats *st)
 {
-	json_t *j = reply_base(rp, "chat.completion");
-	json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content", jstr(content));
+	json_t *j = reply_base(rp, "chat.completion"), *list;
+	json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content",
+				n_calls > 0 && blank(content) ? json_null() : jstr(content));
 
 	if (reasoning != NULL && reasoning[0] != '\0')
 		json_object_set_new(msg, "reasoning_content", jstr(reasoning));
+	if (n_calls > 0) {
+		list = json_array();
+		for (int i = 0; i < n_calls; i++)
+			json_array_append_new(list, json_loads(calls[i], 0, NULL));
+		json_object_set_new(msg, "tool_calls", list);
+	}
 	json_object_set_new(j, "choices",
 			    json_pack("[{s:i,s:o,s:n,s:s}]", "index", 0, "message", msg, "logprobs",
 				      "finish_reason", finish));
@@ -560,4 +611,122 @@ oai_stop_scan(char *const *stop, int n_stop, const char *buf, size_t len, bool *
 		}
 	}
 	return *hit ? first : safe;
+}
+
+/* ---- tool calls ------------------------------------------------------------------ */
+
+static const char CALL_OPEN[] = "<tool_call>", CALL_CLOSE[] = "</tool_call>";
+
+/* The longest tail of buf[len] that is a beginning of tag (shorter than the tag). */
+static size_t
+tag_start_tail(const char *buf, size_t len, const char *tag)
+{
+	size_t tl = strlen(tag);
+
+	for (size_t k = MIN(len, tl - 1); k > 0; k--)
+		if (memcmp(buf + len - k, tag, k) == 0)
+			return k;
+	return 0;
+}
+
+/* Drop the first n bytes of what is held. */
+static void
+held_drop(struct oai_toolscan *t, size_t n)
+{
+	memmove(t->held, t->held + n, t->len - n);
+	t->len -= n;
+}
+
+void
+oai_toolscan_feed(struct oai_toolscan *t, const char *text, size_t len, oai_piece_fn *fn, void *arg)
+{
+	const char *at;
+	size_t keep;
+
+	if (len == 0)
+		return;
+	if (t->len + len > t->cap) {
+		t->cap = MAX(2 * t->cap, t->len + len);
+		t->held = xrealloc(t->held, t->cap);
+	}
+	memcpy(t->held + t->len, text, len);
+	t->len += len;
+	for (;;) {
+		if (!t->in_call) {
+			at = memmem(t->held, t->len, CALL_OPEN, strlen(CALL_OPEN));
+			if (at == NULL) {
+				keep = tag_start_tail(t->held, t->len, CALL_OPEN);
+				if (t->len > keep)
+					fn(arg, OAI_TEXT, t->held, t->len - keep);
+				held_drop(t, t->len - keep);
+				return;
+			}
+			if (at > t->held)
+				fn(arg, OAI_TEXT, t->held, (size_t)(at - t->held));
+			held_drop(t, (size_t)(at - t->held) + strlen(CALL_OPEN));
+			t->in_call = true;
+		}
+		at = memmem(t->held, t->len, CALL_CLOSE, strlen(CALL_CLOSE));
+		if (at == NULL) {
+			if (t->len > OAI_CALL_MAX) { /* not a call after all: text, as written */
+				fn(arg, OAI_TEXT, CALL_OPEN, strlen(CALL_OPEN));
+				fn(arg, OAI_TEXT, t->held, t->len);
+				t->len = 0;
+				t->in_call = false;
+			}
+			return;
+		}
+		fn(arg, OAI_CALL, t->held, (size_t)(at - t->held));
+		held_drop(t, (size_t)(at - t->held) + strlen(CALL_CLOSE));
+		t->in_call = false;
+	}
+}
+
+void
+oai_toolscan_finish(struct oai_toolscan *t, oai_piece_fn *fn, void *arg)
+{
+	if (t->in_call)
+		fn(arg, OAI_TEXT, CALL_OPEN, strlen(CALL_OPEN));
+	if (t->len > 0)
+		fn(arg, OAI_TEXT, t->held, t->len);
+	free(t->held);
+	memset(t, 0, sizeof(*t));
+}
+
+char *
+oai_tool_call(const char *body, size_t len)
+{
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL), *args;
+	const char *name = json_string_value(json_object_get(j, "name"));
+	char *arguments, *call, id[32];
+	static unsigned counter; /* GLOBAL: per process; only the id's tail */
+	unsigned c = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+
+	args = json_object_get(j, "arguments");
+	if (name == NULL || !(json_is_object(args) || json_is_string(args))) {
+		json_decref(j);
+		return NULL;
+	}
+	/* A string is already the arguments' JSON text; an object is written out as OpenAI does. */
+	arguments = json_is_string(args) ? xstrdup(json_string_value(args))
+					 : json_dumps(args, JSON_COMPACT);
+	snprintf(id, sizeof(id), "call_%08x%04x%04x", (unsigned)time(NULL),
+		 (unsigned)getpid() & 0xffff, c & 0xffff);
+	call = dump(json_pack("{s:s,s:s,s:{s:o,s:o}}", "id", id, "type", "function", "function",
+			      "name", jstr(name), "arguments", jstr(arguments)));
+	free(arguments);
+	json_decref(j);
+	return call;
+}
+
+char *
+oai_tool_chunk_json(const struct oai_reply *rp, int index, const char *call)
+{
+	json_t *j = reply_base(rp, "chat.completion.chunk"), *c = json_loads(call, 0, NULL);
+
+	json_object_set_new(c, "index", json_integer(index));
+	json_object_set_new(j, "choices",
+			    json_pack("[{s:i,s:{s:[o]},s:n,s:n}]", "index", 0, "delta",
+				      "tool_calls", c, "logprobs", "finish_reason"));
+	return dump(j);
 }

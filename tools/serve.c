@@ -101,15 +101,18 @@ struct request {
 
 	struct oai_request rq;
 	struct oai_reply rp;
-	bool has_turn;                /* holds the engine; released by turn_end */
-	uint64_t seq;                 /* of its MSG_PROMPT */
-	bool turn_over;               /* MSG_DONE or MSG_ERROR of seq arrived */
-	bool got_output;              /* a token or the end arrived */
-	bool stop_hit;                /* a stop string ended the answer */
-	bool cancelled;               /* MSG_CANCEL sent */
-	struct buf answer;            /* answer text let through */
-	struct buf thought;           /* reasoning text let through */
-	struct buf pending;           /* text held back while it may begin a stop string */
+	bool has_turn;            /* holds the engine; released by turn_end */
+	uint64_t seq;             /* of its MSG_PROMPT */
+	bool turn_over;           /* MSG_DONE or MSG_ERROR of seq arrived */
+	bool got_output;          /* a token or the end arrived */
+	bool stop_hit;            /* a stop string ended the answer */
+	bool cancelled;           /* MSG_CANCEL sent */
+	struct buf answer;        /* answer text let through */
+	struct buf thought;       /* reasoning text let through */
+	struct buf pending;       /* text held back while it may begin a stop string */
+	struct oai_toolscan scan; /* the answer's tool calls, when the request has tools */
+	char **calls;             /* [n_calls] oai_tool_call's JSON */
+	int n_calls;
 	enum think_part pending_part; /* which part pending is (the reply starts reasoning) */
 	struct gen_stats st;          /* MSG_DONE's */
 	char *error;                  /* MSG_ERROR's text */
@@ -331,6 +334,8 @@ send_prompt(struct request *r)
 	m.u.prompt.conv = msg_conv_copy(r->rq.msgs, (int)r->rq.n_msgs);
 	m.u.prompt.n_conv = (int)r->rq.n_msgs;
 	m.u.prompt.params = request_params(r);
+	if (r->rq.tools_json != NULL)
+		m.u.prompt.tools_json = xstrdup(r->rq.tools_json);
 	/* A continued answer's thought so far, which msg_conv_copy leaves out (msg.h). */
 	if (r->rq.continue_final && r->rq.msgs[r->rq.n_msgs - 1].reasoning != NULL)
 		m.u.prompt.conv[r->rq.n_msgs - 1].reasoning =
@@ -359,25 +364,66 @@ sse_add(struct request *r, char *json)
 	free(json);
 }
 
-/* Held text that no stop string can withhold any more: keep it and stream it. */
+/* Text of a part that goes out: kept for the whole reply, or streamed. */
 static void
-text_release(struct request *r, size_t n)
+text_out(struct request *r, enum think_part part, const char *p, size_t n)
 {
-	enum think_part part = r->pending_part;
 	char *text;
 
-	if (n == 0)
-		return;
-	buf_add(part == THINK_REASONING ? &r->thought : &r->answer, r->pending.p, n);
+	buf_add(part == THINK_REASONING ? &r->thought : &r->answer, p, n);
 	if (r->rq.stream) {
 		text = xmalloc(n + 1);
-		memcpy(text, r->pending.p, n);
+		memcpy(text, p, n);
 		text[n] = '\0';
 		sse_add(r, oai_chunk_json(&r->rp, NULL, part, text, NULL));
 		free(text);
 	}
+}
+
+/* What the tool call scanner hands on: answer text, or a call (text when it is not one). */
+static void
+on_piece(void *arg, enum oai_piece kind, const char *p, size_t n)
+{
+	struct request *r = arg;
+	char *call;
+
+	if (kind == OAI_TEXT) {
+		text_out(r, THINK_ANSWER, p, n);
+	} else if ((call = oai_tool_call(p, n)) == NULL) {
+		text_out(r, THINK_ANSWER, "<tool_call>", 11);
+		text_out(r, THINK_ANSWER, p, n);
+		text_out(r, THINK_ANSWER, "</tool_call>", 12);
+	} else {
+		if (r->rq.stream)
+			sse_add(r, oai_tool_chunk_json(&r->rp, r->n_calls, call));
+		r->calls = xrealloc(r->calls, (size_t)(r->n_calls + 1) * sizeof(*r->calls));
+		r->calls[r->n_calls++] = call;
+	}
+}
+
+/* Held text that no stop string can withhold any more: keep it and stream it. */
+static void
+text_release(struct request *r, size_t n)
+{
+	if (n == 0)
+		return;
+	if (r->pending_part == THINK_ANSWER && r->rq.tools_json != NULL)
+		oai_toolscan_feed(&r->scan, r->pending.p, n, on_piece, r);
+	else
+		text_out(r, r->pending_part, r->pending.p, n);
 	memmove(r->pending.p, r->pending.p + n, r->pending.len - n + 1);
 	r->pending.len -= n;
+}
+
+/* How the reply ended, as finish_reason says it: a call ends the turn as "tool_calls". */
+static const char *
+finish_reason(const struct request *r)
+{
+	if (r->stop_hit)
+		return "stop";
+	if (r->n_calls > 0 && r->st.stop == GEN_STOP_EOS)
+		return "tool_calls";
+	return oai_finish_reason(r->st.stop);
 }
 
 /*
@@ -413,11 +459,14 @@ on_token(struct request *r, const struct msg_token *k)
 static void
 on_turn_over(struct request *r)
 {
-	const char *finish = r->stop_hit ? "stop" : oai_finish_reason(r->st.stop);
+	const char *finish;
 
 	r->turn_over = r->got_output = true;
 	if (!r->stop_hit && r->error == NULL)
 		text_release(r, r->pending.len);
+	if (r->error == NULL)
+		oai_toolscan_finish(&r->scan, on_piece, r);
+	finish = finish_reason(r);
 	if (!r->rq.stream)
 		return;
 	if (r->error != NULL) {
@@ -639,11 +688,10 @@ chat_completions(struct request *r)
 		turn_end(r);
 		if (r->error != NULL)
 			return reply_engine_error(r);
-		return reply_json(
-			r, MHD_HTTP_OK,
-			oai_completion_json(&r->rp, buf_str(&r->answer), buf_str(&r->thought),
-					    r->stop_hit ? "stop" : oai_finish_reason(r->st.stop),
-					    &r->st));
+		return reply_json(r, MHD_HTTP_OK,
+				  oai_completion_json(&r->rp, buf_str(&r->answer),
+						      buf_str(&r->thought), r->calls, r->n_calls,
+						      finish_reason(r), &r->st));
 	}
 	/* Streaming: the role chunk goes before what has arrived so far. */
 	{
@@ -770,6 +818,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	log_request(r, toe);
 	oai_request_free(&r->rq);
 	free(r->body.p), free(r->answer.p), free(r->pending.p), free(r->thought.p);
+	free(r->scan.held);
+	for (int i = 0; i < r->n_calls; i++)
+		free(r->calls[i]);
+	free(r->calls);
 	free(r->out.p), free(r->error);
 	free(r);
 	*con_cls = NULL;

@@ -1,6 +1,7 @@
 /*
  * test-markdown.c - Markdown laid out for the terminal (ui/markdown.c):
  * headings, emphasis, lists, quotes, tables, fenced code with colours,
+ * <br> and autolinks,
  * /copy code's block, and hostile input (unterminated fences, a 500-column
  * table, wide characters, escape sequences and control bytes, deep nesting,
  * long words, random bytes, every prefix of a streamed answer), each
@@ -224,6 +225,43 @@ test_table(void)
 	/* A delimiter row that does not match is no table. */
 	render("a | b\n---", 40);
 	T_ASSERT(strcmp(line(0), "a | b") == 0 && span_of(0, "a")->role == MD_HEADING);
+}
+
+/* Whether line i, its blanks at the end left out, is want. */
+static bool
+line_is(int i, const char *want)
+{
+	const char *s = line(i);
+	size_t n = strlen(s);
+
+	while (n > 0 && s[n - 1] == ' ')
+		n--;
+	return n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+/* The bits of HTML models write: <br> breaks the line (in a table cell too); autolinks. */
+static void
+test_html(void)
+{
+	const struct md_span *sp;
+
+	render("a<br>b <BR/> c <br /> d", 40);
+	T_ASSERT(check_doc(40));
+	T_EQ_INT(doc.n_lines, 4);
+	T_ASSERT(line_is(0, "a") && line_is(1, "b") && line_is(2, "c") && line_is(3, "d"));
+	render("| k | v |\n|---|---|\n| x | one<br>two three |\n| y | z |", 40);
+	T_ASSERT(check_doc(40));
+	T_ASSERT(strstr(line(2), "one") != NULL && strstr(line(2), "two") == NULL);
+	T_ASSERT(strstr(line(3), "two three") != NULL && strstr(line(3), "y") == NULL);
+	T_EQ_INT(col_of(2, "\xe2\x94\x82", 0), col_of(3, "\xe2\x94\x82", 0)); /* the bar */
+	T_ASSERT(strstr(line(4), "y") != NULL);
+	render("see <https://example.org/a?b=c> and <not a link> <x:> <br <b>x</b>", 80);
+	T_ASSERT(check_doc(80));
+	T_ASSERT(line_is(0, "see https://example.org/a?b=c and <not a link> <x:> <br <b>x</b>"));
+	sp = span_of(0, "https:");
+	T_ASSERT(sp != NULL && sp->role == MD_LINK && (sp->attr & MD_UNDERLINE));
+	sp = span_of(0, "<not");
+	T_ASSERT(sp != NULL && sp->role == MD_TEXT);
 }
 
 static void
@@ -458,6 +496,7 @@ main(void)
 	test_blocks();
 	test_lists();
 	test_table();
+	test_html();
 	test_code();
 	test_copy_code();
 	test_hostile_bytes();

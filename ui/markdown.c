@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <wchar.h>
 
 #include "util.h"
@@ -540,6 +541,47 @@ link_span(struct inl *p, struct runs *r, size_t i, unsigned attr0)
 	return rp + 1 - i;
 }
 
+/*
+ * At '<' in i: <br>, <br/> or <br /> (any case) is a line break, which
+ * models write in table cells and the wrap honours ('\n' kept raw); an
+ * autolink <scheme:target> shows its target as a link.  Returns the bytes
+ * used, 0 when it is neither (other HTML stays text).
+ */
+static size_t
+angle_span(struct inl *p, struct runs *r, size_t i, unsigned attr0, unsigned role0)
+{
+	const char *s = p->s + i;
+	size_t n = p->n - i, k = 3;
+
+	if (n >= 4 && strncasecmp(s, "<br", 3) == 0) {
+		while (k < n && s[k] == ' ')
+			k++;
+		k += k < n && s[k] == '/';
+		if (k < n && s[k] == '>') {
+			runs_raw(r, "\n", 1, inl_attr(p, attr0), role0);
+			for (k++; k < n && s[k] == ' ';) /* the next line starts at its text */
+				k++;
+			return k;
+		}
+	}
+	/* A scheme of 2 to 32 characters (CommonMark's), then anything but blanks and angles. */
+	for (k = 1;
+	     k < n && k <= 32 && (isalnum((unsigned char)s[k]) || (k > 1 && strchr("+.-", s[k])));
+	     k++)
+		;
+	if (k < 3 || k >= n || s[k] != ':' || !isalpha((unsigned char)s[1]))
+		return 0;
+	for (size_t e = k + 1; e < n; e++) {
+		if (s[e] == '>') {
+			runs_add(r, s + 1, e - 1, inl_attr(p, attr0) | MD_UNDERLINE, MD_LINK);
+			return e + 1;
+		}
+		if ((unsigned char)s[e] <= ' ' || s[e] == '<')
+			return 0;
+	}
+	return 0;
+}
+
 /* Emphasis delimiters at i (a run of len); returns true when they were markup. */
 static bool
 emphasis(struct inl *p, size_t i, size_t len)
@@ -590,7 +632,7 @@ inline_parse(struct runs *r, const char *s, size_t n, unsigned attr0, unsigned r
 		size_t j = i, len, used = 0;
 		char c;
 
-		while (j < n && (s[j] == '\0' || strchr("\\`*_~[", s[j]) == NULL))
+		while (j < n && (s[j] == '\0' || strchr("\\`*_~[<", s[j]) == NULL))
 			j++;
 		runs_add(r, s + i, j - i, inl_attr(&p, attr0), role0);
 		if ((i = j) >= n)
@@ -606,10 +648,12 @@ inline_parse(struct runs *r, const char *s, size_t n, unsigned attr0, unsigned r
 			used = code_span(&p, r, i, len, inl_attr(&p, attr0));
 		else if (c == '[')
 			used = link_span(&p, r, i, attr0);
+		else if (c == '<')
+			used = angle_span(&p, r, i, attr0, role0);
 		else if (c != '\\' && emphasis(&p, i, len))
 			used = len;
 		if (used == 0) { /* literal */
-			used = c == '\\' || c == '[' ? 1 : len;
+			used = c == '\\' || c == '[' || c == '<' ? 1 : len;
 			runs_add(r, s + i, used, inl_attr(&p, attr0), role0);
 		}
 		i += used;

@@ -31,6 +31,7 @@
 #include "safetensors.h"
 #include "thread-role.h"
 #include "util.h"
+#include "xcache.h"
 
 #define MAGIC       "QNXTSNAP"
 #define SNAP_ORDER  0x01020304u /* as the writing host stores it: another order is refused */
@@ -631,4 +632,15 @@ snapshot_verify_file(const char *path, char **cause)
 	free(buf);
 	close(fd);
 	return bad != NULL ? cause_set(cause, "%s: %s", path, bad) : 0;
+}
+
+int
+snapshot_budget_parse(const char *s, uint64_t *out, char **cause)
+{
+	char *why = NULL;
+
+	if (xcache_parse(s, out, &why) == 0)
+		return 0;
+	free(why);
+	return cause_set(cause, "--state-cache '%s': expected auto, off or a size such as 2G", s);
 }

@@ -71,4 +71,12 @@ int snapshot_restore(struct snapshot_cache *sc, struct ctx *c, const int32_t *to
  */
 int snapshot_verify_file(const char *path, char **cause);
 
+/*
+ * --state-cache's value: "auto" (SNAPSHOT_AUTO), "off" (0) or a size, as
+ * --expert-cache takes them (xcache_parse).  0, or -1 with *cause
+ * "--state-cache 'S': expected auto, off or a size such as 2G".  The chat's
+ * flag and `qnext serve`'s share it.
+ */
+int snapshot_budget_parse(const char *s, uint64_t *out, char **cause);
+
 #endif

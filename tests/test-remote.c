@@ -602,6 +602,39 @@ url_of(const struct server *sv, const char *tail)
 	return xasprintf("http://127.0.0.1:%d%s", sv->port, tail);
 }
 
+/*
+ * A replay server with args and a remote opened on it; NULL (the failure
+ * asserted, the server stopped) when either fails.  replay_close undoes both.
+ */
+static struct remote *
+replay_open(struct server *sv, const char *const *args)
+{
+	struct remote_opts o = { 0 };
+	struct remote *r;
+	char *cause = NULL;
+
+	if (server_start(sv, args) < 0) {
+		T_ASSERT(!"the replay server starts");
+		server_stop(sv);
+		return NULL;
+	}
+	o.url = url_of(sv, "");
+	r = remote_open(&o, &cause);
+	T_ASSERT(r != NULL);
+	if (r == NULL)
+		server_stop(sv);
+	free((char *)o.url);
+	free(cause);
+	return r;
+}
+
+static void
+replay_close(struct server *sv, struct remote *r)
+{
+	remote_close(r);
+	server_stop(sv);
+}
+
 struct poller {
 	int calls;
 	int stop_at_n;    /* > 0: true once remote_gen_progress counts this many */
@@ -1081,21 +1114,11 @@ test_stop_mid_stream(void)
 	struct poller p = { .stop_at_n = 3 };
 	struct remote_stats ns;
 	struct gen_stats st;
-	struct remote_opts o = { 0 };
-	struct remote *r;
-	char *cause = NULL, *url;
+	struct remote *r = replay_open(&sv, args);
+	char *cause = NULL;
 	double t_end;
 	int sent;
 
-	if (server_start(&sv, args) < 0) {
-		T_ASSERT(!"the replay server starts");
-		server_stop(&sv);
-		return;
-	}
-	url = url_of(&sv, "");
-	o.url = url;
-	r = remote_open(&o, &cause);
-	T_ASSERT(r != NULL);
 	if (r != NULL) {
 		T_EQ_INT(reply(r, &gp, &p, &st, &cause), 0);
 		t_end = now_sec();
@@ -1115,11 +1138,9 @@ test_stop_mid_stream(void)
 		sent = events_sent_before_disconnect(2.0);
 		printf("test-remote: the server stopped after %d of 34 events\n", sent);
 		T_ASSERT(sent > 0 && sent < 10);
+		replay_close(&sv, r);
 	}
-	remote_close(r);
 	free(cause);
-	free(url);
-	server_stop(&sv);
 }
 
 /* A server that sends nothing for 5 s (a long prefill): poll's stop is seen all the same. */
@@ -1131,20 +1152,10 @@ test_stop_before_first(void)
 	struct gen_params gp = params();
 	struct poller p = { .stop_at_s = 0.3 };
 	struct gen_stats st;
-	struct remote_opts o = { 0 };
-	struct remote *r;
-	char *cause = NULL, *url;
+	struct remote *r = replay_open(&sv, args);
+	char *cause = NULL;
 	double t_end;
 
-	if (server_start(&sv, args) < 0) {
-		T_ASSERT(!"the replay server starts");
-		server_stop(&sv);
-		return;
-	}
-	url = url_of(&sv, "");
-	o.url = url;
-	r = remote_open(&o, &cause);
-	T_ASSERT(r != NULL);
 	if (r != NULL) {
 		T_EQ_INT(reply(r, &gp, &p, &st, &cause), 0);
 		t_end = now_sec();
@@ -1158,11 +1169,9 @@ test_stop_before_first(void)
 		T_EQ_INT(p.k.calls, 0);
 		T_EQ_INT(st.gen_tokens, 0);
 		T_NEAR(st.ttft_s, 0, 0);
+		replay_close(&sv, r);
 	}
-	remote_close(r);
 	free(cause);
-	free(url);
-	server_stop(&sv);
 }
 
 /* The main server: every recorded stream, then its port closed for the refused connection. */

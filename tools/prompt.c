@@ -70,9 +70,9 @@ parse_state_cache(const char *s, uint64_t *out)
 {
 	char *cause = NULL;
 
-	if (xcache_parse(s, out, &cause) == 0)
+	if (snapshot_budget_parse(s, out, &cause) == 0)
 		return 0;
-	fprintf(stderr, "qnext: --state-cache '%s': expected auto, off or a size such as 2G\n", s);
+	fprintf(stderr, "qnext: %s\n", cause);
 	free(cause);
 	return -1;
 }

@@ -49,6 +49,7 @@
 #include "queue.h"
 #include "sampler.h"
 #include "session.h" /* gen_stop_name */
+#include "snapshot.h"
 #include "subcmd.h"
 #include "util.h"
 #include "xcache.h"
@@ -206,12 +207,9 @@ parse_opt(void *opts, int ch, const char *arg)
 		free(cause);
 		return -1;
 	case 'S':
-		if (xcache_parse(arg, &o->state_cache, &cause) == 0)
+		if (snapshot_budget_parse(arg, &o->state_cache, &cause) == 0)
 			return 0;
-		fprintf(stderr,
-			"qnext serve: --state-cache '%s': expected auto, off or a size such "
-			"as 2G\n",
-			arg);
+		fprintf(stderr, "qnext serve: %s\n", cause);
 		free(cause);
 		return -1;
 	case 'q':
